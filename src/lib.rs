@@ -1,0 +1,12 @@
+//! layerscope: see what each layer of a neural network sees.
+//!
+//! The engines (`data`, `nn`, `tsne`, `explain`) are pure library code with no terminal in them;
+//! `compute` runs them on a background thread, and `tui` and `headless` are thin layers on top.
+
+pub mod compute;
+pub mod data;
+pub mod explain;
+pub mod headless;
+pub mod nn;
+pub mod tsne;
+pub mod tui;

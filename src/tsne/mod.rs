@@ -1,0 +1,1 @@
+//! tsne (under construction).
