@@ -10,3 +10,8 @@ pub mod headless;
 pub mod nn;
 pub mod tsne;
 pub mod tui;
+
+/// A run stopped early because its cancel flag was raised (training, t-SNE, an explanation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("cancelled")]
+pub struct Cancelled;
