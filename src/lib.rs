@@ -3,6 +3,7 @@
 //! The engines (`data`, `nn`, `tsne`, `explain`) are pure library code with no terminal in them;
 //! `compute` runs them on a background thread, and `tui` and `headless` are thin layers on top.
 
+pub mod cli;
 pub mod compute;
 pub mod data;
 pub mod explain;
