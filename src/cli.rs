@@ -17,6 +17,12 @@ pub struct Cli {
     /// Data and split options.
     #[command(flatten)]
     pub data: DataArgs,
+    /// Model options (training, or a saved model).
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Terminal options.
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 /// Headless subcommands.
@@ -24,6 +30,110 @@ pub struct Cli {
 pub enum Command {
     /// Print a summary of the data set: rows, features, classes, image shape, split sizes.
     Info,
+    /// Train the network; one line per epoch on stderr; save the model as .npz.
+    Train(TrainArgs),
+    /// Embed layer activations with t-SNE; write `index,layer,x,y,label,prediction` as CSV.
+    Embed(EmbedArgs),
+    /// Explain one image's prediction (saliency); write `row,col,value,stderr` as CSV.
+    Explain(ExplainArgs),
+    /// Run the pipeline, then print one frame of a tab as text (or ANSI colours).
+    Snapshot(SnapshotArgs),
+}
+
+/// How to get a model: train one (`--hidden`, `--epochs`) or open a saved one (`--model`).
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Hidden layer sizes, comma-separated
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        default_value = "512,256",
+        value_name = "N,N"
+    )]
+    pub hidden: Vec<usize>,
+    /// At most this many training epochs [default: 200, scikit-learn's max_iter]
+    #[arg(long, global = true, value_name = "N")]
+    pub epochs: Option<usize>,
+    /// A saved model (.npz with coefs_0, intercepts_0, ...) to explore instead of training
+    #[arg(long, global = true, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+}
+
+/// Options of the terminal app.
+#[derive(Debug, Clone, Args)]
+pub struct ViewArgs {
+    /// No braille or colour: digit glyphs for the scatter, shade characters for heatmaps
+    #[arg(long, global = true)]
+    pub ascii: bool,
+    /// t-SNE perplexity (the notebook's 3)
+    #[arg(long, global = true, default_value_t = 3.0, value_name = "P")]
+    pub perplexity: f64,
+    /// Training images embedded with t-SNE per layer
+    #[arg(long = "n", global = true, default_value_t = 1500, value_name = "N")]
+    pub embed_n: usize,
+}
+
+/// `layerscope train`.
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// Where to save the trained model (.npz)
+    #[arg(long, value_name = "PATH")]
+    pub save: PathBuf,
+    /// Also write one row of metrics per epoch (CSV)
+    #[arg(long, value_name = "PATH")]
+    pub metrics: Option<PathBuf>,
+}
+
+/// `layerscope embed`.
+#[derive(Debug, Clone, Args)]
+pub struct EmbedArgs {
+    /// Layers to embed, in the notebook's numbering (1 = input pixels) [default: 2..=n_layers]
+    #[arg(long, value_delimiter = ',', value_name = "K,K")]
+    pub layers: Vec<usize>,
+    /// Where to write the embedding (CSV)
+    #[arg(long, value_name = "PATH")]
+    pub out: PathBuf,
+}
+
+/// `layerscope explain`.
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    /// Row of the test split to explain
+    #[arg(long, default_value_t = 0, value_name = "I")]
+    pub index: usize,
+    /// Class to explain [default: the predicted one]
+    #[arg(long, value_name = "C")]
+    pub class: Option<usize>,
+    /// Method: notebook, permutation, gradient-x-input, integrated-gradients
+    #[arg(long, default_value = "permutation", value_name = "M")]
+    pub method: String,
+    /// Samples (notebook: iterations per pixel; permutation: permutations; IG: steps)
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub samples: usize,
+    /// Explain in logits instead of probabilities
+    #[arg(long)]
+    pub logits: bool,
+    /// Where to write the saliency map (CSV)
+    #[arg(long, value_name = "PATH")]
+    pub out: PathBuf,
+}
+
+/// `layerscope snapshot`.
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotArgs {
+    /// Which tab: training, embeddings or saliency
+    #[arg(long, default_value = "training", value_name = "TAB")]
+    pub tab: String,
+    /// Frame width in cells
+    #[arg(long, default_value_t = 120)]
+    pub width: u16,
+    /// Frame height in cells
+    #[arg(long, default_value_t = 40)]
+    pub height: u16,
+    /// Keep colours as ANSI escape codes
+    #[arg(long)]
+    pub ansi: bool,
 }
 
 /// Which data, how much of it, and how to split it.

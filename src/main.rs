@@ -10,6 +10,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Info) => layerscope::headless::info(&cli.data),
+        Some(_) => {
+            eprintln!("layerscope: this subcommand is not built yet");
+            Ok(())
+        }
         None => {
             eprintln!("layerscope: the terminal app is not built yet; try `layerscope info`");
             Ok(())
