@@ -42,11 +42,10 @@ fn write_pmlb_70k(path: &Path) {
         )
         .unwrap();
     }
-    gz.into_inner()
-        .ok()
-        .expect("flush")
-        .finish()
-        .expect("finish");
+    let gz = gz
+        .into_inner()
+        .unwrap_or_else(|e| panic!("flush: {}", e.error()));
+    gz.finish().expect("finish");
 }
 
 fn main() {
