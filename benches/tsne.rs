@@ -86,7 +86,9 @@ fn suite(runs: usize) {
     let params = TsneParams::default();
     for (name, n, dim, spread, relu) in cases {
         let (x, labels) = clusters(n, dim, spread, relu, 1);
-        let (fig, e) = time_runs(runs, || tsne::tsne(x.view(), &params, None, None).expect("run"));
+        let (fig, e) = time_runs(runs, || {
+            tsne::tsne(x.view(), &params, None, None).expect("run")
+        });
         report(name, x.view(), &labels, &fig, &e);
     }
 }
@@ -106,8 +108,13 @@ fn report(name: &str, x: ArrayView2<f32>, labels: &[u8], fig: &Figures, e: &Embe
 
 fn crossover(runs: usize) {
     println!();
-    println!("crossover: nearest-neighbour P, exact vs Barnes-Hut repulsion (s/run, median of {runs})");
-    println!("{:>7} {:>9} {:>9} {:>9} {:>9}", "n", "exact", "BH", "KL exact", "KL BH");
+    println!(
+        "crossover: nearest-neighbour P, exact vs Barnes-Hut repulsion (s/run, median of {runs})"
+    );
+    println!(
+        "{:>7} {:>9} {:>9} {:>9} {:>9}",
+        "n", "exact", "BH", "KL exact", "KL BH"
+    );
     let params = TsneParams::default();
     for n in [500, 1000, 2000, 3000, 4000, 6000, 10_000] {
         let (x, _) = clusters(n, 64, 0.6, true, 2);

@@ -50,6 +50,19 @@ impl SparseP {
 /// `skip` is the position of the point itself in `d2` (exact path), left at zero.
 pub fn binary_search_row(d2: &[f32], perplexity: f64, skip: Option<usize>, p: &mut [f64]) -> f64 {
     let desired_entropy = perplexity.ln();
+    // Distances are taken relative to the nearest candidate: the same p_j|i and entropy as
+    // scikit-learn's in exact arithmetic, but exp() cannot underflow to an all-zero row when
+    // every distance is large (scikit-learn then falls back on EPSILON_DBL and misses the
+    // target perplexity).
+    let d_min = d2
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| Some(j) != skip)
+        .map(|(_, &d)| f64::from(d))
+        .fold(f64::INFINITY, f64::min);
+    if let Some(s) = skip {
+        p[s] = 0.0;
+    }
     let mut beta_min = f64::NEG_INFINITY;
     let mut beta_max = f64::INFINITY;
     let mut beta = 1.0f64;
@@ -57,7 +70,7 @@ pub fn binary_search_row(d2: &[f32], perplexity: f64, skip: Option<usize>, p: &m
         let mut sum_p = 0.0;
         for (j, (pj, &d)) in p.iter_mut().zip(d2).enumerate() {
             if Some(j) != skip {
-                *pj = (-f64::from(d) * beta).exp();
+                *pj = (-(f64::from(d) - d_min) * beta).exp();
                 sum_p += *pj;
             }
         }
@@ -65,9 +78,11 @@ pub fn binary_search_row(d2: &[f32], perplexity: f64, skip: Option<usize>, p: &m
             sum_p = EPSILON_DBL;
         }
         let mut sum_disti_p = 0.0;
-        for (pj, &d) in p.iter_mut().zip(d2) {
-            *pj /= sum_p;
-            sum_disti_p += f64::from(d) * *pj;
+        for (j, (pj, &d)) in p.iter_mut().zip(d2).enumerate() {
+            if Some(j) != skip {
+                *pj /= sum_p;
+                sum_disti_p += (f64::from(d) - d_min) * *pj;
+            }
         }
         let entropy = sum_p.ln() + beta * sum_disti_p;
         let entropy_diff = entropy - desired_entropy;
@@ -218,6 +233,49 @@ fn all_pairs_d2(data: ArrayView2<f32>) -> Array2<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+
+    fn entropy(p: impl Iterator<Item = f64>) -> f64 {
+        -p.filter(|&v| v > 0.0).map(|v| v * v.ln()).sum::<f64>()
+    }
+
+    #[test]
+    fn calibration_hits_the_target_entropy_for_every_point() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        // Mixed scales: a tight cluster, a loose one, and activations-sized values.
+        let x = ndarray::Array2::from_shape_fn((400, 30), |(i, _)| {
+            let v: f32 = StandardNormal.sample(&mut rng);
+            v * [0.01f32, 1.0, 40.0][i % 3]
+        });
+        for perplexity in [3.0, 10.0, 30.0] {
+            let k = (3.0 * perplexity + 1.0) as usize;
+            let knn = super::super::neighbours::knn(x.view(), k);
+            let cond = conditional_p(&knn, perplexity);
+            for (i, row) in cond.chunks(k).enumerate() {
+                let total: f64 = row.iter().map(|&v| f64::from(v)).sum();
+                assert!((total - 1.0).abs() < 1e-5, "row {i} sums to {total}");
+                let h = entropy(row.iter().map(|&v| f64::from(v)));
+                // 1e-5 in the search, plus the f32 rounding of the stored row.
+                assert!(
+                    (h - perplexity.ln()).abs() < 1e-4,
+                    "perplexity {perplexity}, point {i}: entropy {h}, want {}",
+                    perplexity.ln()
+                );
+            }
+        }
+        // The exact path calibrates over all other points, itself excluded.
+        let small = x.slice(ndarray::s![..60, ..]);
+        let p = dense_p(small, 5.0);
+        assert!((p.sum() - 1.0).abs() < 1e-4);
+        let d2 = all_pairs_d2(small);
+        let mut buf = vec![0f64; 60];
+        for i in 0..60 {
+            binary_search_row(d2.row(i).as_slice().unwrap(), 5.0, Some(i), &mut buf);
+            assert_eq!(buf[i], 0.0);
+            assert!((entropy(buf.iter().copied()) - 5f64.ln()).abs() < 1e-4);
+        }
+    }
 
     #[test]
     fn sparse_p_is_symmetric_and_sums_to_one() {

@@ -193,11 +193,12 @@ pub fn attraction(p: &SparseP, values: &[f32], y: &[f32], i: usize) -> [f32; 2] 
     let (xi, yi) = (y[2 * i], y[2 * i + 1]);
     let mut ax = 0f32;
     let mut ay = 0f32;
-    for e in p.indptr[i]..p.indptr[i + 1] {
-        let j = p.indices[e] as usize;
+    let row = p.indptr[i]..p.indptr[i + 1];
+    for (&j, &pij) in p.indices[row.clone()].iter().zip(&values[row]) {
+        let j = j as usize;
         let dx = xi - y[2 * j];
         let dy = yi - y[2 * j + 1];
-        let pq = values[e] / (1.0 + dx * dx + dy * dy);
+        let pq = pij / (1.0 + dx * dx + dy * dy);
         ax += pq * dx;
         ay += pq * dy;
     }
@@ -213,12 +214,13 @@ pub fn kl_sparse(p: &SparseP, values: &[f32], y: &[f32], z: f64) -> f64 {
         .map(|c| {
             let mut sum = 0f64;
             for i in c * ROWS_PER_TASK..((c + 1) * ROWS_PER_TASK).min(n) {
-                for e in p.indptr[i]..p.indptr[i + 1] {
-                    let j = p.indices[e] as usize;
+                let row = p.indptr[i]..p.indptr[i + 1];
+                for (&j, &pij) in p.indices[row.clone()].iter().zip(&values[row]) {
+                    let j = j as usize;
                     let dx = y[2 * i] - y[2 * j];
                     let dy = y[2 * i + 1] - y[2 * j + 1];
                     let q = f64::from(1.0 / (1.0 + dx * dx + dy * dy)) / z;
-                    let pij = f64::from(values[e]);
+                    let pij = f64::from(pij);
                     let tiny = f64::from(f32::MIN_POSITIVE);
                     sum += pij * (pij.max(tiny) / q.max(tiny)).ln();
                 }

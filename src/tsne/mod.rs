@@ -204,6 +204,8 @@ fn run_with(
 ) -> Result<Embedding, TsneError> {
     validate(data, params)?;
     let n = data.nrows();
+    let t0 = std::time::Instant::now();
+    let trace = std::env::var_os("LAYERSCOPE_TSNE_TRACE").is_some();
     let cancelled = || cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
 
     let affinities = match params.method {
@@ -229,6 +231,9 @@ fn run_with(
         (None, Method::Auto) if n < AUTO_EXACT_BELOW => optimise::Repulsion::Exact,
         (None, Method::Auto) => optimise::Repulsion::BarnesHut,
     };
+    if trace {
+        eprintln!("[tsne] affinities {:.3}s", t0.elapsed().as_secs_f64());
+    }
     let init = match params.init {
         Init::Random => optimise::random_init(n, params.seed),
         Init::Pca => pca::pca_init(data),
@@ -238,7 +243,7 @@ fn run_with(
 
 fn validate(data: ArrayView2<f32>, params: &TsneParams) -> Result<(), TsneError> {
     let n = data.nrows();
-    if n < 2 || !(params.perplexity < n as f64) {
+    if n < 2 || params.perplexity.is_nan() || params.perplexity >= n as f64 {
         return Err(TsneError::TooFewPoints {
             n,
             perplexity: params.perplexity,
@@ -248,19 +253,22 @@ fn validate(data: ArrayView2<f32>, params: &TsneParams) -> Result<(), TsneError>
         return Err(TsneError::NonFinite { row, col });
     }
     let bad = |what: &str| Err(TsneError::InvalidParams(what.to_owned()));
-    if !(params.perplexity > 0.0) {
+    if params.perplexity.is_nan() || params.perplexity <= 0.0 {
         return bad("perplexity must be positive");
     }
     if data.ncols() == 0 {
         return bad("data has no columns");
     }
-    if !(params.early_exaggeration >= 1.0) {
+    if params.early_exaggeration.is_nan() || params.early_exaggeration < 1.0 {
         return bad("early_exaggeration must be at least 1");
     }
-    if params.learning_rate.is_some_and(|lr| !(lr > 0.0)) {
+    if params
+        .learning_rate
+        .is_some_and(|lr| lr.is_nan() || lr <= 0.0)
+    {
         return bad("learning_rate must be positive");
     }
-    if !(params.theta >= 0.0) {
+    if params.theta.is_nan() || params.theta < 0.0 {
         return bad("theta must be non-negative");
     }
     Ok(())

@@ -49,7 +49,7 @@ impl<'a> TopK<'a> {
     #[inline]
     fn push(&mut self, d: f32, idx: u32) {
         let cap = self.d.len();
-        if self.len == cap && !(d < self.d[cap - 1]) {
+        if self.len == cap && (d.is_nan() || d >= self.d[cap - 1]) {
             return;
         }
         let mut pos = if self.len < cap { self.len } else { cap - 1 };
@@ -156,13 +156,7 @@ fn knn_gemm(x: &Array2<f32>, k: usize, indices: &mut [u32], d2: &mut [f32]) {
         let rows = end - start;
         let mut g = gram.slice_mut(s![..rows, ..]);
         // a.b for the block against every row (matrixmultiply threads this itself).
-        ndarray::linalg::general_mat_mul(
-            1.0,
-            &x.slice(s![start..end, ..]),
-            &x.t(),
-            0.0,
-            &mut g,
-        );
+        ndarray::linalg::general_mat_mul(1.0, &x.slice(s![start..end, ..]), &x.t(), 0.0, &mut g);
         let g = g.view();
         d2[start * k..end * k]
             .par_chunks_mut(k)
@@ -171,28 +165,36 @@ fn knn_gemm(x: &Array2<f32>, k: usize, indices: &mut [u32], d2: &mut [f32]) {
             .enumerate()
             .with_min_len(16)
             .for_each_init(
-                || (vec![0f32; short], vec![0u32; short], vec![0f32; k], vec![0u32; k]),
+                || {
+                    (
+                        vec![0f32; short],
+                        vec![0u32; short],
+                        vec![0f32; k],
+                        vec![0u32; k],
+                    )
+                },
                 |(sd, si, fd, fi), (r, ((dd, ii), grow))| {
-                let i = start + r;
-                let grow = grow.as_slice().expect("contiguous");
-                let mut top = TopK::new(sd, si);
-                let ni = norms[i];
-                for (j, (&gij, &nj)) in grow.iter().zip(&norms).enumerate() {
-                    let approx = ni + nj - 2.0 * gij;
-                    if approx < top.worst() && j != i {
-                        top.push(approx, j as u32);
+                    let i = start + r;
+                    let grow = grow.as_slice().expect("contiguous");
+                    let mut top = TopK::new(sd, si);
+                    let ni = norms[i];
+                    for (j, (&gij, &nj)) in grow.iter().zip(&norms).enumerate() {
+                        let approx = ni + nj - 2.0 * gij;
+                        if approx < top.worst() && j != i {
+                            top.push(approx, j as u32);
+                        }
                     }
-                }
-                // Exact re-ranking of the shortlist.
-                let a = &flat[i * dim..(i + 1) * dim];
-                let mut exact = TopK::new(fd, fi);
-                for &j in si.iter() {
-                    let j = j as usize;
-                    exact.push(exact_d2(a, &flat[j * dim..(j + 1) * dim]), j as u32);
-                }
-                dd.copy_from_slice(fd);
-                ii.copy_from_slice(fi);
-            });
+                    // Exact re-ranking of the shortlist.
+                    let a = &flat[i * dim..(i + 1) * dim];
+                    let mut exact = TopK::new(fd, fi);
+                    for &j in si.iter() {
+                        let j = j as usize;
+                        exact.push(exact_d2(a, &flat[j * dim..(j + 1) * dim]), j as u32);
+                    }
+                    dd.copy_from_slice(fd);
+                    ii.copy_from_slice(fi);
+                },
+            );
     }
 }
 
@@ -231,8 +233,16 @@ mod tests {
             let got = knn(x.view(), 10);
             let want = brute(x.view(), 10);
             for i in 0..300 {
-                assert_eq!(&got.indices[i * 10..(i + 1) * 10], &want[i][..], "row {i} dim {dim}");
-                assert!(got.d2[i * 10..(i + 1) * 10].windows(2).all(|w| w[0] <= w[1]));
+                assert_eq!(
+                    &got.indices[i * 10..(i + 1) * 10],
+                    &want[i][..],
+                    "row {i} dim {dim}"
+                );
+                assert!(
+                    got.d2[i * 10..(i + 1) * 10]
+                        .windows(2)
+                        .all(|w| w[0] <= w[1])
+                );
             }
         }
     }

@@ -72,8 +72,9 @@ impl<'a> GradientState<'a> {
                 (Vec::new(), d)
             }
         };
-        let tree = (repulsion == Repulsion::BarnesHut && matches!(affinities, Affinities::Sparse(_)))
-            .then(|| BarnesHut::new(n, theta));
+        let tree = (repulsion == Repulsion::BarnesHut
+            && matches!(affinities, Affinities::Sparse(_)))
+        .then(|| BarnesHut::new(n, theta));
         Self {
             affinities,
             repulsion,
@@ -186,8 +187,7 @@ pub fn run(
     let mut it = 0usize; // next iteration to run
     let mut kl = f64::NAN;
     let mut last_error_exaggeration = 1.0;
-    for (phase, &(exaggeration, momentum, max_iter, without_progress)) in
-        phases.iter().enumerate()
+    for (phase, &(exaggeration, momentum, max_iter, without_progress)) in phases.iter().enumerate()
     {
         if phase == 1 && it >= max_iter {
             break;
@@ -271,5 +271,107 @@ fn true_kl(error: f64, exaggeration: f64) -> f64 {
         error
     } else {
         error / exaggeration - exaggeration.ln()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tsne::{affinity, neighbours};
+
+    /// Gradient of a spread-out embedding with the given repulsion.
+    fn gradient_with(repulsion: Repulsion, theta: f64) -> (Vec<f32>, f64) {
+        let n = 500;
+        let x = Array2::from_shape_fn((n, 8), |(i, j)| {
+            ((i * 31 + j * 17) % 23) as f32 + (i % 5) as f32 * 7.0
+        });
+        let p = Affinities::Sparse(affinity::sparse_p(&neighbours::knn(x.view(), 10), 3.0));
+        // An embedding with clumps and gaps, like one mid-run.
+        let y: Vec<f32> = (0..n)
+            .flat_map(|i| {
+                let c = (i % 7) as f32;
+                let r = ((i * 37) % 101) as f32 / 101.0;
+                let a = (i as f32) * 2.399;
+                [5.0 * c + 3.0 * r * a.cos(), -4.0 * c + 3.0 * r * a.sin()]
+            })
+            .collect();
+        let mut state = GradientState::new(&p, repulsion, theta, n);
+        let mut grad = vec![0f32; 2 * n];
+        let kl = state.gradient(&y, &mut grad, true).expect("error computed");
+        (grad, kl)
+    }
+
+    fn relative_error(a: &[f32], b: &[f32]) -> f64 {
+        let diff: f64 = a.iter().zip(b).map(|(x, y)| f64::from(x - y).powi(2)).sum();
+        let norm: f64 = b.iter().map(|&y| f64::from(y).powi(2)).sum();
+        (diff / norm).sqrt()
+    }
+
+    #[test]
+    fn exact_and_barnes_hut_gradients_agree() {
+        let (exact, kl_exact) = gradient_with(Repulsion::Exact, 0.5);
+        let (bh, kl_bh) = gradient_with(Repulsion::BarnesHut, 0.5);
+        let err = relative_error(&bh, &exact);
+        assert!(err < 0.02, "theta 0.5: relative gradient error {err}");
+        assert!(
+            (kl_bh - kl_exact).abs() < 0.01 * kl_exact,
+            "{kl_bh} vs {kl_exact}"
+        );
+        // theta = 0 opens every cell: the same sums up to rounding.
+        let (bh0, kl0) = gradient_with(Repulsion::BarnesHut, 0.0);
+        let err0 = relative_error(&bh0, &exact);
+        assert!(err0 < 1e-4, "theta 0: relative gradient error {err0}");
+        assert!((kl0 - kl_exact).abs() < 1e-5 * kl_exact);
+        // And a coarse tree is measurably worse, so the comparison can fail.
+        let (coarse, _) = gradient_with(Repulsion::BarnesHut, 3.0);
+        assert!(relative_error(&coarse, &exact) > err);
+    }
+
+    #[test]
+    fn exact_gradient_matches_a_direct_sum() {
+        let (grad, _) = gradient_with(Repulsion::Exact, 0.5);
+        // Recompute point 3's gradient from the definition in f64.
+        let n = 500;
+        let x = Array2::from_shape_fn((n, 8), |(i, j)| {
+            ((i * 31 + j * 17) % 23) as f32 + (i % 5) as f32 * 7.0
+        });
+        let p = affinity::sparse_p(&neighbours::knn(x.view(), 10), 3.0);
+        let y: Vec<[f64; 2]> = (0..n)
+            .map(|i| {
+                let c = (i % 7) as f32;
+                let r = ((i * 37) % 101) as f32 / 101.0;
+                let a = (i as f32) * 2.399;
+                [
+                    f64::from(5.0 * c + 3.0 * r * a.cos()),
+                    f64::from(-4.0 * c + 3.0 * r * a.sin()),
+                ]
+            })
+            .collect();
+        let w = |i: usize, j: usize| {
+            1.0 / (1.0 + (y[i][0] - y[j][0]).powi(2) + (y[i][1] - y[j][1]).powi(2))
+        };
+        let z: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| w(i, j))
+            .sum();
+        let i = 3;
+        let mut g = [0f64; 2];
+        for j in (0..n).filter(|&j| j != i) {
+            let pij = (p.indptr[i]..p.indptr[i + 1])
+                .find(|&e| p.indices[e] as usize == j)
+                .map_or(0.0, |e| f64::from(p.values[e]));
+            let wij = w(i, j);
+            for d in 0..2 {
+                g[d] += 4.0 * (pij - wij / z) * wij * (y[i][d] - y[j][d]);
+            }
+        }
+        for d in 0..2 {
+            let got = f64::from(grad[2 * i + d]);
+            assert!(
+                (got - g[d]).abs() < 1e-4 * g[d].abs().max(1e-6),
+                "{got} vs {}",
+                g[d]
+            );
+        }
     }
 }

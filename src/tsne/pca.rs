@@ -27,7 +27,7 @@ pub fn pca_init(data: ArrayView2<f32>) -> Array2<f32> {
                 w.scaled_add(-proj, u);
             }
             let norm = w.dot(&w).sqrt();
-            if !(norm > 0.0) {
+            if norm.is_nan() || norm <= 0.0 {
                 break;
             }
             v = w / norm;
