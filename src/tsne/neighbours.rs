@@ -232,10 +232,10 @@ mod tests {
             let x = Array2::from_shape_fn((300, dim), |_| rng.random::<f32>() * 10.0 + 100.0);
             let got = knn(x.view(), 10);
             let want = brute(x.view(), 10);
-            for i in 0..300 {
+            for (i, want_row) in want.iter().enumerate() {
                 assert_eq!(
                     &got.indices[i * 10..(i + 1) * 10],
-                    &want[i][..],
+                    &want_row[..],
                     "row {i} dim {dim}"
                 );
                 assert!(
