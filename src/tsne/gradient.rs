@@ -82,15 +82,11 @@ fn dense_block<const L: usize>(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn dense_block_avx512(first: usize, xs: &[f32], ys: &[f32], p: &[f32], out: &mut [Forces]) {
-    dense_block::<16>(first, xs, ys, p, out);
-}
-
+/// # Safety
+/// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn dense_block_avx2(first: usize, xs: &[f32], ys: &[f32], p: &[f32], out: &mut [Forces]) {
+unsafe fn dense_block_avx2(first: usize, xs: &[f32], ys: &[f32], p: &[f32], out: &mut [Forces]) {
     dense_block::<16>(first, xs, ys, p, out);
 }
 
@@ -102,11 +98,6 @@ pub fn exact_dense(xs: &[f32], ys: &[f32], p: &[f32], out: &mut [Forces]) {
             let first = c * ROWS_PER_TASK;
             #[cfg(target_arch = "x86_64")]
             {
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU supports AVX-512F, checked just above.
-                    unsafe { dense_block_avx512(first, xs, ys, p, block) };
-                    return;
-                }
                 if std::arch::is_x86_feature_detected!("avx2") {
                     // SAFETY: the CPU supports AVX2, checked just above.
                     unsafe { dense_block_avx2(first, xs, ys, p, block) };
@@ -218,15 +209,19 @@ fn tile<const L: usize, const FMA: bool>(
     }
 }
 
-/// The tile kernel with AVX-512 intrinsics: two rows per pass over the columns, so each
-/// column load and column-sum update serves two pairs.
+/// The tile kernel with AVX2/FMA intrinsics (8 lanes; AVX-512 would need Rust 1.89, above the
+/// crate's MSRV, and Zen 4 runs 512-bit operations as two 256-bit halves anyway): two rows per
+/// pass over the columns, so each column load and column-sum update serves two pairs.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
-fn tile_avx512(bi: usize, bj: usize, n: usize, xs: &[f32], ys: &[f32], out: &mut TileSums) {
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2(bi: usize, bj: usize, n: usize, xs: &[f32], ys: &[f32], out: &mut TileSums) {
     use std::arch::x86_64::*;
     if bi == bj {
         // Diagonal tiles are 1 in n/TILE; the portable kernel handles their triangle.
-        tile::<16, true>(bi, bj, n, xs, ys, out);
+        tile::<8, true>(bi, bj, n, xs, ys, out);
         return;
     }
     let c0 = bj * TILE;
@@ -237,86 +232,70 @@ fn tile_avx512(bi: usize, bj: usize, n: usize, xs: &[f32], ys: &[f32], out: &mut
     out.cz.fill(0.0);
     let r0 = bi * TILE;
     let rows = TILE.min(n - r0);
-    let one = _mm512_set1_ps(1.0);
-    let two = _mm512_set1_ps(2.0);
-    let pair_kernel = |xi: __m512, yi: __m512, px: *const f32, py: *const f32| {
-        // SAFETY: callers pass pointers to 16 readable floats inside `cx`/`cy`.
-        let (cxv, cyv) = unsafe { (_mm512_loadu_ps(px), _mm512_loadu_ps(py)) };
-        let dx = _mm512_sub_ps(xi, cxv);
-        let dy = _mm512_sub_ps(yi, cyv);
-        let d = _mm512_fmadd_ps(dy, dy, _mm512_fmadd_ps(dx, dx, one));
-        // 1/d as a 14-bit reciprocal estimate refined by one Newton step (to ~2^-28, below
-        // f32 rounding): pipelined, unlike the division it replaces.
-        let r = _mm512_rcp14_ps(d);
-        let q = _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, two));
-        (dx, dy, q, _mm512_mul_ps(q, q))
-    };
-    let mut r = 0;
-    while r < rows {
-        let pair = r + 1 < rows;
-        let (i, k) = (r0 + r, r0 + if pair { r + 1 } else { r });
-        let (xa, ya) = (_mm512_set1_ps(xs[i]), _mm512_set1_ps(ys[i]));
-        let (xb, yb) = (_mm512_set1_ps(xs[k]), _mm512_set1_ps(ys[k]));
-        let (mut fxa, mut fya, mut za) = (
-            _mm512_setzero_ps(),
-            _mm512_setzero_ps(),
-            _mm512_setzero_ps(),
-        );
-        let (mut fxb, mut fyb, mut zb) = (
-            _mm512_setzero_ps(),
-            _mm512_setzero_ps(),
-            _mm512_setzero_ps(),
-        );
-        for c in (0..TILE).step_by(16) {
-            // SAFETY: c + 16 <= TILE = the length of every slice indexed here.
-            unsafe {
-                let (px, py) = (cx.as_ptr().add(c), cy.as_ptr().add(c));
+    // SAFETY (whole block): AVX2 and FMA are enabled on this function; every pointer below
+    // addresses 8 floats at offset c with c + 8 <= TILE, the length of each slice used.
+    unsafe {
+        let one = _mm256_set1_ps(1.0);
+        let two = _mm256_set1_ps(2.0);
+        let kernel = |xi: __m256, yi: __m256, cxv: __m256, cyv: __m256| {
+            let dx = _mm256_sub_ps(xi, cxv);
+            let dy = _mm256_sub_ps(yi, cyv);
+            let d = _mm256_fmadd_ps(dy, dy, _mm256_fmadd_ps(dx, dx, one));
+            // 1/d as a 12-bit reciprocal estimate refined by one Newton step (~2^-22
+            // relative): pipelined, unlike the division it replaces.
+            let r = _mm256_rcp_ps(d);
+            let q = _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, two));
+            (dx, dy, q, _mm256_mul_ps(q, q))
+        };
+        let hsum = |v: __m256| {
+            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
+        };
+        let mut r = 0;
+        while r < rows {
+            let pair = r + 1 < rows;
+            let (i, k) = (r0 + r, r0 + if pair { r + 1 } else { r });
+            let (xa, ya) = (_mm256_set1_ps(xs[i]), _mm256_set1_ps(ys[i]));
+            let (xb, yb) = (_mm256_set1_ps(xs[k]), _mm256_set1_ps(ys[k]));
+            let zero = _mm256_setzero_ps();
+            let (mut fxa, mut fya, mut za) = (zero, zero, zero);
+            let (mut fxb, mut fyb, mut zb) = (zero, zero, zero);
+            for c in (0..TILE).step_by(8) {
+                let cxv = _mm256_loadu_ps(cx.as_ptr().add(c));
+                let cyv = _mm256_loadu_ps(cy.as_ptr().add(c));
                 let (ox, oy, oz) = (
                     out.cfx.as_mut_ptr().add(c),
                     out.cfy.as_mut_ptr().add(c),
                     out.cz.as_mut_ptr().add(c),
                 );
-                let (dxa, dya, qa, q2a) = pair_kernel(xa, ya, px, py);
-                za = _mm512_add_ps(za, qa);
-                fxa = _mm512_fmadd_ps(q2a, dxa, fxa);
-                fya = _mm512_fmadd_ps(q2a, dya, fya);
-                let mut sx = _mm512_fnmadd_ps(q2a, dxa, _mm512_loadu_ps(ox));
-                let mut sy = _mm512_fnmadd_ps(q2a, dya, _mm512_loadu_ps(oy));
-                let mut sz = _mm512_add_ps(_mm512_loadu_ps(oz), qa);
+                let (dxa, dya, qa, q2a) = kernel(xa, ya, cxv, cyv);
+                za = _mm256_add_ps(za, qa);
+                fxa = _mm256_fmadd_ps(q2a, dxa, fxa);
+                fya = _mm256_fmadd_ps(q2a, dya, fya);
+                let mut sx = _mm256_fnmadd_ps(q2a, dxa, _mm256_loadu_ps(ox));
+                let mut sy = _mm256_fnmadd_ps(q2a, dya, _mm256_loadu_ps(oy));
+                let mut sz = _mm256_add_ps(_mm256_loadu_ps(oz), qa);
                 if pair {
-                    let (dxb, dyb, qb, q2b) = pair_kernel(xb, yb, px, py);
-                    zb = _mm512_add_ps(zb, qb);
-                    fxb = _mm512_fmadd_ps(q2b, dxb, fxb);
-                    fyb = _mm512_fmadd_ps(q2b, dyb, fyb);
-                    sx = _mm512_fnmadd_ps(q2b, dxb, sx);
-                    sy = _mm512_fnmadd_ps(q2b, dyb, sy);
-                    sz = _mm512_add_ps(sz, qb);
+                    let (dxb, dyb, qb, q2b) = kernel(xb, yb, cxv, cyv);
+                    zb = _mm256_add_ps(zb, qb);
+                    fxb = _mm256_fmadd_ps(q2b, dxb, fxb);
+                    fyb = _mm256_fmadd_ps(q2b, dyb, fyb);
+                    sx = _mm256_fnmadd_ps(q2b, dxb, sx);
+                    sy = _mm256_fnmadd_ps(q2b, dyb, sy);
+                    sz = _mm256_add_ps(sz, qb);
                 }
-                _mm512_storeu_ps(ox, sx);
-                _mm512_storeu_ps(oy, sy);
-                _mm512_storeu_ps(oz, sz);
+                _mm256_storeu_ps(ox, sx);
+                _mm256_storeu_ps(oy, sy);
+                _mm256_storeu_ps(oz, sz);
             }
+            out.row[r] = [hsum(fxa), hsum(fya), hsum(za)];
+            if pair {
+                out.row[r + 1] = [hsum(fxb), hsum(fyb), hsum(zb)];
+            }
+            r += 2;
         }
-        out.row[r] = [
-            _mm512_reduce_add_ps(fxa),
-            _mm512_reduce_add_ps(fya),
-            _mm512_reduce_add_ps(za),
-        ];
-        if pair {
-            out.row[r + 1] = [
-                _mm512_reduce_add_ps(fxb),
-                _mm512_reduce_add_ps(fyb),
-                _mm512_reduce_add_ps(zb),
-            ];
-        }
-        r += 2;
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn tile_avx2(bi: usize, bj: usize, n: usize, xs: &[f32], ys: &[f32], out: &mut TileSums) {
-    tile::<8, true>(bi, bj, n, xs, ys, out);
 }
 
 /// Workspace of the symmetric exact repulsion.
@@ -351,13 +330,6 @@ impl ExactRepulsion {
             .for_each(|(sums, &(bi, bj))| {
                 #[cfg(target_arch = "x86_64")]
                 {
-                    if std::arch::is_x86_feature_detected!("avx512f")
-                        && std::arch::is_x86_feature_detected!("fma")
-                    {
-                        // SAFETY: the CPU supports AVX-512F and FMA, checked just above.
-                        unsafe { tile_avx512(bi, bj, n, xs, ys, sums) };
-                        return;
-                    }
                     if std::arch::is_x86_feature_detected!("avx2")
                         && std::arch::is_x86_feature_detected!("fma")
                     {
