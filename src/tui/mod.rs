@@ -3,6 +3,7 @@
 //! background worker.
 
 pub mod app;
+pub mod fixture;
 pub mod render;
 pub mod run;
 pub mod snapshot;

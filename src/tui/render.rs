@@ -158,26 +158,42 @@ fn render_key_bar(tab: Tab, theme: &Theme, area: Rect, buf: &mut Buffer) {
 }
 
 fn render_help(theme: &Theme, area: Rect, buf: &mut Buffer) {
-    let mut lines = vec![
-        Line::styled("Everywhere", theme.accent()),
-        Line::from("  tab / shift-tab   next / previous tab"),
-        Line::from("  1 2 3, F1 F2 F3   go to a tab (in Saliency, digits pick the class)"),
-        Line::from("  ?                 this help (esc closes it)"),
-        Line::from("  q, esc, ctrl-c    quit (stops the worker)"),
+    let everywhere: &[(&str, &str)] = &[
+        ("tab/shift-tab", "next/previous tab"),
+        ("1 2 3, F1-F3", "go to a tab *"),
+        ("?", "help (esc closes)"),
+        ("q, esc, ctrl-c", "quit"),
     ];
-    for tab in Tab::ALL {
-        lines.push(Line::styled(tab.title(), theme.accent()));
-        for (k, what) in tab_keys(tab) {
-            if matches!(*k, "?" | "q" | "tab" | "tab/1-3") {
-                continue;
+    let w = 78.min(area.width);
+    let two_columns = w >= 70;
+    let mut lines = Vec::new();
+    let mut section = |title: &str, keys: &[(&str, &str)]| {
+        lines.push(Line::styled(title.to_string(), theme.accent()));
+        let keys: Vec<_> = keys
+            .iter()
+            .filter(|(k, _)| !matches!(*k, "?" | "q" | "tab" | "tab/1-3") || title == "Everywhere")
+            .collect();
+        let per_line = if two_columns { 2 } else { 1 };
+        for chunk in keys.chunks(per_line) {
+            let mut spans = Vec::new();
+            for (k, what) in chunk {
+                spans.push(Span::styled(format!("  {k:<15}"), theme.key()));
+                spans.push(Span::raw(format!("{what:<20}")));
             }
-            lines.push(Line::from(format!("  {k:<17} {what}")));
+            lines.push(Line::from(spans));
         }
+    };
+    section("Everywhere", everywhere);
+    for tab in Tab::ALL {
+        section(tab.title(), tab_keys(tab));
     }
+    lines.push(Line::styled(
+        "* in Saliency, digits pick the class to explain",
+        theme.dim(),
+    ));
     let h = u16::try_from(lines.len() + 2)
         .unwrap_or(u16::MAX)
         .min(area.height);
-    let w = 74.min(area.width);
     let popup = Rect::new(
         area.x + (area.width - w) / 2,
         area.y + (area.height - h) / 2,

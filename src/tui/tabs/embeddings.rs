@@ -101,7 +101,11 @@ fn render_panel(
             title_style,
         ))
         .title_bottom(Line::styled(
-            format!(" it {}/{}{kl} ", panel.iteration, panel.n_iter),
+            if panel.done {
+                format!("{kl} done ")
+            } else {
+                format!(" it {}/{}{kl} ", panel.iteration, panel.n_iter)
+            },
             theme.dim(),
         ));
     let inner = block.inner(area);
@@ -194,10 +198,6 @@ fn render_legend(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
             }
         }
     }
-    spans.push(Span::styled(
-        format!(" perplexity {}", app.embed.perplexity),
-        theme.dim(),
-    ));
     if app.embed.include_input {
         spans.push(Span::styled(" +input", theme.dim()));
     }

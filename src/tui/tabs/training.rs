@@ -19,7 +19,7 @@ pub fn render(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
         Constraint::Fill(1),
     ]));
     render_gauge(app, theme, gauge, buf);
-    let side_w = if area.width >= 120 { 62 } else { 42 };
+    let side_w = if area.width >= 120 { 62 } else { 51 };
     let [charts, side] = rest.layout(&Layout::horizontal([
         Constraint::Fill(1),
         Constraint::Length(side_w),
@@ -178,10 +178,9 @@ fn render_chart(
         .block(Block::bordered().title(title.to_string()))
         .x_axis(
             Axis::default()
-                .title("epoch")
                 .style(theme.dim())
                 .bounds([1.0, xmax])
-                .labels(["1".to_string(), format!("{max_epoch}")]),
+                .labels(["1".to_string(), format!("epoch {max_epoch}")]),
         )
         .y_axis(
             Axis::default()

@@ -51,7 +51,7 @@ impl Widget for &ProbabilityBars<'_> {
                 }
                 s
             } else {
-                "#".repeat(eighths.div_ceil(8).min(bar_w))
+                "#".repeat(((eighths + 4) / 8).min(bar_w))
             };
             let len = bar.chars().count();
             bar.extend(std::iter::repeat_n(' ', bar_w.saturating_sub(len)));

@@ -20,7 +20,7 @@ impl ConfusionGrid<'_> {
     /// Cell width for this area: 3 to 5 characters.
     fn cell_width(&self, width: u16) -> usize {
         let n = self.matrix.ncols().max(1);
-        ((usize::from(width).saturating_sub(8)) / n).clamp(3, 5)
+        ((usize::from(width).saturating_sub(9)) / n).clamp(3, 5)
     }
 }
 
