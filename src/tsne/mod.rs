@@ -1,1 +1,275 @@
-//! tsne (under construction).
+//! t-SNE with scikit-learn's semantics (van der Maaten & Hinton 2008; van der Maaten 2014), fast.
+//!
+//! The pipeline follows scikit-learn 1.9's `sklearn/manifold/_t_sne.py`:
+//! exact k nearest neighbours ([`neighbours`]) -> per-point perplexity calibration and a
+//! symmetric, normalised P ([`affinity`]) -> gradient descent with early exaggeration, momentum
+//! and delta-bar-delta gains ([`optimise`]), the gradient being either the exact O(n^2) sum
+//! ([`gradient`]) or the Barnes-Hut approximation over a quadtree ([`quadtree`]).
+//!
+//! Determinism: every parallel loop writes per-point results into its own slot and all
+//! cross-point sums run sequentially in a fixed order, so the same seed gives the same embedding
+//! whatever the number of rayon threads.
+
+mod affinity;
+mod gradient;
+mod metrics;
+mod neighbours;
+mod optimise;
+mod pca;
+mod quadtree;
+
+use std::sync::atomic::AtomicBool;
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::Cancelled;
+
+pub use metrics::{knn_accuracy, neighbour_preservation};
+#[doc(hidden)]
+pub use neighbours::knn as exact_knn;
+
+/// Below this many points [`Method::Auto`] computes the repulsion exactly; at and above it uses
+/// Barnes-Hut. Measured with `cargo bench --bench tsne` (see the crate's benchmark notes).
+pub const AUTO_EXACT_BELOW: usize = 4_000;
+
+/// Parameters of a t-SNE run; the defaults are scikit-learn's `TSNE(perplexity=3,
+/// learning_rate='auto', init='random')`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TsneParams {
+    /// Target perplexity of each point's conditional distribution (scikit-learn: `perplexity`).
+    pub perplexity: f64,
+    /// Total number of iterations, exaggeration phase included (scikit-learn: `max_iter`).
+    pub n_iter: usize,
+    /// Factor on P during the first `exaggeration_iter` iterations.
+    pub early_exaggeration: f64,
+    /// Length of the early-exaggeration phase (scikit-learn's `_EXPLORATION_MAX_ITER`, 250).
+    pub exaggeration_iter: usize,
+    /// Learning rate; `None` is scikit-learn's 'auto': max(n / early_exaggeration / 4, 50).
+    pub learning_rate: Option<f64>,
+    /// Initial embedding.
+    pub init: Init,
+    /// Affinities and gradient algorithm.
+    pub method: Method,
+    /// Barnes-Hut opening angle (scikit-learn: `angle`).
+    pub theta: f64,
+    /// Stop when the norm of the (gain-scaled) gradient falls to this.
+    pub min_grad_norm: f64,
+    /// Stop after this many iterations without a lower KL (checked every 50 iterations).
+    pub n_iter_without_progress: usize,
+    /// Seed of the random initialisation.
+    pub seed: u64,
+    /// Call the progress callback every this many iterations (0 = only at the end).
+    pub progress_every: usize,
+}
+
+impl Default for TsneParams {
+    fn default() -> Self {
+        Self {
+            perplexity: 3.0,
+            n_iter: 1000,
+            early_exaggeration: 12.0,
+            exaggeration_iter: 250,
+            learning_rate: None,
+            init: Init::Random,
+            method: Method::Auto,
+            theta: 0.5,
+            min_grad_norm: 1e-7,
+            n_iter_without_progress: 300,
+            seed: 0,
+            progress_every: 10,
+        }
+    }
+}
+
+/// How the embedding starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Init {
+    /// 1e-4 x standard normal (scikit-learn's `init='random'`).
+    #[default]
+    Random,
+    /// The first two principal components, scaled so the first has standard deviation 1e-4
+    /// (scikit-learn's `init='pca'`).
+    Pca,
+}
+
+/// Which affinities and which gradient algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Method {
+    /// scikit-learn's default (`method='barnes_hut'`) affinities over the 3*perplexity+1 nearest
+    /// neighbours; the repulsion is computed exactly below [`AUTO_EXACT_BELOW`] points (the
+    /// theta -> 0 limit of Barnes-Hut, faster there) and by Barnes-Hut at and above it.
+    #[default]
+    Auto,
+    /// scikit-learn's `method='exact'`: affinities over all pairs, exact gradient. O(n^2) memory.
+    Exact,
+    /// scikit-learn's `method='barnes_hut'`: nearest-neighbour affinities, quadtree with `theta`.
+    BarnesHut,
+}
+
+/// A snapshot handed to the progress callback.
+#[derive(Debug, Clone, Copy)]
+pub struct TsneProgress<'a> {
+    /// Iterations done so far.
+    pub iteration: usize,
+    /// Iterations planned.
+    pub n_iter: usize,
+    /// KL(P || Q) of the current embedding (un-exaggerated P), when it was computed this
+    /// iteration (every 50 iterations and at the end).
+    pub kl_divergence: Option<f64>,
+    /// The current embedding, n x 2.
+    pub embedding: ArrayView2<'a, f32>,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone)]
+pub struct Embedding {
+    /// n x 2 coordinates.
+    pub coords: Array2<f32>,
+    /// KL(P || Q) at the end.
+    pub kl_divergence: f64,
+    /// Iterations run (scikit-learn's `n_iter_` + 1).
+    pub n_iter: usize,
+}
+
+/// Why a run did not produce an embedding.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TsneError {
+    /// The cancel flag was raised.
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
+    /// Perplexity must be below the number of points (and there must be at least 2).
+    #[error("t-SNE needs more points than the perplexity: {n} points, perplexity {perplexity}")]
+    TooFewPoints {
+        /// Points given.
+        n: usize,
+        /// Perplexity asked for.
+        perplexity: f64,
+    },
+    /// The input holds NaN or infinity.
+    #[error("input contains a non-finite value at row {row}, column {col}")]
+    NonFinite {
+        /// Row of the first offending value.
+        row: usize,
+        /// Column of the first offending value.
+        col: usize,
+    },
+    /// A parameter is out of range.
+    #[error("invalid t-SNE parameter: {0}")]
+    InvalidParams(String),
+}
+
+/// Embed `data` (n points x d features) in 2-D with t-SNE.
+///
+/// `progress` is called every `params.progress_every` iterations and at the end; `cancel` is
+/// checked between iterations.
+pub fn tsne(
+    data: ArrayView2<f32>,
+    params: &TsneParams,
+    progress: Option<&mut dyn FnMut(&TsneProgress<'_>)>,
+    cancel: Option<&AtomicBool>,
+) -> Result<Embedding, TsneError> {
+    run_with(data, params, None, progress, cancel)
+}
+
+/// Which repulsion a benchmark forces on the nearest-neighbour affinities.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForcedRepulsion {
+    /// All pairs.
+    Exact,
+    /// Barnes-Hut.
+    BarnesHut,
+}
+
+/// [`tsne`] with the repulsion forced, for measuring the crossover (benchmarks only).
+#[doc(hidden)]
+pub fn tsne_forced(
+    data: ArrayView2<f32>,
+    params: &TsneParams,
+    repulsion: ForcedRepulsion,
+) -> Result<Embedding, TsneError> {
+    let params = TsneParams {
+        method: Method::BarnesHut,
+        ..params.clone()
+    };
+    run_with(data, &params, Some(repulsion), None, None)
+}
+
+fn run_with(
+    data: ArrayView2<f32>,
+    params: &TsneParams,
+    forced: Option<ForcedRepulsion>,
+    progress: Option<&mut dyn FnMut(&TsneProgress<'_>)>,
+    cancel: Option<&AtomicBool>,
+) -> Result<Embedding, TsneError> {
+    validate(data, params)?;
+    let n = data.nrows();
+    let t0 = std::time::Instant::now();
+    let trace = std::env::var_os("LAYERSCOPE_TSNE_TRACE").is_some();
+    let cancelled = || cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+
+    let affinities = match params.method {
+        Method::Exact => affinity::Affinities::Dense(affinity::dense_p(data, params.perplexity)),
+        Method::Auto | Method::BarnesHut => {
+            // scikit-learn: n_neighbors = min(n - 1, int(3 * perplexity + 1)).
+            let k = (n - 1).min((3.0 * params.perplexity + 1.0) as usize);
+            let knn = neighbours::knn(data, k);
+            if cancelled() {
+                return Err(Cancelled.into());
+            }
+            affinity::Affinities::Sparse(affinity::sparse_p(&knn, params.perplexity))
+        }
+    };
+    if cancelled() {
+        return Err(Cancelled.into());
+    }
+    let repulsion = match (forced, params.method) {
+        (Some(ForcedRepulsion::Exact), _) => optimise::Repulsion::Exact,
+        (Some(ForcedRepulsion::BarnesHut), _) => optimise::Repulsion::BarnesHut,
+        (None, Method::Exact) => optimise::Repulsion::Exact,
+        (None, Method::BarnesHut) => optimise::Repulsion::BarnesHut,
+        (None, Method::Auto) if n < AUTO_EXACT_BELOW => optimise::Repulsion::Exact,
+        (None, Method::Auto) => optimise::Repulsion::BarnesHut,
+    };
+    if trace {
+        eprintln!("[tsne] affinities {:.3}s", t0.elapsed().as_secs_f64());
+    }
+    let init = match params.init {
+        Init::Random => optimise::random_init(n, params.seed),
+        Init::Pca => pca::pca_init(data),
+    };
+    optimise::run(init, &affinities, repulsion, params, progress, cancel)
+}
+
+fn validate(data: ArrayView2<f32>, params: &TsneParams) -> Result<(), TsneError> {
+    let n = data.nrows();
+    if n < 2 || params.perplexity.is_nan() || params.perplexity >= n as f64 {
+        return Err(TsneError::TooFewPoints {
+            n,
+            perplexity: params.perplexity,
+        });
+    }
+    if let Some(((row, col), _)) = data.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(TsneError::NonFinite { row, col });
+    }
+    let bad = |what: &str| Err(TsneError::InvalidParams(what.to_owned()));
+    if params.perplexity.is_nan() || params.perplexity <= 0.0 {
+        return bad("perplexity must be positive");
+    }
+    if data.ncols() == 0 {
+        return bad("data has no columns");
+    }
+    if params.early_exaggeration.is_nan() || params.early_exaggeration < 1.0 {
+        return bad("early_exaggeration must be at least 1");
+    }
+    if params
+        .learning_rate
+        .is_some_and(|lr| lr.is_nan() || lr <= 0.0)
+    {
+        return bad("learning_rate must be positive");
+    }
+    if params.theta.is_nan() || params.theta < 0.0 {
+        return bad("theta must be non-negative");
+    }
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! t-SNE benchmark (`cargo bench --bench tsne`).
+//!
+//! Without arguments it makes its own inputs (Gaussian clusters shaped like the default
+//! network's layers and like raw pixels) and prints, per case, the median of several runs:
+//! seconds per run, ms per iteration, KL, 10-NN preservation and 10-NN accuracy; then the
+//! exact-vs-Barnes-Hut crossover table behind `AUTO_EXACT_BELOW`.
+//!
+//! `cargo bench --bench tsne -- --input X.npy --out Y.npy [--runs 3] [--method auto|exact|bh]
+//! [--perplexity 3] [--seed 0]` embeds a float32 `.npy` matrix instead (what
+//! `scripts/bench_tsne.py` drives) and prints one JSON line with the timings and the KL.
+
+use std::io::{Read, Write};
+use std::time::Instant;
+
+use layerscope::tsne::{
+    self, Embedding, ForcedRepulsion, Method, TsneParams, knn_accuracy, neighbour_preservation,
+};
+use ndarray::{Array2, ArrayView2};
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// `n` points in `dim` dimensions around 10 centres, ReLU'd like hidden activations when
+/// `relu`; returns the data and the cluster labels.
+fn clusters(n: usize, dim: usize, spread: f32, relu: bool, seed: u64) -> (Array2<f32>, Vec<u8>) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let centres = Array2::from_shape_simple_fn((10, dim), || {
+        let v: f32 = StandardNormal.sample(&mut rng);
+        v
+    });
+    let labels: Vec<u8> = (0..n).map(|_| rng.random_range(0..10u8)).collect();
+    let mut x = Array2::<f32>::zeros((n, dim));
+    for (i, mut row) in x.rows_mut().into_iter().enumerate() {
+        // Each point also drifts along a few private directions, so clusters have inner shape.
+        for (j, v) in row.iter_mut().enumerate() {
+            let noise: f32 = StandardNormal.sample(&mut rng);
+            let val = centres[[labels[i] as usize, j]] + spread * noise;
+            *v = if relu { val.max(0.0) } else { val };
+        }
+    }
+    (x, labels)
+}
+
+struct Figures {
+    seconds: f64,
+    iters: usize,
+    kl: f64,
+}
+
+fn time_runs(runs: usize, mut f: impl FnMut() -> Embedding) -> (Figures, Embedding) {
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let e = f();
+        times.push(t.elapsed().as_secs_f64());
+        last = Some(e);
+    }
+    let e = last.expect("at least one run");
+    (
+        Figures {
+            seconds: median(times),
+            iters: e.n_iter,
+            kl: e.kl_divergence,
+        },
+        e,
+    )
+}
+
+fn suite(runs: usize) {
+    println!("layerscope t-SNE, perplexity 3, 1,000 iterations, median of {runs} runs");
+    println!(
+        "{:<34} {:>7} {:>9} {:>8} {:>7} {:>7} {:>7}",
+        "case", "n", "s/run", "ms/iter", "KL", "10-NN", "acc"
+    );
+    let cases: [(&str, usize, usize, f32, bool); 4] = [
+        ("clusters 512-d relu (layer 2)", 1500, 512, 0.6, true),
+        ("clusters 256-d relu (layer 3)", 1500, 256, 0.6, true),
+        ("clusters 10-d (output)", 1500, 10, 0.3, false),
+        ("clusters 784-d (raw pixels)", 10_000, 784, 0.8, true),
+    ];
+    let params = TsneParams::default();
+    for (name, n, dim, spread, relu) in cases {
+        let (x, labels) = clusters(n, dim, spread, relu, 1);
+        let (fig, e) = time_runs(runs, || {
+            tsne::tsne(x.view(), &params, None, None).expect("run")
+        });
+        report(name, x.view(), &labels, &fig, &e);
+    }
+}
+
+fn report(name: &str, x: ArrayView2<f32>, labels: &[u8], fig: &Figures, e: &Embedding) {
+    println!(
+        "{:<34} {:>7} {:>9.3} {:>8.3} {:>7.3} {:>7.3} {:>7.3}",
+        name,
+        x.nrows(),
+        fig.seconds,
+        1e3 * fig.seconds / fig.iters as f64,
+        fig.kl,
+        neighbour_preservation(x, e.coords.view(), 10),
+        knn_accuracy(e.coords.view(), labels, 10),
+    );
+}
+
+fn crossover(runs: usize) {
+    println!();
+    println!(
+        "crossover: nearest-neighbour P, exact vs Barnes-Hut repulsion (s/run, median of {runs})"
+    );
+    println!(
+        "{:>7} {:>9} {:>9} {:>9} {:>9}",
+        "n", "exact", "BH", "KL exact", "KL BH"
+    );
+    let params = TsneParams::default();
+    for n in [500, 1000, 2000, 3000, 4000, 6000, 10_000] {
+        let (x, _) = clusters(n, 64, 0.6, true, 2);
+        let (fe, _) = time_runs(runs, || {
+            tsne::tsne_forced(x.view(), &params, ForcedRepulsion::Exact).expect("run")
+        });
+        let (fb, _) = time_runs(runs, || {
+            tsne::tsne_forced(x.view(), &params, ForcedRepulsion::BarnesHut).expect("run")
+        });
+        println!(
+            "{:>7} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+            n, fe.seconds, fb.seconds, fe.kl, fb.kl
+        );
+    }
+}
+
+fn read_npy(path: &str) -> Array2<f32> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "{path} is not a .npy file");
+    let (header_len, start) = if bytes[6] == 1 {
+        (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10)
+    } else {
+        (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        )
+    };
+    let header = std::str::from_utf8(&bytes[start..start + header_len]).expect("ascii header");
+    assert!(
+        header.contains("'descr': '<f4'") && header.contains("'fortran_order': False"),
+        "{path}: need a C-order float32 matrix, got {header}"
+    );
+    let shape = &header[header.find("'shape': (").expect("shape") + 10..];
+    let shape: Vec<usize> = shape[..shape.find(')').expect("shape end")]
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().expect("dimension"))
+        .collect();
+    assert_eq!(shape.len(), 2, "{path}: need a 2-D array");
+    let data: Vec<f32> = bytes[start + header_len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Array2::from_shape_vec((shape[0], shape[1]), data).expect("size matches shape")
+}
+
+fn write_npy(path: &str, a: ArrayView2<f32>) {
+    let mut header = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
+        a.nrows(),
+        a.ncols()
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = Vec::new();
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in a.iter() {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::File::create(path)
+        .and_then(|mut f| f.write_all(&out))
+        .unwrap_or_else(|e| panic!("writing {path}: {e}"));
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let runs: usize = value("--runs").map_or(3, |v| v.parse().expect("--runs N"));
+    if let Some(input) = value("--input") {
+        let x = read_npy(&input);
+        let method = match value("--method").as_deref() {
+            None | Some("auto") => Method::Auto,
+            Some("exact") => Method::Exact,
+            Some("bh") => Method::BarnesHut,
+            Some(other) => panic!("unknown method {other}"),
+        };
+        let params = TsneParams {
+            perplexity: value("--perplexity").map_or(3.0, |v| v.parse().expect("perplexity")),
+            seed: value("--seed").map_or(0, |v| v.parse().expect("seed")),
+            method,
+            ..TsneParams::default()
+        };
+        let mut times = Vec::new();
+        let mut last = None;
+        for _ in 0..runs {
+            let t = Instant::now();
+            let e = tsne::tsne(x.view(), &params, None, None).expect("t-SNE run");
+            times.push(t.elapsed().as_secs_f64());
+            last = Some(e);
+        }
+        let e = last.expect("runs >= 1");
+        if let Some(out) = value("--out") {
+            write_npy(&out, e.coords.view());
+        }
+        let list: Vec<String> = times.iter().map(|t| format!("{t:.4}")).collect();
+        println!(
+            "{{\"n\": {}, \"dim\": {}, \"seconds\": [{}], \"median\": {:.4}, \"kl\": {:.5}, \"n_iter\": {}}}",
+            x.nrows(),
+            x.ncols(),
+            list.join(", "),
+            median(times),
+            e.kl_divergence,
+            e.n_iter
+        );
+        return;
+    }
+    suite(runs);
+    if !args.iter().any(|a| a == "--no-crossover") {
+        crossover(runs);
+    }
+}

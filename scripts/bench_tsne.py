@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Side-by-side t-SNE benchmark: layerscope (Rust) vs scikit-learn vs openTSNE.
+
+Needs `pip install numpy scikit-learn openTSNE`. Run from the repository root:
+
+    python3 scripts/bench_tsne.py                 # all cases, median of 3
+    python3 scripts/bench_tsne.py --runs 1 --cases layer2,pixels10k
+    python3 scripts/bench_tsne.py --skip openTSNE  # peers to leave out
+
+It makes the real inputs from the on-board digits (data/mnist10k.tsv.gz): an sklearn
+MLPClassifier((512, 256), random_state=0) trained on pixels/255 of a 50/50 split
+(train_test_split(test_size=0.5, random_state=0)); the activations of layers 2 and 3 (ReLU) and
+4 (softmax output) for the first 1,500 training images; and 10,000 raw pixel rows (/255). The
+inputs are cached under target/bench_tsne/ (delete it to rebuild). Each input is embedded by
+sklearn TSNE(perplexity=3, learning_rate='auto', init='random'), openTSNE (perplexity 3, 2 jobs,
+its defaults otherwise) and layerscope (`cargo bench --bench tsne -- --input ...`, defaults =
+scikit-learn's semantics), each `--runs` times; the table shows median seconds, the speed-up of
+layerscope, the KL each tool reports for its own P, and 10-NN preservation and 10-NN accuracy
+computed here the same way for all three.
+"""
+
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = os.path.join(ROOT, "target", "bench_tsne")
+
+
+def load_digits():
+    path = os.path.join(ROOT, "data", "mnist10k.tsv.gz")
+    with gzip.open(path, "rt") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        rows = np.loadtxt(f, delimiter="\t", dtype=np.float32)
+    target = header.index("target")
+    y = rows[:, target].astype(np.uint8)
+    x = np.delete(rows, target, axis=1) / 255.0
+    return x.astype(np.float32), y
+
+
+def make_inputs():
+    """Returns {name: (array float32, labels uint8)}, cached as .npy files."""
+    names = ["layer2", "layer3", "layer4", "pixels10k"]
+    files = {n: os.path.join(CACHE, n + ".npy") for n in names}
+    labels = {n: os.path.join(CACHE, n + ".labels.npy") for n in names}
+    if all(os.path.exists(files[n]) and os.path.exists(labels[n]) for n in names):
+        return {n: (np.load(files[n]), np.load(labels[n])) for n in names}
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+
+    os.makedirs(CACHE, exist_ok=True)
+    x, y = load_digits()
+    x_train, _x_test, y_train, _y_test = train_test_split(x, y, test_size=0.5, random_state=0)
+    print("training MLPClassifier((512, 256)) on %d images..." % len(x_train), file=sys.stderr)
+    mlp = MLPClassifier((512, 256), random_state=0).fit(x_train, y_train)
+    sub, sub_y = x_train[:1500], y_train[:1500]
+    h1 = np.maximum(sub @ mlp.coefs_[0] + mlp.intercepts_[0], 0)
+    h2 = np.maximum(h1 @ mlp.coefs_[1] + mlp.intercepts_[1], 0)
+    logits = h2 @ mlp.coefs_[2] + mlp.intercepts_[2]
+    logits -= logits.max(axis=1, keepdims=True)
+    out = np.exp(logits)
+    out /= out.sum(axis=1, keepdims=True)
+    inputs = {
+        "layer2": (h1, sub_y),
+        "layer3": (h2, sub_y),
+        "layer4": (out, sub_y),
+        "pixels10k": (x[:10000], y[:10000]),
+    }
+    for n, (a, lab) in inputs.items():
+        np.save(files[n], np.ascontiguousarray(a, dtype=np.float32))
+        np.save(labels[n], np.asarray(lab, dtype=np.uint8))
+    return {n: (np.load(files[n]), np.load(labels[n])) for n in names}
+
+
+def knn_indices(a, k):
+    """Exact k nearest neighbours (self excluded) by squared Euclidean distance, in float64."""
+    a = np.asarray(a, dtype=np.float64)
+    a = a - a.mean(axis=0)
+    norms = (a * a).sum(axis=1)
+    out = np.empty((len(a), k), dtype=np.int64)
+    for s in range(0, len(a), 1000):
+        d = norms[s : s + 1000, None] + norms[None, :] - 2 * a[s : s + 1000] @ a.T
+        d[np.arange(d.shape[0]), np.arange(s, s + d.shape[0])] = np.inf
+        idx = np.argpartition(d, k, axis=1)[:, :k]
+        order = np.take_along_axis(d, idx, axis=1).argsort(axis=1, kind="stable")
+        out[s : s + 1000] = np.take_along_axis(idx, order, axis=1)
+    return out
+
+
+def preservation(high_knn, low, k=10):
+    low_knn = knn_indices(low, k)
+    return float(np.mean([len(set(h) & set(l)) / k for h, l in zip(high_knn, low_knn)]))
+
+
+def knn_accuracy(low, labels, k=10):
+    nb = knn_indices(low, k)
+    votes = np.zeros((len(low), 256), dtype=np.int64)
+    np.add.at(votes, (np.repeat(np.arange(len(low)), k), labels[nb].ravel()), 1)
+    return float(np.mean(votes.argmax(axis=1) == labels))
+
+
+def run_sklearn(x, seed):
+    from sklearn.manifold import TSNE
+
+    t = time.perf_counter()
+    tsne = TSNE(n_components=2, perplexity=3, learning_rate="auto", init="random", random_state=seed)
+    emb = tsne.fit_transform(x)
+    return time.perf_counter() - t, emb, float(tsne.kl_divergence_)
+
+
+def run_opentsne(x, seed):
+    from openTSNE import TSNE
+
+    t = time.perf_counter()
+    emb = TSNE(perplexity=3, n_jobs=2, random_state=seed).fit(x)
+    return time.perf_counter() - t, np.asarray(emb), float(emb.kl_divergence)
+
+
+def rust_binary():
+    """Builds the bench binary once and returns its path."""
+    out = subprocess.run(
+        ["cargo", "bench", "--bench", "tsne", "--no-run", "--message-format=json"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    for line in out.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "tsne" and msg.get("executable"):
+            return msg["executable"]
+    raise RuntimeError("could not find the tsne bench executable")
+
+
+def run_layerscope(binary, name, runs, seed):
+    src = os.path.join(CACHE, name + ".npy")
+    dst = os.path.join(CACHE, name + ".layerscope.npy")
+    res = subprocess.run(
+        [binary, "--input", src, "--out", dst, "--runs", str(runs), "--seed", str(seed)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    report = json.loads(res.stdout.strip().splitlines()[-1])
+    return report["seconds"], np.load(dst), report["kl"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--cases", default="layer2,layer3,layer4,pixels10k")
+    ap.add_argument("--skip", default="", help="comma list of peers to skip: sklearn,openTSNE")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    inputs = make_inputs()
+    binary = rust_binary()
+    rows = []
+    for name in args.cases.split(","):
+        x, labels = inputs[name]
+        high_knn = knn_indices(x, 10)
+        results = {}
+        times, emb, kl = run_layerscope(binary, name, args.runs, args.seed)
+        results["layerscope"] = (float(np.median(times)), kl, emb)
+        for peer, fn in (("sklearn", run_sklearn), ("openTSNE", run_opentsne)):
+            if peer in skip:
+                continue
+            ts = []
+            for r in range(args.runs):
+                t, emb, kl = fn(x, args.seed + r)
+                ts.append(t)
+            results[peer] = (float(np.median(ts)), kl, emb)
+        for tool, (sec, kl, emb) in results.items():
+            rows.append((name, x.shape, tool, sec, results["layerscope"][0], kl, preservation(high_knn, emb), knn_accuracy(emb, labels)))
+            r = rows[-1]
+            print("%-10s %-11s %-10s %8.3f s  x%6.1f  KL %.3f  10-NN %.3f  acc %.3f" % (r[0], "%dx%d" % r[1], r[2], r[3], r[3] / r[4], r[5], r[6], r[7]), file=sys.stderr)
+    print()
+    print("load average at the end: %s" % " ".join("%.2f" % v for v in os.getloadavg()))
+    print("| input | n x d | tool | seconds (median of %d) | time / layerscope | KL | 10-NN preservation | 10-NN accuracy |" % args.runs)
+    print("|---|---|---|---|---|---|---|---|")
+    for name, shape, tool, sec, ls, kl, pres, acc in rows:
+        print("| %s | %d x %d | %s | %.3f | %.1fx | %.3f | %.3f | %.3f |" % (name, shape[0], shape[1], tool, sec, sec / ls, kl, pres, acc))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+//! Quality figures of an embedding: how many neighbours survive, and how well labels can be
+//! read off the 2-D neighbourhoods.
+
+use ndarray::ArrayView2;
+
+use super::neighbours::knn;
+
+/// Share of each point's `k` nearest neighbours in `high` that stay among its `k` nearest in
+/// `low`, averaged over points (the TUI's trust gauge). 0 when there are fewer than 2 points.
+pub fn neighbour_preservation(high: ArrayView2<f32>, low: ArrayView2<f32>, k: usize) -> f64 {
+    let n = high.nrows();
+    assert_eq!(n, low.nrows(), "high and low must hold the same points");
+    let k = k.min(n.saturating_sub(1));
+    if k == 0 {
+        return 0.0;
+    }
+    let hi = knn(high, k);
+    let lo = knn(low, k);
+    let mut kept = 0usize;
+    for i in 0..n {
+        let h = &hi.indices[i * k..(i + 1) * k];
+        let l = &lo.indices[i * k..(i + 1) * k];
+        kept += h.iter().filter(|j| l.contains(j)).count();
+    }
+    kept as f64 / (n * k) as f64
+}
+
+/// Leave-one-out `k`-nearest-neighbour label accuracy in the embedding `low` (majority vote,
+/// ties to the smallest label as scikit-learn's `KNeighborsClassifier`).
+pub fn knn_accuracy(low: ArrayView2<f32>, labels: &[u8], k: usize) -> f64 {
+    let n = low.nrows();
+    assert_eq!(n, labels.len(), "one label per point");
+    let k = k.min(n.saturating_sub(1));
+    if k == 0 {
+        return 0.0;
+    }
+    let nb = knn(low, k);
+    let mut correct = 0usize;
+    for i in 0..n {
+        let mut votes = [0u32; 256];
+        for &j in &nb.indices[i * k..(i + 1) * k] {
+            votes[labels[j as usize] as usize] += 1;
+        }
+        let mut best = 0usize;
+        for (c, &v) in votes.iter().enumerate() {
+            if v > votes[best] {
+                best = c;
+            }
+        }
+        correct += usize::from(best == labels[i] as usize);
+    }
+    correct as f64 / n as f64
+}
