@@ -8,11 +8,12 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use super::{EpochRecord, Method, StopReason};
 use crate::data::Dataset;
-use crate::nn::Mlp;
+use crate::nn::{self, Mlp};
+use crate::tsne;
 
 /// A training run that can be cancelled and resumed (pause/resume).
 pub struct TrainSession {
-    model: Mlp,
+    trainer: nn::Trainer,
 }
 
 impl TrainSession {
@@ -21,51 +22,69 @@ impl TrainSession {
         n_inputs: usize,
         n_classes: usize,
         hidden: &[usize],
-        _max_epochs: usize,
+        max_epochs: usize,
         seed: u64,
     ) -> TrainSession {
-        let mut sizes = vec![n_inputs];
-        sizes.extend_from_slice(hidden);
-        sizes.push(n_classes);
+        let params = nn::TrainParams {
+            hidden: hidden.to_vec(),
+            max_epochs,
+            seed,
+            ..nn::TrainParams::default()
+        };
         TrainSession {
-            model: Mlp::new(&sizes, seed),
+            trainer: nn::Trainer::new(n_inputs, n_classes, params),
         }
     }
 
     /// Train until convergence, the epoch limit or `cancel`; call again to resume.
     pub fn run(
         &mut self,
-        _train: &Dataset,
-        _test: Option<&Dataset>,
-        _on_epoch: &mut dyn FnMut(&EpochRecord),
-        _cancel: &AtomicBool,
+        train: &Dataset,
+        test: Option<&Dataset>,
+        on_epoch: &mut dyn FnMut(&EpochRecord),
+        cancel: &AtomicBool,
     ) -> anyhow::Result<StopReason> {
-        anyhow::bail!("training is not merged yet (branch nn)")
+        let finite = |v: f64| v.is_finite().then_some(v);
+        let mut forward = |m: &nn::EpochMetrics| {
+            on_epoch(&EpochRecord {
+                epoch: m.epoch,
+                train_loss: m.train_loss,
+                train_accuracy: m.train_accuracy,
+                test_loss: finite(m.test_loss),
+                test_accuracy: finite(m.test_accuracy),
+                seconds: m.seconds,
+                samples_per_sec: m.samples_per_sec,
+            });
+        };
+        let reason = self.trainer.run(train, test, &mut forward, Some(cancel));
+        if let Some(last) = self.trainer.history().last()
+            && !last.train_loss.is_finite()
+        {
+            anyhow::bail!("the training loss diverged (epoch {})", last.epoch);
+        }
+        Ok(match reason {
+            nn::StopReason::Converged => StopReason::Converged,
+            nn::StopReason::MaxEpochs => StopReason::MaxEpochs,
+            nn::StopReason::Cancelled => StopReason::Cancelled,
+        })
     }
 
     /// The model so far.
     pub fn model(&self) -> &Mlp {
-        &self.model
+        self.trainer.model()
     }
 }
 
-/// Open a saved model (.npz).
-pub fn load_model(path: &Path) -> anyhow::Result<Mlp> {
-    anyhow::bail!(
-        "loading {} needs nn::load_npz (branch nn, not merged yet)",
-        path.display()
-    )
+/// Open a saved model (.npz) and check it fits the data.
+pub fn load_model(path: &Path, n_features: usize, n_classes: usize) -> anyhow::Result<Mlp> {
+    let model = nn::load_npz(path)?;
+    model.check_fits(n_features, n_classes)?;
+    Ok(model)
 }
 
 /// Confusion matrix (true class x predicted class).
 pub fn confusion_matrix(labels: &[u8], preds: &[u8], n_classes: usize) -> Array2<usize> {
-    let mut m = Array2::zeros((n_classes, n_classes));
-    for (&t, &p) in labels.iter().zip(preds) {
-        if usize::from(t) < n_classes && usize::from(p) < n_classes {
-            m[[usize::from(t), usize::from(p)]] += 1;
-        }
-    }
-    m
+    nn::confusion_matrix(labels, preds, n_classes)
 }
 
 /// One t-SNE progress report: iteration, total, KL (when computed) and the embedding so far.
@@ -80,25 +99,35 @@ pub struct TsneStep<'a> {
     pub embedding: ArrayView2<'a, f32>,
 }
 
-/// Iterations the t-SNE engine plans by default.
-pub fn tsne_default_iterations() -> usize {
-    1000
-}
-
-/// Embed `data` in 2-D with t-SNE.
+/// Embed `data` in 2-D with t-SNE (the engine's defaults, the notebook's settings).
 pub fn tsne(
-    _data: ArrayView2<f32>,
-    _perplexity: f64,
-    _seed: u64,
-    _progress: &mut dyn FnMut(&TsneStep),
-    _cancel: &AtomicBool,
-) -> anyhow::Result<(Array2<f32>, Option<f64>)> {
-    anyhow::bail!("t-SNE is not merged yet (branch tsne)")
+    data: ArrayView2<f32>,
+    perplexity: f64,
+    seed: u64,
+    progress: &mut dyn FnMut(&TsneStep),
+    cancel: &AtomicBool,
+) -> anyhow::Result<(Array2<f32>, Option<f64>, usize)> {
+    let params = tsne::TsneParams {
+        perplexity,
+        seed,
+        progress_every: 10,
+        ..tsne::TsneParams::default()
+    };
+    let mut forward = |p: &tsne::TsneProgress<'_>| {
+        progress(&TsneStep {
+            iteration: p.iteration,
+            n_iter: p.n_iter,
+            kl_divergence: p.kl_divergence,
+            embedding: p.embedding,
+        });
+    };
+    let e = tsne::tsne(data, &params, Some(&mut forward), Some(cancel))?;
+    Ok((e.coords, Some(e.kl_divergence), e.n_iter))
 }
 
 /// Share of each point's 10 nearest neighbours in `high` kept among its 10 nearest in `low`.
-pub fn trust(_high: ArrayView2<f32>, _low: ArrayView2<f32>) -> Option<f64> {
-    None
+pub fn trust(high: ArrayView2<f32>, low: ArrayView2<f32>) -> Option<f64> {
+    (high.nrows() > 10).then(|| tsne::neighbour_preservation(high, low, 10))
 }
 
 /// One saliency progress report.

@@ -487,7 +487,11 @@ impl WorkerState {
             }
         }
         if let Some(path) = self.config.model_path.clone() {
-            match engines::load_model(&path) {
+            let (n_features, n_classes) = self
+                .split
+                .as_ref()
+                .map_or((0, 0), |s| (s.train.n_features(), s.train.n_classes()));
+            match engines::load_model(&path, n_features, n_classes) {
                 Ok(model) => {
                     self.model = Some(model);
                     self.queue.push_back(Job::Finish);
@@ -774,9 +778,8 @@ impl WorkerState {
         if self.flags.embed.load(Ordering::SeqCst) {
             return Ok(false);
         }
-        let (coords, kl) = result?;
+        let (coords, kl, n_iter) = result?;
         let trust = engines::trust(high.view(), coords.view());
-        let n_iter = engines::tsne_default_iterations();
         self.emit(Event::EmbedDone {
             snapshot: EmbedSnapshot {
                 layer,

@@ -79,9 +79,15 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     install_panic_hook();
     terminal::enable_raw_mode()?;
     let guard = TerminalGuard;
-    execute!(io::stdout(), terminal::EnterAlternateScreen, cursor::Hide)?;
+    // Clear with crossterm: ratatui's `clear` asks the terminal for the cursor position, a round
+    // trip that costs time over SSH (and hangs on a terminal that never answers).
+    execute!(
+        io::stdout(),
+        terminal::EnterAlternateScreen,
+        cursor::Hide,
+        terminal::Clear(terminal::ClearType::All)
+    )?;
     let mut term = Terminal::new(CrosstermBackend::new(io::stdout()))?;
-    term.clear()?;
     let result = event_loop(cli, &theme, &mut term);
     drop(term);
     drop(guard);

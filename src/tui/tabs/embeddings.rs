@@ -13,7 +13,12 @@ use crate::tui::widgets::{Heatmap, ProbabilityBars, Scale, Scatter};
 
 /// Render the Embeddings tab into `area`.
 pub fn render(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
-    let side_w = if area.width >= 140 { 34 } else { 24 };
+    // Room for the digit at full size (28 cells) when the terminal is large.
+    let side_w = if area.width >= 110 && area.height >= 28 {
+        32
+    } else {
+        24
+    };
     let [main, side] = area.layout(&Layout::horizontal([
         Constraint::Fill(1),
         Constraint::Length(side_w),
@@ -169,7 +174,11 @@ fn render_trust(trust: Option<f64>, theme: &Theme, area: Rect, buf: &mut Buffer)
 fn render_legend(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let by = app.embed.color_by;
     let mut spans = vec![Span::styled(
-        format!("colour: {} ", by.label()),
+        format!(
+            "perplexity {} · colour: {} ",
+            app.embed.perplexity,
+            by.label()
+        ),
         theme.dim(),
     )];
     match by {
@@ -184,7 +193,7 @@ fn render_legend(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
             ));
         }
         _ => {
-            for c in 0..app.n_classes().max(10) {
+            for c in 0..app.n_classes() {
                 let g = u8::try_from(c).unwrap_or(0);
                 let glyph = if theme.braille {
                     '●'

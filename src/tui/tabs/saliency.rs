@@ -116,9 +116,11 @@ fn render_heatmap(
         theme,
     };
     (&heatmap).render(Rect::new(x, map.y, w, h), buf);
+    // The legend right under the image.
     let legend_w = w.max(16).min(legend.width);
     let lx = legend.x + (legend.width - legend_w) / 2;
-    (&Legend { scale, theme }).render(Rect::new(lx, legend.y, legend_w, 1), buf);
+    let ly = (map.y + h).min(legend.y);
+    (&Legend { scale, theme }).render(Rect::new(lx, ly, legend_w, 1), buf);
 }
 
 fn render_info(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
