@@ -9,7 +9,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use super::{EpochRecord, Method, StopReason};
 use crate::data::Dataset;
 use crate::nn::{self, Mlp};
-use crate::tsne;
+use crate::{explain, tsne};
 
 /// A training run that can be cancelled and resumed (pause/resume).
 pub struct TrainSession {
@@ -152,17 +152,52 @@ pub struct Attribution {
     pub samples: usize,
 }
 
-/// Explain `model`'s output for `class` at `x` against `background`.
+/// Explain `model`'s output for `class` at `x` against `background`, with the method's
+/// default number of samples.
 #[expect(clippy::too_many_arguments)]
 pub fn explain(
-    _model: &Mlp,
-    _x: ArrayView1<f32>,
-    _background: ArrayView2<f32>,
-    _method: Method,
-    _class: usize,
-    _seed: u64,
-    _progress: &mut dyn FnMut(&ExplainStep),
-    _cancel: &AtomicBool,
+    model: &Mlp,
+    x: ArrayView1<f32>,
+    background: ArrayView2<f32>,
+    method: Method,
+    class: usize,
+    seed: u64,
+    progress: &mut dyn FnMut(&ExplainStep),
+    cancel: &AtomicBool,
 ) -> anyhow::Result<Attribution> {
-    anyhow::bail!("saliency is not merged yet (branch explain)")
+    let method = match method {
+        Method::Notebook => explain::Method::Notebook,
+        Method::Permutation => explain::Method::Permutation,
+        Method::GradientTimesInput => explain::Method::GradientTimesInput,
+        Method::IntegratedGradients => explain::Method::IntegratedGradients,
+    };
+    let params = explain::ExplainParams {
+        method,
+        class: Some(class),
+        samples: explain::ExplainParams::default_samples(method),
+        seed,
+        progress_every: 5,
+        ..explain::ExplainParams::default()
+    };
+    let mut forward = |p: &explain::ExplainProgress<'_>| {
+        progress(&ExplainStep {
+            values: p.values,
+            stderr: p.stderr,
+            samples_done: p.samples_done,
+            samples_total: p.samples_total,
+        });
+    };
+    let a = explain::explain(
+        model,
+        x,
+        background,
+        &params,
+        Some(&mut forward),
+        Some(cancel),
+    )?;
+    Ok(Attribution {
+        values: a.values,
+        stderr: a.stderr,
+        samples: a.samples,
+    })
 }

@@ -425,9 +425,6 @@ struct WorkerState {
     last_explain: ExplainRequest,
 }
 
-/// How many training rows serve as the Shapley background.
-const BACKGROUND_ROWS: usize = 100;
-
 impl WorkerState {
     fn new(
         config: Config,
@@ -814,8 +811,8 @@ impl WorkerState {
             }
         };
         self.emit(Event::ExplainStarted { request, class });
-        let background_rows = BACKGROUND_ROWS.min(split.train.n_rows());
-        let background = split.train.features.slice(s![..background_rows, ..]);
+        // The notebook's background: the training images (the estimators sample rows of it).
+        let background = split.train.features.view();
         let start = Instant::now();
         let notify = &self.notify;
         let slots = &self.slots;

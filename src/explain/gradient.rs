@@ -1,0 +1,111 @@
+//! Gradient methods: gradient x (input - baseline), and integrated gradients (Sundararajan et al.
+//! 2017, eq. 3 with the midpoint rule) along the straight line from the baseline to the input.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ndarray::{Array1, Array2, ArrayView1};
+
+use super::ExplainProgress;
+use super::Units;
+use super::net::Net;
+use super::shapley::to_f32;
+use crate::Cancelled;
+
+pub(crate) struct GradientRun {
+    pub values: Array1<f32>,
+    pub steps: usize,
+    pub evaluations: u64,
+    pub reference: f64,
+}
+
+/// Van der Corput radical inverse in base 2: orders the integration points so that every prefix
+/// is spread over [0, 1] and the running estimate is meaningful while it sharpens.
+fn van_der_corput(mut k: usize) -> f64 {
+    let (mut v, mut scale) = (0.0, 0.5);
+    while k > 0 {
+        if k & 1 == 1 {
+            v += scale;
+        }
+        k >>= 1;
+        scale *= 0.5;
+    }
+    v
+}
+
+/// Attribute `x` against `baseline`: gradient x input when `steps` is `None`, integrated
+/// gradients with `steps` midpoints otherwise.
+#[expect(clippy::too_many_arguments)]
+pub(crate) fn attribute(
+    net: &Net<f32>,
+    x: ArrayView1<f32>,
+    baseline: ArrayView1<f32>,
+    class: usize,
+    units: Units,
+    steps: Option<usize>,
+    progress_every: usize,
+    mut progress: Option<&mut dyn FnMut(&ExplainProgress<'_>)>,
+    cancel: Option<&AtomicBool>,
+) -> Result<GradientRun, Cancelled> {
+    let n = x.len();
+    let diff: Array1<f64> = x
+        .iter()
+        .zip(baseline)
+        .map(|(&a, &b)| f64::from(a) - f64::from(b))
+        .collect();
+    let reference = net.outputs(baseline.insert_axis(ndarray::Axis(0)), class, units)[0];
+    // Integration points: alpha = (k + 1/2) / m, visited in van der Corput order.
+    let alphas: Vec<f64> = match steps {
+        None => vec![1.0],
+        Some(m) => {
+            let mut ks: Vec<usize> = (0..m).collect();
+            ks.sort_by(|&a, &b| van_der_corput(a).total_cmp(&van_der_corput(b)));
+            #[expect(clippy::cast_precision_loss)]
+            ks.into_iter()
+                .map(|k| (k as f64 + 0.5) / m as f64)
+                .collect()
+        }
+    };
+    let total = alphas.len();
+    let block = if progress_every == 0 {
+        total
+    } else {
+        progress_every.min(total)
+    };
+    let mut grad_sum = Array1::<f64>::zeros(n);
+    let mut done = 0;
+    let mut values = Array1::<f32>::zeros(n);
+    for chunk in alphas.chunks(block) {
+        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(Cancelled);
+        }
+        let rows = Array2::from_shape_fn((chunk.len(), n), |(r, i)| {
+            to_f32(f64::from(baseline[i]) + chunk[r] * diff[i])
+        });
+        let (grads, _) = net.input_gradients(rows.view(), class, units);
+        for g in grads.rows() {
+            grad_sum += &g;
+        }
+        done += chunk.len();
+        #[expect(clippy::cast_precision_loss)]
+        let scale = 1.0 / done as f64;
+        values = grad_sum
+            .iter()
+            .zip(&diff)
+            .map(|(g, d)| to_f32(g * scale * d))
+            .collect();
+        if let Some(cb) = progress.as_mut() {
+            cb(&ExplainProgress {
+                values: values.view(),
+                stderr: None,
+                samples_done: done,
+                samples_total: total,
+            });
+        }
+    }
+    Ok(GradientRun {
+        values,
+        steps: total,
+        evaluations: total as u64 + 1,
+        reference,
+    })
+}

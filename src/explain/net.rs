@@ -1,0 +1,316 @@
+//! The MLP specialised for attributions: the first layer kept apart (so a walk can update its
+//! pre-activation one input at a time), the rest evaluated as batched GEMMs, outputs reduced to the
+//! one class being explained, and a batched input gradient. Generic over f32 (speed) and f64
+//! (exactness checks).
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, LinalgScalar};
+
+use rayon::prelude::*;
+
+use super::Units;
+use crate::nn::Mlp;
+
+/// A float type the attribution code runs in: f32 for speed, f64 for exactness checks.
+pub trait Real:
+    LinalgScalar
+    + PartialOrd
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + std::iter::Sum
+    + std::ops::AddAssign
+    + ndarray::ScalarOperand
+    + 'static
+{
+    /// The value of an f32 (exact for both types).
+    fn from_f32(v: f32) -> Self;
+    /// The value as f64 (exact for both types).
+    fn to_f64(self) -> f64;
+    /// `acc += scale * row`.
+    fn axpy(acc: &mut [Self], scale: Self, row: &[Self]) {
+        for (a, &w) in acc.iter_mut().zip(row) {
+            *a += scale * w;
+        }
+    }
+}
+
+impl Real for f32 {
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    fn axpy(acc: &mut [f32], scale: f32, row: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { axpy_avx2(acc, scale, row) };
+            return;
+        }
+        for (a, &w) in acc.iter_mut().zip(row) {
+            *a += scale * w;
+        }
+    }
+}
+
+/// `acc += scale * row` in 256-bit vectors: the walks' inner loop. A separate multiply and add
+/// (no FMA contraction), so the result is the same bits as the portable loop.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn axpy_avx2(acc: &mut [f32], scale: f32, row: &[f32]) {
+    for (a, &w) in acc.iter_mut().zip(row) {
+        *a += scale * w;
+    }
+}
+
+impl Real for f64 {
+    fn from_f32(v: f32) -> Self {
+        f64::from(v)
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+fn relu<T: Real>(v: T) -> T {
+    if v > T::zero() { v } else { T::zero() }
+}
+
+/// `acc += scale * row`, the one-input update of a first-layer pre-activation.
+#[inline]
+pub(crate) fn add_scaled<T: Real>(acc: &mut [T], scale: T, row: &[T]) {
+    T::axpy(acc, scale, row);
+}
+
+/// The network's weights in `T`, with each layer's weight matrix contiguous (row-major).
+#[derive(Debug, Clone)]
+pub(crate) struct Net<T> {
+    /// (fan_in x fan_out weights, fan_out biases) per layer.
+    pub layers: Vec<(Array2<T>, Array1<T>)>,
+    /// Inputs whose first-layer row is all zero: they cannot change the output.
+    pub dead_input: Vec<bool>,
+}
+
+impl<T: Real> Net<T> {
+    pub fn from_mlp(model: &Mlp) -> Net<T> {
+        let layers: Vec<(Array2<T>, Array1<T>)> = model
+            .coefs
+            .iter()
+            .zip(&model.intercepts)
+            .map(|(w, b)| {
+                let w = w.mapv(T::from_f32);
+                let w = if w.is_standard_layout() {
+                    w
+                } else {
+                    w.as_standard_layout().into_owned()
+                };
+                (w, b.mapv(T::from_f32))
+            })
+            .collect();
+        let dead_input = layers[0]
+            .0
+            .rows()
+            .into_iter()
+            .map(|r| r.iter().all(|&v| v == T::zero()))
+            .collect();
+        Net { layers, dead_input }
+    }
+
+    pub fn width1(&self) -> usize {
+        self.layers[0].0.ncols()
+    }
+
+    pub fn n_outputs(&self) -> usize {
+        self.layers.last().map_or(0, |(w, _)| w.ncols())
+    }
+
+    /// Row `i` of the first layer's weights (what input `i` adds per unit change).
+    #[inline]
+    pub fn w1_row(&self, i: usize) -> &[T] {
+        let w1 = &self.layers[0].0;
+        let width = w1.ncols();
+        let all = w1.as_slice().unwrap_or(&[]);
+        &all[i * width..(i + 1) * width]
+    }
+
+    /// First-layer pre-activation `v W1 + c1`, summing only the non-zero inputs.
+    pub fn first_layer(&self, v: &[T]) -> Vec<T> {
+        let mut h = self.layers[0].1.to_vec();
+        for (i, &vi) in v.iter().enumerate() {
+            if vi != T::zero() {
+                add_scaled(&mut h, vi, self.w1_row(i));
+            }
+        }
+        h
+    }
+
+    /// First-layer pre-activations of many rows, each as a sum over its non-zero inputs (digits
+    /// are mostly 0: this is several times cheaper than the dense GEMM), rows in parallel.
+    pub fn first_layer_sparse(&self, rows: ArrayView2<T>) -> Array2<T> {
+        let width = self.width1();
+        let mut out = Array2::zeros((rows.nrows(), width));
+        out.axis_chunks_iter_mut(Axis(0), 64)
+            .into_par_iter()
+            .zip(rows.axis_chunks_iter(Axis(0), 64).into_par_iter())
+            .for_each(|(mut o, r)| {
+                for (mut orow, rrow) in o.rows_mut().into_iter().zip(r.rows()) {
+                    let h = orow.as_slice_mut().expect("fresh array is contiguous");
+                    h.copy_from_slice(self.layers[0].1.as_slice().expect("contiguous bias"));
+                    for (i, &v) in rrow.iter().enumerate() {
+                        if v != T::zero() {
+                            add_scaled(h, v, self.w1_row(i));
+                        }
+                    }
+                }
+            });
+        out
+    }
+
+    /// First-layer pre-activations of many rows at once (a GEMM).
+    pub fn first_layer_batch(&self, rows: ArrayView2<T>) -> Array2<T> {
+        let (w1, c1) = &self.layers[0];
+        let mut h = rows.dot(w1);
+        h += c1;
+        h
+    }
+
+    /// Logits from first-layer pre-activations (one row each); `h1` is overwritten.
+    pub fn logits_from_first(&self, mut h1: ArrayViewMut2<T>) -> Array2<T> {
+        if self.layers.len() == 1 {
+            return h1.to_owned();
+        }
+        h1.mapv_inplace(relu);
+        let mut a: Option<Array2<T>> = None;
+        for (l, (w, b)) in self.layers.iter().enumerate().skip(1) {
+            let mut z = match &a {
+                None => h1.dot(w),
+                Some(prev) => prev.dot(w),
+            };
+            z += b;
+            if l + 1 < self.layers.len() {
+                z.mapv_inplace(relu);
+            }
+            a = Some(z);
+        }
+        a.unwrap_or_else(|| h1.to_owned())
+    }
+
+    /// The explained output of each row (the class's probability or logit), in f64, from
+    /// first-layer pre-activations; `h1` is overwritten. Appends to `out`.
+    pub fn outputs_from_first(
+        &self,
+        h1: ArrayViewMut2<T>,
+        class: usize,
+        units: Units,
+        out: &mut Vec<f64>,
+    ) {
+        let logits = self.logits_from_first(h1);
+        out.extend(
+            logits
+                .rows()
+                .into_iter()
+                .map(|z| class_output(z, class, units)),
+        );
+    }
+
+    /// Explained output of full input rows.
+    pub fn outputs(&self, rows: ArrayView2<T>, class: usize, units: Units) -> Vec<f64> {
+        let mut h1 = self.first_layer_batch(rows);
+        let mut out = Vec::with_capacity(rows.nrows());
+        self.outputs_from_first(h1.view_mut(), class, units, &mut out);
+        out
+    }
+
+    /// Gradient of the explained output with respect to the input, one row per input row, and
+    /// the outputs themselves (backpropagation through ReLU layers and the softmax).
+    pub fn input_gradients(
+        &self,
+        rows: ArrayView2<T>,
+        class: usize,
+        units: Units,
+    ) -> (Array2<f64>, Vec<f64>) {
+        // Forward, keeping each layer's pre-activation.
+        let mut pre: Vec<Array2<T>> = Vec::with_capacity(self.layers.len());
+        for (l, (w, b)) in self.layers.iter().enumerate() {
+            let mut z = if l == 0 {
+                rows.dot(w)
+            } else {
+                pre[l - 1].mapv(relu).dot(w)
+            };
+            z += b;
+            pre.push(z);
+        }
+        let logits = pre
+            .last()
+            .map_or_else(|| Array2::zeros((0, 0)), Clone::clone);
+        let outputs: Vec<f64> = logits
+            .rows()
+            .into_iter()
+            .map(|z| class_output(z, class, units))
+            .collect();
+        // d output / d logits: e_c for a logit, p_c (e_c - p) for a probability.
+        let mut g: Array2<f64> = Array2::zeros(logits.dim());
+        for (mut grow, z) in g.rows_mut().into_iter().zip(logits.rows()) {
+            match units {
+                Units::Logit => grow[class] = 1.0,
+                Units::Probability => {
+                    let p = softmax_f64(z);
+                    for (k, gk) in grow.iter_mut().enumerate() {
+                        *gk = -p[class] * p[k];
+                    }
+                    grow[class] += p[class];
+                }
+            }
+        }
+        // Backward in f64: the weights are small, the products cheap next to the forward pass.
+        for l in (0..self.layers.len()).rev() {
+            let w = self.layers[l].0.mapv(Real::to_f64);
+            let mut below = g.dot(&w.t());
+            if l > 0 {
+                for (v, &z) in below.iter_mut().zip(pre[l - 1].iter()) {
+                    if z <= T::zero() {
+                        *v = 0.0;
+                    }
+                }
+            }
+            g = below;
+        }
+        (g, outputs)
+    }
+}
+
+/// Softmax of one row of logits, in f64, shifted by the maximum.
+pub(crate) fn softmax_f64<T: Real>(z: ArrayView1<T>) -> Vec<f64> {
+    let max = z
+        .iter()
+        .map(|v| v.to_f64())
+        .fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = z.iter().map(|v| (v.to_f64() - max).exp()).collect();
+    let sum: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / sum).collect()
+}
+
+/// The class's probability (softmax in f64) or its logit.
+pub(crate) fn class_output<T: Real>(z: ArrayView1<T>, class: usize, units: Units) -> f64 {
+    match units {
+        Units::Logit => z[class].to_f64(),
+        Units::Probability => {
+            let zc = z[class].to_f64();
+            // p_c = 1 / sum_k exp(z_k - z_c): one pass, no overflow for the winning class.
+            let max = z
+                .iter()
+                .map(|v| v.to_f64())
+                .fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = z.iter().map(|v| (v.to_f64() - max).exp()).sum();
+            (zc - max).exp() / sum
+        }
+    }
+}
+
+/// Column means of the background (the `BackgroundMean` baseline).
+pub(crate) fn column_means(background: ArrayView2<f32>) -> Array1<f32> {
+    background
+        .mean_axis(Axis(0))
+        .unwrap_or_else(|| Array1::zeros(background.ncols()))
+}
