@@ -537,6 +537,7 @@ impl WorkerState {
     }
 
     fn wait_for_quit(&self) {
+        self.emit(Event::Idle);
         while let Ok(cmd) = self.rx.recv() {
             if cmd == Command::Quit {
                 return;
@@ -882,4 +883,28 @@ pub fn run_pipeline(
     }
     worker.shutdown(Duration::from_secs(5));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_keeps_the_latest_and_nudges_once() {
+        let slot = Slot::default();
+        assert!(slot.put(1), "empty: the reader needs a nudge");
+        assert!(!slot.put(2), "unread: no second nudge");
+        assert_eq!(slot.take(), Some(2));
+        assert_eq!(slot.take(), None);
+        assert!(slot.put(3));
+    }
+
+    #[test]
+    fn methods_cycle() {
+        let mut m = Method::default();
+        for _ in 0..4 {
+            m = m.next();
+        }
+        assert_eq!(m, Method::default());
+    }
 }

@@ -412,6 +412,11 @@ impl App {
                 perplexity,
                 ..EmbedState::default()
             },
+            // The pipeline ends by explaining the first test image (request 0).
+            saliency: SaliencyState {
+                running: true,
+                ..SaliencyState::default()
+            },
             ..App::default()
         }
     }

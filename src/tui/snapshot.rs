@@ -149,11 +149,19 @@ fn color_code(c: Color, bg: bool) -> Option<String> {
 
 /// Build the app state headlessly: run the whole pipeline (train or load, embed every layer,
 /// explain the first test image) with the worker and feed every event to a fresh [`App`].
+/// A job that fails (data or model not loadable, diverging loss, ...) is an error here.
 pub fn build_app(cli: &Cli, timeout: Duration) -> anyhow::Result<App> {
     let mut app = App::new(cli.view.perplexity);
+    let mut failure = None;
     compute::run_pipeline(Config::from_cli(cli), timeout, |event, slots| {
+        if let compute::Event::JobFailed { message, .. } = &event {
+            failure.get_or_insert_with(|| message.clone());
+        }
         app.on_event(event, slots);
     })?;
+    if let Some(message) = failure {
+        anyhow::bail!("{message}");
+    }
     app.idle = true;
     Ok(app)
 }
