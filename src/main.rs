@@ -14,10 +14,7 @@ fn main() -> ExitCode {
             eprintln!("layerscope: this subcommand is not built yet");
             Ok(())
         }
-        None => {
-            eprintln!("layerscope: the terminal app is not built yet; try `layerscope info`");
-            Ok(())
-        }
+        None => layerscope::tui::run(&cli),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,169 @@
+//! A deterministic, hand-built app state (no training, no t-SNE): the first 300 on-board digits,
+//! 40 epochs of made-up but plausible curves, three clustered panels, a saliency estimate. For
+//! snapshot tests, render benchmarks and screenshots.
+
+use std::sync::Arc;
+
+use ndarray::{Array2, Axis};
+
+use super::app::{App, Panel, TrainStatus};
+use crate::compute::{EpochRecord, Event, ModelReport, SaliencySnapshot, Slots, StopReason};
+use crate::data::{self, Split};
+
+/// Training rows in the fixture (all embedded).
+pub const N_TRAIN: usize = 200;
+/// Test rows in the fixture.
+pub const N_TEST: usize = 100;
+
+/// A small deterministic pseudo-random number in [0, 1) from an integer (splitmix64).
+fn unit(i: u64) -> f32 {
+    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    // The top 24 bits, exactly representable in f32.
+    #[expect(clippy::cast_precision_loss)]
+    let u = (z >> 40) as f32 / (1u64 << 24) as f32;
+    u
+}
+
+/// Made-up class probabilities: right except every 9th row, which goes to the next class.
+fn probabilities(labels: &[u8], n_classes: usize) -> Array2<f32> {
+    Array2::from_shape_fn((labels.len(), n_classes), |(i, c)| {
+        let label = usize::from(labels[i]);
+        let pred = if i % 9 == 4 {
+            (label + 1) % n_classes
+        } else {
+            label
+        };
+        if c == pred {
+            0.82
+        } else if c == label {
+            0.1
+        } else {
+            #[expect(clippy::cast_precision_loss)]
+            let rest = 0.08 / (n_classes - 2) as f32;
+            rest
+        }
+    })
+}
+
+/// The fixture state, on the Training tab.
+pub fn demo_app() -> App {
+    let full = data::load_onboard()
+        .expect("the on-board digits are built in")
+        .into_unit_scale();
+    let rows: Vec<usize> = (0..N_TRAIN + N_TEST).collect();
+    let split = Split {
+        train: full.select(&rows[..N_TRAIN]),
+        test: full.select(&rows[N_TRAIN..]),
+    };
+    let n_classes = split.train.n_classes();
+    let slots = Slots::default();
+    let mut app = App::new(3.0);
+    app.on_event(
+        Event::DataReady {
+            split: Arc::new(split.clone()),
+            embed_n: N_TRAIN,
+        },
+        &slots,
+    );
+    app.on_event(
+        Event::TrainingStarted {
+            seed: 0,
+            max_epochs: 200,
+            layer_sizes: vec![784, 512, 256, n_classes],
+        },
+        &slots,
+    );
+    for e in 1..=40usize {
+        #[expect(clippy::cast_precision_loss)]
+        let t = e as f64;
+        app.on_event(
+            Event::Epoch(EpochRecord {
+                epoch: e,
+                train_loss: 2.3 * (-t / 6.0).exp() + 0.01,
+                train_accuracy: 1.0 - 0.9 * (-t / 5.0).exp(),
+                test_loss: Some(2.3 * (-t / 7.0).exp() + 0.25),
+                test_accuracy: Some(0.93 - 0.83 * (-t / 6.0).exp()),
+                seconds: 0.8,
+                samples_per_sec: 6250.0,
+            }),
+            &slots,
+        );
+    }
+    app.on_event(Event::TrainingStopped(StopReason::Converged), &slots);
+    let embed_probs = probabilities(&split.train.labels, n_classes);
+    let test_probs = probabilities(&split.test.labels, n_classes);
+    let mut confusion = Array2::zeros((n_classes, n_classes));
+    for (i, p) in test_probs.axis_iter(Axis(0)).enumerate() {
+        let pred = super::app::argmax(p);
+        confusion[[usize::from(split.test.labels[i]), pred]] += 37;
+    }
+    app.on_event(
+        Event::ModelReady(Arc::new(ModelReport {
+            layer_sizes: vec![784, 512, 256, n_classes],
+            embed_probs,
+            test_probs,
+            confusion,
+        })),
+        &slots,
+    );
+    for (k, (layer, size)) in [(2usize, 512usize), (3, 256), (4, n_classes)]
+        .into_iter()
+        .enumerate()
+    {
+        // Classes on a circle; tighter clusters in deeper layers.
+        #[expect(clippy::cast_precision_loss)]
+        let spread = 3.5 - k as f32;
+        let labels = &split.train.labels;
+        let coords = Array2::from_shape_fn((N_TRAIN, 2), |(i, d)| {
+            #[expect(clippy::cast_precision_loss)]
+            let angle =
+                f32::from(labels[i]) / n_classes as f32 * std::f32::consts::TAU + k as f32 * 0.3;
+            let centre = if d == 0 { angle.cos() } else { angle.sin() } * 10.0;
+            let seed = (i * 2 + d) as u64 + 1000 * k as u64;
+            centre + (unit(seed) - 0.5) * spread * 2.0
+        });
+        app.embed.panels.push(Panel {
+            layer,
+            size,
+            iteration: 1000,
+            n_iter: 1000,
+            kl_divergence: Some(1.9 - 0.4 * f64::from(u8::try_from(k).unwrap_or(0))),
+            coords,
+            trust: Some(0.42 + 0.12 * f64::from(u8::try_from(k).unwrap_or(0))),
+            done: true,
+            perplexity: 3.0,
+        });
+    }
+    app.embed.focus = 2;
+    app.embed.selected = 4;
+    let image = split.test.features.row(0);
+    let values: Vec<f32> = image
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let (r, c) = (i / 28, i % 28);
+            #[expect(clippy::cast_precision_loss)]
+            let wave = ((r as f32) / 5.0).sin() * ((c as f32) / 7.0).cos();
+            0.02 * (v * wave - 0.2 * (1.0 - v) * wave.abs() * f32::from(u8::from(r % 3 == 0)))
+        })
+        .collect();
+    let stderr = vec![0.0015; values.len()];
+    app.on_event(
+        Event::ExplainDone(SaliencySnapshot {
+            id: 0,
+            values,
+            stderr: Some(stderr),
+            samples_done: 200,
+            samples_total: 200,
+            seconds: 3.2,
+        }),
+        &slots,
+    );
+    app.saliency.explained_class = Some(usize::from(split.test.labels[0]));
+    app.training.status = TrainStatus::Converged;
+    app.idle = true;
+    app
+}

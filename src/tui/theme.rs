@@ -1,0 +1,371 @@
+//! The one theme: every colour and glyph choice, built once from the terminal's colour depth.
+//! Call sites ask for meaning (`theme.class(3)`, `theme.diverging(v)`), never for a colour.
+
+use ratatui::style::{Color, Modifier, Style};
+
+/// How many colours the terminal shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorDepth {
+    /// 24-bit colour.
+    TrueColor,
+    /// The xterm 256-colour palette.
+    Ansi256,
+    /// The 16 named colours.
+    Ansi16,
+    /// No colour at all (`NO_COLOR`, `--ascii`).
+    None,
+}
+
+impl ColorDepth {
+    /// The depth the environment asks for: `NO_COLOR` first, then `COLORTERM` and `TERM`.
+    pub fn detect() -> ColorDepth {
+        let var = |k: &str| std::env::var(k).unwrap_or_default();
+        ColorDepth::from_env(&var("NO_COLOR"), &var("COLORTERM"), &var("TERM"))
+    }
+
+    /// The depth for these values of `NO_COLOR`, `COLORTERM` and `TERM`.
+    pub fn from_env(no_color: &str, colorterm: &str, term: &str) -> ColorDepth {
+        if !no_color.is_empty() || term == "dumb" {
+            ColorDepth::None
+        } else if colorterm.contains("truecolor") || colorterm.contains("24bit") {
+            ColorDepth::TrueColor
+        } else if term.contains("256") {
+            ColorDepth::Ansi256
+        } else {
+            ColorDepth::Ansi16
+        }
+    }
+}
+
+/// Class colours: Okabe and Ito's colour-blind-safe palette, extended with two of Paul Tol's.
+const CLASS_RGB: [(u8, u8, u8); 10] = [
+    (0xE6, 0x9F, 0x00), // orange
+    (0x56, 0xB4, 0xE9), // sky blue
+    (0x00, 0x9E, 0x73), // bluish green
+    (0xF0, 0xE4, 0x42), // yellow
+    (0x00, 0x72, 0xB2), // blue
+    (0xD5, 0x5E, 0x00), // vermillion
+    (0xCC, 0x79, 0xA7), // reddish purple
+    (0xBB, 0xBB, 0xBB), // grey
+    (0xAA, 0x33, 0x77), // Tol purple
+    (0x44, 0xAA, 0x99), // Tol teal
+];
+
+const CLASS_16: [Color; 10] = [
+    Color::Yellow,
+    Color::LightBlue,
+    Color::Green,
+    Color::LightYellow,
+    Color::Blue,
+    Color::Red,
+    Color::LightMagenta,
+    Color::Gray,
+    Color::Magenta,
+    Color::Cyan,
+];
+
+/// Stops of the diverging scale, after Vega's `blueorange` (the notebook's, `domainMid = 0`).
+const DIVERGING: [(f32, (u8, u8, u8)); 5] = [
+    (-1.0, (0x13, 0x4B, 0x85)),
+    (-0.5, (0x5E, 0x9A, 0xCB)),
+    (0.0, (0xF2, 0xF2, 0xF2)),
+    (0.5, (0xF5, 0x9B, 0x3C)),
+    (1.0, (0x8A, 0x3A, 0x06)),
+];
+
+/// Shade characters from light to dark ink, for heatmaps without colour.
+pub const SHADES: [char; 5] = [' ', '░', '▒', '▓', '█'];
+/// Characters for negative values in a diverging heatmap without colour, small to large.
+pub const NEGATIVE_SHADES: [char; 5] = [' ', '.', ':', '-', '='];
+
+/// Colours and glyphs for one terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Theme {
+    /// The colour depth in use.
+    pub depth: ColorDepth,
+    /// Braille dots available (else digit glyphs for scatters).
+    pub braille: bool,
+}
+
+impl Theme {
+    /// The theme for this depth; `ascii` turns colour and braille off.
+    pub fn new(depth: ColorDepth, ascii: bool) -> Theme {
+        if ascii {
+            Theme {
+                depth: ColorDepth::None,
+                braille: false,
+            }
+        } else {
+            Theme {
+                depth,
+                braille: depth != ColorDepth::None,
+            }
+        }
+    }
+
+    /// True when colours are shown.
+    pub fn has_color(&self) -> bool {
+        self.depth != ColorDepth::None
+    }
+
+    fn rgb(&self, (r, g, b): (u8, u8, u8)) -> Color {
+        match self.depth {
+            ColorDepth::TrueColor => Color::Rgb(r, g, b),
+            ColorDepth::Ansi256 => Color::Indexed(xterm_index(r, g, b)),
+            ColorDepth::Ansi16 => nearest_16(r, g, b),
+            ColorDepth::None => Color::Reset,
+        }
+    }
+
+    /// The colour of class `c`.
+    pub fn class(&self, c: usize) -> Color {
+        match self.depth {
+            ColorDepth::Ansi16 => CLASS_16[c % 10],
+            _ => self.rgb(CLASS_RGB[c % 10]),
+        }
+    }
+
+    /// The glyph for class `c` when there is no colour: its digit (or a letter past 9).
+    pub fn class_glyph(c: usize) -> char {
+        char::from_digit(u32::try_from(c % 36).unwrap_or(0), 36).unwrap_or('?')
+    }
+
+    /// Grayscale for an intensity in [0, 1] (0 = background black, 1 = white ink).
+    pub fn gray(&self, v: f32) -> Color {
+        let v = v.clamp(0.0, 1.0);
+        match self.depth {
+            ColorDepth::TrueColor => {
+                let g = to_byte(v);
+                Color::Rgb(g, g, g)
+            }
+            // The 24-step gray ramp 232..=255 (plus black at 16).
+            ColorDepth::Ansi256 => {
+                if v < 0.02 {
+                    Color::Indexed(16)
+                } else {
+                    Color::Indexed(232 + to_step(v, 23))
+                }
+            }
+            ColorDepth::Ansi16 => match to_step(v, 3) {
+                0 => Color::Black,
+                1 => Color::DarkGray,
+                2 => Color::Gray,
+                _ => Color::White,
+            },
+            ColorDepth::None => Color::Reset,
+        }
+    }
+
+    /// Diverging blue (negative) to orange (positive), `v` in [-1, 1], light at 0.
+    pub fn diverging(&self, v: f32) -> Color {
+        let v = v.clamp(-1.0, 1.0);
+        if self.depth == ColorDepth::Ansi16 {
+            return match v {
+                v if v < -0.5 => Color::Blue,
+                v if v < -0.1 => Color::LightBlue,
+                v if v <= 0.1 => Color::White,
+                v if v <= 0.5 => Color::LightYellow,
+                _ => Color::Yellow,
+            };
+        }
+        let mut i = 0;
+        while i + 2 < DIVERGING.len() && v > DIVERGING[i + 1].0 {
+            i += 1;
+        }
+        let (a, ca) = DIVERGING[i];
+        let (b, cb) = DIVERGING[i + 1];
+        let t = ((v - a) / (b - a)).clamp(0.0, 1.0);
+        let mix =
+            |x: u8, y: u8| to_byte((f32::from(x) + (f32::from(y) - f32::from(x)) * t) / 255.0);
+        self.rgb((mix(ca.0, cb.0), mix(ca.1, cb.1), mix(ca.2, cb.2)))
+    }
+
+    /// Plain text.
+    pub fn text(&self) -> Style {
+        Style::default()
+    }
+
+    /// Secondary text (axes, hints).
+    pub fn dim(&self) -> Style {
+        if self.has_color() {
+            Style::default().fg(Color::DarkGray)
+        } else {
+            Style::default()
+        }
+    }
+
+    /// Titles and the active tab.
+    pub fn accent(&self) -> Style {
+        let s = Style::default().add_modifier(Modifier::BOLD);
+        if self.has_color() {
+            s.fg(self.rgb((0x56, 0xB4, 0xE9)))
+        } else {
+            s
+        }
+    }
+
+    /// Keys in the key bar.
+    pub fn key(&self) -> Style {
+        Style::default().add_modifier(Modifier::BOLD)
+    }
+
+    /// Good news (correct, converged).
+    pub fn good(&self) -> Style {
+        if self.has_color() {
+            Style::default().fg(self.rgb((0x00, 0x9E, 0x73)))
+        } else {
+            Style::default()
+        }
+    }
+
+    /// Errors and wrong predictions.
+    pub fn bad(&self) -> Style {
+        if self.has_color() {
+            Style::default()
+                .fg(self.rgb((0xD5, 0x5E, 0x00)))
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::default().add_modifier(Modifier::BOLD)
+        }
+    }
+
+    /// The selected point and the selected row.
+    pub fn highlight(&self) -> Style {
+        Style::default().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+    }
+
+    /// Train-split series in charts.
+    pub fn series_train(&self) -> Style {
+        Style::default().fg(self.class(1))
+    }
+
+    /// Test-split series in charts.
+    pub fn series_test(&self) -> Style {
+        Style::default().fg(self.class(0))
+    }
+}
+
+fn to_byte(v: f32) -> u8 {
+    // Clamped to [0, 255] first: the cast cannot truncate.
+    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let b = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    b
+}
+
+fn to_step(v: f32, steps: u8) -> u8 {
+    // Clamped to [0, steps] first.
+    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let s = (v.clamp(0.0, 1.0) * f32::from(steps)).round() as u8;
+    s
+}
+
+/// The nearest entry of the xterm 6x6x6 cube or gray ramp.
+fn xterm_index(r: u8, g: u8, b: u8) -> u8 {
+    const LEVELS: [u8; 6] = [0, 95, 135, 175, 215, 255];
+    let cube = |v: u8| {
+        let mut best = 0u8;
+        for (i, &l) in LEVELS.iter().enumerate() {
+            if v.abs_diff(l) < v.abs_diff(LEVELS[usize::from(best)]) {
+                best = u8::try_from(i).unwrap_or(0);
+            }
+        }
+        best
+    };
+    let (ci, cj, ck) = (cube(r), cube(g), cube(b));
+    let cube_rgb = (
+        LEVELS[usize::from(ci)],
+        LEVELS[usize::from(cj)],
+        LEVELS[usize::from(ck)],
+    );
+    let avg = (u16::from(r) + u16::from(g) + u16::from(b)) / 3;
+    let gray_step = u8::try_from(((avg.saturating_sub(3)) / 10).min(23)).unwrap_or(23);
+    let gray = 8 + 10 * gray_step;
+    let dist = |(a, b2, c): (u8, u8, u8)| {
+        let d = |x: u8, y: u8| u32::from(x.abs_diff(y)).pow(2);
+        d(a, r) + d(b2, g) + d(c, b)
+    };
+    if dist((gray, gray, gray)) < dist(cube_rgb) {
+        232 + gray_step
+    } else {
+        16 + 36 * ci + 6 * cj + ck
+    }
+}
+
+/// The nearest of the 16 named colours, by hue and brightness.
+fn nearest_16(r: u8, g: u8, b: u8) -> Color {
+    const NAMED: [(Color, (u8, u8, u8)); 16] = [
+        (Color::Black, (0, 0, 0)),
+        (Color::Red, (205, 0, 0)),
+        (Color::Green, (0, 205, 0)),
+        (Color::Yellow, (205, 205, 0)),
+        (Color::Blue, (0, 0, 238)),
+        (Color::Magenta, (205, 0, 205)),
+        (Color::Cyan, (0, 205, 205)),
+        (Color::Gray, (229, 229, 229)),
+        (Color::DarkGray, (127, 127, 127)),
+        (Color::LightRed, (255, 0, 0)),
+        (Color::LightGreen, (0, 255, 0)),
+        (Color::LightYellow, (255, 255, 0)),
+        (Color::LightBlue, (92, 92, 255)),
+        (Color::LightMagenta, (255, 0, 255)),
+        (Color::LightCyan, (0, 255, 255)),
+        (Color::White, (255, 255, 255)),
+    ];
+    let d = |x: u8, y: u8| u32::from(x.abs_diff(y)).pow(2);
+    NAMED
+        .iter()
+        .min_by_key(|(_, (a, bb, c))| d(*a, r) + d(*bb, g) + d(*c, b))
+        .map_or(Color::Reset, |(c, _)| *c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_from_env() {
+        assert_eq!(
+            ColorDepth::from_env("1", "truecolor", "xterm-256color"),
+            ColorDepth::None
+        );
+        assert_eq!(
+            ColorDepth::from_env("", "truecolor", "xterm"),
+            ColorDepth::TrueColor
+        );
+        assert_eq!(
+            ColorDepth::from_env("", "", "xterm-256color"),
+            ColorDepth::Ansi256
+        );
+        assert_eq!(ColorDepth::from_env("", "", "xterm"), ColorDepth::Ansi16);
+    }
+
+    #[test]
+    fn diverging_is_centred_and_ordered() {
+        let t = Theme::new(ColorDepth::TrueColor, false);
+        assert_eq!(t.diverging(0.0), Color::Rgb(0xF2, 0xF2, 0xF2));
+        assert_eq!(t.diverging(-1.0), Color::Rgb(0x13, 0x4B, 0x85));
+        assert_eq!(t.diverging(1.0), Color::Rgb(0x8A, 0x3A, 0x06));
+        let Color::Rgb(_, _, b) = t.diverging(-0.3) else {
+            panic!()
+        };
+        let Color::Rgb(r, _, _) = t.diverging(0.3) else {
+            panic!()
+        };
+        assert!(b > r / 2, "negative is blueish");
+    }
+
+    #[test]
+    fn xterm_cube_and_gray() {
+        assert_eq!(xterm_index(0, 0, 0), 16);
+        assert_eq!(xterm_index(255, 255, 255), 231);
+        assert_eq!(xterm_index(128, 128, 128), 244);
+        assert_eq!(xterm_index(255, 0, 0), 196);
+    }
+
+    #[test]
+    fn ascii_has_no_colour() {
+        let t = Theme::new(ColorDepth::TrueColor, true);
+        assert!(!t.has_color() && !t.braille);
+        assert_eq!(t.class(3), Color::Reset);
+    }
+}

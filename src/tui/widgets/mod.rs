@@ -1,0 +1,12 @@
+//! Widgets drawn by reference from state: braille scatter, half-block heatmap with its legend,
+//! probability bars and the confusion grid.
+
+pub mod bars;
+pub mod confusion;
+pub mod heatmap;
+pub mod scatter;
+
+pub use bars::ProbabilityBars;
+pub use confusion::ConfusionGrid;
+pub use heatmap::{Heatmap, Legend, Scale};
+pub use scatter::Scatter;

@@ -1,0 +1,261 @@
+//! Key handling on state, without a terminal: keys map to actions per tab, actions change state
+//! and ask the worker for the right commands.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use layerscope::compute::{Command, Method};
+use layerscope::tui::app::{
+    Action, ColorBy, Direction, ImageSet, TrainStatus, nearest_in_direction,
+};
+use layerscope::tui::fixture::demo_app;
+use layerscope::tui::{App, Tab};
+use ndarray::array;
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+/// Press a key: map it and apply it; the commands it sends.
+fn press(app: &mut App, code: KeyCode) -> Vec<Command> {
+    match app.action_for(key(code)) {
+        Some(a) => app.update(a),
+        None => Vec::new(),
+    }
+}
+
+#[test]
+fn tabs_cycle_and_jump() {
+    let mut app = demo_app();
+    assert_eq!(app.tab, Tab::Training);
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.tab, Tab::Embeddings);
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.tab, Tab::Saliency);
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.tab, Tab::Training);
+    press(&mut app, KeyCode::BackTab);
+    assert_eq!(app.tab, Tab::Saliency);
+    press(&mut app, KeyCode::F(1));
+    assert_eq!(app.tab, Tab::Training);
+    press(&mut app, KeyCode::Char('2'));
+    assert_eq!(app.tab, Tab::Embeddings);
+    press(&mut app, KeyCode::Char('3'));
+    assert_eq!(app.tab, Tab::Saliency);
+    // In Saliency digits choose the class, so '1' stays here.
+    let cmds = press(&mut app, KeyCode::Char('1'));
+    assert_eq!(app.tab, Tab::Saliency);
+    assert!(matches!(cmds[..], [Command::Explain(r)] if r.class == Some(1)));
+}
+
+#[test]
+fn quit_keys() {
+    for code in [KeyCode::Char('q'), KeyCode::Esc] {
+        let mut app = demo_app();
+        assert_eq!(press(&mut app, code), vec![Command::Quit]);
+        assert!(app.should_quit);
+    }
+    let app = demo_app();
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert_eq!(app.action_for(ctrl_c), Some(Action::Quit));
+}
+
+#[test]
+fn help_toggles_and_esc_closes_it_first() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('?'));
+    assert!(app.show_help);
+    // Keys of the tab do nothing under the help.
+    assert_eq!(app.action_for(key(KeyCode::Char('s'))), None);
+    press(&mut app, KeyCode::Esc);
+    assert!(!app.show_help && !app.should_quit);
+}
+
+#[test]
+fn pause_resume_stop_restart() {
+    let mut app = demo_app();
+    app.training.status = TrainStatus::Running;
+    assert_eq!(press(&mut app, KeyCode::Char(' ')), vec![Command::Pause]);
+    assert_eq!(app.training.status, TrainStatus::Paused);
+    assert_eq!(press(&mut app, KeyCode::Char('p')), vec![Command::Resume]);
+    assert_eq!(app.training.status, TrainStatus::Running);
+    assert_eq!(
+        press(&mut app, KeyCode::Char('s')),
+        vec![Command::StopTraining]
+    );
+    assert_eq!(app.training.status, TrainStatus::Stopping);
+    // Nothing to pause once stopped: a message, no command.
+    app.training.status = TrainStatus::Converged;
+    assert!(press(&mut app, KeyCode::Char(' ')).is_empty());
+    assert!(app.message.is_some());
+    assert_eq!(
+        press(&mut app, KeyCode::Char('r')),
+        vec![Command::RestartTraining { seed: 1 }]
+    );
+}
+
+#[test]
+fn selection_moves_towards_the_nearest_point() {
+    let coords = array![
+        [0.0f32, 0.0],
+        [1.0, 0.1],
+        [5.0, 0.0],
+        [0.0, 2.0],
+        [-1.0, -3.0]
+    ];
+    assert_eq!(nearest_in_direction(&coords, 0, Direction::Right), Some(1));
+    assert_eq!(nearest_in_direction(&coords, 1, Direction::Right), Some(2));
+    assert_eq!(nearest_in_direction(&coords, 0, Direction::Up), Some(3));
+    assert_eq!(nearest_in_direction(&coords, 0, Direction::Down), Some(4));
+    assert_eq!(nearest_in_direction(&coords, 4, Direction::Down), None);
+    assert_eq!(nearest_in_direction(&coords, 2, Direction::Right), None);
+}
+
+#[test]
+fn arrows_and_hjkl_move_the_linked_selection() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('2'));
+    let start = app.embed.selected;
+    press(&mut app, KeyCode::Char('l'));
+    let moved = app.embed.selected;
+    assert_ne!(moved, start);
+    let focus = app.embed.panels[app.embed.focus].coords.clone();
+    assert!(focus[[moved, 0]] > focus[[start, 0]]);
+    press(&mut app, KeyCode::Left);
+    assert!(app.embed.panels[app.embed.focus].coords[[app.embed.selected, 0]] < focus[[moved, 0]]);
+    press(&mut app, KeyCode::Char('f'));
+    assert_eq!(app.embed.focus, 0);
+}
+
+#[test]
+fn n_jumps_to_misclassified_images() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('2'));
+    app.embed.selected = 0;
+    press(&mut app, KeyCode::Char('n'));
+    let i = app.embed.selected;
+    assert_ne!(app.embed_label(i), app.embed_prediction(i));
+    // The fixture gets every 9th row wrong, starting at 4.
+    assert_eq!(i, 4);
+    press(&mut app, KeyCode::Char('n'));
+    assert_eq!(app.embed.selected, 13);
+    press(&mut app, KeyCode::Char('N'));
+    assert_eq!(app.embed.selected, 4);
+}
+
+#[test]
+fn enter_explains_the_selected_image() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('2'));
+    app.embed.selected = 13;
+    let cmds = press(&mut app, KeyCode::Enter);
+    assert_eq!(app.tab, Tab::Saliency);
+    assert_eq!(app.saliency.set, ImageSet::Train);
+    let [Command::Explain(r)] = cmds[..] else {
+        panic!("{cmds:?}")
+    };
+    assert!(r.from_train && r.index == 13 && r.class.is_none());
+    assert_eq!(r.id, app.saliency.request_id);
+    assert!(app.saliency.estimate.is_none(), "the old map is cleared");
+}
+
+#[test]
+fn colour_by_and_perplexity() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('2'));
+    assert_eq!(app.embed.groups(), &app.embed.labels[..]);
+    press(&mut app, KeyCode::Char('c'));
+    assert_eq!(app.embed.color_by, ColorBy::Prediction);
+    assert_eq!(app.embed.groups(), &app.embed.predictions[..]);
+    press(&mut app, KeyCode::Char('c'));
+    assert_eq!(app.embed.color_by, ColorBy::Correctness);
+    assert_eq!(app.embed.groups()[4], 0);
+    assert_eq!(app.embed.groups()[0], 1);
+    press(&mut app, KeyCode::Char('+'));
+    assert!((app.embed.perplexity - 5.0).abs() < 1e-9);
+    press(&mut app, KeyCode::Char('-'));
+    press(&mut app, KeyCode::Char('-'));
+    assert!((app.embed.perplexity - 2.0).abs() < 1e-9);
+    let cmds = press(&mut app, KeyCode::Char('r'));
+    assert_eq!(
+        cmds,
+        vec![Command::Embed {
+            perplexity: 2.0,
+            include_input: false
+        }]
+    );
+    assert!(app.embed.panels.is_empty());
+    let cmds = press(&mut app, KeyCode::Char('i'));
+    assert!(matches!(
+        cmds[..],
+        [Command::Embed {
+            include_input: true,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn saliency_keys_supersede_the_request() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('3'));
+    let ids: Vec<u64> = [
+        KeyCode::Right,
+        KeyCode::Right,
+        KeyCode::Left,
+        KeyCode::Char('m'),
+    ]
+    .into_iter()
+    .flat_map(|k| press(&mut app, k))
+    .map(|c| match c {
+        Command::Explain(r) => r.id,
+        other => panic!("{other:?}"),
+    })
+    .collect();
+    assert_eq!(ids, vec![1, 2, 3, 4]);
+    assert_eq!(app.saliency.index, 1);
+    assert_eq!(app.saliency.method, Method::Permutation);
+    press(&mut app, KeyCode::Left);
+    press(&mut app, KeyCode::Left);
+    assert_eq!(app.saliency.index, 99, "wraps around the test set");
+    let cmds = press(&mut app, KeyCode::Char('p'));
+    assert!(matches!(cmds[..], [Command::Explain(r)] if r.class.is_none()));
+}
+
+#[test]
+fn stale_saliency_progress_is_ignored() {
+    use layerscope::compute::{Event, SaliencySnapshot, Slots};
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Right);
+    let slots = Slots::default();
+    let snap = |id| SaliencySnapshot {
+        id,
+        values: vec![1.0; 784],
+        stderr: None,
+        samples_done: 1,
+        samples_total: 10,
+        seconds: 0.1,
+    };
+    slots.saliency.put(snap(0));
+    app.on_event(Event::ExplainProgress, &slots);
+    assert!(app.saliency.estimate.is_none());
+    slots.saliency.put(snap(1));
+    app.on_event(Event::ExplainProgress, &slots);
+    assert_eq!(app.saliency.estimate.as_ref().map(|e| e.id), Some(1));
+    assert!((app.saliency.max_abs - 1.0).abs() < 1e-6);
+}
+
+#[test]
+fn a_failed_job_becomes_a_message() {
+    use layerscope::compute::{Event, JobKind, Slots};
+    let mut app = demo_app();
+    app.on_event(
+        Event::JobFailed {
+            job: JobKind::Embed,
+            message: "boom".into(),
+        },
+        &Slots::default(),
+    );
+    assert_eq!(app.message.as_deref(), Some("t-SNE failed: boom"));
+    let text = layerscope::tui::render_snapshot(&app, Tab::Embeddings, 80, 24, false);
+    assert!(text.contains("t-SNE failed: boom"));
+}
