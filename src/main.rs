@@ -5,15 +5,16 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use layerscope::cli::{Cli, Command};
+use layerscope::headless;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Some(Command::Info) => layerscope::headless::info(&cli.data),
-        Some(_) => {
-            eprintln!("layerscope: this subcommand is not built yet");
-            Ok(())
-        }
+        Some(Command::Info) => headless::info(&cli),
+        Some(Command::Train(args)) => headless::train(&cli, args),
+        Some(Command::Embed(args)) => headless::embed(&cli, args),
+        Some(Command::Explain(args)) => headless::explain(&cli, args),
+        Some(Command::Snapshot(args)) => headless::snapshot(&cli, args),
         None => layerscope::tui::run(&cli),
     };
     match result {
