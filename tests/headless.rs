@@ -213,3 +213,47 @@ fn errors_exit_2_and_write_nothing() {
         0
     );
 }
+
+#[test]
+fn snapshot_prints_one_frame() {
+    let small = [
+        "--sample", "600", "--hidden", "32,16", "--epochs", "2", "--n", "100",
+    ];
+    for (tab, ansi) in [
+        ("training", false),
+        ("embeddings", true),
+        ("saliency", false),
+    ] {
+        let mut args = vec!["snapshot", "--tab", tab, "--width", "80", "--height", "24"];
+        args.extend(small);
+        if ansi {
+            args.push("--ansi");
+        }
+        let out = layerscope(&args, &[]);
+        ok(&out);
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(text.lines().count(), 24, "{text}");
+        if ansi {
+            assert!(
+                text.contains("\x1b[") && text.contains(";38;2;"),
+                "24-bit colour codes"
+            );
+        } else {
+            assert!(!text.contains('\x1b'));
+            assert!(text.lines().all(|l| l.chars().count() == 80), "{text}");
+        }
+    }
+    let stderr = failed(&layerscope(&["snapshot", "--tab", "nope"], &[]));
+    assert!(
+        stderr.contains("--tab nope: expected training, embeddings or saliency"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn no_subcommand_without_a_terminal_points_to_the_subcommands() {
+    let out = layerscope(&[], &[]);
+    let stderr = failed(&out);
+    assert!(stderr.contains("snapshot"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}

@@ -19,6 +19,8 @@ use crate::explain::{self, ExplainParams, Method, Units};
 use crate::nn::{self, EpochMetrics, Mlp, TrainParams, Trainer};
 use crate::tsne::{self, TsneParams};
 use crate::tui::Tab;
+use crate::tui::snapshot::render_snapshot_with;
+use crate::tui::theme::{ColorDepth, Theme};
 use output::{check_writable, write_atomic};
 
 /// `layerscope info`: a summary of the data set.
@@ -395,9 +397,15 @@ pub fn snapshot(cli: &Cli, args: &SnapshotArgs) -> anyhow::Result<()> {
         );
     }
     let app = crate::tui::build_app(cli, Duration::from_secs(24 * 3600))?;
-    print!(
-        "{}",
-        crate::tui::render_snapshot(&app, tab, args.width, args.height, args.ansi)
-    );
+    // Plain text has no colours to tell pixels and classes apart: draw it as the no-colour
+    // theme does (shade characters, digit glyphs); with --ansi, in 24-bit colour.
+    let depth = if args.ansi {
+        ColorDepth::TrueColor
+    } else {
+        ColorDepth::None
+    };
+    let theme = Theme::new(depth, cli.view.ascii);
+    let frame = render_snapshot_with(&app, tab, args.width, args.height, args.ansi, &theme);
+    print!("{frame}");
     Ok(())
 }
