@@ -127,33 +127,23 @@ pub(super) fn read_table(reader: &mut dyn BufRead, path: &Path) -> Result<Datase
                 raw_labels.push(label.into_boxed_str());
                 continue;
             }
-            match parse_number(cell) {
-                Some(v) if v.is_finite() => features.push(v),
-                Some(_) => {
-                    return Err(DataError::cell(
-                        path,
-                        line,
-                        col + 1,
-                        Some(&names[col]),
-                        format!(
-                            "`{}` is not allowed: expected a finite number",
-                            String::from_utf8_lossy(cell).trim()
-                        ),
-                    ));
+            let expected = match parse_number(cell) {
+                Some(v) if v.is_finite() => {
+                    features.push(v);
+                    continue;
                 }
-                None => {
-                    return Err(DataError::cell(
-                        path,
-                        line,
-                        col + 1,
-                        Some(&names[col]),
-                        format!(
-                            "`{}` is not a number: expected a number",
-                            String::from_utf8_lossy(cell).trim()
-                        ),
-                    ));
-                }
-            }
+                Some(_) => "is not allowed: expected a finite number",
+                None => "is not a number: expected a number",
+            };
+            let text = String::from_utf8_lossy(cell);
+            let message = format!("`{}` {expected}", text.trim());
+            return Err(DataError::cell(
+                path,
+                line,
+                col + 1,
+                Some(&names[col]),
+                message,
+            ));
         }
     }
     if raw_labels.is_empty() {
