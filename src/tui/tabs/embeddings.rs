@@ -174,11 +174,7 @@ fn render_trust(trust: Option<f64>, theme: &Theme, area: Rect, buf: &mut Buffer)
 fn render_legend(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let by = app.embed.color_by;
     let mut spans = vec![Span::styled(
-        format!(
-            "perplexity {} · colour: {} ",
-            app.embed.perplexity,
-            by.label()
-        ),
+        format!("perplexity {} · {} ", app.embed.perplexity, by.label()),
         theme.dim(),
     )];
     match by {
