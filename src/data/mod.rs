@@ -3,6 +3,7 @@
 
 mod error;
 mod idx;
+mod readahead;
 mod text;
 
 use std::fs::File;
@@ -171,7 +172,7 @@ pub fn square_image_shape(n_features: usize) -> Option<(usize, usize)> {
 /// Load the on-board 10,000 MNIST digits.
 pub fn load_onboard() -> Result<Dataset, DataError> {
     let path = Path::new(ONBOARD_NAME);
-    let mut reader = BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(ONBOARD));
+    let mut reader = readahead::ReadAhead::spawn(flate2::read::MultiGzDecoder::new(ONBOARD));
     text::read_table(&mut reader, path)
 }
 

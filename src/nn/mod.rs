@@ -9,7 +9,7 @@ mod train;
 
 pub use grad::Output;
 pub use io::{ModelError, load_npz, npy_header, save_npz, write_npz};
-pub use linalg::gemm;
+pub use linalg::{GemmBackend, gemm, gemm_backend, set_gemm_backend};
 pub use metrics::{accuracy, confusion_matrix, per_class_accuracy};
 pub use train::{EpochMetrics, StopReason, TrainParams, Trainer, evaluate, loss_gradient};
 

@@ -16,7 +16,7 @@ use super::affinity::SparseP;
 /// Coordinate given to padding lanes: far enough that their kernel value vanishes in f32.
 pub const PAD_COORD: f32 = 1e18;
 /// Lane count the padded coordinate arrays are a multiple of.
-pub const PAD_TO: usize = 16;
+pub const PAD_TO: usize = TILE;
 /// Points per parallel task (fixed, so results do not depend on the thread count).
 pub const ROWS_PER_TASK: usize = 32;
 
@@ -36,27 +36,6 @@ fn hsum<const L: usize>(v: [f32; L]) -> f32 {
         }
     }
     v[0]
-}
-
-/// Repulsion on point (xi, yi) from every point in the padded arrays, itself included
-/// (which adds exactly 1 to Z and nothing to the force).
-#[inline(always)]
-fn repulsion_row<const L: usize>(xi: f32, yi: f32, xs: &[f32], ys: &[f32]) -> [f32; 3] {
-    let mut fx = [0f32; L];
-    let mut fy = [0f32; L];
-    let mut z = [0f32; L];
-    for (cx, cy) in xs.chunks_exact(L).zip(ys.chunks_exact(L)) {
-        for l in 0..L {
-            let dx = xi - cx[l];
-            let dy = yi - cy[l];
-            let q = 1.0 / (1.0 + dx * dx + dy * dy);
-            z[l] += q;
-            let q2 = q * q;
-            fx[l] += q2 * dx;
-            fy[l] += q2 * dy;
-        }
-    }
-    [hsum(fx), hsum(fy), hsum(z) - 1.0]
 }
 
 /// Dense-P row (scikit-learn's exact method): attraction and repulsion in one pass.
@@ -88,18 +67,6 @@ fn dense_row<const L: usize>(xi: f32, yi: f32, xs: &[f32], ys: &[f32], p: &[f32]
     [hsum(ax), hsum(ay), hsum(fx), hsum(fy), hsum(z) - 1.0]
 }
 
-/// Repulsion for the points `first..first + out.len()`.
-#[inline(always)]
-fn repulsion_block<const L: usize>(first: usize, xs: &[f32], ys: &[f32], out: &mut [Forces]) {
-    for (r, o) in out.iter_mut().enumerate() {
-        let i = first + r;
-        let [rx, ry, z] = repulsion_row::<L>(xs[i], ys[i], xs, ys);
-        o[2] = rx;
-        o[3] = ry;
-        o[4] = z;
-    }
-}
-
 #[inline(always)]
 fn dense_block<const L: usize>(
     first: usize,
@@ -115,52 +82,12 @@ fn dense_block<const L: usize>(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn repulsion_block_avx512(first: usize, xs: &[f32], ys: &[f32], out: &mut [Forces]) {
-    repulsion_block::<16>(first, xs, ys, out);
-}
-
+/// # Safety
+/// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn repulsion_block_avx2(first: usize, xs: &[f32], ys: &[f32], out: &mut [Forces]) {
-    repulsion_block::<16>(first, xs, ys, out);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn dense_block_avx512(first: usize, xs: &[f32], ys: &[f32], p: &[f32], out: &mut [Forces]) {
+unsafe fn dense_block_avx2(first: usize, xs: &[f32], ys: &[f32], p: &[f32], out: &mut [Forces]) {
     dense_block::<16>(first, xs, ys, p, out);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn dense_block_avx2(first: usize, xs: &[f32], ys: &[f32], p: &[f32], out: &mut [Forces]) {
-    dense_block::<16>(first, xs, ys, p, out);
-}
-
-/// Exact repulsion for every point into `out[i][2..5]`; `xs`/`ys` padded to [`PAD_TO`].
-pub fn exact_repulsion(xs: &[f32], ys: &[f32], out: &mut [Forces]) {
-    debug_assert_eq!(xs.len() % PAD_TO, 0);
-    out.par_chunks_mut(ROWS_PER_TASK)
-        .enumerate()
-        .for_each(|(c, block)| {
-            let first = c * ROWS_PER_TASK;
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU supports AVX-512F, checked just above.
-                    unsafe { repulsion_block_avx512(first, xs, ys, block) };
-                    return;
-                }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU supports AVX2, checked just above.
-                    unsafe { repulsion_block_avx2(first, xs, ys, block) };
-                    return;
-                }
-            }
-            repulsion_block::<16>(first, xs, ys, block);
-        });
 }
 
 /// Exact gradient terms over a dense P (row stride = padded length) into `out`.
@@ -171,11 +98,6 @@ pub fn exact_dense(xs: &[f32], ys: &[f32], p: &[f32], out: &mut [Forces]) {
             let first = c * ROWS_PER_TASK;
             #[cfg(target_arch = "x86_64")]
             {
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU supports AVX-512F, checked just above.
-                    unsafe { dense_block_avx512(first, xs, ys, p, block) };
-                    return;
-                }
                 if std::arch::is_x86_feature_detected!("avx2") {
                     // SAFETY: the CPU supports AVX2, checked just above.
                     unsafe { dense_block_avx2(first, xs, ys, p, block) };
@@ -184,6 +106,263 @@ pub fn exact_dense(xs: &[f32], ys: &[f32], p: &[f32], out: &mut [Forces]) {
             }
             dense_block::<16>(first, xs, ys, p, block);
         });
+}
+
+/// Points per tile side of the symmetric exact repulsion (a multiple of [`PAD_TO`]; fixed, so
+/// the summation order never depends on the thread count).
+pub const TILE: usize = 128;
+
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// Partial sums of one tile: forces on its row points and on its column points.
+#[derive(Debug, Clone)]
+pub struct TileSums {
+    row: Vec<[f32; 3]>,
+    cfx: Vec<f32>,
+    cfy: Vec<f32>,
+    cz: Vec<f32>,
+}
+
+impl TileSums {
+    fn new() -> Self {
+        Self {
+            row: vec![[0.0; 3]; TILE],
+            cfx: vec![0.0; TILE],
+            cfy: vec![0.0; TILE],
+            cz: vec![0.0; TILE],
+        }
+    }
+}
+
+/// Every pair (i, j) with i in block `bi`, j in block `bj` (j > i on the diagonal) once: w_ij
+/// and w_ij^2 (y_i - y_j) go to i's row sums and, negated, to j's column sums. Half the work of
+/// the all-ordered-pairs loop.
+#[inline(always)]
+fn tile<const L: usize, const FMA: bool>(
+    bi: usize,
+    bj: usize,
+    n: usize,
+    xs: &[f32],
+    ys: &[f32],
+    out: &mut TileSums,
+) {
+    let c0 = bj * TILE;
+    let cx = &xs[c0..c0 + TILE];
+    let cy = &ys[c0..c0 + TILE];
+    out.cfx.fill(0.0);
+    out.cfy.fill(0.0);
+    out.cz.fill(0.0);
+    let rows = (bi * TILE)..((bi + 1) * TILE).min(n);
+    for (r, i) in rows.enumerate() {
+        let (xi, yi) = (xs[i], ys[i]);
+        // On the diagonal, pairs with j > i only: a scalar head up to the next lane boundary,
+        // then whole lanes.
+        let (head, start) = if bi == bj {
+            (
+                r + 1..(r + 1).next_multiple_of(L).min(TILE),
+                (r + 1).next_multiple_of(L),
+            )
+        } else {
+            (0..0, 0)
+        };
+        let (mut sfx, mut sfy, mut sz) = (0f32, 0f32, 0f32);
+        for c in head {
+            let dx = xi - cx[c];
+            let dy = yi - cy[c];
+            let q = 1.0 / madd::<FMA>(dy, dy, madd::<FMA>(dx, dx, 1.0));
+            let q2 = q * q;
+            sz += q;
+            sfx = madd::<FMA>(q2, dx, sfx);
+            sfy = madd::<FMA>(q2, dy, sfy);
+            out.cz[c] += q;
+            out.cfx[c] = madd::<FMA>(-q2, dx, out.cfx[c]);
+            out.cfy[c] = madd::<FMA>(-q2, dy, out.cfy[c]);
+        }
+        let mut fx = [0f32; L];
+        let mut fy = [0f32; L];
+        let mut z = [0f32; L];
+        let start = start.min(TILE);
+        for ((((ccx, ccy), ocx), ocy), ocz) in cx[start..]
+            .chunks_exact(L)
+            .zip(cy[start..].chunks_exact(L))
+            .zip(out.cfx[start..].chunks_exact_mut(L))
+            .zip(out.cfy[start..].chunks_exact_mut(L))
+            .zip(out.cz[start..].chunks_exact_mut(L))
+        {
+            for l in 0..L {
+                let dx = xi - ccx[l];
+                let dy = yi - ccy[l];
+                let q = 1.0 / madd::<FMA>(dy, dy, madd::<FMA>(dx, dx, 1.0));
+                let q2 = q * q;
+                z[l] += q;
+                fx[l] = madd::<FMA>(q2, dx, fx[l]);
+                fy[l] = madd::<FMA>(q2, dy, fy[l]);
+                ocz[l] += q;
+                ocx[l] = madd::<FMA>(-q2, dx, ocx[l]);
+                ocy[l] = madd::<FMA>(-q2, dy, ocy[l]);
+            }
+        }
+        out.row[r] = [hsum(fx) + sfx, hsum(fy) + sfy, hsum(z) + sz];
+    }
+}
+
+/// The tile kernel with AVX2/FMA intrinsics (8 lanes; AVX-512 would need Rust 1.89, above the
+/// crate's MSRV, and Zen 4 runs 512-bit operations as two 256-bit halves anyway): two rows per
+/// pass over the columns, so each column load and column-sum update serves two pairs.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2(bi: usize, bj: usize, n: usize, xs: &[f32], ys: &[f32], out: &mut TileSums) {
+    use std::arch::x86_64::*;
+    if bi == bj {
+        // Diagonal tiles are 1 in n/TILE; the portable kernel handles their triangle.
+        tile::<8, true>(bi, bj, n, xs, ys, out);
+        return;
+    }
+    let c0 = bj * TILE;
+    let cx = &xs[c0..c0 + TILE];
+    let cy = &ys[c0..c0 + TILE];
+    out.cfx.fill(0.0);
+    out.cfy.fill(0.0);
+    out.cz.fill(0.0);
+    let r0 = bi * TILE;
+    let rows = TILE.min(n - r0);
+    // SAFETY (whole block): AVX2 and FMA are enabled on this function; every pointer below
+    // addresses 8 floats at offset c with c + 8 <= TILE, the length of each slice used.
+    unsafe {
+        let one = _mm256_set1_ps(1.0);
+        let two = _mm256_set1_ps(2.0);
+        let kernel = |xi: __m256, yi: __m256, cxv: __m256, cyv: __m256| {
+            let dx = _mm256_sub_ps(xi, cxv);
+            let dy = _mm256_sub_ps(yi, cyv);
+            let d = _mm256_fmadd_ps(dy, dy, _mm256_fmadd_ps(dx, dx, one));
+            // 1/d as a 12-bit reciprocal estimate refined by one Newton step (~2^-22
+            // relative): pipelined, unlike the division it replaces.
+            let r = _mm256_rcp_ps(d);
+            let q = _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, two));
+            (dx, dy, q, _mm256_mul_ps(q, q))
+        };
+        let hsum = |v: __m256| {
+            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
+        };
+        let mut r = 0;
+        while r < rows {
+            let pair = r + 1 < rows;
+            let (i, k) = (r0 + r, r0 + if pair { r + 1 } else { r });
+            let (xa, ya) = (_mm256_set1_ps(xs[i]), _mm256_set1_ps(ys[i]));
+            let (xb, yb) = (_mm256_set1_ps(xs[k]), _mm256_set1_ps(ys[k]));
+            let zero = _mm256_setzero_ps();
+            let (mut fxa, mut fya, mut za) = (zero, zero, zero);
+            let (mut fxb, mut fyb, mut zb) = (zero, zero, zero);
+            for c in (0..TILE).step_by(8) {
+                let cxv = _mm256_loadu_ps(cx.as_ptr().add(c));
+                let cyv = _mm256_loadu_ps(cy.as_ptr().add(c));
+                let (ox, oy, oz) = (
+                    out.cfx.as_mut_ptr().add(c),
+                    out.cfy.as_mut_ptr().add(c),
+                    out.cz.as_mut_ptr().add(c),
+                );
+                let (dxa, dya, qa, q2a) = kernel(xa, ya, cxv, cyv);
+                za = _mm256_add_ps(za, qa);
+                fxa = _mm256_fmadd_ps(q2a, dxa, fxa);
+                fya = _mm256_fmadd_ps(q2a, dya, fya);
+                let mut sx = _mm256_fnmadd_ps(q2a, dxa, _mm256_loadu_ps(ox));
+                let mut sy = _mm256_fnmadd_ps(q2a, dya, _mm256_loadu_ps(oy));
+                let mut sz = _mm256_add_ps(_mm256_loadu_ps(oz), qa);
+                if pair {
+                    let (dxb, dyb, qb, q2b) = kernel(xb, yb, cxv, cyv);
+                    zb = _mm256_add_ps(zb, qb);
+                    fxb = _mm256_fmadd_ps(q2b, dxb, fxb);
+                    fyb = _mm256_fmadd_ps(q2b, dyb, fyb);
+                    sx = _mm256_fnmadd_ps(q2b, dxb, sx);
+                    sy = _mm256_fnmadd_ps(q2b, dyb, sy);
+                    sz = _mm256_add_ps(sz, qb);
+                }
+                _mm256_storeu_ps(ox, sx);
+                _mm256_storeu_ps(oy, sy);
+                _mm256_storeu_ps(oz, sz);
+            }
+            out.row[r] = [hsum(fxa), hsum(fya), hsum(za)];
+            if pair {
+                out.row[r + 1] = [hsum(fxb), hsum(fyb), hsum(zb)];
+            }
+            r += 2;
+        }
+    }
+}
+
+/// Workspace of the symmetric exact repulsion.
+#[derive(Debug, Clone)]
+pub struct ExactRepulsion {
+    n: usize,
+    /// (row block, column block) per task, row <= column.
+    tiles: Vec<(usize, usize)>,
+    sums: Vec<TileSums>,
+}
+
+impl ExactRepulsion {
+    /// Workspace for `n` points (coordinates padded to a multiple of [`TILE`]).
+    pub fn new(n: usize) -> Self {
+        let blocks = n.div_ceil(TILE);
+        let tiles: Vec<(usize, usize)> = (0..blocks)
+            .flat_map(|bi| (bi..blocks).map(move |bj| (bi, bj)))
+            .collect();
+        let sums = vec![TileSums::new(); tiles.len()];
+        Self { n, tiles, sums }
+    }
+
+    /// Exact repulsion for every point into `out[i][2..5]`; `xs`/`ys` padded to a multiple of
+    /// [`TILE`] with [`PAD_COORD`].
+    pub fn compute(&mut self, xs: &[f32], ys: &[f32], out: &mut [Forces]) {
+        let n = self.n;
+        debug_assert!(xs.len() >= n.div_ceil(TILE) * TILE);
+        self.sums
+            .par_iter_mut()
+            .zip(self.tiles.par_iter())
+            .with_max_len(1)
+            .for_each(|(sums, &(bi, bj))| {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                    {
+                        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                        unsafe { tile_avx2(bi, bj, n, xs, ys, sums) };
+                        return;
+                    }
+                }
+                tile::<8, false>(bi, bj, n, xs, ys, sums);
+            });
+        for f in out.iter_mut() {
+            f[2] = 0.0;
+            f[3] = 0.0;
+            f[4] = 0.0;
+        }
+        // Fixed-order reduction over tiles.
+        for (sums, &(bi, bj)) in self.sums.iter().zip(&self.tiles) {
+            let r0 = bi * TILE;
+            for (f, s) in out[r0..(r0 + TILE).min(n)].iter_mut().zip(&sums.row) {
+                f[2] += s[0];
+                f[3] += s[1];
+                f[4] += s[2];
+            }
+            let c0 = bj * TILE;
+            let cols = c0..(c0 + TILE).min(n);
+            for (c, f) in cols.clone().zip(out[cols].iter_mut()) {
+                let k = c - c0;
+                f[2] += sums.cfx[k];
+                f[3] += sums.cfy[k];
+                f[4] += sums.cz[k];
+            }
+        }
+    }
 }
 
 /// Attractive term sum_j p_ij w_ij (y_i - y_j) of point `i` over its sparse row

@@ -45,7 +45,6 @@ pub fn random_init(n: usize, seed: u64) -> Array2<f32> {
 /// Reusable buffers of the gradient evaluation.
 pub struct GradientState<'a> {
     affinities: &'a Affinities,
-    repulsion: Repulsion,
     /// P as the optimiser sees it now (exaggerated during the first phase).
     values: Vec<f32>,
     /// Dense P padded to the coordinate stride (exact method).
@@ -54,6 +53,7 @@ pub struct GradientState<'a> {
     ys: Vec<f32>,
     forces: Vec<Forces>,
     tree: Option<BarnesHut>,
+    exact: Option<gradient::ExactRepulsion>,
 }
 
 impl<'a> GradientState<'a> {
@@ -75,15 +75,17 @@ impl<'a> GradientState<'a> {
         let tree = (repulsion == Repulsion::BarnesHut
             && matches!(affinities, Affinities::Sparse(_)))
         .then(|| BarnesHut::new(n, theta));
+        let exact = (repulsion == Repulsion::Exact && matches!(affinities, Affinities::Sparse(_)))
+            .then(|| gradient::ExactRepulsion::new(n));
         Self {
             affinities,
-            repulsion,
             values,
             dense_padded,
             xs: vec![PAD_COORD; padded],
             ys: vec![PAD_COORD; padded],
             forces: vec![[0.0; 5]; n],
             tree,
+            exact,
         }
     }
 
@@ -120,12 +122,11 @@ impl<'a> GradientState<'a> {
                 gradient::exact_dense(&self.xs, &self.ys, &self.dense_padded, &mut self.forces);
             }
             Affinities::Sparse(p) => {
-                match (self.repulsion, self.tree.as_mut()) {
-                    (Repulsion::BarnesHut, Some(tree)) => {
-                        tree.build(y);
-                        tree.repulsion(&mut self.forces);
-                    }
-                    _ => gradient::exact_repulsion(&self.xs, &self.ys, &mut self.forces),
+                if let Some(tree) = self.tree.as_mut() {
+                    tree.build(y);
+                    tree.repulsion(&mut self.forces);
+                } else if let Some(exact) = self.exact.as_mut() {
+                    exact.compute(&self.xs, &self.ys, &mut self.forces);
                 }
                 attract_all(p, &self.values, y, &mut self.forces);
             }

@@ -1,0 +1,795 @@
+//! The explain engine against exact Shapley values and the axioms they satisfy, on tiny
+//! ReLU/softmax MLPs where every coalition and every permutation can be enumerated.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use layerscope::explain::{
+    Baseline, CoalitionSampler, ExplainError, ExplainParams, ExplainProgress, Method, Units,
+    class_outputs, explain, first_layer_path, permutation_contributions,
+};
+use layerscope::nn::Mlp;
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+// ---------- an independent f64 reference: forward pass and exact Shapley values ----------
+
+/// Logits of one input, in f64, written out layer by layer (not the engine's code).
+fn logits64(model: &Mlp, z: &[f64]) -> Vec<f64> {
+    let mut a = z.to_vec();
+    for (l, (w, b)) in model.coefs.iter().zip(&model.intercepts).enumerate() {
+        let mut next: Vec<f64> = b.iter().map(|&v| f64::from(v)).collect();
+        for (i, &ai) in a.iter().enumerate() {
+            for (j, nj) in next.iter_mut().enumerate() {
+                *nj += ai * f64::from(w[[i, j]]);
+            }
+        }
+        if l + 1 < model.coefs.len() {
+            next.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+        a = next;
+    }
+    a
+}
+
+fn f64_output(model: &Mlp, z: &[f64], class: usize, units: Units) -> f64 {
+    let logits = logits64(model, z);
+    match units {
+        Units::Logit => logits[class],
+        Units::Probability => {
+            let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = logits.iter().map(|v| (v - max).exp()).sum();
+            (logits[class] - max).exp() / sum
+        }
+    }
+}
+
+/// v(S) = mean over background rows b of f(x on S, b elsewhere); S as a bit mask.
+fn value(
+    model: &Mlp,
+    x: ArrayView1<f32>,
+    bg: ArrayView2<f32>,
+    mask: usize,
+    class: usize,
+    units: Units,
+) -> f64 {
+    let n = x.len();
+    let mut total = 0.0;
+    for b in bg.rows() {
+        let z: Vec<f64> = (0..n)
+            .map(|i| f64::from(if mask >> i & 1 == 1 { x[i] } else { b[i] }))
+            .collect();
+        total += f64_output(model, &z, class, units);
+    }
+    total / bg.nrows() as f64
+}
+
+/// Exact Shapley values by enumerating all 2^n coalitions (Shapley 1953):
+/// phi_i = sum over S not containing i of |S|! (n-|S|-1)! / n! (v(S + i) - v(S)).
+fn exact_shapley(
+    model: &Mlp,
+    x: ArrayView1<f32>,
+    bg: ArrayView2<f32>,
+    class: usize,
+    units: Units,
+) -> Vec<f64> {
+    let n = x.len();
+    let v: Vec<f64> = (0..1usize << n)
+        .map(|m| value(model, x, bg, m, class, units))
+        .collect();
+    let fact = |k: usize| (1..=k).map(|v| v as f64).product::<f64>();
+    let mut phi = vec![0.0; n];
+    for (i, p) in phi.iter_mut().enumerate() {
+        for m in 0..1usize << n {
+            if m >> i & 1 == 1 {
+                continue;
+            }
+            let s = m.count_ones() as usize;
+            let weight = fact(s) * fact(n - s - 1) / fact(n);
+            *p += weight * (v[m | 1 << i] - v[m]);
+        }
+    }
+    phi
+}
+
+/// Every permutation of 0..n (Heap's algorithm).
+fn all_permutations(n: usize) -> Vec<Vec<usize>> {
+    fn heap(k: usize, a: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
+        if k == 1 {
+            out.push(a.clone());
+            return;
+        }
+        heap(k - 1, a, out);
+        for i in 0..k - 1 {
+            if k % 2 == 0 {
+                a.swap(i, k - 1);
+            } else {
+                a.swap(0, k - 1);
+            }
+            heap(k - 1, a, out);
+        }
+    }
+    let mut out = Vec::new();
+    heap(n, &mut (0..n).collect(), &mut out);
+    out
+}
+
+// ---------- fixtures ----------
+
+/// A tiny ReLU/softmax MLP, an input and a small background, values in [0, 1]; feature 1 of the
+/// input equals the background in some rows (so the skip is exercised with a non-zero value).
+fn fixture(n: usize, seed: u64) -> (Mlp, Array1<f32>, Array2<f32>) {
+    let model = Mlp::new(&[n, 8, 6, 3], seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed + 100);
+    let x: Array1<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
+    let mut bg = Array2::from_shape_fn((4, n), |_| rng.random::<f32>());
+    bg[[0, 1]] = x[1];
+    bg[[2, 1]] = x[1];
+    (model, x, bg)
+}
+
+fn params(method: Method, samples: usize, units: Units, class: usize) -> ExplainParams {
+    ExplainParams {
+        method,
+        samples,
+        units,
+        class: Some(class),
+        progress_every: 0,
+        ..ExplainParams::default()
+    }
+}
+
+fn run(
+    model: &Mlp,
+    x: &Array1<f32>,
+    bg: &Array2<f32>,
+    p: &ExplainParams,
+) -> layerscope::explain::Attribution {
+    explain(model, x.view(), bg.view(), p, None, None).expect("explain")
+}
+
+// ---------- exactness ----------
+
+#[test]
+fn average_over_all_permutations_equals_exact_shapley() {
+    let n = 7;
+    let (model, x, bg) = fixture(n, 3);
+    let perms = all_permutations(n);
+    assert_eq!(perms.len(), 5040);
+    for units in [Units::Probability, Units::Logit] {
+        let exact = exact_shapley(&model, x.view(), bg.view(), 1, units);
+        let mut mean = vec![0.0; n];
+        for b in bg.rows() {
+            for order in &perms {
+                let c = permutation_contributions(&model, x.view(), b, order, 1, units);
+                for (m, v) in mean.iter_mut().zip(c) {
+                    *m += v;
+                }
+            }
+        }
+        let count = (perms.len() * bg.nrows()) as f64;
+        for (i, (m, e)) in mean.iter().zip(&exact).enumerate() {
+            assert!(
+                (m / count - e).abs() < 1e-9,
+                "{units:?} feature {i}: permutation average {} vs exact {e}",
+                m / count
+            );
+        }
+        assert!(exact.iter().any(|v| v.abs() > 1e-3), "a trivial fixture");
+    }
+}
+
+#[test]
+fn each_permutation_telescopes_to_f_x_minus_f_b() {
+    let n = 9;
+    let (model, x, bg) = fixture(n, 5);
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+    for units in [Units::Probability, Units::Logit] {
+        for b in bg.rows() {
+            let b64: Vec<f64> = b.iter().map(|&v| f64::from(v)).collect();
+            let gap = f64_output(&model, &x64, 2, units) - f64_output(&model, &b64, 2, units);
+            for _ in 0..20 {
+                let mut order: Vec<usize> = (0..n).collect();
+                order.shuffle(&mut rng);
+                let sum: f64 = permutation_contributions(&model, x.view(), b, &order, 2, units)
+                    .iter()
+                    .sum();
+                assert!((sum - gap).abs() < 1e-9, "{sum} vs {gap}");
+            }
+        }
+    }
+}
+
+/// Both estimators converge to the exact value: every feature within 4 standard errors (the
+/// seed is fixed, so this is deterministic; a wrong estimator misses by far more).
+#[test]
+fn estimators_converge_to_exact_shapley() {
+    let n = 8;
+    let (model, x, bg) = fixture(n, 11);
+    for units in [Units::Probability, Units::Logit] {
+        let exact = exact_shapley(&model, x.view(), bg.view(), 0, units);
+        for (method, antithetic) in [
+            (Method::Permutation, false),
+            (Method::Permutation, true),
+            (Method::Notebook, false),
+        ] {
+            let p = ExplainParams {
+                antithetic,
+                ..params(method, 4000, units, 0)
+            };
+            let a = run(&model, &x, &bg, &p);
+            let se = a
+                .stderr
+                .as_ref()
+                .expect("sampling methods report a standard error");
+            let scale = exact.iter().map(|v| v.abs()).fold(0.0, f64::max);
+            for i in 0..n {
+                let err = (f64::from(a.values[i]) - exact[i]).abs();
+                assert!(
+                    err <= 4.0 * f64::from(se[i]) + 1e-6 * scale,
+                    "{method:?} antithetic={antithetic} {units:?} feature {i}: {} vs exact {} (se {})",
+                    a.values[i],
+                    exact[i],
+                    se[i]
+                );
+                // The standard error is small next to the values: the check above has teeth.
+                assert!(f64::from(se[i]) < 0.1 * scale, "se {} too large", se[i]);
+            }
+        }
+    }
+}
+
+/// The reported standard error matches the spread of the estimate across seeds.
+#[test]
+fn standard_error_matches_spread_across_seeds() {
+    let n = 6;
+    let (model, x, bg) = fixture(n, 21);
+    for method in [Method::Permutation, Method::Notebook] {
+        let runs: Vec<_> = (0..40)
+            .map(|seed| {
+                run(
+                    &model,
+                    &x,
+                    &bg,
+                    &ExplainParams {
+                        seed,
+                        ..params(method, 100, Units::Probability, 0)
+                    },
+                )
+            })
+            .collect();
+        for i in 0..n {
+            let vals: Vec<f64> = runs.iter().map(|a| f64::from(a.values[i])).collect();
+            let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+            let sd = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
+                / (vals.len() - 1) as f64)
+                .sqrt();
+            let se = runs
+                .iter()
+                .map(|a| f64::from(a.stderr.as_ref().unwrap()[i]))
+                .sum::<f64>()
+                / runs.len() as f64;
+            let ratio = se / sd;
+            assert!(
+                (0.6..1.6).contains(&ratio),
+                "{method:?} feature {i}: reported se {se} vs spread {sd}"
+            );
+        }
+    }
+}
+
+// ---------- the notebook's sampler ----------
+
+/// Coalition sizes are uniform on 0..=n-1, inclusive (with an exclusive bound, as a
+/// `randint(0, n-2)` slip would give, the empty coalition is never drawn and the estimate is
+/// biased), and given its size every subset of the other features is equally likely: jointly,
+/// each subset S has the Shapley weight |S|! (n-|S|-1)! / n!. Chi-square over all subsets.
+#[test]
+fn notebook_coalitions_have_the_shapley_distribution() {
+    let n = 5;
+    let feature = 2;
+    let draws = 60_000;
+    let mut sampler = CoalitionSampler::new(n);
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut by_size = vec![0usize; n];
+    let mut by_subset = vec![0usize; 1 << n];
+    for _ in 0..draws {
+        let d = sampler.draw(&mut rng, feature);
+        let replaced = d.replaced(n, feature);
+        assert_eq!(replaced.len(), d.replaced_count);
+        assert!(!replaced.contains(&feature));
+        by_size[d.replaced_count] += 1;
+        by_subset[replaced.iter().map(|j| 1 << j).sum::<usize>()] += 1;
+    }
+    // Size: uniform on 0..=4; both ends drawn.
+    assert!(by_size[0] > 0 && by_size[n - 1] > 0, "{by_size:?}");
+    let expected = draws as f64 / n as f64;
+    let chi_size: f64 = by_size
+        .iter()
+        .map(|&c| (c as f64 - expected).powi(2) / expected)
+        .sum();
+    assert!(
+        chi_size < 18.47,
+        "sizes {by_size:?}: chi-square {chi_size} (4 dof, p = 0.001)"
+    );
+    // Subsets of the other 4 features: 16 cells, P(S) = 1 / (n C(n-1, |S|)).
+    let binom = |k: usize| [1.0, 4.0, 6.0, 4.0, 1.0][k];
+    let mut chi = 0.0;
+    for (mask, &c) in by_subset.iter().enumerate() {
+        if mask >> feature & 1 == 1 {
+            assert_eq!(c, 0);
+            continue;
+        }
+        let e = draws as f64 / (n as f64 * binom(mask.count_ones() as usize));
+        chi += (c as f64 - e).powi(2) / e;
+    }
+    assert!(chi < 37.7, "subsets: chi-square {chi} (15 dof, p = 0.001)");
+}
+
+/// The same draw whichever side the sampler lists (replaced or kept features): sizes near n/2.
+#[test]
+fn notebook_sampler_lists_the_smaller_side() {
+    let n = 11;
+    let mut sampler = CoalitionSampler::new(n);
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    for _ in 0..2000 {
+        let d = sampler.draw(&mut rng, 4);
+        assert!(d.listed.len() <= (n - 1) / 2);
+        assert_eq!(d.lists_replaced, d.replaced_count <= (n - 1) / 2);
+        assert_eq!(d.replaced(n, 4).len(), d.replaced_count);
+    }
+}
+
+// ---------- efficiency, symmetry, null player, linearity ----------
+
+#[test]
+fn estimate_sums_to_f_x_minus_mean_background_within_4_se() {
+    let n = 8;
+    let (model, x, bg) = fixture(n, 13);
+    let class = 1;
+    let f_bg: Vec<f64> = class_outputs(&model, bg.view(), class, Units::Probability);
+    let mean_bg = f_bg.iter().sum::<f64>() / f_bg.len() as f64;
+    let sd_bg =
+        (f_bg.iter().map(|v| (v - mean_bg).powi(2)).sum::<f64>() / f_bg.len() as f64).sqrt();
+    for method in [Method::Permutation, Method::Notebook] {
+        let samples = 500;
+        let a = run(
+            &model,
+            &x,
+            &bg,
+            &params(method, samples, Units::Probability, class),
+        );
+        assert!((a.reference - mean_bg).abs() < 1e-6);
+        let sum: f64 = a.values.iter().map(|&v| f64::from(v)).sum();
+        assert!((a.completeness_gap - (sum - (a.output - a.reference))).abs() < 1e-9);
+        // Permutations: the sum is f(x) - mean of the drawn f(b), so its error is the background
+        // mean's sampling error. The notebook: features are drawn independently.
+        let se_sum = match method {
+            Method::Permutation => sd_bg / (samples as f64).sqrt(),
+            _ => a
+                .stderr
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|&s| f64::from(s).powi(2))
+                .sum::<f64>()
+                .sqrt(),
+        };
+        assert!(
+            a.completeness_gap.abs() <= 4.0 * se_sum,
+            "{method:?}: gap {} vs 4 se {}",
+            a.completeness_gap,
+            4.0 * se_sum
+        );
+    }
+    // One background row: every permutation ends at f(x) - f(b), so the gap is rounding only.
+    let one = bg.slice(ndarray::s![0..1, ..]).to_owned();
+    let a = run(
+        &model,
+        &x,
+        &one,
+        &params(Method::Permutation, 7, Units::Probability, class),
+    );
+    assert!(
+        a.completeness_gap.abs() < 1e-6,
+        "gap {}",
+        a.completeness_gap
+    );
+}
+
+#[test]
+fn symmetric_features_get_equal_values() {
+    // Features 2 and 5 have the same W1 row, the same value in x and in every background row.
+    let n = 7;
+    let (mut model, mut x, mut bg) = fixture(n, 17);
+    let row = model.coefs[0].row(2).to_owned();
+    model.coefs[0].row_mut(5).assign(&row);
+    x[5] = x[2];
+    for mut b in bg.rows_mut() {
+        b[5] = b[2];
+    }
+    let perms = all_permutations(n);
+    let mut sum = [0.0; 2];
+    for b in bg.rows() {
+        for order in &perms {
+            let c = permutation_contributions(&model, x.view(), b, order, 0, Units::Probability);
+            sum[0] += c[2];
+            sum[1] += c[5];
+        }
+    }
+    assert!(
+        (sum[0] - sum[1]).abs() < 1e-12 * perms.len() as f64,
+        "{sum:?}"
+    );
+    assert!(sum[0].abs() > 1e-6);
+    for method in [Method::Permutation, Method::Notebook] {
+        let a = run(
+            &model,
+            &x,
+            &bg,
+            &params(method, 3000, Units::Probability, 0),
+        );
+        let se = a.stderr.unwrap();
+        let diff = (a.values[2] - a.values[5]).abs();
+        let tol = 4.0 * (se[2].powi(2) + se[5].powi(2)).sqrt();
+        assert!(
+            diff <= tol,
+            "{method:?}: {} vs {}",
+            a.values[2],
+            a.values[5]
+        );
+    }
+}
+
+#[test]
+fn null_players_get_exactly_zero() {
+    let n = 8;
+    let (mut model, mut x, mut bg) = fixture(n, 19);
+    // Feature 3 cannot reach the network; feature 6 equals every background row.
+    model.coefs[0].row_mut(3).fill(0.0);
+    x[6] = 0.25;
+    bg.column_mut(6).fill(0.25);
+    for method in [Method::Permutation, Method::Notebook] {
+        for antithetic in [false, true] {
+            let p = ExplainParams {
+                antithetic,
+                ..params(method, 300, Units::Probability, 2)
+            };
+            let a = run(&model, &x, &bg, &p);
+            let se = a.stderr.unwrap();
+            for i in [3, 6] {
+                assert_eq!(a.values[i], 0.0, "{method:?} feature {i}");
+                assert_eq!(se[i], 0.0);
+            }
+            assert!(a.values.iter().filter(|v| **v != 0.0).count() >= 5);
+        }
+    }
+    let exact = exact_shapley(&model, x.view(), bg.view(), 2, Units::Probability);
+    assert!(exact[3].abs() < 1e-15 && exact[6].abs() < 1e-15);
+}
+
+/// A linear model (one layer), explained in logits: phi_i = w_i (x_i - mean b_i).
+#[test]
+fn linear_model_has_the_closed_form() {
+    let n = 10;
+    let model = Mlp::new(&[n, 4], 23);
+    let mut rng = ChaCha8Rng::seed_from_u64(24);
+    let x: Array1<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
+    let bg = Array2::from_shape_fn((5, n), |_| rng.random::<f32>());
+    let class = 3;
+    let w = model.coefs[0].column(class);
+    // One background row: a single permutation is already exact.
+    let one = bg.slice(ndarray::s![1..2, ..]).to_owned();
+    let a = run(
+        &model,
+        &x,
+        &one,
+        &params(Method::Permutation, 1, Units::Logit, class),
+    );
+    for i in 0..n {
+        let expect = f64::from(w[i]) * (f64::from(x[i]) - f64::from(one[[0, i]]));
+        assert!(
+            (f64::from(a.values[i]) - expect).abs() < 1e-5,
+            "feature {i}"
+        );
+    }
+    // The full background: converges to w_i (x_i - mean b_i).
+    let mean_b = bg.mean_axis(ndarray::Axis(0)).unwrap();
+    for method in [Method::Permutation, Method::Notebook] {
+        let a = run(&model, &x, &bg, &params(method, 2000, Units::Logit, class));
+        let se = a.stderr.unwrap();
+        for i in 0..n {
+            let expect = f64::from(w[i]) * f64::from(x[i] - mean_b[i]);
+            let err = (f64::from(a.values[i]) - expect).abs();
+            assert!(
+                err <= 4.0 * f64::from(se[i]) + 1e-6,
+                "{method:?} feature {i}"
+            );
+        }
+    }
+    // Integrated gradients and gradient x input are exact for a linear logit.
+    for method in [Method::IntegratedGradients, Method::GradientTimesInput] {
+        let p = ExplainParams {
+            baseline: Baseline::BackgroundMean,
+            ..params(method, 7, Units::Logit, class)
+        };
+        let a = run(&model, &x, &bg, &p);
+        for i in 0..n {
+            let expect = f64::from(w[i]) * f64::from(x[i] - mean_b[i]);
+            assert!(
+                (f64::from(a.values[i]) - expect).abs() < 1e-5,
+                "{method:?} {i}"
+            );
+        }
+        assert!(a.completeness_gap.abs() < 1e-5);
+    }
+}
+
+// ---------- the incremental first layer ----------
+
+#[test]
+fn incremental_first_layer_equals_full_forward_at_every_step() {
+    let n = 60;
+    let model = Mlp::new(&[n, 40, 5], 29);
+    let mut rng = ChaCha8Rng::seed_from_u64(30);
+    // Digit-like: many exact zeros, so steps are skipped where x and b agree.
+    let sparse = |rng: &mut ChaCha8Rng| -> Array1<f32> {
+        (0..n)
+            .map(|_| {
+                if rng.random::<f32>() < 0.6 {
+                    0.0
+                } else {
+                    rng.random()
+                }
+            })
+            .collect()
+    };
+    let w1 = model.coefs[0].mapv(f64::from);
+    let c1 = model.intercepts[0].mapv(f64::from);
+    for _ in 0..5 {
+        let (x, b) = (sparse(&mut rng), sparse(&mut rng));
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut rng);
+        let (path64, steps) = first_layer_path::<f64>(&model, x.view(), b.view(), &order);
+        let (path32, steps32) = first_layer_path::<f32>(&model, x.view(), b.view(), &order);
+        assert_eq!(steps, steps32);
+        let differing = (0..n).filter(|&i| x[i] != b[i]).count();
+        assert_eq!(steps.len(), differing);
+        assert_eq!(path64.nrows(), differing + 1);
+        // Full forward pass at each step: z = b with the first j steps set to x.
+        let mut z: Vec<f64> = b.iter().map(|&v| f64::from(v)).collect();
+        for j in 0..=steps.len() {
+            if j > 0 {
+                z[steps[j - 1]] = f64::from(x[steps[j - 1]]);
+            }
+            let full = Array1::from(z.clone()).dot(&w1) + &c1;
+            for (k, &f) in full.iter().enumerate() {
+                assert!((path64[[j, k]] - f).abs() < 1e-10, "f64 step {j} unit {k}");
+                assert!(
+                    (f64::from(path32[[j, k]]) - f).abs() < 1e-4,
+                    "f32 step {j} unit {k}"
+                );
+            }
+        }
+        // Steps follow the permutation's order.
+        let in_order: Vec<usize> = order.iter().copied().filter(|&i| x[i] != b[i]).collect();
+        assert_eq!(steps, in_order);
+    }
+}
+
+/// On the real digits (784 pixels), float32 drift at the end of a walk stays tiny.
+#[test]
+fn drift_is_small_on_digits() {
+    let data = layerscope::data::load_onboard().unwrap().into_unit_scale();
+    let bg = data.features.slice(ndarray::s![..200, ..]).to_owned();
+    let x = data.features.row(500).to_owned();
+    let model = Mlp::new(&[784, 64, 32, 10], 31);
+    let a = run(
+        &model,
+        &x,
+        &bg,
+        &ExplainParams {
+            class: None,
+            ..params(Method::Permutation, 20, Units::Logit, 0)
+        },
+    );
+    assert!(a.max_drift < 1e-4, "drift {}", a.max_drift);
+    assert!(a.max_drift > 0.0 || a.values.iter().all(|v| *v == 0.0));
+    // The walk ends at exactly f(x): only rounding and the background sample separate the sum.
+    assert!(a.values.iter().any(|v| *v != 0.0));
+}
+
+// ---------- determinism, progress, cancellation, errors ----------
+
+#[test]
+fn same_seed_same_map_with_1_or_2_threads() {
+    let n = 30;
+    let model = Mlp::new(&[n, 16, 8, 4], 37);
+    let mut rng = ChaCha8Rng::seed_from_u64(38);
+    let x: Array1<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
+    let bg = Array2::from_shape_fn((50, n), |_| rng.random::<f32>());
+    for (method, antithetic) in [
+        (Method::Permutation, false),
+        (Method::Permutation, true),
+        (Method::Notebook, false),
+        (Method::IntegratedGradients, false),
+    ] {
+        let p = ExplainParams {
+            antithetic,
+            progress_every: 7,
+            ..params(method, 60, Units::Probability, 1)
+        };
+        let in_pool = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| run(&model, &x, &bg, &p))
+        };
+        let (one, two) = (in_pool(1), in_pool(2));
+        assert_eq!(one, two, "{method:?} antithetic={antithetic}");
+        if method != Method::IntegratedGradients {
+            let other = run(
+                &model,
+                &x,
+                &bg,
+                &ExplainParams {
+                    seed: 1,
+                    ..p.clone()
+                },
+            );
+            assert_ne!(
+                one.values, other.values,
+                "{method:?}: the seed has no effect"
+            );
+        }
+    }
+}
+
+#[test]
+fn progress_reports_a_sharpening_estimate_and_cancel_stops() {
+    let n = 12;
+    let (model, x, bg) = fixture(n, 41);
+    for method in [
+        Method::Permutation,
+        Method::Notebook,
+        Method::IntegratedGradients,
+    ] {
+        let p = ExplainParams {
+            progress_every: 10,
+            ..params(method, 50, Units::Probability, 0)
+        };
+        let mut seen: Vec<(usize, usize, Vec<f32>, bool)> = Vec::new();
+        let mut cb = |pr: &ExplainProgress<'_>| {
+            seen.push((
+                pr.samples_done,
+                pr.samples_total,
+                pr.values.to_vec(),
+                pr.stderr.is_some(),
+            ));
+        };
+        let a = explain(&model, x.view(), bg.view(), &p, Some(&mut cb), None).unwrap();
+        let done: Vec<usize> = seen.iter().map(|s| s.0).collect();
+        assert_eq!(done, vec![10, 20, 30, 40, 50], "{method:?}");
+        assert!(seen.iter().all(|s| s.1 == 50));
+        assert_eq!(seen.last().unwrap().2, a.values.to_vec());
+        assert_eq!(seen[0].3, method != Method::IntegratedGradients);
+
+        let cancel = AtomicBool::new(false);
+        let mut calls = 0;
+        let mut stop = |_: &ExplainProgress<'_>| {
+            calls += 1;
+            cancel.store(true, Ordering::Relaxed);
+        };
+        let r = explain(
+            &model,
+            x.view(),
+            bg.view(),
+            &p,
+            Some(&mut stop),
+            Some(&cancel),
+        );
+        assert!(matches!(r, Err(ExplainError::Cancelled(_))), "{method:?}");
+        assert_eq!(calls, 1);
+    }
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let (model, x, bg) = fixture(6, 43);
+    let p = params(Method::Permutation, 10, Units::Probability, 0);
+    let short = Array1::<f32>::zeros(5);
+    assert!(matches!(
+        explain(&model, short.view(), bg.view(), &p, None, None),
+        Err(ExplainError::InputShape {
+            expected: 6,
+            got: 5
+        })
+    ));
+    let narrow = Array2::<f32>::zeros((3, 4));
+    assert!(matches!(
+        explain(&model, x.view(), narrow.view(), &p, None, None),
+        Err(ExplainError::BackgroundShape {
+            expected: 6,
+            got: 4
+        })
+    ));
+    let empty = Array2::<f32>::zeros((0, 6));
+    assert!(matches!(
+        explain(&model, x.view(), empty.view(), &p, None, None),
+        Err(ExplainError::EmptyBackground)
+    ));
+    let p9 = ExplainParams {
+        class: Some(3),
+        ..p.clone()
+    };
+    assert!(matches!(
+        explain(&model, x.view(), bg.view(), &p9, None, None),
+        Err(ExplainError::ClassOutOfRange {
+            class: 3,
+            n_classes: 3
+        })
+    ));
+    let p0 = ExplainParams { samples: 0, ..p };
+    assert!(matches!(
+        explain(&model, x.view(), bg.view(), &p0, None, None),
+        Err(ExplainError::NoSamples)
+    ));
+}
+
+#[test]
+fn default_class_is_the_predicted_one() {
+    let (model, x, bg) = fixture(6, 47);
+    let probs = model.predict_proba(x.view().insert_axis(ndarray::Axis(0)));
+    let predicted = layerscope::nn::argmax(probs.row(0).as_slice().unwrap());
+    let p = ExplainParams {
+        class: None,
+        ..params(Method::GradientTimesInput, 1, Units::Probability, 0)
+    };
+    let a = run(&model, &x, &bg, &p);
+    assert_eq!(a.class, predicted);
+    assert!((a.output - f64::from(probs[[0, predicted]])).abs() < 1e-6);
+}
+
+// ---------- gradient methods ----------
+
+/// Gradients against central finite differences (in f64 via the reference forward pass), and
+/// integrated gradients' completeness gap shrinking with the number of steps.
+#[test]
+fn gradient_methods_are_right() {
+    let n = 8;
+    let (model, x, bg) = fixture(n, 53);
+    for units in [Units::Probability, Units::Logit] {
+        let p = params(Method::GradientTimesInput, 1, units, 2);
+        let a = run(&model, &x, &bg, &p);
+        let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        for i in 0..n {
+            let h = 1e-6;
+            let (mut up, mut down) = (x64.clone(), x64.clone());
+            up[i] += h;
+            down[i] -= h;
+            let g = (f64_output(&model, &up, 2, units) - f64_output(&model, &down, 2, units))
+                / (2.0 * h);
+            let expect = g * x64[i]; // black baseline
+            assert!(
+                (f64::from(a.values[i]) - expect).abs() < 1e-4,
+                "{units:?} {i}: {} vs {expect}",
+                a.values[i]
+            );
+        }
+        assert!((a.reference - f64_output(&model, &vec![0.0; n], 2, units)).abs() < 1e-6);
+
+        let gap = |steps: usize| {
+            let p = ExplainParams {
+                baseline: Baseline::BackgroundMean,
+                ..params(Method::IntegratedGradients, steps, units, 2)
+            };
+            run(&model, &x, &bg, &p).completeness_gap.abs()
+        };
+        let (coarse, fine) = (gap(2), gap(400));
+        assert!(fine < 2e-4, "{units:?}: gap {fine} with 400 steps");
+        assert!(fine <= coarse, "{units:?}: {fine} vs {coarse}");
+    }
+}
