@@ -259,3 +259,27 @@ fn a_failed_job_becomes_a_message() {
     let text = layerscope::tui::render_snapshot(&app, Tab::Embeddings, 80, 24, false);
     assert!(text.contains("t-SNE failed: boom"));
 }
+
+#[test]
+fn a_restart_clears_the_old_run() {
+    use layerscope::compute::{Event, Slots};
+    let mut app = demo_app();
+    let cmds = press(&mut app, KeyCode::Char('r'));
+    assert_eq!(cmds, vec![Command::RestartTraining { seed: 1 }]);
+    assert!(!app.idle, "busy again");
+    app.on_event(
+        Event::TrainingStarted {
+            seed: 1,
+            max_epochs: 200,
+            layer_sizes: vec![784, 512, 256, 10],
+        },
+        &Slots::default(),
+    );
+    assert_eq!(app.training.seed, 1);
+    assert!(app.training.history.is_empty() && app.training.series.train_loss.is_empty());
+    assert_eq!(app.training.status, TrainStatus::Running);
+    assert!(app.model.is_none() && app.embed.panels.is_empty());
+    assert!(app.saliency.estimate.is_none());
+    let text = layerscope::tui::render_snapshot(&app, Tab::Training, 80, 24, false);
+    assert!(text.contains("epoch 0/200"), "{text}");
+}

@@ -482,6 +482,15 @@ impl App {
 
     /// Apply an action; returns what the worker must be told.
     pub fn update(&mut self, action: Action) -> Vec<Command> {
+        let commands = self.apply(action);
+        if !commands.is_empty() && !self.should_quit {
+            // The worker has work again until it says it is idle.
+            self.idle = false;
+        }
+        commands
+    }
+
+    fn apply(&mut self, action: Action) -> Vec<Command> {
         match action {
             Action::Quit => {
                 self.should_quit = true;
