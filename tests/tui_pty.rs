@@ -226,6 +226,28 @@ fn a_panicking_job_is_a_message_and_the_app_lives_on() {
 }
 
 #[test]
+fn idle_means_no_redraws() {
+    let mut s = Session::start(
+        &[
+            "--sample", "300", "--epochs", "2", "--n", "100", "--hidden", "16",
+        ],
+        100,
+        30,
+    );
+    s.wait_for("idle", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(200));
+    let before = s.raw.lock().unwrap().len();
+    std::thread::sleep(Duration::from_millis(1000));
+    let after = s.raw.lock().unwrap().len();
+    assert_eq!(before, after, "bytes written while idle");
+    // A key draws at once, and only the cells that changed.
+    s.send("2");
+    s.wait_for("perplexity 3 · label", Duration::from_secs(5));
+    s.send("q");
+    assert!(s.wait_exit(Duration::from_secs(10)).success());
+}
+
+#[test]
 fn without_a_terminal_it_points_to_the_headless_subcommands() {
     let out = Command::new(env!("CARGO_BIN_EXE_layerscope"))
         .stdin(Stdio::null())
