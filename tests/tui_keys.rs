@@ -182,7 +182,15 @@ fn colour_by_and_perplexity() {
             include_input: false
         }]
     );
-    assert!(app.embed.panels.is_empty());
+    // The old pictures go; empty panels wait for the new run.
+    let layers: Vec<usize> = app.embed.panels.iter().map(|p| p.layer).collect();
+    assert_eq!(layers, vec![2, 3, 4]);
+    assert!(
+        app.embed
+            .panels
+            .iter()
+            .all(|p| p.coords.nrows() == 0 && !p.done)
+    );
     let cmds = press(&mut app, KeyCode::Char('i'));
     assert!(matches!(
         cmds[..],
@@ -191,6 +199,8 @@ fn colour_by_and_perplexity() {
             ..
         }]
     ));
+    assert_eq!(app.embed.panels[0].layer, 1, "the input pixels get a panel");
+    assert_eq!(app.embed.panels[0].size, 784);
 }
 
 #[test]

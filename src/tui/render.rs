@@ -104,7 +104,7 @@ fn status_text(app: &App) -> String {
     if t.status.is_active() {
         return format!("{} {epoch}/{} ", t.status.label(), t.max_epochs);
     }
-    if let Some(p) = app.embed.panels.iter().find(|p| !p.done) {
+    if let Some(p) = app.embed.panels.iter().find(|p| !p.done && p.n_iter > 0) {
         return format!("t-SNE layer {} {}/{} ", p.layer, p.iteration, p.n_iter);
     }
     if app.saliency.running {
