@@ -182,7 +182,15 @@ fn colour_by_and_perplexity() {
             include_input: false
         }]
     );
-    assert!(app.embed.panels.is_empty());
+    // The old pictures go; empty panels wait for the new run.
+    let layers: Vec<usize> = app.embed.panels.iter().map(|p| p.layer).collect();
+    assert_eq!(layers, vec![2, 3, 4]);
+    assert!(
+        app.embed
+            .panels
+            .iter()
+            .all(|p| p.coords.nrows() == 0 && !p.done)
+    );
     let cmds = press(&mut app, KeyCode::Char('i'));
     assert!(matches!(
         cmds[..],
@@ -191,6 +199,8 @@ fn colour_by_and_perplexity() {
             ..
         }]
     ));
+    assert_eq!(app.embed.panels[0].layer, 1, "the input pixels get a panel");
+    assert_eq!(app.embed.panels[0].size, 784);
 }
 
 #[test]
@@ -258,4 +268,28 @@ fn a_failed_job_becomes_a_message() {
     assert_eq!(app.message.as_deref(), Some("t-SNE failed: boom"));
     let text = layerscope::tui::render_snapshot(&app, Tab::Embeddings, 80, 24, false);
     assert!(text.contains("t-SNE failed: boom"));
+}
+
+#[test]
+fn a_restart_clears_the_old_run() {
+    use layerscope::compute::{Event, Slots};
+    let mut app = demo_app();
+    let cmds = press(&mut app, KeyCode::Char('r'));
+    assert_eq!(cmds, vec![Command::RestartTraining { seed: 1 }]);
+    assert!(!app.idle, "busy again");
+    app.on_event(
+        Event::TrainingStarted {
+            seed: 1,
+            max_epochs: 200,
+            layer_sizes: vec![784, 512, 256, 10],
+        },
+        &Slots::default(),
+    );
+    assert_eq!(app.training.seed, 1);
+    assert!(app.training.history.is_empty() && app.training.series.train_loss.is_empty());
+    assert_eq!(app.training.status, TrainStatus::Running);
+    assert!(app.model.is_none() && app.embed.panels.is_empty());
+    assert!(app.saliency.estimate.is_none());
+    let text = layerscope::tui::render_snapshot(&app, Tab::Training, 80, 24, false);
+    assert!(text.contains("epoch 0/200"), "{text}");
 }

@@ -15,11 +15,16 @@ struct Session {
     raw: Arc<Mutex<Vec<u8>>>,
     writer: Box<dyn Write + Send>,
     child: Box<dyn portable_pty::Child + Send + Sync>,
+    master: Box<dyn portable_pty::MasterPty + Send>,
     started: Instant,
 }
 
 impl Session {
     fn start(args: &[&str], cols: u16, rows: u16) -> Session {
+        Session::start_with_env(args, cols, rows, &[])
+    }
+
+    fn start_with_env(args: &[&str], cols: u16, rows: u16, env: &[(&str, &str)]) -> Session {
         let pty = native_pty_system();
         let pair = pty
             .openpty(PtySize {
@@ -34,11 +39,15 @@ impl Session {
         cmd.env("TERM", "xterm-256color");
         cmd.env("COLORTERM", "truecolor");
         cmd.env_remove("NO_COLOR");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let started = Instant::now();
         let child = pair.slave.spawn_command(cmd).expect("spawn");
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().expect("reader");
         let writer = pair.master.take_writer().expect("writer");
+        let master = pair.master;
         let parser = Arc::new(Mutex::new(vt100::Parser::new(
             std::num::NonZeroU16::new(rows).unwrap(),
             std::num::NonZeroU16::new(cols).unwrap(),
@@ -47,8 +56,6 @@ impl Session {
         let raw = Arc::new(Mutex::new(Vec::new()));
         let (p, r) = (Arc::clone(&parser), Arc::clone(&raw));
         std::thread::spawn(move || {
-            // Keep the master open for the reader's lifetime.
-            let _master = pair.master;
             let mut buf = [0u8; 8192];
             loop {
                 match reader.read(&mut buf) {
@@ -65,8 +72,24 @@ impl Session {
             raw,
             writer,
             child,
+            master,
             started,
         }
+    }
+
+    fn resize(&self, cols: u16, rows: u16) {
+        self.parser.lock().unwrap().screen_mut().set_size(
+            std::num::NonZeroU16::new(rows).unwrap(),
+            std::num::NonZeroU16::new(cols).unwrap(),
+        );
+        self.master
+            .resize(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
     }
 
     fn screen(&self) -> String {
@@ -120,7 +143,7 @@ fn opens_switches_tabs_and_quits_restoring_the_terminal() {
     assert!(s.parser.lock().unwrap().screen().alternate_screen());
     s.wait_for("progress", Duration::from_secs(5));
     s.send("2");
-    s.wait_for("colour: label", Duration::from_secs(5));
+    s.wait_for("perplexity 3 · label", Duration::from_secs(5));
     s.send("\t");
     s.wait_for("probabilities", Duration::from_secs(5));
     s.send("?");
@@ -135,6 +158,11 @@ fn opens_switches_tabs_and_quits_restoring_the_terminal() {
     assert!(!s.screen().contains("Everywhere"), "{}", s.screen());
     // From Saliency, Tab wraps to Training (digits pick a class there).
     s.send("\t");
+    s.wait_for("confusion", Duration::from_secs(5));
+    // Shrink below the minimum and back.
+    s.resize(40, 10);
+    s.wait_for("enlarge", Duration::from_secs(5));
+    s.resize(100, 30);
     s.wait_for("confusion", Duration::from_secs(5));
     s.send("q");
     let status = s.wait_exit(Duration::from_secs(10));
@@ -155,6 +183,68 @@ fn opens_switches_tabs_and_quits_restoring_the_terminal() {
         first_frame < Duration::from_secs(3),
         "first frame after {first_frame:?}"
     );
+}
+
+#[test]
+fn a_panic_on_the_ui_thread_restores_the_terminal() {
+    let mut s = Session::start_with_env(
+        &["--sample", "300"],
+        80,
+        24,
+        &[("LAYERSCOPE_TEST_PANIC", "ui")],
+    );
+    let status = s.wait_exit(Duration::from_secs(10));
+    assert!(!status.success());
+    let p = s.parser.lock().unwrap();
+    assert!(!p.screen().alternate_screen(), "alternate screen left");
+    assert!(!p.screen().hide_cursor(), "cursor shown");
+    assert!(
+        p.screen()
+            .contents()
+            .contains("test panic on the UI thread")
+    );
+}
+
+#[test]
+fn a_panicking_job_is_a_message_and_the_app_lives_on() {
+    let mut s = Session::start_with_env(
+        &["--sample", "300", "--n", "100", "--hidden", "16"],
+        100,
+        30,
+        &[("LAYERSCOPE_TEST_PANIC", "worker")],
+    );
+    s.wait_for(
+        "training failed: panicked: test panic",
+        Duration::from_secs(10),
+    );
+    // The rest of the pipeline runs on the untrained model.
+    s.send("2");
+    s.wait_for("done", Duration::from_secs(60));
+    s.send("q");
+    assert!(s.wait_exit(Duration::from_secs(10)).success());
+    assert!(!s.parser.lock().unwrap().screen().alternate_screen());
+}
+
+#[test]
+fn idle_means_no_redraws() {
+    let mut s = Session::start(
+        &[
+            "--sample", "300", "--epochs", "2", "--n", "100", "--hidden", "16",
+        ],
+        100,
+        30,
+    );
+    s.wait_for("idle", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(200));
+    let before = s.raw.lock().unwrap().len();
+    std::thread::sleep(Duration::from_millis(1000));
+    let after = s.raw.lock().unwrap().len();
+    assert_eq!(before, after, "bytes written while idle");
+    // A key draws at once, and only the cells that changed.
+    s.send("2");
+    s.wait_for("perplexity 3 · label", Duration::from_secs(5));
+    s.send("q");
+    assert!(s.wait_exit(Duration::from_secs(10)).success());
 }
 
 #[test]
@@ -185,7 +275,7 @@ fn measure_latency_while_training() {
     let mut samples = Vec::new();
     for _ in 0..10 {
         s.send("2");
-        samples.push(s.wait_for("colour: label", Duration::from_secs(5)));
+        samples.push(s.wait_for("perplexity 3 · label", Duration::from_secs(5)));
         s.send("1");
         samples.push(s.wait_for("confusion", Duration::from_secs(5)));
     }

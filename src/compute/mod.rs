@@ -693,6 +693,10 @@ impl WorkerState {
 
     /// Train (or resume); Ok(false) when cancelled.
     fn train(&mut self) -> anyhow::Result<bool> {
+        // Test hook for the end-to-end tests: a panicking job is reported, the app lives on.
+        if std::env::var("LAYERSCOPE_TEST_PANIC").as_deref() == Ok("worker") {
+            panic!("test panic in the training job");
+        }
         let (Some(split), Some(session)) = (self.split.clone(), self.session.as_mut()) else {
             return Ok(true);
         };

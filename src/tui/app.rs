@@ -482,6 +482,15 @@ impl App {
 
     /// Apply an action; returns what the worker must be told.
     pub fn update(&mut self, action: Action) -> Vec<Command> {
+        let commands = self.apply(action);
+        if !commands.is_empty() && !self.should_quit {
+            // The worker has work again until it says it is idle.
+            self.idle = false;
+        }
+        commands
+    }
+
+    fn apply(&mut self, action: Action) -> Vec<Command> {
         match action {
             Action::Quit => {
                 self.should_quit = true;
@@ -586,9 +595,35 @@ impl App {
         Vec::new()
     }
 
+    /// Empty panels for the layers the worker will embed, so they stand side by side from the
+    /// start and fill in as t-SNE reaches them.
+    fn plan_panels(&mut self) {
+        let Some(sizes) = self.model.as_ref().map(|m| m.layer_sizes.clone()) else {
+            return;
+        };
+        let first = if self.embed.include_input { 1 } else { 2 };
+        for layer in first..=sizes.len() {
+            if self.embed.panels.iter().any(|p| p.layer == layer) {
+                continue;
+            }
+            self.upsert_panel(Panel {
+                layer,
+                size: sizes[layer - 1],
+                iteration: 0,
+                n_iter: 0,
+                kl_divergence: None,
+                coords: Array2::zeros((0, 2)),
+                trust: None,
+                done: false,
+                perplexity: self.embed.perplexity,
+            });
+        }
+        self.embed.focus = self.embed.panels.len().saturating_sub(1);
+    }
+
     fn rerun_embedding(&mut self) -> Vec<Command> {
         self.embed.panels.clear();
-        self.embed.focus = 0;
+        self.plan_panels();
         vec![Command::Embed {
             perplexity: self.embed.perplexity,
             include_input: self.embed.include_input,
@@ -753,6 +788,7 @@ impl App {
                     .map(|(p, l)| u8::from(p == l))
                     .collect();
                 self.model = Some(report);
+                self.plan_panels();
             }
             Event::EmbedStarted {
                 layer,

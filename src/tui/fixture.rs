@@ -109,6 +109,7 @@ pub fn demo_app() -> App {
         })),
         &slots,
     );
+    app.embed.panels.clear();
     for (k, (layer, size)) in [(2usize, 512usize), (3, 256), (4, n_classes)]
         .into_iter()
         .enumerate()

@@ -104,7 +104,7 @@ fn status_text(app: &App) -> String {
     if t.status.is_active() {
         return format!("{} {epoch}/{} ", t.status.label(), t.max_epochs);
     }
-    if let Some(p) = app.embed.panels.iter().find(|p| !p.done) {
+    if let Some(p) = app.embed.panels.iter().find(|p| !p.done && p.n_iter > 0) {
         return format!("t-SNE layer {} {}/{} ", p.layer, p.iteration, p.n_iter);
     }
     if app.saliency.running {
@@ -113,53 +113,79 @@ fn status_text(app: &App) -> String {
     if app.idle { "idle " } else { "" }.into()
 }
 
-/// The keys of a tab, as (key, what) pairs.
+/// The keys of a tab, as (key, what) pairs (the global ones are in [`GLOBAL_KEYS`]).
 pub fn tab_keys(tab: Tab) -> &'static [(&'static str, &'static str)] {
     match tab {
         Tab::Training => &[
-            ("space", "pause"),
+            ("space", "pause/resume"),
             ("s", "stop early"),
             ("r", "restart (new seed)"),
             ("tab/1-3", "tabs"),
-            ("?", "help"),
-            ("q", "quit"),
         ],
         Tab::Embeddings => &[
-            ("hjkl/arrows", "move"),
-            ("n/N", "next/prev wrong"),
+            ("hjkl", "move"),
+            ("n/N", "wrong"),
             ("enter", "explain"),
             ("c", "colour"),
             ("+/-", "perplexity"),
             ("r", "re-run"),
             ("i", "input layer"),
-            ("f", "panel"),
-            ("?", "help"),
-            ("q", "quit"),
+            ("f", "focus panel"),
         ],
         Tab::Saliency => &[
             ("left/right", "image"),
             ("0-9", "class"),
-            ("p", "predicted"),
+            ("p", "predicted class"),
             ("m", "method"),
             ("tab", "tabs"),
-            ("?", "help"),
-            ("q", "quit"),
         ],
     }
 }
 
-fn render_key_bar(tab: Tab, theme: &Theme, area: Rect, buf: &mut Buffer) {
+/// Keys shown on every tab, at the right of the key bar.
+pub const GLOBAL_KEYS: [(&str, &str); 2] = [("?", "help"), ("q", "quit")];
+
+fn key_spans<'a>(keys: &[(&'a str, &'a str)], theme: &Theme) -> Vec<Span<'a>> {
     let mut spans = Vec::new();
-    for (key, what) in tab_keys(tab) {
+    for (key, what) in keys {
         spans.push(Span::styled(*key, theme.key()));
         spans.push(Span::styled(format!(" {what}  "), theme.dim()));
     }
+    spans
+}
+
+/// The tab's keys from the left, as many as fit; help and quit always, at the right.
+fn render_key_bar(tab: Tab, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let global = Line::from(key_spans(&GLOBAL_KEYS, theme));
+    let global_w = u16::try_from(global.width()).unwrap_or(u16::MAX);
+    let room = usize::from(area.width.saturating_sub(global_w));
+    let mut spans = Vec::new();
+    let mut used = 0;
+    for pair in key_spans(tab_keys(tab), theme).chunks(2) {
+        let w: usize = pair.iter().map(Span::width).sum();
+        if used + w > room {
+            break;
+        }
+        used += w;
+        spans.extend_from_slice(pair);
+    }
     Line::from(spans).render(area, buf);
+    if global_w <= area.width {
+        global.render(
+            Rect {
+                x: area.right() - global_w,
+                width: global_w,
+                ..area
+            },
+            buf,
+        );
+    }
 }
 
 fn render_help(theme: &Theme, area: Rect, buf: &mut Buffer) {
     let everywhere: &[(&str, &str)] = &[
         ("tab/shift-tab", "next/previous tab"),
+        ("arrows = hjkl", "n/N: misclassified"),
         ("1 2 3, F1-F3", "go to a tab *"),
         ("?", "help (esc closes)"),
         ("q, esc, ctrl-c", "quit"),
@@ -171,7 +197,7 @@ fn render_help(theme: &Theme, area: Rect, buf: &mut Buffer) {
         lines.push(Line::styled(title.to_string(), theme.accent()));
         let keys: Vec<_> = keys
             .iter()
-            .filter(|(k, _)| !matches!(*k, "?" | "q" | "tab" | "tab/1-3") || title == "Everywhere")
+            .filter(|(k, _)| !matches!(*k, "tab" | "tab/1-3"))
             .collect();
         let per_line = if two_columns { 2 } else { 1 };
         for chunk in keys.chunks(per_line) {

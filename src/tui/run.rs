@@ -101,6 +101,10 @@ fn event_loop(
 ) -> anyhow::Result<()> {
     let mut app = App::new(cli.view.perplexity);
     term.draw(|f| render::draw(f, &app, theme))?;
+    // Test hook for the end-to-end tests: a panic on the UI thread must restore the terminal.
+    if std::env::var("LAYERSCOPE_TEST_PANIC").as_deref() == Ok("ui") {
+        panic!("test panic on the UI thread");
+    }
 
     let (tx, rx) = mpsc::channel::<UiEvent>();
     let stop_input = Arc::new(AtomicBool::new(false));

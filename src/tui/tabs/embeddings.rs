@@ -108,6 +108,8 @@ fn render_panel(
         .title_bottom(Line::styled(
             if panel.done {
                 format!("{kl} done ")
+            } else if panel.n_iter == 0 {
+                String::new()
             } else {
                 format!(" it {}/{}{kl} ", panel.iteration, panel.n_iter)
             },
@@ -119,6 +121,12 @@ fn render_panel(
         Constraint::Fill(1),
         Constraint::Length(1),
     ]));
+    if panel.coords.nrows() == 0 {
+        Paragraph::new("t-SNE queued")
+            .style(theme.dim())
+            .render(plot, buf);
+        return;
+    }
     let by = app.embed.color_by;
     let color = |g: u8| group_color(theme, by, g);
     let glyph = |g: u8| group_glyph(by, g);
@@ -174,11 +182,7 @@ fn render_trust(trust: Option<f64>, theme: &Theme, area: Rect, buf: &mut Buffer)
 fn render_legend(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let by = app.embed.color_by;
     let mut spans = vec![Span::styled(
-        format!(
-            "perplexity {} · colour: {} ",
-            app.embed.perplexity,
-            by.label()
-        ),
+        format!("perplexity {} · {} ", app.embed.perplexity, by.label()),
         theme.dim(),
     )];
     match by {

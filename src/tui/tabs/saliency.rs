@@ -29,11 +29,10 @@ pub fn render(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
         ImageSet::Train => "training",
     };
     let image = app.image(s.set, s.index);
-    let shape = app
-        .split
-        .as_ref()
-        .and_then(|sp| sp.test.image_shape)
-        .unwrap_or((28, 28));
+    let shape = app.split.as_ref().map_or((28, 28), |sp| {
+        // Features that are not a square image show as one strip.
+        sp.test.image_shape.unwrap_or((1, sp.test.n_features()))
+    });
     let title = match image {
         Some((_, label)) => format!(" {set_name} image {} · label {label} ", s.index),
         None => format!(" {set_name} image {} ", s.index),

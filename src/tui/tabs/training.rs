@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph, Widget};
+use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, LegendPosition, Paragraph, Widget};
 
 use crate::tui::app::App;
 use crate::tui::theme::Theme;
@@ -174,7 +174,15 @@ fn render_chart(
         .collect();
     #[expect(clippy::cast_precision_loss)]
     let xmax = max_epoch as f64;
+    // Loss falls towards the bottom right, accuracy rises to the top right: keep the legend
+    // out of the curves' way.
+    let legend = if y_fixed.is_some() {
+        LegendPosition::BottomRight
+    } else {
+        LegendPosition::TopRight
+    };
     let chart = Chart::new(datasets)
+        .legend_position(Some(legend))
         .block(Block::bordered().title(title.to_string()))
         .x_axis(
             Axis::default()
