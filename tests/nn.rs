@@ -544,3 +544,52 @@ fn onboard_digits_reach_94_percent() {
         trainer.model().predict_proba(split.test.features.view())
     );
 }
+
+/// The GEMM gives bit-identical products on one thread and on several, at the training shapes
+/// (plain and transposed operands), so training is reproducible whatever the thread count.
+#[test]
+fn gemm_is_independent_of_thread_count() {
+    use layerscope::nn::gemm;
+    let a = random_rows(200, 784, 21);
+    let b = random_rows(784, 512, 22);
+    let d = random_rows(200, 512, 23);
+    let product = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut forward = d.clone();
+            gemm(1.0, a.view(), b.view(), 1.0, forward.view_mut());
+            let mut weight_grad = Array2::zeros((784, 512));
+            gemm(0.005, a.t(), d.view(), 0.0, weight_grad.view_mut());
+            let mut delta = Array2::zeros((200, 784));
+            gemm(1.0, d.view(), b.t(), 0.0, delta.view_mut());
+            (forward, weight_grad, delta)
+        })
+    };
+    let one = product(1);
+    assert_eq!(one, product(2));
+    assert_eq!(one, product(4));
+    // And it is the product: spot-check one element of each in f64.
+    let dot = |r: ndarray::ArrayView1<f32>, c: ndarray::ArrayView1<f32>| -> f64 {
+        r.iter()
+            .zip(c)
+            .map(|(&x, &y)| f64::from(x) * f64::from(y))
+            .sum()
+    };
+    let f = dot(a.row(3), b.column(7)) + f64::from(d[(3, 7)]);
+    assert!((f64::from(one.0[(3, 7)]) - f).abs() < 1e-3 * f.abs());
+    let g = 0.005 * dot(a.column(5), d.column(9));
+    assert!((f64::from(one.1[(5, 9)]) - g).abs() < 1e-3 * g.abs());
+    let h = dot(d.row(2), b.row(11));
+    assert!((f64::from(one.2[(2, 11)]) - h).abs() < 1e-3 * h.abs());
+}
+
+/// The trainer can move to a background thread.
+#[test]
+fn trainer_is_send() {
+    fn send<T: Send>() {}
+    send::<Trainer>();
+    send::<Mlp>();
+}
