@@ -147,7 +147,7 @@ fn time_step_products(features: &Array2<f32>) {
         fill(200, 10),
     );
     let bias = vec![0.0f32; 512];
-    let mut out = |name: &str, m: usize, n: usize, k: usize, ms: f64| {
+    let out = |name: &str, m: usize, n: usize, k: usize, ms: f64| {
         let gflops = 2.0 * (m * n * k) as f64 / ms / 1e6;
         eprintln!("  {name:46} {ms:7.3} ms  {gflops:6.1} GFLOP/s (dense-equivalent)");
     };

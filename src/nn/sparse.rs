@@ -13,9 +13,10 @@ use rayon::prelude::*;
 /// through the GEMM, which does more arithmetic per second.
 pub const MAX_SPARSE_DENSITY: f64 = 0.4;
 
-/// Output columns handled at once: 128 f32 accumulators stay in registers (8 AVX-512 or 16 AVX2
-/// registers), and a block of a 784 x 512 weight matrix (400 KB) stays in a core's L2 cache.
-const BLOCK: usize = 128;
+/// Output columns handled at once: with `LANES` outputs, 4 x 64 f32 accumulators stay in
+/// registers (16 of AVX-512's 32), and a block of a 784 x 512 weight matrix (200 KB) stays in a
+/// core's L2 cache.
+const BLOCK: usize = 64;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -47,26 +48,11 @@ pub fn forward(x: ArrayView2<f32>, w: ArrayView2<f32>, bias: &[f32], mut z: Arra
     let (rows, k) = x.dim();
     let n = w.ncols();
     assert!(w.nrows() == k && z.dim() == (rows, n) && bias.len() == n);
-    // The non-zeros of each row, as (offset of w's row, value).
-    let mut starts = Vec::with_capacity(rows + 1);
-    let mut entries = Vec::new();
-    starts.push(0);
-    for row in x.rows() {
-        entries.extend(
-            row.iter()
-                .enumerate()
-                .filter(|&(_, &v)| v != 0.0)
-                .map(|(i, &v)| (i * n, v)),
-        );
-        starts.push(entries.len());
-    }
-    let groups = Groups {
-        starts: &starts,
-        entries: &entries,
-    };
+    // Lanes are rows of x; the terms of a group are the inputs non-zero in any of its rows.
+    let groups = build_groups(rows, k, |lane, i| x[(lane, i)], |i| i * n);
     let w = w.as_slice().expect("weights in standard layout");
     let z = z.as_slice_mut().expect("outputs in standard layout");
-    by_column_blocks(&groups, w, n, 1.0, &Init::Bias(bias), z);
+    by_column_blocks(&groups, rows, w, n, 1.0, &Init::Bias(bias), z);
 }
 
 /// `g = a * w + s * x^T @ d`, skipping the zeros of `x` (rows x k): the weight gradient of the
@@ -85,44 +71,55 @@ pub fn weight_gradient(
     let (rows, k) = x.dim();
     let n = d.ncols();
     assert!(d.nrows() == rows && w.dim() == (k, n) && g.dim() == (k, n));
-    // The non-zeros of x by column (counting sort), rows ascending within a column, as
-    // (offset of d's row, value).
-    let mut starts = vec![0usize; k + 1];
-    for row in x.rows() {
-        for (i, &v) in row.iter().enumerate() {
-            if v != 0.0 {
-                starts[i + 1] += 1;
-            }
-        }
-    }
-    for i in 0..k {
-        starts[i + 1] += starts[i];
-    }
-    let mut fill = starts.clone();
-    let mut entries = vec![(0usize, 0.0f32); starts[k]];
-    for (r, row) in x.rows().into_iter().enumerate() {
-        for (i, &v) in row.iter().enumerate() {
-            if v != 0.0 {
-                entries[fill[i]] = (r * n, v);
-                fill[i] += 1;
-            }
-        }
-    }
-    let groups = Groups {
-        starts: &starts,
-        entries: &entries,
-    };
+    // Lanes are columns of x (inputs); the terms of a group are the rows where any of its
+    // inputs is non-zero.
+    let groups = build_groups(k, rows, |lane, r| x[(r, lane)], |r| r * n);
     let d = d.as_slice().expect("deltas in standard layout");
     let w = w.as_slice().expect("weights in standard layout");
     let g = g.as_slice_mut().expect("gradient in standard layout");
-    by_column_blocks(&groups, d, n, s, &Init::Penalty(a, w), g);
+    by_column_blocks(&groups, k, d, n, s, &Init::Penalty(a, w), g);
 }
 
-/// Lists of (offset into a source matrix, value): list `i` is
-/// `entries[starts[i]..starts[i + 1]]`.
-struct Groups<'a> {
-    starts: &'a [usize],
-    entries: &'a [(usize, f32)],
+/// Outputs computed together: `LANES` of them share each load of a source row.
+const LANES: usize = 4;
+
+/// `LANES` outputs and the terms any of them needs: `offsets[t]` into the source matrix, and
+/// the value of term `t` for each lane (0 where that lane has none).
+struct Group {
+    offsets: Vec<usize>,
+    values: Vec<[f32; LANES]>,
+}
+
+/// Groups of `LANES` consecutive lanes, each with the ascending list of indices where any lane's
+/// `value(lane, index)` is non-zero.
+fn build_groups(
+    n_lanes: usize,
+    n_index: usize,
+    value: impl Fn(usize, usize) -> f32 + Sync,
+    offset: impl Fn(usize) -> usize + Sync,
+) -> Vec<Group> {
+    (0..n_lanes.div_ceil(LANES))
+        .into_par_iter()
+        .map(|g| {
+            let first = g * LANES;
+            let lanes = LANES.min(n_lanes - first);
+            let mut group = Group {
+                offsets: Vec::new(),
+                values: Vec::new(),
+            };
+            for i in 0..n_index {
+                let mut v = [0.0f32; LANES];
+                for (l, slot) in v.iter_mut().enumerate().take(lanes) {
+                    *slot = value(first + l, i);
+                }
+                if v.iter().any(|&x| x != 0.0) {
+                    group.offsets.push(offset(i));
+                    group.values.push(v);
+                }
+            }
+            group
+        })
+        .collect()
 }
 
 /// What an output starts from before the sum is added.
@@ -133,26 +130,28 @@ enum Init<'a> {
     Penalty(f32, &'a [f32]),
 }
 
-/// `out[i, c] = init(i, c) + scale * sum over (offset, v) in group i of v * src[offset + c]`,
-/// for every group `i` and column `c < n`. The columns are cut into blocks of `BLOCK`, one task
-/// each, so that the block of `src` a task reads stays in cache; every output element is summed
-/// in its group's order, whatever the thread count.
+/// `out[lane, c] = init(lane, c) + scale * sum over terms t of the lane's group of
+/// value[t][lane] * src[offset[t] + c]`, for the `n_lanes` lanes and columns `c < n`. The
+/// columns are cut into blocks of `BLOCK`, one task each, so that the block of `src` a task
+/// reads stays in cache; every output element is summed in its group's order, whatever the
+/// thread count.
 fn by_column_blocks(
-    groups: &Groups,
+    groups: &[Group],
+    n_lanes: usize,
     src: &[f32],
     n: usize,
     scale: f32,
     init: &Init,
     out: &mut [f32],
 ) {
-    let n_groups = groups.starts.len() - 1;
-    assert_eq!(out.len(), n_groups * n);
+    assert_eq!(out.len(), n_lanes * n);
+    let padded = groups.len() * LANES;
     let blocks: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(BLOCK))
         .into_par_iter()
         .map(|b| {
             let c = b * BLOCK;
             let width = BLOCK.min(n - c);
-            let mut part = vec![0.0f32; n_groups * width];
+            let mut part = vec![0.0f32; padded * width];
             block_task(groups, src, c, width, &mut part);
             (c, part)
         })
@@ -182,9 +181,9 @@ fn by_column_blocks(
     }
 }
 
-/// The sums of one column block, `part[i * width + j]` for group `i`, column `c + j`.
-/// Dispatches to a build for the widest vector unit the CPU has.
-fn block_task(groups: &Groups, src: &[f32], c: usize, width: usize, part: &mut [f32]) {
+/// The sums of one column block for every group: `part[(group * LANES + lane) * width + j]`
+/// for column `c + j`. Dispatches to a build for the widest vector unit the CPU has.
+fn block_task(groups: &[Group], src: &[f32], c: usize, width: usize, part: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f")
@@ -205,7 +204,7 @@ fn block_task(groups: &Groups, src: &[f32], c: usize, width: usize, part: &mut [
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 unsafe fn block_task_avx512(
-    groups: &Groups,
+    groups: &[Group],
     src: &[f32],
     c: usize,
     width: usize,
@@ -216,7 +215,7 @@ unsafe fn block_task_avx512(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn block_task_avx2(groups: &Groups, src: &[f32], c: usize, width: usize, part: &mut [f32]) {
+unsafe fn block_task_avx2(groups: &[Group], src: &[f32], c: usize, width: usize, part: &mut [f32]) {
     block_task_generic::<true>(groups, src, c, width, part);
 }
 
@@ -227,31 +226,37 @@ fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
 
 #[inline(always)]
 fn block_task_generic<const FMA: bool>(
-    groups: &Groups,
+    groups: &[Group],
     src: &[f32],
     c: usize,
     width: usize,
     part: &mut [f32],
 ) {
-    for (i, out) in part.chunks_exact_mut(width).enumerate() {
-        let terms = &groups.entries[groups.starts[i]..groups.starts[i + 1]];
+    for (group, out) in groups.iter().zip(part.chunks_exact_mut(LANES * width)) {
         if width == BLOCK {
-            // A full block: the accumulators stay in registers.
-            let mut acc = [0.0f32; BLOCK];
-            for &(offset, v) in terms {
+            // A full block: LANES x BLOCK accumulators stay in registers, and each load of a
+            // source row serves every lane.
+            let mut acc = [[0.0f32; BLOCK]; LANES];
+            for (&offset, v) in group.offsets.iter().zip(&group.values) {
                 let s: &[f32; BLOCK] = src[offset + c..offset + c + BLOCK]
                     .try_into()
                     .expect("a full block");
-                for j in 0..BLOCK {
-                    acc[j] = madd::<FMA>(v, s[j], acc[j]);
+                for (acc, &v) in acc.iter_mut().zip(v) {
+                    for j in 0..BLOCK {
+                        acc[j] = madd::<FMA>(v, s[j], acc[j]);
+                    }
                 }
             }
-            out.copy_from_slice(&acc);
+            for (o, acc) in out.chunks_exact_mut(BLOCK).zip(&acc) {
+                o.copy_from_slice(acc);
+            }
         } else {
-            for &(offset, v) in terms {
+            for (&offset, v) in group.offsets.iter().zip(&group.values) {
                 let s = &src[offset + c..offset + c + width];
-                for (o, &s) in out.iter_mut().zip(s) {
-                    *o = madd::<FMA>(v, s, *o);
+                for (o, &v) in out.chunks_exact_mut(width).zip(v) {
+                    for (o, &s) in o.iter_mut().zip(s) {
+                        *o = madd::<FMA>(v, s, *o);
+                    }
                 }
             }
         }
