@@ -474,9 +474,12 @@ impl Trainer {
     /// Calling `run` again after `Cancelled` resumes at the next minibatch, with the same result
     /// as a run that was never interrupted.
     ///
+    /// A resumed run expects the same training rows as before (a different row count starts a
+    /// fresh epoch order).
+    ///
     /// # Panics
     /// When `train` (or `test`) has a different width than the model, or a label outside its
-    /// classes.
+    /// classes: check a loaded model with `Mlp::check_fits` first.
     pub fn run(
         &mut self,
         train: &Dataset,
@@ -498,6 +501,14 @@ impl Trainer {
             );
         }
         assert!(n > 0, "no training rows");
+        let classes = self.mlp.n_outputs();
+        for (name, data) in [("training", Some(train)), ("test", test)] {
+            if let Some(bad) =
+                data.and_then(|d| d.labels.iter().find(|&&l| usize::from(l) >= classes))
+            {
+                panic!("{name} label {bad} is not one of the model's {classes} classes");
+            }
+        }
         let batch_size = self.params.batch_size.clamp(1, n);
         if self.order.len() != n {
             self.order = (0..n).collect();
