@@ -3,7 +3,14 @@
 //! GFLOP/s, and the machine's f32 GEMM peak measured with the same routine on all threads.
 //!
 //! `cargo bench --bench mlp [-- --runs N] [--max-epochs N] [--gemm gemm|matrixmultiply|both]
-//! [--json PATH] [--dump-split PATH.npz] [--quiet]`
+//! [--json PATH] [--dump-split PATH.npz] [--quiet] [--raw] [--dense] [--shapes]`
+//!
+//! `--shapes` first times each product of one training step (batch 200) on its own: where the
+//! time of a step goes.
+//!
+//! `--dense` turns off the first layer's sparse kernels (all products through the GEMM). GFLOP/s
+//! count the dense network's arithmetic (2.41 MFLOP per training sample) either way: with the
+//! sparse kernels it is an effective rate, the work a dense GEMM would have had to do.
 //!
 //! `scripts/bench_mlp.py` runs this beside scikit-learn's `MLPClassifier` and prints the ratio.
 
@@ -13,7 +20,8 @@ use std::time::Instant;
 
 use layerscope::data;
 use layerscope::nn::{
-    EpochMetrics, GemmBackend, TrainParams, Trainer, gemm, set_gemm_backend, write_npz,
+    EpochMetrics, GemmBackend, TrainParams, Trainer, gemm, set_gemm_backend,
+    set_sparse_first_layer, write_npz,
 };
 use ndarray::Array2;
 
@@ -24,6 +32,9 @@ struct Options {
     json: Option<PathBuf>,
     dump_split: Option<PathBuf>,
     quiet: bool,
+    raw: bool,
+    dense: bool,
+    shapes: bool,
 }
 
 fn parse_options() -> Options {
@@ -34,6 +45,9 @@ fn parse_options() -> Options {
         json: None,
         dump_split: None,
         quiet: false,
+        raw: false,
+        dense: false,
+        shapes: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -52,6 +66,9 @@ fn parse_options() -> Options {
             "--json" => o.json = Some(value().into()),
             "--dump-split" => o.dump_split = Some(value().into()),
             "--quiet" => o.quiet = true,
+            "--raw" => o.raw = true,
+            "--dense" => o.dense = true,
+            "--shapes" => o.shapes = true,
             _ => {} // cargo bench passes --bench
         }
     }
@@ -70,13 +87,14 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// Median GFLOP/s of a square f32 product `size^3` through the engine's routine.
+/// Best GFLOP/s of `repeats` square f32 products `size^3` through the engine's routine (the
+/// fastest run is the nearest to what the hardware can do on a shared machine).
 fn gemm_peak(size: usize, repeats: usize) -> f64 {
     let a = Array2::from_shape_fn((size, size), |(i, j)| ((i * 7 + j * 3) % 11) as f32 * 0.1);
     let b = Array2::from_shape_fn((size, size), |(i, j)| ((i * 5 + j) % 13) as f32 * 0.1);
     let mut c = Array2::<f32>::zeros((size, size));
     gemm(1.0, a.view(), b.view(), 0.0, c.view_mut()); // warm-up
-    let mut rates: Vec<f64> = (0..repeats)
+    let rates: Vec<f64> = (0..repeats)
         .map(|_| {
             let t = Instant::now();
             gemm(1.0, a.view(), b.view(), 0.0, c.view_mut());
@@ -84,7 +102,7 @@ fn gemm_peak(size: usize, repeats: usize) -> f64 {
         })
         .collect();
     std::hint::black_box(&c);
-    median(&mut rates)
+    rates.iter().copied().fold(0.0, f64::max)
 }
 
 /// Floating-point operations of one training sample: per layer the forward product, the
@@ -100,6 +118,134 @@ fn flops_per_sample(sizes: &[usize]) -> f64 {
         .sum()
 }
 
+/// Median milliseconds of `f` over 30 calls, after a warm-up call.
+fn time_ms(mut f: impl FnMut()) -> f64 {
+    f();
+    let mut ms: Vec<f64> = (0..30)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    median(&mut ms)
+}
+
+/// Each product of a training step at batch 200 through 784 -> 512 -> 256 -> 10, timed alone.
+fn time_step_products(features: &Array2<f32>) {
+    use ndarray::s;
+    let x = features.slice(s![..200, ..]).to_owned();
+    let fill = |r: usize, c: usize| {
+        Array2::from_shape_fn((r, c), |(i, j)| ((i * 7 + j * 3) % 13) as f32 * 0.01 - 0.06)
+    };
+    let (w1, w2, w3) = (fill(784, 512), fill(512, 256), fill(256, 10));
+    let (a1, a2, d1, d2, d3) = (
+        fill(200, 512),
+        fill(200, 256),
+        fill(200, 512),
+        fill(200, 256),
+        fill(200, 10),
+    );
+    let bias = vec![0.0f32; 512];
+    let out = |name: &str, m: usize, n: usize, k: usize, ms: f64| {
+        let gflops = 2.0 * (m * n * k) as f64 / ms / 1e6;
+        eprintln!("  {name:46} {ms:7.3} ms  {gflops:6.1} GFLOP/s (dense-equivalent)");
+    };
+    eprintln!("one training step, products timed alone (medians of 30):");
+    let mut c = Array2::<f32>::zeros((200, 512));
+    out(
+        "forward 1: x(200x784) @ W1 GEMM",
+        200,
+        512,
+        784,
+        time_ms(|| gemm(1.0, x.view(), w1.view(), 1.0, c.view_mut())),
+    );
+    out(
+        "forward 1: x(200x784) @ W1 sparse x",
+        200,
+        512,
+        784,
+        time_ms(|| layerscope::nn::sparse_forward(x.view(), w1.view(), &bias, c.view_mut())),
+    );
+    let mut c = Array2::<f32>::zeros((200, 256));
+    out(
+        "forward 2: a1(200x512) @ W2",
+        200,
+        256,
+        512,
+        time_ms(|| gemm(1.0, a1.view(), w2.view(), 1.0, c.view_mut())),
+    );
+    let mut c = Array2::<f32>::zeros((200, 10));
+    out(
+        "forward 3: a2(200x256) @ W3",
+        200,
+        10,
+        256,
+        time_ms(|| gemm(1.0, a2.view(), w3.view(), 1.0, c.view_mut())),
+    );
+    let mut g = Array2::<f32>::zeros((256, 10));
+    out(
+        "grad 3: a2^T @ d3",
+        256,
+        10,
+        200,
+        time_ms(|| gemm(0.005, a2.t(), d3.view(), 1.0, g.view_mut())),
+    );
+    let mut c = Array2::<f32>::zeros((200, 256));
+    out(
+        "delta 2: d3 @ W3^T",
+        200,
+        256,
+        10,
+        time_ms(|| gemm(1.0, d3.view(), w3.t(), 0.0, c.view_mut())),
+    );
+    let mut g = Array2::<f32>::zeros((512, 256));
+    out(
+        "grad 2: a1^T @ d2",
+        512,
+        256,
+        200,
+        time_ms(|| gemm(0.005, a1.t(), d2.view(), 1.0, g.view_mut())),
+    );
+    let mut c = Array2::<f32>::zeros((200, 512));
+    out(
+        "delta 1: d2 @ W2^T",
+        200,
+        512,
+        256,
+        time_ms(|| gemm(1.0, d2.view(), w2.t(), 0.0, c.view_mut())),
+    );
+    let mut g = Array2::<f32>::zeros((784, 512));
+    out(
+        "grad 1: x^T @ d1 GEMM",
+        784,
+        512,
+        200,
+        time_ms(|| gemm(0.005, x.t(), d1.view(), 1.0, g.view_mut())),
+    );
+    out(
+        "grad 1: x^T @ d1 sparse x",
+        784,
+        512,
+        200,
+        time_ms(|| {
+            layerscope::nn::sparse_weight_gradient(
+                x.view(),
+                d1.view(),
+                0.005,
+                w1.view(),
+                0.0,
+                g.view_mut(),
+            )
+        }),
+    );
+    let nz = x.iter().filter(|&&v| v != 0.0).count();
+    eprintln!(
+        "  non-zero inputs in this batch: {:.1}%",
+        100.0 * nz as f64 / x.len() as f64
+    );
+}
+
 struct RunResult {
     epochs: usize,
     train_seconds: f64,
@@ -112,10 +258,11 @@ struct RunResult {
 fn main() {
     let o = parse_options();
     let threads = rayon::current_num_threads();
+    set_sparse_first_layer(!o.dense);
     let load = Instant::now();
-    let full = data::load_onboard()
-        .expect("the on-board digits")
-        .into_unit_scale();
+    let full = data::load_onboard().expect("the on-board digits");
+    // --raw: the notebook's raw 0-255 pixels, to show what skipping the scaling costs.
+    let full = if o.raw { full } else { full.into_unit_scale() };
     let split = full.split(0.5, 0).expect("a 50/50 split");
     eprintln!(
         "on-board digits: {} train / {} test rows, {} features, loaded in {:.1} s; {threads} threads",
@@ -142,6 +289,9 @@ fn main() {
         eprintln!("split written to {}", path.display());
     }
 
+    if o.shapes {
+        time_step_products(&split.train.features);
+    }
     let params = TrainParams {
         max_epochs: o.max_epochs,
         ..TrainParams::default()
@@ -153,8 +303,10 @@ fn main() {
     let mut json = String::from("{\"results\": [");
     for (bi, &backend) in o.backends.iter().enumerate() {
         set_gemm_backend(backend);
-        let peak = gemm_peak(2048, 5);
-        eprintln!("{backend:?}: f32 GEMM peak (2048^3, {threads} threads) {peak:.1} GFLOP/s");
+        let peak = gemm_peak(2048, 7);
+        eprintln!(
+            "{backend:?}: f32 GEMM peak (2048^3, best of 7, {threads} threads) {peak:.1} GFLOP/s"
+        );
         let mut results = Vec::new();
         for run in 0..o.runs {
             let mut trainer = Trainer::new(full.n_features(), full.n_classes(), params.clone());
@@ -207,7 +359,12 @@ fn main() {
         let epochs = med(&|r| r.epochs as f64);
         let acc = med(&|r| r.test_accuracy);
         println!(
-            "layerscope [{backend:?}, {threads} threads]: {s_per_epoch:.4} s/epoch, {sps:.0} samples/s, {:.1} GFLOP/s of a {peak:.1} GFLOP/s GEMM peak ({:.0}%), {epochs} epochs, test accuracy {acc:.4} (medians of {} runs)",
+            "layerscope [{backend:?}{}, {threads} threads]: {s_per_epoch:.4} s/epoch, {sps:.0} samples/s, {:.1} GFLOP/s of a {peak:.1} GFLOP/s GEMM peak ({:.0}%), {epochs} epochs, test accuracy {acc:.4} (medians of {} runs)",
+            if o.dense {
+                ", dense"
+            } else {
+                ", sparse first layer"
+            },
             sps * flops / 1e9,
             100.0 * sps * flops / 1e9 / peak,
             o.runs

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use super::Mlp;
 use super::linalg::gemm;
+use super::sparse;
 use crate::data::Dataset;
 
 /// Hyper-parameters, with scikit-learn's defaults for `MLPClassifier(hidden_layer_sizes=(512,
@@ -175,8 +176,14 @@ impl Workspace {
     }
 }
 
-/// Forward pass of `x` (at most `work.capacity` rows) into `work.activations`.
-fn forward(mlp: &Mlp, x: ArrayView2<f32>, work: &mut Workspace) {
+/// Whether the first layer should skip zero inputs (see `sparse`).
+fn use_sparse_input(x: ArrayView2<f32>) -> bool {
+    sparse::worth_it(x)
+}
+
+/// Forward pass of `x` (at most `work.capacity` rows) into `work.activations`; with
+/// `sparse_input` the first layer skips the zeros of `x` (which must be in standard layout).
+fn forward(mlp: &Mlp, x: ArrayView2<f32>, work: &mut Workspace, sparse_input: bool) {
     let rows = x.nrows();
     let last = mlp.coefs.len() - 1;
     for i in 0..=last {
@@ -187,11 +194,16 @@ fn forward(mlp: &Mlp, x: ArrayView2<f32>, work: &mut Workspace) {
             done[i - 1].slice(s![..rows, ..])
         };
         let mut z = rest[0].slice_mut(s![..rows, ..]);
-        // z = input @ W + b: fill with the bias, then accumulate the product (beta = 1).
-        for mut row in z.rows_mut() {
-            row.assign(&mlp.intercepts[i]);
+        if i == 0 && sparse_input {
+            let bias = mlp.intercepts[0].as_slice().expect("standard layout");
+            sparse::forward(input, mlp.coefs[0].view(), bias, z.view_mut());
+        } else {
+            // z = input @ W + b: fill with the bias, then accumulate the product (beta = 1).
+            for mut row in z.rows_mut() {
+                row.assign(&mlp.intercepts[i]);
+            }
+            gemm(1.0, input, mlp.coefs[i].view(), 1.0, z.view_mut());
         }
-        gemm(1.0, input, mlp.coefs[i].view(), 1.0, z.view_mut());
         if i == last {
             for mut row in z.rows_mut() {
                 softmax_row(row.as_slice_mut().expect("rows of a standard layout"));
@@ -246,6 +258,7 @@ fn backprop(
     labels: &[u8],
     alpha: f32,
     work: &mut Workspace,
+    sparse_input: bool,
 ) -> (f64, usize) {
     let rows = x.nrows();
     assert_eq!(rows, labels.len(), "one label per row");
@@ -253,7 +266,7 @@ fn backprop(
         rows <= work.capacity,
         "batch of {rows} rows exceeds the workspace"
     );
-    forward(mlp, x, work);
+    forward(mlp, x, work, sparse_input);
     let last = mlp.coefs.len() - 1;
 
     // Loss, accuracy and delta[last] = probabilities - one-hot labels.
@@ -289,10 +302,21 @@ fn backprop(
         };
         // coef_grads[i] = (input^T @ delta + alpha * W) / rows (`_compute_loss_grad`).
         let grad = &mut work.coef_grads[i];
-        Zip::from(&mut *grad)
-            .and(&mlp.coefs[i])
-            .for_each(|g, &w| *g = alpha * inv_n * w);
-        gemm(inv_n, input.t(), delta, 1.0, grad.view_mut());
+        if i == 0 && sparse_input {
+            sparse::weight_gradient(
+                input,
+                delta,
+                inv_n,
+                mlp.coefs[0].view(),
+                alpha * inv_n,
+                grad.view_mut(),
+            );
+        } else {
+            Zip::from(&mut *grad)
+                .and(&mlp.coefs[i])
+                .for_each(|g, &w| *g = alpha * inv_n * w);
+            gemm(inv_n, input.t(), delta, 1.0, grad.view_mut());
+        }
         // intercept_grads[i] = column means of delta.
         let ig = &mut work.intercept_grads[i];
         ig.fill(0.0);
@@ -332,7 +356,8 @@ pub fn loss_gradient(
     alpha: f32,
 ) -> (f64, Vec<Array2<f32>>, Vec<Array1<f32>>) {
     let mut work = Workspace::new(mlp, x.nrows());
-    let (loss, _) = backprop(mlp, x, labels, alpha, &mut work);
+    let sparse_input = use_sparse_input(x);
+    let (loss, _) = backprop(mlp, x, labels, alpha, &mut work, sparse_input);
     (loss, work.coef_grads, work.intercept_grads)
 }
 
@@ -375,6 +400,8 @@ pub struct Trainer {
     history: Vec<EpochMetrics>,
     progress: Option<EpochProgress>,
     work: Option<Workspace>,
+    /// The training rows are mostly zeros: the first layer skips them.
+    sparse_input: bool,
 }
 
 impl Trainer {
@@ -408,6 +435,7 @@ impl Trainer {
             history: Vec::new(),
             progress: None,
             work: None,
+            sparse_input: false,
         }
     }
 
@@ -446,9 +474,12 @@ impl Trainer {
     /// Calling `run` again after `Cancelled` resumes at the next minibatch, with the same result
     /// as a run that was never interrupted.
     ///
+    /// A resumed run expects the same training rows as before (a different row count starts a
+    /// fresh epoch order).
+    ///
     /// # Panics
     /// When `train` (or `test`) has a different width than the model, or a label outside its
-    /// classes.
+    /// classes: check a loaded model with `Mlp::check_fits` first.
     pub fn run(
         &mut self,
         train: &Dataset,
@@ -470,6 +501,14 @@ impl Trainer {
             );
         }
         assert!(n > 0, "no training rows");
+        let classes = self.mlp.n_outputs();
+        for (name, data) in [("training", Some(train)), ("test", test)] {
+            if let Some(bad) =
+                data.and_then(|d| d.labels.iter().find(|&&l| usize::from(l) >= classes))
+            {
+                panic!("{name} label {bad} is not one of the model's {classes} classes");
+            }
+        }
         let batch_size = self.params.batch_size.clamp(1, n);
         if self.order.len() != n {
             self.order = (0..n).collect();
@@ -479,6 +518,7 @@ impl Trainer {
             self.work = Some(Workspace::new(&self.mlp, batch_size));
         }
         let n_batches = n.div_ceil(batch_size);
+        self.sparse_input = use_sparse_input(train.features.view());
         loop {
             if self.progress.is_none() {
                 if self.no_improvement_count > self.params.n_iter_no_change {
@@ -543,6 +583,7 @@ impl Trainer {
             &labels,
             self.params.alpha,
             work,
+            self.sparse_input,
         );
         work.x = x;
 
@@ -632,11 +673,12 @@ fn evaluate_with(mlp: &Mlp, x: ArrayView2<f32>, labels: &[u8], work: &mut Worksp
     let last = mlp.coefs.len() - 1;
     let mut cross_entropy = 0.0;
     let mut correct = 0usize;
+    let sparse_input = use_sparse_input(x);
     for (xc, yc) in x
         .axis_chunks_iter(Axis(0), work.capacity)
         .zip(labels.chunks(work.capacity))
     {
-        forward(mlp, xc, work);
+        forward(mlp, xc, work, sparse_input);
         let probs = work.activations[last].slice(s![..xc.nrows(), ..]);
         for (p, &y) in probs.rows().into_iter().zip(yc) {
             let y = usize::from(y);
