@@ -206,6 +206,7 @@ fn main() {
         let params = TsneParams {
             perplexity: value("--perplexity").map_or(3.0, |v| v.parse().expect("perplexity")),
             seed: value("--seed").map_or(0, |v| v.parse().expect("seed")),
+            theta: value("--theta").map_or(0.5, |v| v.parse().expect("theta")),
             method,
             ..TsneParams::default()
         };

@@ -76,11 +76,14 @@ pub fn knn(data: ArrayView2<f32>, k: usize) -> Knn {
     if k == 0 {
         return Knn { k, indices, d2 };
     }
-    let centred = centre(data);
+    // Distances come from the data as given: centring in f32 would round away the tiny
+    // differences between near-duplicates (softmax outputs differ in the 1e-6s). Only the GEMM
+    // shortlist works on centred rows, where it curbs cancellation in |a|^2 + |b|^2 - 2ab.
+    let original = data.as_standard_layout();
     if data.ncols() <= DIRECT_MAX_DIM {
-        knn_direct(&centred, k, &mut indices, &mut d2);
+        knn_direct(&original.view(), k, &mut indices, &mut d2);
     } else {
-        knn_gemm(&centred, k, &mut indices, &mut d2);
+        knn_gemm(&centre(data), &original.view(), k, &mut indices, &mut d2);
     }
     Knn { k, indices, d2 }
 }
@@ -113,7 +116,7 @@ fn exact_d2(a: &[f32], b: &[f32]) -> f32 {
     s as f32
 }
 
-fn knn_direct(x: &Array2<f32>, k: usize, indices: &mut [u32], d2: &mut [f32]) {
+fn knn_direct(x: &ArrayView2<f32>, k: usize, indices: &mut [u32], d2: &mut [f32]) {
     let n = x.nrows();
     let dim = x.ncols();
     let flat = x.as_slice().expect("contiguous");
@@ -169,12 +172,18 @@ fn without_constant_columns(x: &Array2<f32>) -> Option<Array2<f32>> {
 /// on, and each inner product a.b serves both a's and b's candidate lists (half the flops of
 /// the full product). Every list receives its candidates in a fixed order, whatever the thread
 /// count.
-fn knn_gemm(x: &Array2<f32>, k: usize, indices: &mut [u32], d2: &mut [f32]) {
+fn knn_gemm(
+    x: &Array2<f32>,
+    original: &ArrayView2<f32>,
+    k: usize,
+    indices: &mut [u32],
+    d2: &mut [f32],
+) {
     let reduced = without_constant_columns(x);
     let xr = reduced.as_ref().unwrap_or(x);
     let n = x.nrows();
     let dim = x.ncols();
-    let flat = x.as_slice().expect("contiguous");
+    let flat = original.as_slice().expect("contiguous");
     let norms: Vec<f32> = xr
         .rows()
         .into_iter()
@@ -239,7 +248,7 @@ fn knn_gemm(x: &Array2<f32>, k: usize, indices: &mut [u32], d2: &mut [f32]) {
                 }
             });
     }
-    // Exact re-ranking of each shortlist, in f64 on the full (centred) rows.
+    // Exact re-ranking of each shortlist, in f64 on the rows as given.
     d2.par_chunks_mut(k)
         .zip(indices.par_chunks_mut(k))
         .zip(cand_i.par_chunks(short))

@@ -15,11 +15,11 @@ use rayon::prelude::*;
 use super::gradient::Forces;
 
 /// Largest leaf.
-const LEAF_SIZE: usize = 4;
+const LEAF_SIZE: usize = 8;
 /// Largest group of points that share one traversal and interaction list.
-const GROUP_SIZE: usize = 32;
+const GROUP_SIZE: usize = 128;
 /// Groups per parallel task (fixed, so results do not depend on the thread count).
-const GROUPS_PER_TASK: usize = 4;
+const GROUPS_PER_TASK: usize = 1;
 /// Bits of the Morton code per axis (tree depth limit).
 const BITS: u32 = 16;
 
@@ -45,6 +45,7 @@ struct Node {
 pub struct BarnesHut {
     theta2: f32,
     leaf_size: usize,
+    group_size: usize,
     /// Point indices in Morton order.
     order: Vec<u32>,
     codes: Vec<u32>,
@@ -78,6 +79,10 @@ impl BarnesHut {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(LEAF_SIZE),
+            group_size: std::env::var("LAYERSCOPE_TSNE_GROUP")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(GROUP_SIZE),
             order: (0..n as u32).collect(),
             codes: vec![0; n],
             keyed: Vec::with_capacity(n),
@@ -189,7 +194,7 @@ impl BarnesHut {
         stack.push(0u32);
         while let Some(id) = stack.pop() {
             let node = self.nodes[id as usize];
-            if node.n_children == 0 || (node.end - node.start) as usize <= GROUP_SIZE {
+            if node.n_children == 0 || (node.end - node.start) as usize <= self.group_size {
                 self.groups.push((node.start, node.end));
             } else {
                 // Reverse push keeps the groups in Morton order.
