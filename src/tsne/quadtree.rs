@@ -75,14 +75,8 @@ impl BarnesHut {
     pub fn new(n: usize, theta: f64) -> Self {
         Self {
             theta2: (theta * theta) as f32,
-            leaf_size: std::env::var("LAYERSCOPE_TSNE_LEAF")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(LEAF_SIZE),
-            group_size: std::env::var("LAYERSCOPE_TSNE_GROUP")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(GROUP_SIZE),
+            leaf_size: LEAF_SIZE,
+            group_size: GROUP_SIZE,
             order: (0..n as u32).collect(),
             codes: vec![0; n],
             keyed: Vec::with_capacity(n),
