@@ -19,6 +19,18 @@ use ndarray::{Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
+/// CPU seconds used by this process so far, all threads (Linux; `None` elsewhere). Under a
+/// loaded machine this is steadier than wall time.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on every mainstream Linux configuration.
+    Some(ticks / 100.0)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -211,24 +223,35 @@ fn main() {
             ..TsneParams::default()
         };
         let mut times = Vec::new();
+        let mut cpu = Vec::new();
         let mut last = None;
         for _ in 0..runs {
             let t = Instant::now();
+            let c = cpu_seconds();
             let e = tsne::tsne(x.view(), &params, None, None).expect("t-SNE run");
             times.push(t.elapsed().as_secs_f64());
+            if let (Some(c0), Some(c1)) = (c, cpu_seconds()) {
+                cpu.push(c1 - c0);
+            }
             last = Some(e);
         }
+        let cpu_median = if cpu.is_empty() {
+            f64::NAN
+        } else {
+            median(cpu)
+        };
         let e = last.expect("runs >= 1");
         if let Some(out) = value("--out") {
             write_npy(&out, e.coords.view());
         }
         let list: Vec<String> = times.iter().map(|t| format!("{t:.4}")).collect();
         println!(
-            "{{\"n\": {}, \"dim\": {}, \"seconds\": [{}], \"median\": {:.4}, \"kl\": {:.5}, \"n_iter\": {}}}",
+            "{{\"n\": {}, \"dim\": {}, \"seconds\": [{}], \"median\": {:.4}, \"cpu_median\": {:.3}, \"kl\": {:.5}, \"n_iter\": {}}}",
             x.nrows(),
             x.ncols(),
             list.join(", "),
             median(times),
+            cpu_median,
             e.kl_divergence,
             e.n_iter
         );
