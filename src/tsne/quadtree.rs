@@ -248,6 +248,7 @@ impl BarnesHut {
             .step_by(GROUPS_PER_TASK)
             .map(|g| (g, (g + GROUPS_PER_TASK).min(groups.len())))
             .collect();
+        // (`tasks` and `slices` are the only per-iteration allocations: a few hundred entries.)
         let mut slices: Vec<&mut [[f32; 3]]> = Vec::with_capacity(tasks.len());
         let mut rest: &mut [[f32; 3]] = &mut sorted_out;
         for &(g0, g1) in &tasks {
@@ -260,9 +261,8 @@ impl BarnesHut {
             .into_par_iter()
             .zip(tasks.par_iter())
             .with_max_len(1)
-            .for_each_init(
-                || (Vec::with_capacity(256), InteractionList::default()),
-                |(stack, list), (slice, &(g0, g1))| {
+            .for_each(|(slice, &(g0, g1))| {
+                SCRATCH.with_borrow_mut(|(stack, list)| {
                     let base = groups[g0].0 as usize;
                     for &(start, end) in &groups[g0..g1] {
                         let (s, e) = (start as usize, end as usize);
@@ -281,8 +281,8 @@ impl BarnesHut {
                             slice[k - base] = [fx, fy, z - 1.0];
                         }
                     }
-                },
-            );
+                });
+            });
         for (&i, r) in self.order.iter().zip(&sorted_out) {
             let o = &mut out[i as usize];
             o[2] = r[0];
@@ -291,6 +291,13 @@ impl BarnesHut {
         }
         self.sorted_out = sorted_out;
     }
+}
+
+thread_local! {
+    /// Per-thread traversal stack and interaction list, reused across groups and iterations so
+    /// the iteration loop does not allocate once they have grown.
+    static SCRATCH: std::cell::RefCell<(Vec<u32>, InteractionList)> =
+        std::cell::RefCell::new((Vec::with_capacity(256), InteractionList::default()));
 }
 
 /// Sources a group of points interacts with, as structure-of-arrays padded to whole lanes.
