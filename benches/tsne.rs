@@ -3,11 +3,30 @@
 //! Without arguments it makes its own inputs (Gaussian clusters shaped like the default
 //! network's layers and like raw pixels) and prints, per case, the median of several runs:
 //! seconds per run, ms per iteration, KL, 10-NN preservation and 10-NN accuracy; then the
-//! exact-vs-Barnes-Hut crossover table behind `AUTO_EXACT_BELOW`.
+//! exact-vs-Barnes-Hut crossover table behind `Method::Auto` (`--no-crossover` skips it).
 //!
 //! `cargo bench --bench tsne -- --input X.npy --out Y.npy [--runs 3] [--method auto|exact|bh]
-//! [--perplexity 3] [--seed 0]` embeds a float32 `.npy` matrix instead (what
+//! [--perplexity 3] [--seed 0] [--theta 0.5]` embeds a float32 `.npy` matrix instead (what
 //! `scripts/bench_tsne.py` drives) and prints one JSON line with the timings and the KL.
+//!
+//! Measured 2026-11-27 with `python3 scripts/bench_tsne.py --runs 3 --runs-large 1` on the
+//! 2-core machine while other builds and benchmarks ran (load average 7-10, so every wall time
+//! is inflated, the OpenMP peers' most of all; CPU seconds are steadier):
+//!
+//! | input | tool | wall s | CPU s | KL | 10-NN preservation | 10-NN accuracy |
+//! |---|---|---|---|---|---|---|
+//! | layer 2, 1,500 x 512 | layerscope | 0.65 | 0.32 | 0.964 | 0.473 | 0.963 |
+//! | | scikit-learn | 68.1 | 28.7 | 0.986 | 0.476 | 0.961 |
+//! | | openTSNE | 27.5 | 16.3 | 1.031 | 0.472 | 0.958 |
+//! | layer 3, 1,500 x 256 | layerscope | 0.94 | 0.35 | 0.902 | 0.503 | 0.985 |
+//! | | scikit-learn | 57.6 | 28.0 | 0.922 | 0.501 | 0.987 |
+//! | | openTSNE | 47.2 | 18.9 | 0.973 | 0.501 | 0.985 |
+//! | output, 1,500 x 10 | layerscope | 0.45 | 0.39 | 0.506 | 0.548 | 1.000 |
+//! | | scikit-learn | 33.1 | 25.3 | 0.526 | 0.545 | 0.999 |
+//! | | openTSNE | 27.1 | 15.2 | 0.569 | 0.551 | 0.997 |
+//! | pixels, 10,000 x 784 (1 run) | layerscope | 3.65 | 3.54 | 1.915 | 0.385 | 0.939 |
+//! | | scikit-learn | 207.6 | 108.7 | 1.930 | 0.384 | 0.938 |
+//! | | openTSNE | 131.2 | 66.0 | 2.091 | 0.387 | 0.931 |
 
 use std::io::{Read, Write};
 use std::time::Instant;
@@ -18,6 +37,18 @@ use layerscope::tsne::{
 use ndarray::{Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
+
+/// CPU seconds used by this process so far, all threads (Linux; `None` elsewhere). Under a
+/// loaded machine this is steadier than wall time.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on every mainstream Linux configuration.
+    Some(ticks / 100.0)
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -116,7 +147,7 @@ fn crossover(runs: usize) {
         "n", "exact", "BH", "KL exact", "KL BH"
     );
     let params = TsneParams::default();
-    for n in [500, 1000, 2000, 3000, 4000, 6000, 10_000] {
+    for n in [100, 300, 1000, 2000, 4000] {
         let (x, _) = clusters(n, 64, 0.6, true, 2);
         let (fe, _) = time_runs(runs, || {
             tsne::tsne_forced(x.view(), &params, ForcedRepulsion::Exact).expect("run")
@@ -206,28 +237,40 @@ fn main() {
         let params = TsneParams {
             perplexity: value("--perplexity").map_or(3.0, |v| v.parse().expect("perplexity")),
             seed: value("--seed").map_or(0, |v| v.parse().expect("seed")),
+            theta: value("--theta").map_or(0.5, |v| v.parse().expect("theta")),
             method,
             ..TsneParams::default()
         };
         let mut times = Vec::new();
+        let mut cpu = Vec::new();
         let mut last = None;
         for _ in 0..runs {
             let t = Instant::now();
+            let c = cpu_seconds();
             let e = tsne::tsne(x.view(), &params, None, None).expect("t-SNE run");
             times.push(t.elapsed().as_secs_f64());
+            if let (Some(c0), Some(c1)) = (c, cpu_seconds()) {
+                cpu.push(c1 - c0);
+            }
             last = Some(e);
         }
+        let cpu_median = if cpu.is_empty() {
+            f64::NAN
+        } else {
+            median(cpu)
+        };
         let e = last.expect("runs >= 1");
         if let Some(out) = value("--out") {
             write_npy(&out, e.coords.view());
         }
         let list: Vec<String> = times.iter().map(|t| format!("{t:.4}")).collect();
         println!(
-            "{{\"n\": {}, \"dim\": {}, \"seconds\": [{}], \"median\": {:.4}, \"kl\": {:.5}, \"n_iter\": {}}}",
+            "{{\"n\": {}, \"dim\": {}, \"seconds\": [{}], \"median\": {:.4}, \"cpu_median\": {:.3}, \"kl\": {:.5}, \"n_iter\": {}}}",
             x.nrows(),
             x.ncols(),
             list.join(", "),
             median(times),
+            cpu_median,
             e.kl_divergence,
             e.n_iter
         );

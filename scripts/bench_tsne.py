@@ -15,8 +15,9 @@ inputs are cached under target/bench_tsne/ (delete it to rebuild). Each input is
 sklearn TSNE(perplexity=3, learning_rate='auto', init='random'), openTSNE (perplexity 3, 2 jobs,
 its defaults otherwise) and layerscope (`cargo bench --bench tsne -- --input ...`, defaults =
 scikit-learn's semantics), each `--runs` times; the table shows median seconds, the speed-up of
-layerscope, the KL each tool reports for its own P, and 10-NN preservation and 10-NN accuracy
-computed here the same way for all three.
+layerscope, CPU seconds (all threads; OpenMP spin-waiting counts too), the KL each tool
+reports for its own P, and 10-NN preservation and 10-NN accuracy computed here the same way for
+all three. Wall times on a shared machine swing with its load: compare ratios within one run.
 """
 
 import argparse
@@ -108,18 +109,18 @@ def knn_accuracy(low, labels, k=10):
 def run_sklearn(x, seed):
     from sklearn.manifold import TSNE
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     tsne = TSNE(n_components=2, perplexity=3, learning_rate="auto", init="random", random_state=seed)
     emb = tsne.fit_transform(x)
-    return time.perf_counter() - t, emb, float(tsne.kl_divergence_)
+    return time.perf_counter() - t, time.process_time() - c, emb, float(tsne.kl_divergence_)
 
 
 def run_opentsne(x, seed):
     from openTSNE import TSNE
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     emb = TSNE(perplexity=3, n_jobs=2, random_state=seed).fit(x)
-    return time.perf_counter() - t, np.asarray(emb), float(emb.kl_divergence)
+    return time.perf_counter() - t, time.process_time() - c, np.asarray(emb), float(emb.kl_divergence)
 
 
 def rust_binary():
@@ -148,12 +149,13 @@ def run_layerscope(binary, name, runs, seed):
         text=True,
     )
     report = json.loads(res.stdout.strip().splitlines()[-1])
-    return report["seconds"], np.load(dst), report["kl"]
+    return report["seconds"], report.get("cpu_median", float("nan")), np.load(dst), report["kl"]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs-large", type=int, default=None, help="runs for the 10,000-point case (default: --runs)")
     ap.add_argument("--cases", default="layer2,layer3,layer4,pixels10k")
     ap.add_argument("--skip", default="", help="comma list of peers to skip: sklearn,openTSNE")
     ap.add_argument("--seed", type=int, default=0)
@@ -164,28 +166,30 @@ def main():
     rows = []
     for name in args.cases.split(","):
         x, labels = inputs[name]
+        runs = args.runs_large if (len(x) > 5000 and args.runs_large) else args.runs
         high_knn = knn_indices(x, 10)
         results = {}
-        times, emb, kl = run_layerscope(binary, name, args.runs, args.seed)
-        results["layerscope"] = (float(np.median(times)), kl, emb)
+        times, cpu, emb, kl = run_layerscope(binary, name, runs, args.seed)
+        results["layerscope"] = (float(np.median(times)), cpu, kl, emb)
         for peer, fn in (("sklearn", run_sklearn), ("openTSNE", run_opentsne)):
             if peer in skip:
                 continue
-            ts = []
-            for r in range(args.runs):
-                t, emb, kl = fn(x, args.seed + r)
+            ts, cs = [], []
+            for r in range(runs):
+                t, c, emb, kl = fn(x, args.seed + r)
                 ts.append(t)
-            results[peer] = (float(np.median(ts)), kl, emb)
-        for tool, (sec, kl, emb) in results.items():
-            rows.append((name, x.shape, tool, sec, results["layerscope"][0], kl, preservation(high_knn, emb), knn_accuracy(emb, labels)))
+                cs.append(c)
+            results[peer] = (float(np.median(ts)), float(np.median(cs)), kl, emb)
+        for tool, (sec, cpu, kl, emb) in results.items():
+            rows.append((name, x.shape, tool, runs, sec, cpu, results["layerscope"][0], kl, preservation(high_knn, emb), knn_accuracy(emb, labels)))
             r = rows[-1]
-            print("%-10s %-11s %-10s %8.3f s  x%6.1f  KL %.3f  10-NN %.3f  acc %.3f" % (r[0], "%dx%d" % r[1], r[2], r[3], r[3] / r[4], r[5], r[6], r[7]), file=sys.stderr)
+            print("%-10s %-11s %-10s %8.3f s (cpu %7.2f s)  x%6.1f  KL %.3f  10-NN %.3f  acc %.3f" % (r[0], "%dx%d" % r[1], r[2], r[4], r[5], r[4] / r[6], r[7], r[8], r[9]), file=sys.stderr, flush=True)
     print()
     print("load average at the end: %s" % " ".join("%.2f" % v for v in os.getloadavg()))
-    print("| input | n x d | tool | seconds (median of %d) | time / layerscope | KL | 10-NN preservation | 10-NN accuracy |" % args.runs)
-    print("|---|---|---|---|---|---|---|---|")
-    for name, shape, tool, sec, ls, kl, pres, acc in rows:
-        print("| %s | %d x %d | %s | %.3f | %.1fx | %.3f | %.3f | %.3f |" % (name, shape[0], shape[1], tool, sec, sec / ls, kl, pres, acc))
+    print("| input | n x d | tool | runs | wall s (median) | CPU s (median) | wall / layerscope | KL | 10-NN preservation | 10-NN accuracy |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, shape, tool, runs, sec, cpu, ls, kl, pres, acc in rows:
+        print("| %s | %d x %d | %s | %d | %.3f | %.2f | %.1fx | %.3f | %.3f | %.3f |" % (name, shape[0], shape[1], tool, runs, sec, cpu, sec / ls, kl, pres, acc))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ use std::sync::atomic::AtomicBool;
 
 use layerscope::Cancelled;
 use layerscope::tsne::{
-    Init, Method, TsneError, TsneParams, knn_accuracy, neighbour_preservation, tsne,
+    ForcedRepulsion, Init, Method, TsneError, TsneParams, knn_accuracy, neighbour_preservation,
+    tsne,
 };
 use ndarray::{Array2, array};
 use rand::{Rng, SeedableRng};
@@ -87,6 +88,23 @@ fn same_seed_same_embedding_on_one_and_two_threads() {
         let other_seed = run_in_pool(2, &x, &TsneParams { seed: 12, ..params });
         assert_ne!(one, other_seed);
     }
+    // The exact (tiled) repulsion too.
+    let params = TsneParams {
+        n_iter: 300,
+        ..TsneParams::default()
+    };
+    let exact = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool")
+            .install(|| {
+                layerscope::tsne::tsne_forced(x.view(), &params, ForcedRepulsion::Exact)
+                    .expect("runs")
+                    .coords
+            })
+    };
+    assert_eq!(exact(1), exact(2));
 }
 
 #[test]

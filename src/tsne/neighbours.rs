@@ -76,11 +76,14 @@ pub fn knn(data: ArrayView2<f32>, k: usize) -> Knn {
     if k == 0 {
         return Knn { k, indices, d2 };
     }
-    let centred = centre(data);
+    // Distances come from the data as given: centring in f32 would round away the tiny
+    // differences between near-duplicates (softmax outputs differ in the 1e-6s). Only the GEMM
+    // shortlist works on centred rows, where it curbs cancellation in |a|^2 + |b|^2 - 2ab.
+    let original = data.as_standard_layout();
     if data.ncols() <= DIRECT_MAX_DIM {
-        knn_direct(&centred, k, &mut indices, &mut d2);
+        knn_direct(&original.view(), k, &mut indices, &mut d2);
     } else {
-        knn_gemm(&centred, k, &mut indices, &mut d2);
+        knn_gemm(&centre(data), &original.view(), k, &mut indices, &mut d2);
     }
     Knn { k, indices, d2 }
 }
@@ -113,7 +116,7 @@ fn exact_d2(a: &[f32], b: &[f32]) -> f32 {
     s as f32
 }
 
-fn knn_direct(x: &Array2<f32>, k: usize, indices: &mut [u32], d2: &mut [f32]) {
+fn knn_direct(x: &ArrayView2<f32>, k: usize, indices: &mut [u32], d2: &mut [f32]) {
     let n = x.nrows();
     let dim = x.ncols();
     let flat = x.as_slice().expect("contiguous");
@@ -140,62 +143,130 @@ fn knn_direct(x: &Array2<f32>, k: usize, indices: &mut [u32], d2: &mut [f32]) {
         });
 }
 
-fn knn_gemm(x: &Array2<f32>, k: usize, indices: &mut [u32], d2: &mut [f32]) {
+/// Offers (d, idx) to a full, ascending candidate list (unfilled slots hold +inf).
+#[inline]
+fn offer(dist: &mut [f32], idx: &mut [u32], d: f32, j: u32) {
+    let cap = dist.len();
+    if d.is_nan() || d >= dist[cap - 1] {
+        return;
+    }
+    let mut pos = cap - 1;
+    while pos > 0 && dist[pos - 1] > d {
+        dist[pos] = dist[pos - 1];
+        idx[pos] = idx[pos - 1];
+        pos -= 1;
+    }
+    dist[pos] = d;
+    idx[pos] = j;
+}
+
+/// Columns that are constant (all zero once centred) add nothing to any distance: drop them.
+fn without_constant_columns(x: &Array2<f32>) -> Option<Array2<f32>> {
+    let keep: Vec<usize> = (0..x.ncols())
+        .filter(|&j| x.column(j).iter().any(|&v| v != 0.0))
+        .collect();
+    (keep.len() < x.ncols() && !keep.is_empty()).then(|| x.select(Axis(1), &keep))
+}
+
+/// GEMM shortlist, symmetric: block `b` of rows is multiplied only with rows from its own start
+/// on, and each inner product a.b serves both a's and b's candidate lists (half the flops of
+/// the full product). Every list receives its candidates in a fixed order, whatever the thread
+/// count.
+fn knn_gemm(
+    x: &Array2<f32>,
+    original: &ArrayView2<f32>,
+    k: usize,
+    indices: &mut [u32],
+    d2: &mut [f32],
+) {
+    let reduced = without_constant_columns(x);
+    let xr = reduced.as_ref().unwrap_or(x);
     let n = x.nrows();
     let dim = x.ncols();
-    let flat = x.as_slice().expect("contiguous");
-    let norms: Vec<f32> = x
+    let flat = original.as_slice().expect("contiguous");
+    let norms: Vec<f32> = xr
         .rows()
         .into_iter()
         .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
         .collect();
     let short = (k + SHORTLIST_EXTRA).min(n - 1);
+    let mut cand_d = vec![f32::INFINITY; n * short];
+    let mut cand_i = vec![u32::MAX; n * short];
     let mut gram = Array2::<f32>::zeros((BLOCK_ROWS.min(n), n));
+    const COLS_PER_TASK: usize = 64;
     for start in (0..n).step_by(BLOCK_ROWS) {
         let end = (start + BLOCK_ROWS).min(n);
         let rows = end - start;
-        let mut g = gram.slice_mut(s![..rows, ..]);
-        // a.b for the block against every row (matrixmultiply threads this itself).
-        ndarray::linalg::general_mat_mul(1.0, &x.slice(s![start..end, ..]), &x.t(), 0.0, &mut g);
+        let cols = n - start;
+        let mut g = gram.slice_mut(s![..rows, ..cols]);
+        // a.b for the block against every row from `start` on (matrixmultiply threads this).
+        ndarray::linalg::general_mat_mul(
+            1.0,
+            &xr.slice(s![start..end, ..]),
+            &xr.slice(s![start.., ..]).t(),
+            0.0,
+            &mut g,
+        );
         let g = g.view();
-        d2[start * k..end * k]
-            .par_chunks_mut(k)
-            .zip(indices[start * k..end * k].par_chunks_mut(k))
-            .zip(g.axis_iter(Axis(0)).into_par_iter())
+        // The block's own rows: candidates j >= start.
+        cand_d[start * short..end * short]
+            .par_chunks_mut(short)
+            .zip(cand_i[start * short..end * short].par_chunks_mut(short))
             .enumerate()
-            .with_min_len(16)
-            .for_each_init(
-                || {
-                    (
-                        vec![0f32; short],
-                        vec![0u32; short],
-                        vec![0f32; k],
-                        vec![0u32; k],
-                    )
-                },
-                |(sd, si, fd, fi), (r, ((dd, ii), grow))| {
+            .with_min_len(8)
+            .for_each(|(r, (cd, ci))| {
+                let i = start + r;
+                let ni = norms[i];
+                let grow = g.row(r);
+                for (jj, (&gij, &nj)) in grow.iter().zip(&norms[start..]).enumerate() {
+                    let approx = ni + nj - 2.0 * gij;
+                    if approx < cd[short - 1] && start + jj != i {
+                        offer(cd, ci, approx, (start + jj) as u32);
+                    }
+                }
+            });
+        // Later rows: the block's rows are candidates for them (same a.b, read transposed).
+        cand_d[end * short..]
+            .par_chunks_mut(COLS_PER_TASK * short)
+            .zip(cand_i[end * short..].par_chunks_mut(COLS_PER_TASK * short))
+            .enumerate()
+            .for_each(|(t, (cd, ci))| {
+                let c0 = end + t * COLS_PER_TASK;
+                let width = cd.len() / short;
+                for r in 0..rows {
                     let i = start + r;
-                    let grow = grow.as_slice().expect("contiguous");
-                    let mut top = TopK::new(sd, si);
                     let ni = norms[i];
-                    for (j, (&gij, &nj)) in grow.iter().zip(&norms).enumerate() {
-                        let approx = ni + nj - 2.0 * gij;
-                        if approx < top.worst() && j != i {
-                            top.push(approx, j as u32);
+                    let grow = g.row(r);
+                    for c in 0..width {
+                        let j = c0 + c;
+                        let approx = ni + norms[j] - 2.0 * grow[j - start];
+                        let slot = c * short..(c + 1) * short;
+                        if approx < cd[slot.end - 1] {
+                            offer(&mut cd[slot.clone()], &mut ci[slot], approx, i as u32);
                         }
                     }
-                    // Exact re-ranking of the shortlist.
-                    let a = &flat[i * dim..(i + 1) * dim];
-                    let mut exact = TopK::new(fd, fi);
-                    for &j in si.iter() {
-                        let j = j as usize;
-                        exact.push(exact_d2(a, &flat[j * dim..(j + 1) * dim]), j as u32);
-                    }
-                    dd.copy_from_slice(fd);
-                    ii.copy_from_slice(fi);
-                },
-            );
+                }
+            });
     }
+    // Exact re-ranking of each shortlist, in f64 on the rows as given.
+    d2.par_chunks_mut(k)
+        .zip(indices.par_chunks_mut(k))
+        .zip(cand_i.par_chunks(short))
+        .enumerate()
+        .with_min_len(16)
+        .for_each_init(
+            || (vec![0f32; k], vec![0u32; k]),
+            |(fd, fi), (i, ((dd, ii), cands))| {
+                let a = &flat[i * dim..(i + 1) * dim];
+                let mut exact = TopK::new(fd, fi);
+                for &j in cands {
+                    let j = j as usize;
+                    exact.push(exact_d2(a, &flat[j * dim..(j + 1) * dim]), j as u32);
+                }
+                dd.copy_from_slice(fd);
+                ii.copy_from_slice(fi);
+            },
+        );
 }
 
 #[cfg(test)]
@@ -228,10 +299,14 @@ mod tests {
     #[test]
     fn gemm_and_direct_paths_match_brute_force() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        for dim in [3usize, 40] {
-            let x = Array2::from_shape_fn((300, dim), |_| rng.random::<f32>() * 10.0 + 100.0);
+        // 1,100 rows: three GEMM blocks, so the transposed (later-rows) updates are exercised;
+        // a constant column, dropped by the GEMM path, must not change anything.
+        for (n, dim) in [(300, 3usize), (1100, 40)] {
+            let mut x = Array2::from_shape_fn((n, dim), |_| rng.random::<f32>() * 10.0 + 100.0);
+            x.column_mut(1).fill(7.0);
             let got = knn(x.view(), 10);
             let want = brute(x.view(), 10);
+            assert_eq!(want.len(), n);
             for (i, want_row) in want.iter().enumerate() {
                 assert_eq!(
                     &got.indices[i * 10..(i + 1) * 10],

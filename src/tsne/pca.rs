@@ -53,3 +53,40 @@ pub fn pca_init(data: ArrayView2<f32>) -> Array2<f32> {
     let scale = if std > 0.0 { 1e-4 / std } else { 1.0 };
     out.mapv(|x| (x * scale) as f32)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pca_init_follows_the_main_axes_at_scale_1e_4() {
+        // Points spread mostly along (1, 1, 0), less along (1, -1, 0), barely along z.
+        let x = Array2::from_shape_fn((200, 3), |(i, j)| {
+            let a = (i as f32 * 0.37).sin() * 10.0;
+            let b = (i as f32 * 0.91).cos() * 2.0;
+            let c = (i as f32 * 1.7).sin() * 0.1;
+            [a + b, a - b, c][j]
+        });
+        let y = pca_init(x.view());
+        let col = |c: usize| y.column(c).to_owned();
+        let std = |v: &Array1<f32>| {
+            let m = v.mean().unwrap();
+            (v.iter().map(|x| (x - m) * (x - m)).sum::<f32>() / v.len() as f32).sqrt()
+        };
+        assert!((std(&col(0)) - 1e-4).abs() < 1e-7, "{}", std(&col(0)));
+        // Second axis has a fifth of the spread of the first.
+        let ratio = std(&col(1)) / std(&col(0));
+        assert!((ratio - 0.2).abs() < 0.03, "{ratio}");
+        // First coordinate follows a = (x0 + x1) / 2 up to scale, with a positive loading.
+        let a: Array1<f32> = x.rows().into_iter().map(|r| (r[0] + r[1]) / 2.0).collect();
+        let (mean_a, std_a) = (a.mean().unwrap(), std(&a));
+        for (i, &ai) in a.iter().enumerate() {
+            let got = y[[i, 0]] / 1e-4 * std_a;
+            assert!(
+                (got - (ai - mean_a)).abs() < 0.5,
+                "row {i}: {got} vs {}",
+                ai - mean_a
+            );
+        }
+    }
+}

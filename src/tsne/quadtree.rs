@@ -12,10 +12,14 @@
 
 use rayon::prelude::*;
 
-use super::gradient::{Forces, ROWS_PER_TASK};
+use super::gradient::Forces;
 
 /// Largest leaf.
 const LEAF_SIZE: usize = 8;
+/// Largest group of points that share one traversal and interaction list.
+const GROUP_SIZE: usize = 128;
+/// Groups per parallel task (fixed, so results do not depend on the thread count).
+const GROUPS_PER_TASK: usize = 1;
 /// Bits of the Morton code per axis (tree depth limit).
 const BITS: u32 = 16;
 
@@ -40,6 +44,8 @@ struct Node {
 #[derive(Debug, Default)]
 pub struct BarnesHut {
     theta2: f32,
+    leaf_size: usize,
+    group_size: usize,
     /// Point indices in Morton order.
     order: Vec<u32>,
     codes: Vec<u32>,
@@ -49,6 +55,9 @@ pub struct BarnesHut {
     sy: Vec<f32>,
     nodes: Vec<Node>,
     sorted_out: Vec<[f32; 3]>,
+    /// Target groups as sorted-point ranges.
+    groups: Vec<(u32, u32)>,
+    stack: Vec<u32>,
 }
 
 #[inline]
@@ -66,6 +75,8 @@ impl BarnesHut {
     pub fn new(n: usize, theta: f64) -> Self {
         Self {
             theta2: (theta * theta) as f32,
+            leaf_size: LEAF_SIZE,
+            group_size: GROUP_SIZE,
             order: (0..n as u32).collect(),
             codes: vec![0; n],
             keyed: Vec::with_capacity(n),
@@ -73,6 +84,8 @@ impl BarnesHut {
             sy: vec![0.0; n],
             nodes: Vec::with_capacity(2 * n),
             sorted_out: vec![[0.0; 3]; n],
+            groups: Vec::new(),
+            stack: Vec::new(),
         }
     }
 
@@ -123,7 +136,7 @@ impl BarnesHut {
             count: (end - start) as f32,
             ..Node::default()
         };
-        if end - start <= LEAF_SIZE || level == BITS {
+        if end - start <= self.leaf_size || level == BITS {
             let (mut sx, mut sy) = (0f64, 0f64);
             for k in start..end {
                 sx += f64::from(self.sx[k]);
@@ -167,63 +180,109 @@ impl BarnesHut {
         self.nodes[id] = node;
     }
 
-    /// Repulsion on the sorted point `k` (unnormalised force and share of Z).
-    #[inline]
-    fn point_repulsion(&self, k: usize, stack: &mut Vec<u32>) -> [f32; 3] {
-        let (xi, yi) = (self.sx[k], self.sy[k]);
-        let (mut fx, mut fy, mut z) = (0f32, 0f32, 0f32);
+    /// Collects the target groups: the highest cells with at most `GROUP_SIZE` points.
+    fn collect_groups(&mut self) {
+        self.groups.clear();
+        let mut stack = std::mem::take(&mut self.stack);
+        stack.clear();
+        stack.push(0u32);
+        while let Some(id) = stack.pop() {
+            let node = self.nodes[id as usize];
+            if node.n_children == 0 || (node.end - node.start) as usize <= self.group_size {
+                self.groups.push((node.start, node.end));
+            } else {
+                // Reverse push keeps the groups in Morton order.
+                stack.extend((node.first_child..node.first_child + node.n_children).rev());
+            }
+        }
+        self.stack = stack;
+    }
+
+    /// The interaction list of the points `start..end` (sorted order, bounding box `bbox`):
+    /// cells far enough from every point of the group, as (centre, count), and single points
+    /// otherwise. A cell is summarised when max_width^2 < theta^2 d^2 with d the distance from
+    /// its centre of mass to the group's box, so each point of the group sees it at least that
+    /// far: the per-point rule of scikit-learn's `summarize`, applied conservatively to all of
+    /// them at once. Cells holding a group point are always opened.
+    fn interactions(
+        &self,
+        (start, end): (u32, u32),
+        bbox: [f32; 4],
+        stack: &mut Vec<u32>,
+        list: &mut InteractionList,
+    ) {
+        list.clear();
         stack.clear();
         stack.push(0);
+        let [x0, x1, y0, y1] = bbox;
         while let Some(id) = stack.pop() {
             let node = &self.nodes[id as usize];
+            let overlaps = node.start < end && start < node.end;
+            if !overlaps {
+                let dx = (x0 - node.cx).max(node.cx - x1).max(0.0);
+                let dy = (y0 - node.cy).max(node.cy - y1).max(0.0);
+                if node.width2 < self.theta2 * (dx * dx + dy * dy) {
+                    list.push(node.cx, node.cy, node.count);
+                    continue;
+                }
+            }
             if node.n_children == 0 {
                 for j in node.start as usize..node.end as usize {
-                    let dx = xi - self.sx[j];
-                    let dy = yi - self.sy[j];
-                    let q = 1.0 / (1.0 + dx * dx + dy * dy);
-                    z += q;
-                    let q2 = q * q;
-                    fx += q2 * dx;
-                    fy += q2 * dy;
+                    list.push(self.sx[j], self.sy[j], 1.0);
                 }
-                // The point itself, if in this leaf, added exactly 1 to z and 0 to the force.
-                if (node.start as usize..node.end as usize).contains(&k) {
-                    z -= 1.0;
-                }
-                continue;
-            }
-            let dx = xi - node.cx;
-            let dy = yi - node.cy;
-            let d2 = dx * dx + dy * dy;
-            if node.width2 < self.theta2 * d2 {
-                let q = 1.0 / (1.0 + d2);
-                let mq = node.count * q;
-                z += mq;
-                let mq2 = mq * q;
-                fx += mq2 * dx;
-                fy += mq2 * dy;
             } else {
                 stack.extend(node.first_child..node.first_child + node.n_children);
             }
         }
-        [fx, fy, z]
+        list.pad();
     }
 
     /// Repulsion for every point (original order) into `out[i][2..5]`.
     pub fn repulsion(&mut self, out: &mut [Forces]) {
+        self.collect_groups();
         let mut sorted_out = std::mem::take(&mut self.sorted_out);
         let this = &*self;
-        sorted_out
-            .par_chunks_mut(ROWS_PER_TASK)
-            .enumerate()
-            .for_each_init(
-                || Vec::with_capacity(256),
-                |stack, (c, block)| {
-                    for (r, o) in block.iter_mut().enumerate() {
-                        *o = this.point_repulsion(c * ROWS_PER_TASK + r, stack);
+        // Each task owns a fixed run of groups and writes only its points' slots.
+        let groups = &this.groups;
+        let tasks: Vec<(usize, usize)> = (0..groups.len())
+            .step_by(GROUPS_PER_TASK)
+            .map(|g| (g, (g + GROUPS_PER_TASK).min(groups.len())))
+            .collect();
+        // (`tasks` and `slices` are the only per-iteration allocations: a few hundred entries.)
+        let mut slices: Vec<&mut [[f32; 3]]> = Vec::with_capacity(tasks.len());
+        let mut rest: &mut [[f32; 3]] = &mut sorted_out;
+        for &(g0, g1) in &tasks {
+            let len = (groups[g1 - 1].1 - groups[g0].0) as usize;
+            let (head, tail) = rest.split_at_mut(len);
+            slices.push(head);
+            rest = tail;
+        }
+        slices
+            .into_par_iter()
+            .zip(tasks.par_iter())
+            .with_max_len(1)
+            .for_each(|(slice, &(g0, g1))| {
+                SCRATCH.with_borrow_mut(|(stack, list)| {
+                    let base = groups[g0].0 as usize;
+                    for &(start, end) in &groups[g0..g1] {
+                        let (s, e) = (start as usize, end as usize);
+                        let xs = &this.sx[s..e];
+                        let ys = &this.sy[s..e];
+                        let bbox = [
+                            xs.iter().copied().fold(f32::MAX, f32::min),
+                            xs.iter().copied().fold(f32::MIN, f32::max),
+                            ys.iter().copied().fold(f32::MAX, f32::min),
+                            ys.iter().copied().fold(f32::MIN, f32::max),
+                        ];
+                        this.interactions((start, end), bbox, stack, list);
+                        for k in s..e {
+                            let [fx, fy, z] = list.apply(this.sx[k], this.sy[k]);
+                            // The point met itself once (as a single point): 1 in z, 0 force.
+                            slice[k - base] = [fx, fy, z - 1.0];
+                        }
                     }
-                },
-            );
+                });
+            });
         for (&i, r) in self.order.iter().zip(&sorted_out) {
             let o = &mut out[i as usize];
             o[2] = r[0];
@@ -231,5 +290,118 @@ impl BarnesHut {
             o[4] = r[2];
         }
         self.sorted_out = sorted_out;
+    }
+}
+
+thread_local! {
+    /// Per-thread traversal stack and interaction list, reused across groups and iterations so
+    /// the iteration loop does not allocate once they have grown.
+    static SCRATCH: std::cell::RefCell<(Vec<u32>, InteractionList)> =
+        std::cell::RefCell::new((Vec::with_capacity(256), InteractionList::default()));
+}
+
+/// Sources a group of points interacts with, as structure-of-arrays padded to whole lanes.
+#[derive(Debug, Default)]
+struct InteractionList {
+    x: Vec<f32>,
+    y: Vec<f32>,
+    m: Vec<f32>,
+}
+
+const LANES: usize = 8;
+
+impl InteractionList {
+    fn clear(&mut self) {
+        self.x.clear();
+        self.y.clear();
+        self.m.clear();
+    }
+    #[inline]
+    fn push(&mut self, x: f32, y: f32, m: f32) {
+        self.x.push(x);
+        self.y.push(y);
+        self.m.push(m);
+    }
+    fn pad(&mut self) {
+        while self.x.len() % LANES != 0 {
+            self.push(super::gradient::PAD_COORD, super::gradient::PAD_COORD, 0.0);
+        }
+    }
+    /// sum_s m_s w_s^2 (p - s) and sum_s m_s w_s over the sources s, w_s = 1 / (1 + |p - s|^2).
+    #[inline]
+    fn apply(&self, px: f32, py: f32) -> [f32; 3] {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                return unsafe { apply_avx2(&self.x, &self.y, &self.m, px, py) };
+            }
+        }
+        apply_lanes::<false>(&self.x, &self.y, &self.m, px, py)
+    }
+}
+
+#[inline(always)]
+fn apply_lanes<const FMA: bool>(xs: &[f32], ys: &[f32], ms: &[f32], px: f32, py: f32) -> [f32; 3] {
+    let madd = |a: f32, b: f32, c: f32| if FMA { a.mul_add(b, c) } else { a * b + c };
+    let mut fx = [0f32; LANES];
+    let mut fy = [0f32; LANES];
+    let mut z = [0f32; LANES];
+    for ((bx, by), bm) in xs
+        .chunks_exact(LANES)
+        .zip(ys.chunks_exact(LANES))
+        .zip(ms.chunks_exact(LANES))
+    {
+        for l in 0..LANES {
+            let dx = px - bx[l];
+            let dy = py - by[l];
+            let q = 1.0 / madd(dy, dy, madd(dx, dx, 1.0));
+            let mq = bm[l] * q;
+            z[l] += mq;
+            let mq2 = mq * q;
+            fx[l] = madd(mq2, dx, fx[l]);
+            fy[l] = madd(mq2, dy, fy[l]);
+        }
+    }
+    let sum = |v: [f32; LANES]| ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+    [sum(fx), sum(fy), sum(z)]
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn apply_avx2(xs: &[f32], ys: &[f32], ms: &[f32], px: f32, py: f32) -> [f32; 3] {
+    use std::arch::x86_64::*;
+    debug_assert!(xs.len() % LANES == 0 && ys.len() == xs.len() && ms.len() == xs.len());
+    // SAFETY (whole block): AVX2/FMA are enabled here; every load reads 8 floats at an offset
+    // c with c + 8 <= len, the lists being padded to whole lanes.
+    unsafe {
+        let one = _mm256_set1_ps(1.0);
+        let two = _mm256_set1_ps(2.0);
+        let (pxv, pyv) = (_mm256_set1_ps(px), _mm256_set1_ps(py));
+        let zero = _mm256_setzero_ps();
+        let (mut fx, mut fy, mut z) = (zero, zero, zero);
+        for c in (0..xs.len()).step_by(LANES) {
+            let dx = _mm256_sub_ps(pxv, _mm256_loadu_ps(xs.as_ptr().add(c)));
+            let dy = _mm256_sub_ps(pyv, _mm256_loadu_ps(ys.as_ptr().add(c)));
+            let d = _mm256_fmadd_ps(dy, dy, _mm256_fmadd_ps(dx, dx, one));
+            // Reciprocal estimate plus one Newton step, as in the exact tile kernel.
+            let r = _mm256_rcp_ps(d);
+            let q = _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, two));
+            let mq = _mm256_mul_ps(_mm256_loadu_ps(ms.as_ptr().add(c)), q);
+            z = _mm256_add_ps(z, mq);
+            let mq2 = _mm256_mul_ps(mq, q);
+            fx = _mm256_fmadd_ps(mq2, dx, fx);
+            fy = _mm256_fmadd_ps(mq2, dy, fy);
+        }
+        let hsum = |v: __m256| {
+            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
+        };
+        [hsum(fx), hsum(fy), hsum(z)]
     }
 }
