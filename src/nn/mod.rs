@@ -1,6 +1,18 @@
 //! The notebook's multi-layer perceptron: input -> hidden layers with ReLU -> softmax output, in
 //! f32, laid out as scikit-learn's `MLPClassifier` (`coefs_[i]` is fan_in x fan_out).
 
+mod grad;
+mod io;
+mod linalg;
+mod metrics;
+mod train;
+
+pub use grad::Output;
+pub use io::{ModelError, load_npz, npy_header, save_npz, write_npz};
+pub use linalg::{GemmBackend, gemm, gemm_backend, set_gemm_backend};
+pub use metrics::{accuracy, confusion_matrix, per_class_accuracy};
+pub use train::{EpochMetrics, StopReason, TrainParams, Trainer, evaluate, loss_gradient};
+
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""layerscope's MLP training against scikit-learn's MLPClassifier, side by side in one run.
+
+Both train the notebook's network (784 -> 512 -> 256 -> 10, Adam, batch 200, alpha 1e-4,
+tol 1e-4, n_iter_no_change 10, at most 200 epochs) on the same rows: the on-board digits scaled
+to [0, 1], layerscope's 50/50 split with seed 0 (written by the Rust benchmark, so both see the
+same split). Runs alternate (scikit-learn float64, scikit-learn float32, layerscope) so that
+drift in a shared machine's speed hits all of them alike; the table shows medians.
+
+    python3 scripts/bench_mlp.py [--runs 3] [--max-epochs 200]
+
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, when set, make numpy's OpenBLAS pick slower kernels on
+this machine: the script drops both from its own environment (and only there) before numpy
+loads, so scikit-learn runs at its best.
+"""
+import os
+import sys
+
+_SLOW = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+if any(k in os.environ for k in _SLOW):
+    env = {k: v for k, v in os.environ.items() if k not in _SLOW}
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+from sklearn.neural_network import MLPClassifier  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def layerscope(args, extra):
+    cmd = ["cargo", "bench", "--quiet", "--bench", "mlp", "--", "--max-epochs", str(args.max_epochs)] + extra
+    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--max-epochs", type=int, default=200)
+    args = p.parse_args()
+
+    subprocess.run(["cargo", "bench", "--bench", "mlp", "--no-run"], cwd=ROOT, check=True)
+    tmp = tempfile.mkdtemp(prefix="bench_mlp_")
+    split_path = os.path.join(tmp, "split.npz")
+    layerscope(args, ["--runs", "0", "--dump-split", split_path])
+    s = np.load(split_path)
+    Xtr, Xte = s["X_train"], s["X_test"]
+    ytr, yte = s["y_train"].astype(np.int64), s["y_test"].astype(np.int64)
+    n = len(ytr)
+    print(f"split: {n} train / {len(yte)} test rows, {Xtr.shape[1]} features; "
+          f"numpy {np.__version__}, OpenBLAS threads: all cores", flush=True)
+
+    rows = {"scikit-learn float64": [], "scikit-learn float32": [], "layerscope": []}
+    peaks = []
+    for r in range(args.runs):
+        for name, dtype in (("scikit-learn float64", np.float64), ("scikit-learn float32", np.float32)):
+            X, Xt = Xtr.astype(dtype), Xte.astype(dtype)
+            m = MLPClassifier(hidden_layer_sizes=(512, 256), random_state=0, max_iter=args.max_epochs)
+            t = time.perf_counter()
+            m.fit(X, ytr)
+            sec = time.perf_counter() - t
+            rows[name].append(dict(seconds=sec, epochs=m.n_iter_, acc=float(m.score(Xt, yte)), loss=float(m.loss_)))
+            print(f"run {r + 1} {name}: {m.n_iter_} epochs, {sec / m.n_iter_:.4f} s/epoch, "
+                  f"test accuracy {rows[name][-1]['acc']:.4f}", flush=True)
+        out = os.path.join(tmp, f"layerscope_{r}.json")
+        layerscope(args, ["--runs", "1", "--quiet", "--json", out])
+        res = json.load(open(out))["results"][0]
+        run = res["runs"][0]
+        peaks.append(res["gemm_peak_gflops"])
+        flops = res["flops_per_sample"]
+        rows["layerscope"].append(dict(seconds=run["train_seconds"], epochs=run["epochs"],
+                                       acc=run["test_accuracy"], loss=run["final_loss"]))
+        print(f"run {r + 1} layerscope: {run['epochs']} epochs, {run['train_seconds'] / run['epochs']:.4f} s/epoch, "
+              f"test accuracy {run['test_accuracy']:.4f}, GEMM peak {res['gemm_peak_gflops']:.1f} GFLOP/s", flush=True)
+
+    def med(name, f):
+        return statistics.median(f(x) for x in rows[name])
+
+    print()
+    print(f"medians of {args.runs} runs; GEMM peak (f32, 2048^3, all cores, layerscope's routine): "
+          f"{statistics.median(peaks):.1f} GFLOP/s; {flops / 1e6:.2f} MFLOP per training sample")
+    print(f"{'':22} {'s/epoch':>8} {'samples/s':>10} {'epochs':>7} {'test acc':>9} {'GFLOP/s':>8}")
+    summary = {}
+    for name in rows:
+        spe = med(name, lambda x: x["seconds"] / x["epochs"])
+        sps = med(name, lambda x: n * x["epochs"] / x["seconds"])
+        summary[name] = (sps, med(name, lambda x: x["acc"]))
+        print(f"{name:22} {spe:8.4f} {sps:10.0f} {med(name, lambda x: x['epochs']):7.0f} "
+              f"{summary[name][1]:9.4f} {sps * flops / 1e9:8.1f}")
+    ls_sps, ls_acc = summary["layerscope"]
+    for name in ("scikit-learn float64", "scikit-learn float32"):
+        sps, acc = summary[name]
+        verdict = "met" if ls_sps >= 3 * sps and ls_acc >= acc - 0.005 else "NOT met"
+        print(f"layerscope / {name}: {ls_sps / sps:.2f}x samples/s, accuracy {ls_acc - acc:+.4f} "
+              f"(goal >= 3x and >= -0.005: {verdict})")
+
+
+if __name__ == "__main__":
+    main()
