@@ -46,6 +46,13 @@ fn parse_args() -> Args {
             }
             "--quick" => args.quick = true,
             "--only" => args.only = it.next(),
+            // The GEMM routine (nn::linalg): gemm (default) or matrixmultiply.
+            "--backend" => match it.next().as_deref() {
+                Some("matrixmultiply") => {
+                    layerscope::nn::set_gemm_backend(layerscope::nn::GemmBackend::MatrixMultiply)
+                }
+                _ => layerscope::nn::set_gemm_backend(layerscope::nn::GemmBackend::Gemm),
+            },
             _ => {} // cargo bench passes --bench
         }
     }

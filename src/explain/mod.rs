@@ -280,6 +280,7 @@ pub fn explain(
                 Some(params.samples)
             };
             let run = gradient::attribute(
+                model,
                 &net,
                 x,
                 baseline.view(),
@@ -339,10 +340,9 @@ pub fn first_layer_path<T: Real>(
     let b: Vec<T> = b.iter().map(|&v| T::from_f32(v)).collect();
     let h_b = net.first_layer(&b);
     let width = net.width1();
-    let mut rows = vec![T::zero(); (x.len() + 1) * width];
+    let mut rows = Vec::new();
     let mut steps = Vec::new();
     let r = shapley::walk_first_layer(&net, &x, &b, &h_b, order, &mut steps, &mut rows);
-    rows.truncate(r * width);
     let path = Array2::from_shape_vec((r, width), rows).expect("r rows of width values");
     (path, steps)
 }

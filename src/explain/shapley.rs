@@ -55,8 +55,8 @@ fn is_null<T: Real>(net: &Net<T>, x: &[T], b: &[T], i: usize) -> bool {
 /// The first-layer pre-activations along one permutation walk from `b` to `x` (Castro et al.
 /// 2009): row 0 is `b`, row j has the first j changing features of `order` set to `x`'s values.
 /// Features where nothing changes are skipped; their indices are not pushed to `steps`. Each row
-/// is the previous one plus one W1 row times the change (incremental first layer). Returns the
-/// number of rows written into `rows` (len >= (n+1) * width).
+/// is the previous one plus one W1 row times the change (incremental first layer). The rows are
+/// written to `rows` (cleared first, row-major); returns their number.
 pub(crate) fn walk_first_layer<T: Real>(
     net: &Net<T>,
     x: &[T],
@@ -64,24 +64,22 @@ pub(crate) fn walk_first_layer<T: Real>(
     h_b: &[T],
     order: &[usize],
     steps: &mut Vec<usize>,
-    rows: &mut [T],
+    rows: &mut Vec<T>,
 ) -> usize {
     let width = net.width1();
     steps.clear();
-    rows[..width].copy_from_slice(h_b);
-    let mut r = 1;
+    rows.clear();
+    rows.extend_from_slice(h_b);
     for &i in order {
         if is_null(net, x, b, i) {
             continue;
         }
-        let (done, rest) = rows.split_at_mut(r * width);
-        let next = &mut rest[..width];
-        next.copy_from_slice(&done[(r - 1) * width..]);
-        add_scaled(next, x[i] - b[i], net.w1_row(i));
+        let at = rows.len();
+        rows.extend_from_within(at - width..at);
+        add_scaled(&mut rows[at..], x[i] - b[i], net.w1_row(i));
         steps.push(i);
-        r += 1;
     }
-    r
+    steps.len() + 1
 }
 
 /// Per-thread buffers of the permutation walk.
@@ -97,7 +95,7 @@ impl<T: Real> WalkScratch<T> {
         WalkScratch {
             order: Vec::with_capacity(n),
             steps: Vec::with_capacity(n),
-            rows: vec![T::zero(); (n + 1) * width],
+            rows: Vec::with_capacity((n + 1) * width),
             outputs: Vec::with_capacity(n + 1),
         }
     }
