@@ -4,8 +4,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use layerscope::explain::{
-    Baseline, CoalitionSampler, ExplainError, ExplainParams, ExplainProgress, Method, Units,
-    class_outputs, explain, first_layer_path, permutation_contributions,
+    Baseline, CoalitionSampler, ExplainError, ExplainParams, ExplainProgress, Method,
+    PreparedBackground, Units, class_outputs, explain, explain_prepared, first_layer_path,
+    permutation_contributions,
 };
 use layerscope::nn::Mlp;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
@@ -792,4 +793,36 @@ fn gradient_methods_are_right() {
         assert!(fine < 2e-4, "{units:?}: gap {fine} with 400 steps");
         assert!(fine <= coarse, "{units:?}: {fine} vs {coarse}");
     }
+}
+
+#[test]
+fn a_prepared_background_gives_the_same_map() {
+    let (model, x, bg) = fixture(9, 59);
+    let prepared = PreparedBackground::new(&model, bg.view()).unwrap();
+    for method in [Method::Permutation, Method::Notebook] {
+        let p = params(method, 40, Units::Logit, 1);
+        let a = run(&model, &x, &bg, &p);
+        let b =
+            explain_prepared(&model, x.view(), bg.view(), Some(&prepared), &p, None, None).unwrap();
+        assert_eq!(a, b, "{method:?}");
+    }
+    let mean: f64 = class_outputs(&model, bg.view(), 2, Units::Probability)
+        .iter()
+        .sum::<f64>()
+        / bg.nrows() as f64;
+    assert!((prepared.mean_output(2, Units::Probability) - mean).abs() < 1e-6);
+    let fewer = bg.slice(ndarray::s![..2, ..]).to_owned();
+    let p = params(Method::Permutation, 10, Units::Logit, 1);
+    assert!(matches!(
+        explain_prepared(
+            &model,
+            x.view(),
+            fewer.view(),
+            Some(&prepared),
+            &p,
+            None,
+            None
+        ),
+        Err(ExplainError::PreparedMismatch)
+    ));
 }

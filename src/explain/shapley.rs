@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::net::{Net, Real, add_scaled};
+use super::net::{Net, Real, add_scaled, class_output};
 use super::stats::Running;
 use super::{ExplainProgress, Units};
 use crate::Cancelled;
@@ -493,31 +493,46 @@ fn notebook_task(
     }
 }
 
-/// Mean of the explained output over every background row (v of the empty coalition), from the
-/// rows' first-layer pre-activations; summed in a fixed chunk order.
-pub(crate) fn background_mean(
+/// Mean probability and mean logit of every class over the background rows (v of the empty
+/// coalition), from the rows' first-layer pre-activations; summed in a fixed chunk order.
+pub(crate) fn background_means(
     net: &Net<f32>,
     h_background: ArrayView2<f32>,
-    class: usize,
-    units: Units,
-) -> f64 {
+) -> (Vec<f64>, Vec<f64>) {
     const CHUNK: usize = 256;
     let rows = h_background.nrows();
+    let k = net.n_outputs();
     let starts: Vec<usize> = (0..rows).step_by(CHUNK).collect();
-    let sums: Vec<f64> = starts
+    let sums: Vec<(Vec<f64>, Vec<f64>)> = starts
         .par_iter()
         .map(|&s| {
             let mut chunk = h_background
                 .slice(ndarray::s![s..(s + CHUNK).min(rows), ..])
                 .to_owned();
-            let mut out = Vec::with_capacity(chunk.nrows());
-            net.outputs_from_first(chunk.view_mut(), class, units, &mut out);
-            out.iter().sum::<f64>()
+            let logits = net.logits_from_first(chunk.view_mut());
+            let (mut prob, mut logit) = (vec![0.0; k], vec![0.0; k]);
+            for z in logits.rows() {
+                for c in 0..k {
+                    prob[c] += class_output(z, c, Units::Probability);
+                    logit[c] += f64::from(z[c]);
+                }
+            }
+            (prob, logit)
         })
         .collect();
+    let (mut prob, mut logit) = (vec![0.0; k], vec![0.0; k]);
+    for (p, l) in sums {
+        for c in 0..k {
+            prob[c] += p[c];
+            logit[c] += l[c];
+        }
+    }
     #[expect(clippy::cast_precision_loss)]
-    let n = rows as f64;
-    sums.iter().sum::<f64>() / n
+    let n = rows.max(1) as f64;
+    prob.iter_mut()
+        .chain(logit.iter_mut())
+        .for_each(|v| *v /= n);
+    (prob, logit)
 }
 
 /// Marginal contributions of one permutation walk computed in f64 (for exactness checks): one
