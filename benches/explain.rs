@@ -363,7 +363,7 @@ fn main() {
             Some(&prepared),
         );
         println!(
-            "BENCH_JSON {{\"notebook_s\": {}, \"permutation_s\": {}, \"permutation_prepared_s\": {}, \"notebook_cpu_s\": {}, \"permutation_cpu_s\": {}, \"permutation_prepared_cpu_s\": {}, \"notebook_evals\": {}, \"permutation_evals\": {}, \"class\": {}, \"output\": {}, \"threads\": {threads}}}",
+            "BENCH_JSON {{\"notebook_s\": {}, \"permutation_s\": {}, \"permutation_prepared_s\": {}, \"notebook_cpu_s\": {}, \"permutation_cpu_s\": {}, \"permutation_prepared_cpu_s\": {}, \"notebook_evals\": {}, \"permutation_evals\": {}, \"permutation_prepared_evals\": {}, \"class\": {}, \"output\": {}, \"threads\": {threads}}}",
             nb.seconds,
             pm.seconds,
             pp.seconds,
@@ -372,6 +372,7 @@ fn main() {
             pp.cpu_seconds,
             nb.evaluations,
             pm.evaluations,
+            pp.evaluations,
             a.class,
             a.output
         );

@@ -132,8 +132,8 @@ pub struct Attribution {
     pub class: usize,
     /// Samples used.
     pub samples: usize,
-    /// Rows evaluated through the network (forward passes; a gradient counts one), the reference
-    /// included.
+    /// Rows evaluated through the network (forward passes; a gradient counts one), including the
+    /// pass over the background unless it was prepared beforehand.
     pub model_evaluations: u64,
     /// f(x).
     pub output: f64,
@@ -297,11 +297,11 @@ pub fn explain_prepared(
     match params.method {
         Method::Notebook | Method::Permutation => {
             let owned;
-            let prepared = match prepared {
-                Some(p) => p,
+            let (prepared, background_evaluations) = match prepared {
+                Some(p) => (p, 0),
                 None => {
                     owned = PreparedBackground::new(model, background)?;
-                    &owned
+                    (&owned, background.nrows() as u64)
                 }
             };
             if prepared.first_layer.dim() != (background.nrows(), net.width1())
@@ -344,7 +344,7 @@ pub fn explain_prepared(
                 stderr: Some(run.stats.stderr().mapv(to_f32)),
                 class,
                 samples: params.samples,
-                model_evaluations: run.evaluations + 1 + background.nrows() as u64,
+                model_evaluations: run.evaluations + 1 + background_evaluations,
                 output,
                 reference,
                 completeness_gap: sum - (output - reference),
