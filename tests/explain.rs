@@ -826,3 +826,15 @@ fn a_prepared_background_gives_the_same_map() {
         Err(ExplainError::PreparedMismatch)
     ));
 }
+
+#[test]
+fn antithetic_pairs_round_an_odd_count_up() {
+    let (model, x, bg) = fixture(6, 61);
+    let p = ExplainParams {
+        antithetic: true,
+        ..params(Method::Permutation, 7, Units::Probability, 0)
+    };
+    assert_eq!(run(&model, &x, &bg, &p).samples, 8);
+    let p = params(Method::Notebook, 7, Units::Probability, 0);
+    assert_eq!(run(&model, &x, &bg, &p).samples, 7);
+}

@@ -72,7 +72,8 @@ pub struct ExplainParams {
     pub units: Units,
     /// Notebook: iterations per feature; permutation: permutations; integrated gradients: steps.
     pub samples: usize,
-    /// Permutation: walk each permutation forwards and reversed (pairs count as two samples).
+    /// Permutation: walk each permutation forwards and reversed (pairs count as two samples; an
+    /// odd count is rounded up).
     pub antithetic: bool,
     /// Reference input of the gradient methods.
     pub baseline: Baseline,
@@ -343,7 +344,7 @@ pub fn explain_prepared(
                 values: values.mapv(to_f32),
                 stderr: Some(run.stats.stderr().mapv(to_f32)),
                 class,
-                samples: params.samples,
+                samples: run.samples,
                 model_evaluations: run.evaluations + 1 + background_evaluations,
                 output,
                 reference,

@@ -31,6 +31,8 @@ fn unit_rng(base: &ChaCha8Rng, unit: u64) -> ChaCha8Rng {
 /// What an estimator returns besides its running statistics.
 pub(crate) struct ShapleyRun {
     pub stats: Running,
+    /// Samples used: iterations, or permutations (an antithetic pair counts two).
+    pub samples: usize,
     pub evaluations: u64,
     pub max_drift: f64,
 }
@@ -246,6 +248,7 @@ pub(crate) fn permutation(
         report(&mut progress, &stats, per_unit, permutations);
     }
     Ok(ShapleyRun {
+        samples: stats.samples() * per_unit,
         stats,
         evaluations,
         max_drift,
@@ -405,6 +408,7 @@ pub(crate) fn notebook(
         report(&mut progress, &stats, 1, iterations);
     }
     Ok(ShapleyRun {
+        samples: iterations,
         stats,
         evaluations,
         max_drift: 0.0,
