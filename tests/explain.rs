@@ -804,7 +804,10 @@ fn a_prepared_background_gives_the_same_map() {
         let a = run(&model, &x, &bg, &p);
         let b =
             explain_prepared(&model, x.view(), bg.view(), Some(&prepared), &p, None, None).unwrap();
-        assert_eq!(a, b, "{method:?}");
+        assert_eq!(a.values, b.values, "{method:?}");
+        assert_eq!(a.stderr, b.stderr);
+        assert_eq!((a.output, a.reference), (b.output, b.reference));
+        assert_eq!(a.completeness_gap, b.completeness_gap);
     }
     let mean: f64 = class_outputs(&model, bg.view(), 2, Units::Probability)
         .iter()
@@ -837,4 +840,20 @@ fn antithetic_pairs_round_an_odd_count_up() {
     assert_eq!(run(&model, &x, &bg, &p).samples, 8);
     let p = params(Method::Notebook, 7, Units::Probability, 0);
     assert_eq!(run(&model, &x, &bg, &p).samples, 7);
+}
+
+#[test]
+fn evaluations_count_the_background_pass_when_made() {
+    let (model, x, bg) = fixture(6, 67);
+    let prepared = PreparedBackground::new(&model, bg.view()).unwrap();
+    let p = params(Method::Permutation, 10, Units::Probability, 0);
+    let own = run(&model, &x, &bg, &p);
+    let pre =
+        explain_prepared(&model, x.view(), bg.view(), Some(&prepared), &p, None, None).unwrap();
+    assert_eq!(
+        own.model_evaluations,
+        pre.model_evaluations + bg.nrows() as u64
+    );
+    // One walk per permutation: at most n + 1 rows each, plus f(x).
+    assert!(pre.model_evaluations <= 10 * 7 + 1);
 }

@@ -223,21 +223,7 @@ pub fn explain(
     progress: Option<&mut dyn FnMut(&ExplainProgress<'_>)>,
     cancel: Option<&AtomicBool>,
 ) -> Result<Attribution, ExplainError> {
-    let prepared = match params.method {
-        Method::Notebook | Method::Permutation if background.nrows() > 0 => {
-            Some(PreparedBackground::new(model, background)?)
-        }
-        _ => None,
-    };
-    explain_prepared(
-        model,
-        x,
-        background,
-        prepared.as_ref(),
-        params,
-        progress,
-        cancel,
-    )
+    explain_prepared(model, x, background, None, params, progress, cancel)
 }
 
 /// `explain` with the background prepared beforehand (`PreparedBackground::new(model,
