@@ -30,6 +30,12 @@ pub trait Real:
     fn matmul(a: ArrayView2<Self>, b: ArrayView2<Self>, mut c: ArrayViewMut2<Self>) {
         ndarray::linalg::general_mat_mul(Self::one(), &a, &b, Self::zero(), &mut c);
     }
+    /// `out = prev + scale * row` (the next row of a walk, in one pass).
+    fn axpy_into(out: &mut [Self], prev: &[Self], scale: Self, row: &[Self]) {
+        for ((o, &p), &w) in out.iter_mut().zip(prev).zip(row) {
+            *o = p + scale * w;
+        }
+    }
     /// `acc += scale * row`.
     fn axpy(acc: &mut [Self], scale: Self, row: &[Self]) {
         for (a, &w) in acc.iter_mut().zip(row) {
@@ -51,6 +57,17 @@ impl Real for f32 {
         // the thread count.
         crate::nn::gemm(1.0, a, b, 0.0, c);
     }
+    fn axpy_into(out: &mut [f32], prev: &[f32], scale: f32, row: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { axpy_into_avx2(out, prev, scale, row) };
+            return;
+        }
+        for ((o, &p), &w) in out.iter_mut().zip(prev).zip(row) {
+            *o = p + scale * w;
+        }
+    }
     fn axpy(acc: &mut [f32], scale: f32, row: &[f32]) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
@@ -61,6 +78,15 @@ impl Real for f32 {
         for (a, &w) in acc.iter_mut().zip(row) {
             *a += scale * w;
         }
+    }
+}
+
+/// `out = prev + scale * row` in 256-bit vectors (same bits as the portable loop).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn axpy_into_avx2(out: &mut [f32], prev: &[f32], scale: f32, row: &[f32]) {
+    for ((o, &p), &w) in out.iter_mut().zip(prev).zip(row) {
+        *o = p + scale * w;
     }
 }
 

@@ -77,8 +77,9 @@ pub(crate) fn walk_first_layer<T: Real>(
             continue;
         }
         let at = rows.len();
-        rows.extend_from_within(at - width..at);
-        add_scaled(&mut rows[at..], x[i] - b[i], net.w1_row(i));
+        rows.resize(at + width, T::zero());
+        let (done, next) = rows.split_at_mut(at);
+        T::axpy_into(next, &done[at - width..], x[i] - b[i], net.w1_row(i));
         steps.push(i);
     }
     steps.len() + 1
