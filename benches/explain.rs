@@ -25,6 +25,7 @@ struct Args {
     reference: usize,
     quick: bool,
     only: Option<String>,
+    progress_every: usize,
 }
 
 fn parse_args() -> Args {
@@ -34,6 +35,7 @@ fn parse_args() -> Args {
         reference: 20_000,
         quick: false,
         only: None,
+        progress_every: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -48,6 +50,12 @@ fn parse_args() -> Args {
             }
             "--quick" => args.quick = true,
             "--only" => args.only = it.next(),
+            "--progress-every" => {
+                args.progress_every = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--progress-every N");
+            }
             // The GEMM routine (nn::linalg): gemm (default) or matrixmultiply.
             "--backend" => match it.next().as_deref() {
                 Some("matrixmultiply") => {
@@ -295,7 +303,7 @@ fn main() {
     );
 
     let base = ExplainParams {
-        progress_every: 0,
+        progress_every: args.progress_every,
         ..ExplainParams::default()
     };
     let notebook = ExplainParams {

@@ -857,3 +857,19 @@ fn evaluations_count_the_background_pass_when_made() {
     // One walk per permutation: at most n + 1 rows each, plus f(x).
     assert!(pre.model_evaluations <= 10 * 7 + 1);
 }
+
+#[test]
+fn progress_every_zero_reports_once_at_the_end() {
+    let (model, x, bg) = fixture(6, 71);
+    for method in [
+        Method::Permutation,
+        Method::Notebook,
+        Method::IntegratedGradients,
+    ] {
+        let p = params(method, 30, Units::Probability, 0);
+        let mut seen = Vec::new();
+        let mut cb = |pr: &ExplainProgress<'_>| seen.push(pr.samples_done);
+        explain(&model, x.view(), bg.view(), &p, Some(&mut cb), None).unwrap();
+        assert_eq!(seen, vec![30], "{method:?}");
+    }
+}

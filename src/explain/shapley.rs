@@ -218,7 +218,12 @@ pub(crate) fn permutation(
     let base = ChaCha8Rng::seed_from_u64(p.seed ^ PERMUTATION_SALT);
     let per_unit = if antithetic { 2 } else { 1 };
     let units = permutations.div_ceil(per_unit);
-    let block = progress_every.div_ceil(per_unit).max(1);
+    // Progress every `progress_every` permutations; 0: one block, reported at the end.
+    let block = if progress_every == 0 {
+        units.max(1)
+    } else {
+        progress_every.div_ceil(per_unit)
+    };
     let mut stats = Running::new(n);
     let mut evaluations = 0u64;
     let mut max_drift = 0.0f64;
@@ -381,7 +386,12 @@ pub(crate) fn notebook(
     let n = p.x.len();
     let h_x = p.net.first_layer(p.x);
     let base = ChaCha8Rng::seed_from_u64(p.seed ^ NOTEBOOK_SALT);
-    let block = progress_every.clamp(1, iterations.max(1));
+    // Progress every `progress_every` iterations; 0: one block, reported at the end.
+    let block = if progress_every == 0 {
+        iterations.max(1)
+    } else {
+        progress_every.min(iterations.max(1))
+    };
     let group = (NOTEBOOK_DRAWS_PER_TASK / block).clamp(1, n);
     let mut stats = Running::new(n);
     let mut evaluations = 0u64;
