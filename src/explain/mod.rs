@@ -19,7 +19,7 @@ use std::sync::atomic::AtomicBool;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 pub use net::Real;
-pub use shapley::CoalitionSampler;
+pub use shapley::{CoalitionDraw, CoalitionSampler};
 
 use crate::Cancelled;
 use crate::nn::Mlp;
