@@ -873,3 +873,28 @@ fn progress_every_zero_reports_once_at_the_end() {
         assert_eq!(seen, vec![30], "{method:?}");
     }
 }
+
+/// Thread-count independence at digit sizes, where the GEMMs are large enough to be split over
+/// threads (the tiny fixtures above run single-threaded GEMMs).
+#[test]
+fn same_seed_same_map_on_digits_with_1_or_2_threads() {
+    let data = layerscope::data::load_onboard().unwrap().into_unit_scale();
+    let bg = data.features.slice(ndarray::s![..300, ..]).to_owned();
+    let x = data.features.row(777).to_owned();
+    let model = Mlp::new(&[784, 256, 128, 10], 73);
+    for (method, samples) in [(Method::Permutation, 12), (Method::Notebook, 4)] {
+        let p = ExplainParams {
+            class: None,
+            progress_every: 5,
+            ..params(method, samples, Units::Probability, 0)
+        };
+        let in_pool = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| run(&model, &x, &bg, &p))
+        };
+        assert_eq!(in_pool(1), in_pool(2), "{method:?}");
+    }
+}
