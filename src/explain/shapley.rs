@@ -449,10 +449,17 @@ fn notebook_task(
         for t in its.clone() {
             let mut rng = unit_rng(base, (i * iterations + t) as u64);
             let r = rng.random_range(0..p.background.nrows());
-            let b = p.background.row(r);
-            if p.x[i] == b[i] || p.net.dead_input[i] {
+            let b_row = p.background.row(r);
+            if p.x[i] == b_row[i] || p.net.dead_input[i] {
                 continue;
             }
+            let b_owned;
+            let b: &[f32] = if let Some(s) = b_row.as_slice() {
+                s
+            } else {
+                b_owned = b_row.to_vec();
+                &b_owned
+            };
             let at = rows.len();
             let draw = sampler.draw(&mut rng, i);
             // Build one of z_original / z_different from the nearer end (x or the background
@@ -469,9 +476,10 @@ fn notebook_task(
                 ) // z_different
             };
             rows.extend_from_slice(base);
+            // (A feature with a zero W1 row adds exactly nothing: no need to test for it.)
             for &j in draw.listed {
                 let delta = b[j] - p.x[j];
-                if delta != 0.0 && !p.net.dead_input[j] {
+                if delta != 0.0 {
                     add_scaled(&mut rows[at..], sign * delta, p.net.w1_row(j));
                 }
             }
