@@ -13,7 +13,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use layerscope::explain::{Attribution, ExplainParams, Method, explain};
+use layerscope::explain::{
+    Attribution, ExplainParams, Method, PreparedBackground, explain, explain_prepared,
+};
 use layerscope::nn::Mlp;
 use ndarray::{Array1, Array2, ArrayView1};
 
@@ -23,6 +25,7 @@ struct Args {
     reference: usize,
     quick: bool,
     only: Option<String>,
+    progress_every: usize,
 }
 
 fn parse_args() -> Args {
@@ -32,6 +35,7 @@ fn parse_args() -> Args {
         reference: 20_000,
         quick: false,
         only: None,
+        progress_every: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -46,6 +50,19 @@ fn parse_args() -> Args {
             }
             "--quick" => args.quick = true,
             "--only" => args.only = it.next(),
+            "--progress-every" => {
+                args.progress_every = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--progress-every N");
+            }
+            // The GEMM routine (nn::linalg): gemm (default) or matrixmultiply.
+            "--backend" => match it.next().as_deref() {
+                Some("matrixmultiply") => {
+                    layerscope::nn::set_gemm_backend(layerscope::nn::GemmBackend::MatrixMultiply)
+                }
+                _ => layerscope::nn::set_gemm_backend(layerscope::nn::GemmBackend::Gemm),
+            },
             _ => {} // cargo bench passes --bench
         }
     }
@@ -192,6 +209,7 @@ struct Measured {
     drift: f64,
 }
 
+#[expect(clippy::too_many_arguments)]
 fn measure(
     label: &str,
     model: &Mlp,
@@ -200,6 +218,7 @@ fn measure(
     params: &ExplainParams,
     runs: usize,
     reference: Option<&Attribution>,
+    prepared: Option<&PreparedBackground>,
 ) -> (Measured, Attribution) {
     let (mut secs, mut errs, mut corrs, mut gaps) = (vec![], vec![], vec![], vec![]);
     let mut last = None;
@@ -211,7 +230,11 @@ fn measure(
             ..params.clone()
         };
         let t = Instant::now();
-        let a = explain(model, x, background.view(), &p, None, None).expect("explain");
+        let a = match prepared {
+            Some(pb) => explain_prepared(model, x, background.view(), Some(pb), &p, None, None),
+            None => explain(model, x, background.view(), &p, None, None),
+        }
+        .expect("explain");
         secs.push(t.elapsed().as_secs_f64());
         if let Some(r) = reference {
             errs.push(rel_l2(a.values.view(), r.values.view()));
@@ -280,7 +303,7 @@ fn main() {
     );
 
     let base = ExplainParams {
-        progress_every: 0,
+        progress_every: args.progress_every,
         ..ExplainParams::default()
     };
     let notebook = ExplainParams {
@@ -293,13 +316,23 @@ fn main() {
         samples: 200,
         ..base.clone()
     };
+    let prepared = PreparedBackground::new(&model, background.view()).expect("prepare");
     if let Some(only) = &args.only {
         // Profiling aid: one method at its default budget, `--runs` times.
         let p = match only.as_str() {
             "notebook" => notebook.clone(),
             _ => permutation.clone(),
         };
-        let (m, _) = measure(only, &model, x.view(), &background, &p, args.runs, None);
+        let (m, _) = measure(
+            only,
+            &model,
+            x.view(),
+            &background,
+            &p,
+            args.runs,
+            None,
+            None,
+        );
         println!(
             "{only}: {:.4} s wall, {:.4} s CPU",
             m.seconds, m.cpu_seconds
@@ -315,6 +348,7 @@ fn main() {
             &notebook,
             args.runs,
             None,
+            None,
         );
         let (pm, _) = measure(
             "perm",
@@ -324,10 +358,31 @@ fn main() {
             &permutation,
             args.runs,
             None,
+            None,
+        );
+        let (pp, a) = measure(
+            "perm, prepared",
+            &model,
+            x.view(),
+            &background,
+            &permutation,
+            args.runs,
+            None,
+            Some(&prepared),
         );
         println!(
-            "BENCH_JSON {{\"notebook_s\": {}, \"permutation_s\": {}, \"notebook_cpu_s\": {}, \"permutation_cpu_s\": {}, \"notebook_evals\": {}, \"permutation_evals\": {}, \"threads\": {threads}}}",
-            nb.seconds, pm.seconds, nb.cpu_seconds, pm.cpu_seconds, nb.evaluations, pm.evaluations
+            "BENCH_JSON {{\"notebook_s\": {}, \"permutation_s\": {}, \"permutation_prepared_s\": {}, \"notebook_cpu_s\": {}, \"permutation_cpu_s\": {}, \"permutation_prepared_cpu_s\": {}, \"notebook_evals\": {}, \"permutation_evals\": {}, \"permutation_prepared_evals\": {}, \"class\": {}, \"output\": {}, \"threads\": {threads}}}",
+            nb.seconds,
+            pm.seconds,
+            pp.seconds,
+            nb.cpu_seconds,
+            pm.cpu_seconds,
+            pp.cpu_seconds,
+            nb.evaluations,
+            pm.evaluations,
+            pp.evaluations,
+            a.class,
+            a.output
         );
         return;
     }
@@ -368,6 +423,10 @@ fn main() {
     let configs: Vec<(&str, ExplainParams)> = vec![
         ("notebook, 200 iterations", notebook.clone()),
         ("permutation, 200", permutation.clone()),
+        (
+            "permutation, 200, background prepared once",
+            permutation.clone(),
+        ),
         (
             "permutation, 200 antithetic",
             ExplainParams {
@@ -411,6 +470,7 @@ fn main() {
             p,
             args.runs,
             Some(&reference),
+            label.contains("prepared").then_some(&prepared),
         );
         eprintln!("{label}: {:.4} s", m.seconds);
         rows.push(m);
@@ -422,7 +482,12 @@ fn main() {
     let mut equal = Vec::new();
     for m in &rows {
         let line = match m.method {
-            Method::Notebook => format!("{} ({} iterations)", secs(m.seconds), m.samples),
+            Method::Notebook => format!(
+                "{} (CPU {}; {} iterations)",
+                secs(m.seconds),
+                secs(m.cpu_seconds),
+                m.samples
+            ),
             Method::Permutation => {
                 #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 let need = ((m.samples as f64) * (m.rel_l2 / target).powi(2)).ceil() as usize;
@@ -446,10 +511,12 @@ fn main() {
                     &p,
                     args.runs,
                     Some(&reference),
+                    m.label.contains("prepared").then_some(&prepared),
                 );
                 format!(
-                    "{} ({need} permutations; measured rel. L2 {:.3})",
+                    "{} (CPU {}; {need} permutations, measured rel. L2 {:.3})",
                     secs(check.seconds),
+                    secs(check.cpu_seconds),
                     check.rel_l2
                 )
             }
@@ -476,14 +543,15 @@ fn main() {
     );
     println!();
     println!(
-        "| method | seconds | model evaluations | rel. L2 vs reference | correlation | |completeness gap| | seconds to match notebook@200 |"
+        "| method | seconds | CPU seconds | model evaluations | rel. L2 vs reference | correlation | |completeness gap| | seconds to match notebook@200 |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (m, e) in rows.iter().zip(&equal) {
         println!(
-            "| {} | {} | {} | {:.3} | {:.3} | {:.2e} | {} |",
+            "| {} | {} | {} | {} | {:.3} | {:.3} | {:.2e} | {} |",
             m.label,
             secs(m.seconds),
+            secs(m.cpu_seconds),
             m.evaluations,
             m.rel_l2,
             m.corr,
@@ -494,11 +562,12 @@ fn main() {
     println!();
     println!(
         "float32 drift of the incremental first layer (max |incremental - full| at a walk's end): {:.2e}",
-        rows[1].drift.max(rows[2].drift)
+        rows.iter().map(|m| m.drift).fold(0.0, f64::max)
     );
     println!(
-        "notebook@200 / permutation@200 time: {:.1}x",
-        rows[0].seconds / rows[1].seconds
+        "notebook@200 / permutation@200: {:.1}x in wall time, {:.1}x in CPU time",
+        rows[0].seconds / rows[1].seconds,
+        rows[0].cpu_seconds / rows[1].cpu_seconds
     );
     println!(
         "BENCH_JSON {{\"notebook_s\": {}, \"permutation_s\": {}, \"notebook_evals\": {}, \"permutation_evals\": {}, \"threads\": {threads}}}",

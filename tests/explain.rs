@@ -4,8 +4,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use layerscope::explain::{
-    Baseline, CoalitionSampler, ExplainError, ExplainParams, ExplainProgress, Method, Units,
-    class_outputs, explain, first_layer_path, permutation_contributions,
+    Baseline, CoalitionSampler, ExplainError, ExplainParams, ExplainProgress, Method,
+    PreparedBackground, Units, class_outputs, explain, explain_prepared, first_layer_path,
+    permutation_contributions,
 };
 use layerscope::nn::Mlp;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
@@ -791,5 +792,109 @@ fn gradient_methods_are_right() {
         let (coarse, fine) = (gap(2), gap(400));
         assert!(fine < 2e-4, "{units:?}: gap {fine} with 400 steps");
         assert!(fine <= coarse, "{units:?}: {fine} vs {coarse}");
+    }
+}
+
+#[test]
+fn a_prepared_background_gives_the_same_map() {
+    let (model, x, bg) = fixture(9, 59);
+    let prepared = PreparedBackground::new(&model, bg.view()).unwrap();
+    for method in [Method::Permutation, Method::Notebook] {
+        let p = params(method, 40, Units::Logit, 1);
+        let a = run(&model, &x, &bg, &p);
+        let b =
+            explain_prepared(&model, x.view(), bg.view(), Some(&prepared), &p, None, None).unwrap();
+        assert_eq!(a.values, b.values, "{method:?}");
+        assert_eq!(a.stderr, b.stderr);
+        assert_eq!((a.output, a.reference), (b.output, b.reference));
+        assert_eq!(a.completeness_gap, b.completeness_gap);
+    }
+    let mean: f64 = class_outputs(&model, bg.view(), 2, Units::Probability)
+        .iter()
+        .sum::<f64>()
+        / bg.nrows() as f64;
+    assert!((prepared.mean_output(2, Units::Probability) - mean).abs() < 1e-6);
+    let fewer = bg.slice(ndarray::s![..2, ..]).to_owned();
+    let p = params(Method::Permutation, 10, Units::Logit, 1);
+    assert!(matches!(
+        explain_prepared(
+            &model,
+            x.view(),
+            fewer.view(),
+            Some(&prepared),
+            &p,
+            None,
+            None
+        ),
+        Err(ExplainError::PreparedMismatch)
+    ));
+}
+
+#[test]
+fn antithetic_pairs_round_an_odd_count_up() {
+    let (model, x, bg) = fixture(6, 61);
+    let p = ExplainParams {
+        antithetic: true,
+        ..params(Method::Permutation, 7, Units::Probability, 0)
+    };
+    assert_eq!(run(&model, &x, &bg, &p).samples, 8);
+    let p = params(Method::Notebook, 7, Units::Probability, 0);
+    assert_eq!(run(&model, &x, &bg, &p).samples, 7);
+}
+
+#[test]
+fn evaluations_count_the_background_pass_when_made() {
+    let (model, x, bg) = fixture(6, 67);
+    let prepared = PreparedBackground::new(&model, bg.view()).unwrap();
+    let p = params(Method::Permutation, 10, Units::Probability, 0);
+    let own = run(&model, &x, &bg, &p);
+    let pre =
+        explain_prepared(&model, x.view(), bg.view(), Some(&prepared), &p, None, None).unwrap();
+    assert_eq!(
+        own.model_evaluations,
+        pre.model_evaluations + bg.nrows() as u64
+    );
+    // One walk per permutation: at most n + 1 rows each, plus f(x).
+    assert!(pre.model_evaluations <= 10 * 7 + 1);
+}
+
+#[test]
+fn progress_every_zero_reports_once_at_the_end() {
+    let (model, x, bg) = fixture(6, 71);
+    for method in [
+        Method::Permutation,
+        Method::Notebook,
+        Method::IntegratedGradients,
+    ] {
+        let p = params(method, 30, Units::Probability, 0);
+        let mut seen = Vec::new();
+        let mut cb = |pr: &ExplainProgress<'_>| seen.push(pr.samples_done);
+        explain(&model, x.view(), bg.view(), &p, Some(&mut cb), None).unwrap();
+        assert_eq!(seen, vec![30], "{method:?}");
+    }
+}
+
+/// Thread-count independence at digit sizes, where the GEMMs are large enough to be split over
+/// threads (the tiny fixtures above run single-threaded GEMMs).
+#[test]
+fn same_seed_same_map_on_digits_with_1_or_2_threads() {
+    let data = layerscope::data::load_onboard().unwrap().into_unit_scale();
+    let bg = data.features.slice(ndarray::s![..300, ..]).to_owned();
+    let x = data.features.row(777).to_owned();
+    let model = Mlp::new(&[784, 256, 128, 10], 73);
+    for (method, samples) in [(Method::Permutation, 12), (Method::Notebook, 4)] {
+        let p = ExplainParams {
+            class: None,
+            progress_every: 5,
+            ..params(method, samples, Units::Probability, 0)
+        };
+        let in_pool = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| run(&model, &x, &bg, &p))
+        };
+        assert_eq!(in_pool(1), in_pool(2), "{method:?}");
     }
 }

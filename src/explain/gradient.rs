@@ -1,5 +1,6 @@
 //! Gradient methods: gradient x (input - baseline), and integrated gradients (Sundararajan et al.
 //! 2017, eq. 3 with the midpoint rule) along the straight line from the baseline to the input.
+//! The gradients are the model's own backpropagation (`Mlp::input_gradients`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -10,6 +11,7 @@ use super::Units;
 use super::net::Net;
 use super::shapley::to_f32;
 use crate::Cancelled;
+use crate::nn::{Mlp, Output};
 
 pub(crate) struct GradientRun {
     pub values: Array1<f32>,
@@ -36,6 +38,7 @@ fn van_der_corput(mut k: usize) -> f64 {
 /// gradients with `steps` midpoints otherwise.
 #[expect(clippy::too_many_arguments)]
 pub(crate) fn attribute(
+    model: &Mlp,
     net: &Net<f32>,
     x: ArrayView1<f32>,
     baseline: ArrayView1<f32>,
@@ -81,9 +84,13 @@ pub(crate) fn attribute(
         let rows = Array2::from_shape_fn((chunk.len(), n), |(r, i)| {
             to_f32(f64::from(baseline[i]) + chunk[r] * diff[i])
         });
-        let (grads, _) = net.input_gradients(rows.view(), class, units);
+        let output = match units {
+            Units::Probability => Output::Probability,
+            Units::Logit => Output::Logit,
+        };
+        let grads = model.input_gradients(rows.view(), class, output);
         for g in grads.rows() {
-            grad_sum += &g;
+            grad_sum.zip_mut_with(&g, |s, &v| *s += f64::from(v));
         }
         done += chunk.len();
         #[expect(clippy::cast_precision_loss)]

@@ -19,7 +19,7 @@ use std::sync::atomic::AtomicBool;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 pub use net::Real;
-pub use shapley::CoalitionSampler;
+pub use shapley::{CoalitionDraw, CoalitionSampler};
 
 use crate::Cancelled;
 use crate::nn::Mlp;
@@ -72,7 +72,8 @@ pub struct ExplainParams {
     pub units: Units,
     /// Notebook: iterations per feature; permutation: permutations; integrated gradients: steps.
     pub samples: usize,
-    /// Permutation: walk each permutation forwards and reversed (pairs count as two samples).
+    /// Permutation: walk each permutation forwards and reversed (pairs count as two samples; an
+    /// odd count is rounded up).
     pub antithetic: bool,
     /// Reference input of the gradient methods.
     pub baseline: Baseline,
@@ -132,8 +133,8 @@ pub struct Attribution {
     pub class: usize,
     /// Samples used.
     pub samples: usize,
-    /// Rows evaluated through the network (forward passes; a gradient counts one), the reference
-    /// included.
+    /// Rows evaluated through the network (forward passes; a gradient counts one), including the
+    /// pass over the background unless it was prepared beforehand.
     pub model_evaluations: u64,
     /// f(x).
     pub output: f64,
@@ -164,9 +165,52 @@ pub enum ExplainError {
     /// The class is not one of the model's outputs.
     #[error("class {class} is out of range: the model has {n_classes} classes")]
     ClassOutOfRange { class: usize, n_classes: usize },
+    /// The prepared background does not fit this model and background.
+    #[error("the prepared background was made for another model or background")]
+    PreparedMismatch,
     /// A sampling method was asked for zero samples.
     #[error("0 samples: expected at least 1")]
     NoSamples,
+}
+
+/// What the Shapley estimators need from the background for one model, computed in one pass over
+/// it: every row's first-layer pre-activation (where the walks start) and every class's mean
+/// output (the reference). This pass is the fixed cost of an explanation; prepare it once and
+/// explain many images against it with `explain_prepared`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedBackground {
+    first_layer: Array2<f32>,
+    mean_probability: Vec<f64>,
+    mean_logit: Vec<f64>,
+}
+
+impl PreparedBackground {
+    /// Prepare `background` (rows x the model's inputs) for `model`.
+    pub fn new(model: &Mlp, background: ArrayView2<f32>) -> Result<Self, ExplainError> {
+        let n = model.n_inputs();
+        if background.ncols() != n {
+            return Err(ExplainError::BackgroundShape {
+                expected: n,
+                got: background.ncols(),
+            });
+        }
+        let net = Net::<f32>::from_mlp(model);
+        let first_layer = net.first_layer_sparse(background);
+        let (mean_probability, mean_logit) = shapley::background_means(&net, first_layer.view());
+        Ok(PreparedBackground {
+            first_layer,
+            mean_probability,
+            mean_logit,
+        })
+    }
+
+    /// Mean over the background of one class's probability or logit.
+    pub fn mean_output(&self, class: usize, units: Units) -> f64 {
+        match units {
+            Units::Probability => self.mean_probability[class],
+            Units::Logit => self.mean_logit[class],
+        }
+    }
 }
 
 /// Explain `model`'s output for one class at input `x`, against `background` (the training set),
@@ -175,6 +219,21 @@ pub fn explain(
     model: &Mlp,
     x: ArrayView1<f32>,
     background: ArrayView2<f32>,
+    params: &ExplainParams,
+    progress: Option<&mut dyn FnMut(&ExplainProgress<'_>)>,
+    cancel: Option<&AtomicBool>,
+) -> Result<Attribution, ExplainError> {
+    explain_prepared(model, x, background, None, params, progress, cancel)
+}
+
+/// `explain` with the background prepared beforehand (`PreparedBackground::new(model,
+/// background)`, same model and background), so that explaining many images pays for the pass
+/// over the background once. `None` prepares it here when the method needs it.
+pub fn explain_prepared(
+    model: &Mlp,
+    x: ArrayView1<f32>,
+    background: ArrayView2<f32>,
+    prepared: Option<&PreparedBackground>,
     params: &ExplainParams,
     progress: Option<&mut dyn FnMut(&ExplainProgress<'_>)>,
     cancel: Option<&AtomicBool>,
@@ -224,15 +283,25 @@ pub fn explain(
     let output = net.outputs(x2, class, params.units)[0];
     match params.method {
         Method::Notebook | Method::Permutation => {
-            // The background's first layer: the reference's first GEMM, the walks' start rows.
-            let h_background = net.first_layer_sparse(background);
-            let reference =
-                shapley::background_mean(&net, h_background.view(), class, params.units);
+            let owned;
+            let (prepared, background_evaluations) = match prepared {
+                Some(p) => (p, 0),
+                None => {
+                    owned = PreparedBackground::new(model, background)?;
+                    (&owned, background.nrows() as u64)
+                }
+            };
+            if prepared.first_layer.dim() != (background.nrows(), net.width1())
+                || prepared.mean_probability.len() != net.n_outputs()
+            {
+                return Err(ExplainError::PreparedMismatch);
+            }
+            let reference = prepared.mean_output(class, params.units);
             let problem = Problem {
                 net: &net,
                 x: &x_vec,
                 background: background.reborrow(),
-                h_background: h_background.view(),
+                h_background: prepared.first_layer.view(),
                 class,
                 units: params.units,
                 seed: params.seed,
@@ -261,8 +330,8 @@ pub fn explain(
                 values: values.mapv(to_f32),
                 stderr: Some(run.stats.stderr().mapv(to_f32)),
                 class,
-                samples: params.samples,
-                model_evaluations: run.evaluations + 1 + background.nrows() as u64,
+                samples: run.samples,
+                model_evaluations: run.evaluations + 1 + background_evaluations,
                 output,
                 reference,
                 completeness_gap: sum - (output - reference),
@@ -280,6 +349,7 @@ pub fn explain(
                 Some(params.samples)
             };
             let run = gradient::attribute(
+                model,
                 &net,
                 x,
                 baseline.view(),
@@ -339,10 +409,9 @@ pub fn first_layer_path<T: Real>(
     let b: Vec<T> = b.iter().map(|&v| T::from_f32(v)).collect();
     let h_b = net.first_layer(&b);
     let width = net.width1();
-    let mut rows = vec![T::zero(); (x.len() + 1) * width];
+    let mut rows = Vec::new();
     let mut steps = Vec::new();
     let r = shapley::walk_first_layer(&net, &x, &b, &h_b, order, &mut steps, &mut rows);
-    rows.truncate(r * width);
     let path = Array2::from_shape_vec((r, width), rows).expect("r rows of width values");
     (path, steps)
 }

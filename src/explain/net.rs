@@ -26,6 +26,16 @@ pub trait Real:
     fn from_f32(v: f32) -> Self;
     /// The value as f64 (exact for both types).
     fn to_f64(self) -> f64;
+    /// `c = a b`, overwriting `c`.
+    fn matmul(a: ArrayView2<Self>, b: ArrayView2<Self>, mut c: ArrayViewMut2<Self>) {
+        ndarray::linalg::general_mat_mul(Self::one(), &a, &b, Self::zero(), &mut c);
+    }
+    /// `out = prev + scale * row` (the next row of a walk, in one pass).
+    fn axpy_into(out: &mut [Self], prev: &[Self], scale: Self, row: &[Self]) {
+        for ((o, &p), &w) in out.iter_mut().zip(prev).zip(row) {
+            *o = p + scale * w;
+        }
+    }
     /// `acc += scale * row`.
     fn axpy(acc: &mut [Self], scale: Self, row: &[Self]) {
         for (a, &w) in acc.iter_mut().zip(row) {
@@ -41,6 +51,23 @@ impl Real for f32 {
     fn to_f64(self) -> f64 {
         f64::from(self)
     }
+    fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>) {
+        // The engine's one f32 GEMM (the gemm crate's AVX-512 kernels by default); it splits
+        // work over blocks of `c`, never over the inner dimension, so results do not depend on
+        // the thread count.
+        crate::nn::gemm(1.0, a, b, 0.0, c);
+    }
+    fn axpy_into(out: &mut [f32], prev: &[f32], scale: f32, row: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { axpy_into_avx2(out, prev, scale, row) };
+            return;
+        }
+        for ((o, &p), &w) in out.iter_mut().zip(prev).zip(row) {
+            *o = p + scale * w;
+        }
+    }
     fn axpy(acc: &mut [f32], scale: f32, row: &[f32]) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
@@ -51,6 +78,15 @@ impl Real for f32 {
         for (a, &w) in acc.iter_mut().zip(row) {
             *a += scale * w;
         }
+    }
+}
+
+/// `out = prev + scale * row` in 256-bit vectors (same bits as the portable loop).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn axpy_into_avx2(out: &mut [f32], prev: &[f32], scale: f32, row: &[f32]) {
+    for ((o, &p), &w) in out.iter_mut().zip(prev).zip(row) {
+        *o = p + scale * w;
     }
 }
 
@@ -170,7 +206,8 @@ impl<T: Real> Net<T> {
     /// First-layer pre-activations of many rows at once (a GEMM).
     pub fn first_layer_batch(&self, rows: ArrayView2<T>) -> Array2<T> {
         let (w1, c1) = &self.layers[0];
-        let mut h = rows.dot(w1);
+        let mut h = Array2::zeros((rows.nrows(), w1.ncols()));
+        T::matmul(rows, w1.view(), h.view_mut());
         h += c1;
         h
     }
@@ -183,10 +220,9 @@ impl<T: Real> Net<T> {
         h1.mapv_inplace(relu);
         let mut a: Option<Array2<T>> = None;
         for (l, (w, b)) in self.layers.iter().enumerate().skip(1) {
-            let mut z = match &a {
-                None => h1.dot(w),
-                Some(prev) => prev.dot(w),
-            };
+            let input = a.as_ref().map_or(h1.view(), Array2::view);
+            let mut z = Array2::zeros((input.nrows(), w.ncols()));
+            T::matmul(input, w.view(), z.view_mut());
             z += b;
             if l + 1 < self.layers.len() {
                 z.mapv_inplace(relu);
@@ -221,74 +257,6 @@ impl<T: Real> Net<T> {
         self.outputs_from_first(h1.view_mut(), class, units, &mut out);
         out
     }
-
-    /// Gradient of the explained output with respect to the input, one row per input row, and
-    /// the outputs themselves (backpropagation through ReLU layers and the softmax).
-    pub fn input_gradients(
-        &self,
-        rows: ArrayView2<T>,
-        class: usize,
-        units: Units,
-    ) -> (Array2<f64>, Vec<f64>) {
-        // Forward, keeping each layer's pre-activation.
-        let mut pre: Vec<Array2<T>> = Vec::with_capacity(self.layers.len());
-        for (l, (w, b)) in self.layers.iter().enumerate() {
-            let mut z = if l == 0 {
-                rows.dot(w)
-            } else {
-                pre[l - 1].mapv(relu).dot(w)
-            };
-            z += b;
-            pre.push(z);
-        }
-        let logits = pre
-            .last()
-            .map_or_else(|| Array2::zeros((0, 0)), Clone::clone);
-        let outputs: Vec<f64> = logits
-            .rows()
-            .into_iter()
-            .map(|z| class_output(z, class, units))
-            .collect();
-        // d output / d logits: e_c for a logit, p_c (e_c - p) for a probability.
-        let mut g: Array2<f64> = Array2::zeros(logits.dim());
-        for (mut grow, z) in g.rows_mut().into_iter().zip(logits.rows()) {
-            match units {
-                Units::Logit => grow[class] = 1.0,
-                Units::Probability => {
-                    let p = softmax_f64(z);
-                    for (k, gk) in grow.iter_mut().enumerate() {
-                        *gk = -p[class] * p[k];
-                    }
-                    grow[class] += p[class];
-                }
-            }
-        }
-        // Backward in f64: the weights are small, the products cheap next to the forward pass.
-        for l in (0..self.layers.len()).rev() {
-            let w = self.layers[l].0.mapv(Real::to_f64);
-            let mut below = g.dot(&w.t());
-            if l > 0 {
-                for (v, &z) in below.iter_mut().zip(pre[l - 1].iter()) {
-                    if z <= T::zero() {
-                        *v = 0.0;
-                    }
-                }
-            }
-            g = below;
-        }
-        (g, outputs)
-    }
-}
-
-/// Softmax of one row of logits, in f64, shifted by the maximum.
-pub(crate) fn softmax_f64<T: Real>(z: ArrayView1<T>) -> Vec<f64> {
-    let max = z
-        .iter()
-        .map(|v| v.to_f64())
-        .fold(f64::NEG_INFINITY, f64::max);
-    let e: Vec<f64> = z.iter().map(|v| (v.to_f64() - max).exp()).collect();
-    let sum: f64 = e.iter().sum();
-    e.into_iter().map(|v| v / sum).collect()
 }
 
 /// The class's probability (softmax in f64) or its logit.

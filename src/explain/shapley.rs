@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::net::{Net, Real, add_scaled};
+use super::net::{Net, Real, add_scaled, class_output};
 use super::stats::Running;
 use super::{ExplainProgress, Units};
 use crate::Cancelled;
@@ -31,6 +31,8 @@ fn unit_rng(base: &ChaCha8Rng, unit: u64) -> ChaCha8Rng {
 /// What an estimator returns besides its running statistics.
 pub(crate) struct ShapleyRun {
     pub stats: Running,
+    /// Samples used: iterations, or permutations (an antithetic pair counts two).
+    pub samples: usize,
     pub evaluations: u64,
     pub max_drift: f64,
 }
@@ -55,8 +57,8 @@ fn is_null<T: Real>(net: &Net<T>, x: &[T], b: &[T], i: usize) -> bool {
 /// The first-layer pre-activations along one permutation walk from `b` to `x` (Castro et al.
 /// 2009): row 0 is `b`, row j has the first j changing features of `order` set to `x`'s values.
 /// Features where nothing changes are skipped; their indices are not pushed to `steps`. Each row
-/// is the previous one plus one W1 row times the change (incremental first layer). Returns the
-/// number of rows written into `rows` (len >= (n+1) * width).
+/// is the previous one plus one W1 row times the change (incremental first layer). The rows are
+/// written to `rows` (cleared first, row-major); returns their number.
 pub(crate) fn walk_first_layer<T: Real>(
     net: &Net<T>,
     x: &[T],
@@ -64,24 +66,23 @@ pub(crate) fn walk_first_layer<T: Real>(
     h_b: &[T],
     order: &[usize],
     steps: &mut Vec<usize>,
-    rows: &mut [T],
+    rows: &mut Vec<T>,
 ) -> usize {
     let width = net.width1();
     steps.clear();
-    rows[..width].copy_from_slice(h_b);
-    let mut r = 1;
+    rows.clear();
+    rows.extend_from_slice(h_b);
     for &i in order {
         if is_null(net, x, b, i) {
             continue;
         }
-        let (done, rest) = rows.split_at_mut(r * width);
-        let next = &mut rest[..width];
-        next.copy_from_slice(&done[(r - 1) * width..]);
-        add_scaled(next, x[i] - b[i], net.w1_row(i));
+        let at = rows.len();
+        rows.resize(at + width, T::zero());
+        let (done, next) = rows.split_at_mut(at);
+        T::axpy_into(next, &done[at - width..], x[i] - b[i], net.w1_row(i));
         steps.push(i);
-        r += 1;
     }
-    r
+    steps.len() + 1
 }
 
 /// Per-thread buffers of the permutation walk.
@@ -97,7 +98,7 @@ impl<T: Real> WalkScratch<T> {
         WalkScratch {
             order: Vec::with_capacity(n),
             steps: Vec::with_capacity(n),
-            rows: vec![T::zero(); (n + 1) * width],
+            rows: Vec::with_capacity((n + 1) * width),
             outputs: Vec::with_capacity(n + 1),
         }
     }
@@ -217,7 +218,12 @@ pub(crate) fn permutation(
     let base = ChaCha8Rng::seed_from_u64(p.seed ^ PERMUTATION_SALT);
     let per_unit = if antithetic { 2 } else { 1 };
     let units = permutations.div_ceil(per_unit);
-    let block = progress_every.div_ceil(per_unit).max(1);
+    // Progress every `progress_every` permutations; 0: one block, reported at the end.
+    let block = if progress_every == 0 {
+        units.max(1)
+    } else {
+        progress_every.div_ceil(per_unit)
+    };
     let mut stats = Running::new(n);
     let mut evaluations = 0u64;
     let mut max_drift = 0.0f64;
@@ -248,6 +254,7 @@ pub(crate) fn permutation(
         report(&mut progress, &stats, per_unit, permutations);
     }
     Ok(ShapleyRun {
+        samples: stats.samples() * per_unit,
         stats,
         evaluations,
         max_drift,
@@ -379,7 +386,12 @@ pub(crate) fn notebook(
     let n = p.x.len();
     let h_x = p.net.first_layer(p.x);
     let base = ChaCha8Rng::seed_from_u64(p.seed ^ NOTEBOOK_SALT);
-    let block = progress_every.clamp(1, iterations.max(1));
+    // Progress every `progress_every` iterations; 0: one block, reported at the end.
+    let block = if progress_every == 0 {
+        iterations.max(1)
+    } else {
+        progress_every.min(iterations.max(1))
+    };
     let group = (NOTEBOOK_DRAWS_PER_TASK / block).clamp(1, n);
     let mut stats = Running::new(n);
     let mut evaluations = 0u64;
@@ -407,6 +419,7 @@ pub(crate) fn notebook(
         report(&mut progress, &stats, 1, iterations);
     }
     Ok(ShapleyRun {
+        samples: iterations,
         stats,
         evaluations,
         max_drift: 0.0,
@@ -436,10 +449,17 @@ fn notebook_task(
         for t in its.clone() {
             let mut rng = unit_rng(base, (i * iterations + t) as u64);
             let r = rng.random_range(0..p.background.nrows());
-            let b = p.background.row(r);
-            if p.x[i] == b[i] || p.net.dead_input[i] {
+            let b_row = p.background.row(r);
+            if p.x[i] == b_row[i] || p.net.dead_input[i] {
                 continue;
             }
+            let b_owned;
+            let b: &[f32] = if let Some(s) = b_row.as_slice() {
+                s
+            } else {
+                b_owned = b_row.to_vec();
+                &b_owned
+            };
             let at = rows.len();
             let draw = sampler.draw(&mut rng, i);
             // Build one of z_original / z_different from the nearer end (x or the background
@@ -456,9 +476,10 @@ fn notebook_task(
                 ) // z_different
             };
             rows.extend_from_slice(base);
+            // (A feature with a zero W1 row adds exactly nothing: no need to test for it.)
             for &j in draw.listed {
                 let delta = b[j] - p.x[j];
-                if delta != 0.0 && !p.net.dead_input[j] {
+                if delta != 0.0 {
                     add_scaled(&mut rows[at..], sign * delta, p.net.w1_row(j));
                 }
             }
@@ -495,31 +516,46 @@ fn notebook_task(
     }
 }
 
-/// Mean of the explained output over every background row (v of the empty coalition), from the
-/// rows' first-layer pre-activations; summed in a fixed chunk order.
-pub(crate) fn background_mean(
+/// Mean probability and mean logit of every class over the background rows (v of the empty
+/// coalition), from the rows' first-layer pre-activations; summed in a fixed chunk order.
+pub(crate) fn background_means(
     net: &Net<f32>,
     h_background: ArrayView2<f32>,
-    class: usize,
-    units: Units,
-) -> f64 {
+) -> (Vec<f64>, Vec<f64>) {
     const CHUNK: usize = 256;
     let rows = h_background.nrows();
+    let k = net.n_outputs();
     let starts: Vec<usize> = (0..rows).step_by(CHUNK).collect();
-    let sums: Vec<f64> = starts
+    let sums: Vec<(Vec<f64>, Vec<f64>)> = starts
         .par_iter()
         .map(|&s| {
             let mut chunk = h_background
                 .slice(ndarray::s![s..(s + CHUNK).min(rows), ..])
                 .to_owned();
-            let mut out = Vec::with_capacity(chunk.nrows());
-            net.outputs_from_first(chunk.view_mut(), class, units, &mut out);
-            out.iter().sum::<f64>()
+            let logits = net.logits_from_first(chunk.view_mut());
+            let (mut prob, mut logit) = (vec![0.0; k], vec![0.0; k]);
+            for z in logits.rows() {
+                for c in 0..k {
+                    prob[c] += class_output(z, c, Units::Probability);
+                    logit[c] += f64::from(z[c]);
+                }
+            }
+            (prob, logit)
         })
         .collect();
+    let (mut prob, mut logit) = (vec![0.0; k], vec![0.0; k]);
+    for (p, l) in sums {
+        for c in 0..k {
+            prob[c] += p[c];
+            logit[c] += l[c];
+        }
+    }
     #[expect(clippy::cast_precision_loss)]
-    let n = rows as f64;
-    sums.iter().sum::<f64>() / n
+    let n = rows.max(1) as f64;
+    prob.iter_mut()
+        .chain(logit.iter_mut())
+        .for_each(|v| *v /= n);
+    (prob, logit)
 }
 
 /// Marginal contributions of one permutation walk computed in f64 (for exactness checks): one
