@@ -9,24 +9,32 @@
 //! [--perplexity 3] [--seed 0] [--theta 0.5]` embeds a float32 `.npy` matrix instead (what
 //! `scripts/bench_tsne.py` drives) and prints one JSON line with the timings and the KL.
 //!
-//! Measured 2026-11-27 with `python3 scripts/bench_tsne.py --runs 3 --runs-large 1` on the
-//! 2-core machine while other builds and benchmarks ran (load average 7-10, so every wall time
-//! is inflated, the OpenMP peers' most of all; CPU seconds are steadier):
+//! Measured 2026-11-27 with `python3 scripts/bench_tsne.py --runs 3` on the 2-core machine
+//! (load average 1-5 from other engineers' jobs during the run; median of 3 runs each):
 //!
-//! | input | tool | wall s | CPU s | KL | 10-NN preservation | 10-NN accuracy |
+//! | input | tool | wall s | vs layerscope | KL | 10-NN preservation | 10-NN accuracy |
 //! |---|---|---|---|---|---|---|
-//! | layer 2, 1,500 x 512 | layerscope | 0.65 | 0.32 | 0.964 | 0.473 | 0.963 |
-//! | | scikit-learn | 68.1 | 28.7 | 0.986 | 0.476 | 0.961 |
-//! | | openTSNE | 27.5 | 16.3 | 1.031 | 0.472 | 0.958 |
-//! | layer 3, 1,500 x 256 | layerscope | 0.94 | 0.35 | 0.902 | 0.503 | 0.985 |
-//! | | scikit-learn | 57.6 | 28.0 | 0.922 | 0.501 | 0.987 |
-//! | | openTSNE | 47.2 | 18.9 | 0.973 | 0.501 | 0.985 |
-//! | output, 1,500 x 10 | layerscope | 0.45 | 0.39 | 0.506 | 0.548 | 1.000 |
-//! | | scikit-learn | 33.1 | 25.3 | 0.526 | 0.545 | 0.999 |
-//! | | openTSNE | 27.1 | 15.2 | 0.569 | 0.551 | 0.997 |
-//! | pixels, 10,000 x 784 (1 run) | layerscope | 3.65 | 3.54 | 1.915 | 0.385 | 0.939 |
-//! | | scikit-learn | 207.6 | 108.7 | 1.930 | 0.384 | 0.938 |
-//! | | openTSNE | 131.2 | 66.0 | 2.091 | 0.387 | 0.931 |
+//! | layer 2, 1,500 x 512 | layerscope | 0.279 | 1x | 0.964 | 0.473 | 0.963 |
+//! | | scikit-learn | 3.734 | 13.4x | 0.986 | 0.476 | 0.961 |
+//! | | openTSNE | 2.898 | 10.4x | 1.031 | 0.472 | 0.958 |
+//! | layer 3, 1,500 x 256 | layerscope | 0.286 | 1x | 0.902 | 0.503 | 0.985 |
+//! | | scikit-learn | 4.159 | 14.6x | 0.922 | 0.501 | 0.987 |
+//! | | openTSNE | 2.224 | 7.8x | 0.973 | 0.501 | 0.985 |
+//! | output, 1,500 x 10 | layerscope | 0.272 | 1x | 0.506 | 0.548 | 1.000 |
+//! | | scikit-learn | 3.082 | 11.3x | 0.526 | 0.545 | 0.999 |
+//! | | openTSNE | 2.463 | 9.1x | 0.569 | 0.551 | 0.997 |
+//! | pixels, 10,000 x 784 | layerscope | 2.229 | 1x | 1.915 | 0.385 | 0.939 |
+//! | | scikit-learn | 40.68 | 18.3x | 1.922 | 0.385 | 0.941 |
+//! | | openTSNE | 96.71 | 43.4x | 2.094 | 0.386 | 0.936 |
+//!
+//! An earlier run under heavy load (load average 7-10) gave layerscope 0.45-0.94 s at 1,500
+//! points and 3.65 s at 10,000, against 33-68 s and 208 s for scikit-learn (OpenMP suffers most
+//! from oversubscription); quality figures were identical.
+//!
+//! Crossover (`cargo bench --bench tsne`, same day, s/run median of 3, synthetic 64-d input):
+//! exact vs Barnes-Hut repulsion 0.070 / 0.029 s at n = 100, 0.107 / 0.087 at 300,
+//! 0.241 / 0.131 at 1,000, 0.649 / 0.292 at 2,000, 2.888 / 0.689 at 4,000: Barnes-Hut wins
+//! everywhere, so `Method::Auto` uses it at every size.
 
 use std::io::{Read, Write};
 use std::time::Instant;

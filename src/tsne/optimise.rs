@@ -122,13 +122,14 @@ impl<'a> GradientState<'a> {
                 gradient::exact_dense(&self.xs, &self.ys, &self.dense_padded, &mut self.forces);
             }
             Affinities::Sparse(p) => {
+                let values = &self.values;
                 if let Some(tree) = self.tree.as_mut() {
                     tree.build(y);
-                    tree.repulsion(&mut self.forces);
+                    tree.forces(&mut self.forces, |i| gradient::attraction(p, values, y, i));
                 } else if let Some(exact) = self.exact.as_mut() {
                     exact.compute(&self.xs, &self.ys, &mut self.forces);
+                    attract_all(p, values, y, &mut self.forces);
                 }
-                attract_all(p, &self.values, y, &mut self.forces);
             }
         }
         // Z in f64, summed in point order: independent of the thread count.

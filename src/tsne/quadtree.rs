@@ -54,7 +54,7 @@ pub struct BarnesHut {
     sx: Vec<f32>,
     sy: Vec<f32>,
     nodes: Vec<Node>,
-    sorted_out: Vec<[f32; 3]>,
+    sorted_out: Vec<Forces>,
     /// Target groups as sorted-point ranges.
     groups: Vec<(u32, u32)>,
     stack: Vec<u32>,
@@ -83,7 +83,7 @@ impl BarnesHut {
             sx: vec![0.0; n],
             sy: vec![0.0; n],
             nodes: Vec::with_capacity(2 * n),
-            sorted_out: vec![[0.0; 3]; n],
+            sorted_out: vec![[0.0; 5]; n],
             groups: Vec::new(),
             stack: Vec::new(),
         }
@@ -237,8 +237,9 @@ impl BarnesHut {
         list.pad();
     }
 
-    /// Repulsion for every point (original order) into `out[i][2..5]`.
-    pub fn repulsion(&mut self, out: &mut [Forces]) {
+    /// Repulsion for every point (original order) into `out[i][2..5]`, and `attraction(i)`
+    /// into `out[i][0..2]` in the same parallel pass (one fork-join per iteration, not two).
+    pub fn forces(&mut self, out: &mut [Forces], attraction: impl Fn(usize) -> [f32; 2] + Sync) {
         self.collect_groups();
         let mut sorted_out = std::mem::take(&mut self.sorted_out);
         let this = &*self;
@@ -249,8 +250,8 @@ impl BarnesHut {
             .map(|g| (g, (g + GROUPS_PER_TASK).min(groups.len())))
             .collect();
         // (`tasks` and `slices` are the only per-iteration allocations: a few hundred entries.)
-        let mut slices: Vec<&mut [[f32; 3]]> = Vec::with_capacity(tasks.len());
-        let mut rest: &mut [[f32; 3]] = &mut sorted_out;
+        let mut slices: Vec<&mut [Forces]> = Vec::with_capacity(tasks.len());
+        let mut rest: &mut [Forces] = &mut sorted_out;
         for &(g0, g1) in &tasks {
             let len = (groups[g1 - 1].1 - groups[g0].0) as usize;
             let (head, tail) = rest.split_at_mut(len);
@@ -277,17 +278,15 @@ impl BarnesHut {
                         this.interactions((start, end), bbox, stack, list);
                         for k in s..e {
                             let [fx, fy, z] = list.apply(this.sx[k], this.sy[k]);
+                            let [ax, ay] = attraction(this.order[k] as usize);
                             // The point met itself once (as a single point): 1 in z, 0 force.
-                            slice[k - base] = [fx, fy, z - 1.0];
+                            slice[k - base] = [ax, ay, fx, fy, z - 1.0];
                         }
                     }
                 });
             });
         for (&i, r) in self.order.iter().zip(&sorted_out) {
-            let o = &mut out[i as usize];
-            o[2] = r[0];
-            o[3] = r[1];
-            o[4] = r[2];
+            out[i as usize] = *r;
         }
         self.sorted_out = sorted_out;
     }
