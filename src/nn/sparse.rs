@@ -49,7 +49,8 @@ pub fn forward(x: ArrayView2<f32>, w: ArrayView2<f32>, bias: &[f32], mut z: Arra
     let n = w.ncols();
     assert!(w.nrows() == k && z.dim() == (rows, n) && bias.len() == n);
     // Lanes are rows of x; the terms of a group are the inputs non-zero in any of its rows.
-    let groups = build_groups(rows, k, |lane, i| x[(lane, i)], |i| i * n);
+    let xs = x.as_slice().expect("inputs in standard layout");
+    let groups = build_groups(rows, k, |lane, i| xs[lane * k + i], |i| i * n);
     let w = w.as_slice().expect("weights in standard layout");
     let z = z.as_slice_mut().expect("outputs in standard layout");
     by_column_blocks(&groups, rows, w, n, 1.0, &Init::Bias(bias), z);
@@ -73,7 +74,8 @@ pub fn weight_gradient(
     assert!(d.nrows() == rows && w.dim() == (k, n) && g.dim() == (k, n));
     // Lanes are columns of x (inputs); the terms of a group are the rows where any of its
     // inputs is non-zero.
-    let groups = build_groups(k, rows, |lane, r| x[(r, lane)], |r| r * n);
+    let xs = x.as_slice().expect("inputs in standard layout");
+    let groups = build_groups(k, rows, |lane, r| xs[r * k + lane], |r| r * n);
     let d = d.as_slice().expect("deltas in standard layout");
     let w = w.as_slice().expect("weights in standard layout");
     let g = g.as_slice_mut().expect("gradient in standard layout");
