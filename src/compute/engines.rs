@@ -152,8 +152,8 @@ pub struct Attribution {
     pub samples: usize,
 }
 
-/// Explain `model`'s output for `class` at `x` against `background`, with the method's
-/// default number of samples.
+/// Explain `model`'s output for `class` at `x` against `background` (with its pass made once,
+/// when given), with the method's default number of samples.
 #[expect(clippy::too_many_arguments)]
 pub fn explain(
     model: &Mlp,
@@ -161,6 +161,7 @@ pub fn explain(
     background: ArrayView2<f32>,
     method: Method,
     class: usize,
+    prepared: Option<&explain::PreparedBackground>,
     seed: u64,
     progress: &mut dyn FnMut(&ExplainStep),
     cancel: &AtomicBool,
@@ -187,10 +188,11 @@ pub fn explain(
             samples_total: p.samples_total,
         });
     };
-    let a = explain::explain(
+    let a = explain::explain_prepared(
         model,
         x,
         background,
+        prepared,
         &params,
         Some(&mut forward),
         Some(cancel),

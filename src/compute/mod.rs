@@ -418,6 +418,9 @@ struct WorkerState {
     embed_n: usize,
     session: Option<TrainSession>,
     model: Option<Mlp>,
+    /// The model's pass over the background (first layer of every row, mean outputs), made
+    /// once per model and shared by every explanation of it.
+    prepared: Option<crate::explain::PreparedBackground>,
     queue: VecDeque<Job>,
     paused: bool,
     perplexity: f64,
@@ -444,6 +447,7 @@ impl WorkerState {
             embed_n: 0,
             session: None,
             model: None,
+            prepared: None,
             queue: VecDeque::new(),
             paused: false,
             perplexity,
@@ -491,6 +495,7 @@ impl WorkerState {
             match engines::load_model(&path, n_features, n_classes) {
                 Ok(model) => {
                     self.model = Some(model);
+                    self.prepared = None;
                     self.queue.push_back(Job::Finish);
                 }
                 Err(e) => {
@@ -584,6 +589,7 @@ impl WorkerState {
             seed,
         ));
         self.model = None;
+        self.prepared = None;
         self.emit(Event::TrainingStarted {
             seed,
             max_epochs: self.config.max_epochs,
@@ -719,6 +725,7 @@ impl WorkerState {
     fn finish(&mut self) -> anyhow::Result<bool> {
         if let Some(session) = &self.session {
             self.model = Some(session.model().clone());
+            self.prepared = None;
         }
         let (Some(split), Some(model)) = (&self.split, &self.model) else {
             anyhow::bail!("no model");
@@ -796,6 +803,12 @@ impl WorkerState {
     }
 
     fn explain(&mut self, request: ExplainRequest) -> anyhow::Result<bool> {
+        if self.prepared.is_none()
+            && let (Some(split), Some(model)) = (&self.split, &self.model)
+        {
+            self.prepared =
+                crate::explain::PreparedBackground::new(model, split.train.features.view()).ok();
+        }
         let (Some(split), Some(model)) = (&self.split, &self.model) else {
             anyhow::bail!("no model to explain");
         };
@@ -840,6 +853,7 @@ impl WorkerState {
             background,
             request.method,
             class,
+            self.prepared.as_ref(),
             self.config.seed,
             &mut progress,
             &self.flags.explain,
