@@ -202,7 +202,7 @@ pub fn run(
         while it < max_iter {
             let i = it;
             it += 1;
-            let check = (i + 1) % N_ITER_CHECK == 0;
+            let check = (i + 1).is_multiple_of(N_ITER_CHECK);
             let y_flat = y.as_slice().expect("contiguous");
             let error = state.gradient(y_flat, &mut grad, check || i == max_iter - 1);
             let y_flat = y.as_slice_mut().expect("contiguous");
@@ -241,15 +241,15 @@ pub fn run(
                 stop |= grad_norm2.sqrt() <= params.min_grad_norm;
             }
             let last = stop || it == n_iter;
-            if let Some(cb) = progress.as_deref_mut() {
-                if last || (params.progress_every > 0 && it % params.progress_every == 0) {
-                    cb(&TsneProgress {
-                        iteration: it,
-                        n_iter,
-                        kl_divergence: error.map(|e| true_kl(e, exaggeration)),
-                        embedding: y.view(),
-                    });
-                }
+            if let Some(cb) = progress.as_deref_mut()
+                && (last || (params.progress_every > 0 && it.is_multiple_of(params.progress_every)))
+            {
+                cb(&TsneProgress {
+                    iteration: it,
+                    n_iter,
+                    kl_divergence: error.map(|e| true_kl(e, exaggeration)),
+                    embedding: y.view(),
+                });
             }
             if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(Cancelled.into());

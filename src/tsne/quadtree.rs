@@ -322,7 +322,7 @@ impl InteractionList {
         self.m.push(m);
     }
     fn pad(&mut self) {
-        while self.x.len() % LANES != 0 {
+        while !self.x.len().is_multiple_of(LANES) {
             self.push(super::gradient::PAD_COORD, super::gradient::PAD_COORD, 0.0);
         }
     }
@@ -374,7 +374,7 @@ fn apply_lanes<const FMA: bool>(xs: &[f32], ys: &[f32], ms: &[f32], px: f32, py:
 #[target_feature(enable = "avx2,fma")]
 unsafe fn apply_avx2(xs: &[f32], ys: &[f32], ms: &[f32], px: f32, py: f32) -> [f32; 3] {
     use std::arch::x86_64::*;
-    debug_assert!(xs.len() % LANES == 0 && ys.len() == xs.len() && ms.len() == xs.len());
+    debug_assert!(xs.len().is_multiple_of(LANES) && ys.len() == xs.len() && ms.len() == xs.len());
     // SAFETY (whole block): AVX2/FMA are enabled here; every load reads 8 floats at an offset
     // c with c + 8 <= len, the lists being padded to whole lanes.
     unsafe {

@@ -46,7 +46,7 @@ impl Widget for &ProbabilityBars<'_> {
             let eighths = (f64::from(p.clamp(0.0, 1.0)) * (bar_w * 8) as f64).round() as usize;
             let mut bar: String = if self.theme.braille {
                 let mut s = "█".repeat(eighths / 8);
-                if eighths % 8 > 0 {
+                if !eighths.is_multiple_of(8) {
                     s.push(EIGHTHS[eighths % 8]);
                 }
                 s
