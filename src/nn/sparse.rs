@@ -50,7 +50,7 @@ pub fn forward(x: ArrayView2<f32>, w: ArrayView2<f32>, bias: &[f32], mut z: Arra
     assert!(w.nrows() == k && z.dim() == (rows, n) && bias.len() == n);
     // Lanes are rows of x; the terms of a group are the inputs non-zero in any of its rows.
     let xs = x.as_slice().expect("inputs in standard layout");
-    let groups = build_groups(rows, k, |lane, i| xs[lane * k + i], |i| i * n);
+    let groups = groups_of_rows(xs, k, n);
     let w = w.as_slice().expect("weights in standard layout");
     let z = z.as_slice_mut().expect("outputs in standard layout");
     by_column_blocks(&groups, rows, w, n, 1.0, &Init::Bias(bias), z);
@@ -92,31 +92,36 @@ struct Group {
     values: Vec<[f32; LANES]>,
 }
 
-/// Groups of `LANES` consecutive lanes, each with the ascending list of indices where any lane's
-/// `value(lane, index)` is non-zero.
-fn build_groups(
-    n_lanes: usize,
-    n_index: usize,
-    value: impl Fn(usize, usize) -> f32 + Sync,
-    offset: impl Fn(usize) -> usize + Sync,
-) -> Vec<Group> {
-    (0..n_lanes.div_ceil(LANES))
-        .into_par_iter()
-        .map(|g| {
-            let first = g * LANES;
-            let lanes = LANES.min(n_lanes - first);
+/// Groups of `LANES` consecutive rows of `xs` (rows of `k` values, row-major), each with the
+/// ascending list of columns `i` where any of its rows is non-zero, at offset `i * n`.
+fn groups_of_rows(xs: &[f32], k: usize, n: usize) -> Vec<Group> {
+    xs.par_chunks(LANES * k)
+        .map(|block| {
             let mut group = Group {
-                offsets: Vec::new(),
-                values: Vec::new(),
+                offsets: Vec::with_capacity(k),
+                values: Vec::with_capacity(k),
             };
-            for i in 0..n_index {
-                let mut v = [0.0f32; LANES];
-                for (l, slot) in v.iter_mut().enumerate().take(lanes) {
-                    *slot = value(first + l, i);
+            let rows: Vec<&[f32]> = block.chunks_exact(k).collect();
+            if let [r0, r1, r2, r3] = rows[..] {
+                for i in 0..k {
+                    let v = [r0[i], r1[i], r2[i], r3[i]];
+                    // Any non-zero (the sign bit ignored: -0.0 counts as zero).
+                    let bits = v.iter().fold(0u32, |b, x| b | x.to_bits()) << 1;
+                    if bits != 0 {
+                        group.offsets.push(i * n);
+                        group.values.push(v);
+                    }
                 }
-                if v.iter().any(|&x| x != 0.0) {
-                    group.offsets.push(offset(i));
-                    group.values.push(v);
+            } else {
+                for i in 0..k {
+                    let mut v = [0.0f32; LANES];
+                    for (slot, r) in v.iter_mut().zip(&rows) {
+                        *slot = r[i];
+                    }
+                    if v.iter().any(|&x| x != 0.0) {
+                        group.offsets.push(i * n);
+                        group.values.push(v);
+                    }
                 }
             }
             group
@@ -125,8 +130,8 @@ fn build_groups(
 }
 
 /// Groups of `LANES` consecutive columns of `xs` (`rows` x `k`, row-major), each with the
-/// ascending list of rows where any of its columns is non-zero, at offset `row * n`: the same
-/// groups as `build_groups` with columns as lanes, built in one pass over the rows.
+/// ascending list of rows where any of its columns is non-zero, at offset `row * n`, built in
+/// one pass over the rows.
 fn groups_of_columns(xs: &[f32], rows: usize, k: usize, n: usize) -> Vec<Group> {
     let mut groups: Vec<Group> = (0..k.div_ceil(LANES))
         .map(|_| Group {
