@@ -67,19 +67,55 @@ pub fn weight_gradient(
     s: f32,
     w: ArrayView2<f32>,
     a: f32,
+    g: ArrayViewMut2<f32>,
+) {
+    let groups = ColumnGroups::new(x, d.ncols());
+    weight_gradient_grouped(&groups, d, s, w, a, g);
+}
+
+/// The terms of the weight gradient for one `x` (rows x k) and deltas of `n` columns: lanes
+/// are columns of x (inputs); the terms of a group are the rows where any of its inputs is
+/// non-zero. Depends on `x` only, so it can be built while other work runs.
+pub(crate) struct ColumnGroups {
+    groups: Vec<Group>,
+    rows: usize,
+    k: usize,
+    n: usize,
+}
+
+impl ColumnGroups {
+    /// # Panics
+    /// When `x` is not in standard layout.
+    pub(crate) fn new(x: ArrayView2<f32>, n: usize) -> ColumnGroups {
+        let (rows, k) = x.dim();
+        let xs = x.as_slice().expect("inputs in standard layout");
+        ColumnGroups {
+            groups: groups_of_columns(xs, rows, k, n),
+            rows,
+            k,
+            n,
+        }
+    }
+}
+
+/// `weight_gradient` with the groups of its `x` built beforehand.
+///
+/// # Panics
+/// When the shapes disagree or an array is not in standard layout.
+pub(crate) fn weight_gradient_grouped(
+    groups: &ColumnGroups,
+    d: ArrayView2<f32>,
+    s: f32,
+    w: ArrayView2<f32>,
+    a: f32,
     mut g: ArrayViewMut2<f32>,
 ) {
-    let (rows, k) = x.dim();
-    let n = d.ncols();
-    assert!(d.nrows() == rows && w.dim() == (k, n) && g.dim() == (k, n));
-    // Lanes are columns of x (inputs); the terms of a group are the rows where any of its
-    // inputs is non-zero.
-    let xs = x.as_slice().expect("inputs in standard layout");
-    let groups = groups_of_columns(xs, rows, k, n);
+    let ColumnGroups { rows, k, n, .. } = *groups;
+    assert!(d.dim() == (rows, n) && w.dim() == (k, n) && g.dim() == (k, n));
     let d = d.as_slice().expect("deltas in standard layout");
     let w = w.as_slice().expect("weights in standard layout");
     let g = g.as_slice_mut().expect("gradient in standard layout");
-    by_column_blocks(&groups, k, d, n, s, &Init::Penalty(a, w), g);
+    by_column_blocks(&groups.groups, k, d, n, s, &Init::Penalty(a, w), g);
 }
 
 /// Outputs computed together: `LANES` of them share each load of a source row.

@@ -289,7 +289,18 @@ fn backprop(
         rows <= work.capacity,
         "batch of {rows} rows exceeds the workspace"
     );
-    forward(mlp, x, work, sparse_input);
+    // The first layer's gradient terms depend on x only: built while the forward pass runs.
+    let column_groups = if sparse_input {
+        let n1 = mlp.coefs[0].ncols();
+        let (groups, ()) = rayon::join(
+            || sparse::ColumnGroups::new(x, n1),
+            || forward(mlp, x, work, sparse_input),
+        );
+        Some(groups)
+    } else {
+        forward(mlp, x, work, sparse_input);
+        None
+    };
     let last = mlp.coefs.len() - 1;
 
     // Loss, accuracy and delta[last] = probabilities - one-hot labels.
@@ -325,9 +336,9 @@ fn backprop(
         };
         // coef_grads[i] = (input^T @ delta + alpha * W) / rows (`_compute_loss_grad`).
         let grad = &mut work.coef_grads[i];
-        if i == 0 && sparse_input {
-            sparse::weight_gradient(
-                input,
+        if let (0, Some(groups)) = (i, &column_groups) {
+            sparse::weight_gradient_grouped(
+                groups,
                 delta,
                 inv_n,
                 mlp.coefs[0].view(),
