@@ -327,55 +327,64 @@ fn backprop(
 
     #[expect(clippy::cast_precision_loss)]
     let inv_n = 1.0 / rows as f32;
+    let Workspace {
+        activations,
+        deltas,
+        coef_grads,
+        intercept_grads,
+        ..
+    } = work;
     for i in (0..=last).rev() {
-        let delta = work.deltas[i].slice(s![..rows, ..]);
+        let (lower, upper) = deltas.split_at_mut(i);
+        let delta = upper[0].slice(s![..rows, ..]);
         let input = if i == 0 {
             x.view()
         } else {
-            work.activations[i - 1].slice(s![..rows, ..])
+            activations[i - 1].slice(s![..rows, ..])
         };
-        // coef_grads[i] = (input^T @ delta + alpha * W) / rows (`_compute_loss_grad`).
-        let grad = &mut work.coef_grads[i];
-        if let (0, Some(groups)) = (i, &column_groups) {
-            sparse::weight_gradient_grouped(
-                groups,
-                delta,
-                inv_n,
-                mlp.coefs[0].view(),
-                alpha * inv_n,
-                grad.view_mut(),
-            );
-        } else {
-            Zip::from(&mut *grad)
-                .and(&mlp.coefs[i])
-                .for_each(|g, &w| *g = alpha * inv_n * w);
-            gemm(inv_n, input.t(), delta, 1.0, grad.view_mut());
-        }
-        // intercept_grads[i] = column means of delta.
-        let ig = &mut work.intercept_grads[i];
-        ig.fill(0.0);
-        for row in delta.rows() {
-            *ig += &row;
-        }
-        *ig *= inv_n;
+        let grad = &mut coef_grads[i];
+        let ig = &mut intercept_grads[i];
+        // The parameter gradients of layer i and the deltas of layer i - 1 are independent:
+        // computed side by side.
+        let mut gradients = || {
+            // coef_grads[i] = (input^T @ delta + alpha * W) / rows (`_compute_loss_grad`).
+            if let (0, Some(groups)) = (i, &column_groups) {
+                sparse::weight_gradient_grouped(
+                    groups,
+                    delta,
+                    inv_n,
+                    mlp.coefs[0].view(),
+                    alpha * inv_n,
+                    grad.view_mut(),
+                );
+            } else {
+                Zip::from(&mut *grad)
+                    .and(&mlp.coefs[i])
+                    .for_each(|g, &w| *g = alpha * inv_n * w);
+                gemm(inv_n, input.t(), delta, 1.0, grad.view_mut());
+            }
+            // intercept_grads[i] = column means of delta.
+            ig.fill(0.0);
+            for row in delta.rows() {
+                *ig += &row;
+            }
+            *ig *= inv_n;
+        };
         if i > 0 {
-            // delta[i-1] = (delta[i] @ W[i]^T) * relu'(activation[i-1]).
-            let (lower, upper) = work.deltas.split_at_mut(i);
-            let mut prev = lower[i - 1].slice_mut(s![..rows, ..]);
-            gemm(
-                1.0,
-                upper[0].slice(s![..rows, ..]),
-                mlp.coefs[i].t(),
-                0.0,
-                prev.view_mut(),
-            );
-            Zip::from(&mut prev)
-                .and(&work.activations[i - 1].slice(s![..rows, ..]))
-                .for_each(|d, &a| {
+            let prev = &mut lower[i - 1];
+            let below = activations[i - 1].slice(s![..rows, ..]);
+            rayon::join(gradients, || {
+                // delta[i-1] = (delta[i] @ W[i]^T) * relu'(activation[i-1]).
+                let mut prev = prev.slice_mut(s![..rows, ..]);
+                gemm(1.0, delta, mlp.coefs[i].t(), 0.0, prev.view_mut());
+                Zip::from(&mut prev).and(&below).for_each(|d, &a| {
                     if a <= 0.0 {
                         *d = 0.0;
                     }
                 });
+            });
+        } else {
+            gradients();
         }
     }
     (loss, correct)
