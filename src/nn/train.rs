@@ -377,11 +377,12 @@ fn backprop(
                 // delta[i-1] = (delta[i] @ W[i]^T) * relu'(activation[i-1]).
                 let mut prev = prev.slice_mut(s![..rows, ..]);
                 gemm(1.0, delta, mlp.coefs[i].t(), 0.0, prev.view_mut());
-                Zip::from(&mut prev).and(&below).for_each(|d, &a| {
-                    if a <= 0.0 {
-                        *d = 0.0;
-                    }
-                });
+                let prev = prev.as_slice_mut().expect("standard layout");
+                let below = below.as_slice().expect("standard layout");
+                // Branch-free (a store for every element), so that it vectorises.
+                for (d, &a) in prev.iter_mut().zip(below) {
+                    *d = if a <= 0.0 { 0.0 } else { *d };
+                }
             });
         } else {
             gradients();
