@@ -50,7 +50,7 @@ pub fn forward(x: ArrayView2<f32>, w: ArrayView2<f32>, bias: &[f32], mut z: Arra
     assert!(w.nrows() == k && z.dim() == (rows, n) && bias.len() == n);
     // Lanes are rows of x; the terms of a group are the inputs non-zero in any of its rows.
     let xs = x.as_slice().expect("inputs in standard layout");
-    let groups = build_groups(rows, k, |lane, i| xs[lane * k + i], |i| i * n);
+    let groups = groups_of_rows(xs, k, n);
     let w = w.as_slice().expect("weights in standard layout");
     let z = z.as_slice_mut().expect("outputs in standard layout");
     by_column_blocks(&groups, rows, w, n, 1.0, &Init::Bias(bias), z);
@@ -67,19 +67,55 @@ pub fn weight_gradient(
     s: f32,
     w: ArrayView2<f32>,
     a: f32,
+    g: ArrayViewMut2<f32>,
+) {
+    let groups = ColumnGroups::new(x, d.ncols());
+    weight_gradient_grouped(&groups, d, s, w, a, g);
+}
+
+/// The terms of the weight gradient for one `x` (rows x k) and deltas of `n` columns: lanes
+/// are columns of x (inputs); the terms of a group are the rows where any of its inputs is
+/// non-zero. Depends on `x` only, so it can be built while other work runs.
+pub(crate) struct ColumnGroups {
+    groups: Vec<Group>,
+    rows: usize,
+    k: usize,
+    n: usize,
+}
+
+impl ColumnGroups {
+    /// # Panics
+    /// When `x` is not in standard layout.
+    pub(crate) fn new(x: ArrayView2<f32>, n: usize) -> ColumnGroups {
+        let (rows, k) = x.dim();
+        let xs = x.as_slice().expect("inputs in standard layout");
+        ColumnGroups {
+            groups: groups_of_columns(xs, rows, k, n),
+            rows,
+            k,
+            n,
+        }
+    }
+}
+
+/// `weight_gradient` with the groups of its `x` built beforehand.
+///
+/// # Panics
+/// When the shapes disagree or an array is not in standard layout.
+pub(crate) fn weight_gradient_grouped(
+    groups: &ColumnGroups,
+    d: ArrayView2<f32>,
+    s: f32,
+    w: ArrayView2<f32>,
+    a: f32,
     mut g: ArrayViewMut2<f32>,
 ) {
-    let (rows, k) = x.dim();
-    let n = d.ncols();
-    assert!(d.nrows() == rows && w.dim() == (k, n) && g.dim() == (k, n));
-    // Lanes are columns of x (inputs); the terms of a group are the rows where any of its
-    // inputs is non-zero.
-    let xs = x.as_slice().expect("inputs in standard layout");
-    let groups = build_groups(k, rows, |lane, r| xs[r * k + lane], |r| r * n);
+    let ColumnGroups { rows, k, n, .. } = *groups;
+    assert!(d.dim() == (rows, n) && w.dim() == (k, n) && g.dim() == (k, n));
     let d = d.as_slice().expect("deltas in standard layout");
     let w = w.as_slice().expect("weights in standard layout");
     let g = g.as_slice_mut().expect("gradient in standard layout");
-    by_column_blocks(&groups, k, d, n, s, &Init::Penalty(a, w), g);
+    by_column_blocks(&groups.groups, k, d, n, s, &Init::Penalty(a, w), g);
 }
 
 /// Outputs computed together: `LANES` of them share each load of a source row.
@@ -92,36 +128,64 @@ struct Group {
     values: Vec<[f32; LANES]>,
 }
 
-/// Groups of `LANES` consecutive lanes, each with the ascending list of indices where any lane's
-/// `value(lane, index)` is non-zero.
-fn build_groups(
-    n_lanes: usize,
-    n_index: usize,
-    value: impl Fn(usize, usize) -> f32 + Sync,
-    offset: impl Fn(usize) -> usize + Sync,
-) -> Vec<Group> {
-    (0..n_lanes.div_ceil(LANES))
-        .into_par_iter()
-        .map(|g| {
-            let first = g * LANES;
-            let lanes = LANES.min(n_lanes - first);
+/// Groups of `LANES` consecutive rows of `xs` (rows of `k` values, row-major), each with the
+/// ascending list of columns `i` where any of its rows is non-zero, at offset `i * n`.
+fn groups_of_rows(xs: &[f32], k: usize, n: usize) -> Vec<Group> {
+    xs.par_chunks(LANES * k)
+        .map(|block| {
             let mut group = Group {
-                offsets: Vec::new(),
-                values: Vec::new(),
+                offsets: Vec::with_capacity(k),
+                values: Vec::with_capacity(k),
             };
-            for i in 0..n_index {
-                let mut v = [0.0f32; LANES];
-                for (l, slot) in v.iter_mut().enumerate().take(lanes) {
-                    *slot = value(first + l, i);
+            let rows: Vec<&[f32]> = block.chunks_exact(k).collect();
+            if let [r0, r1, r2, r3] = rows[..] {
+                for i in 0..k {
+                    let v = [r0[i], r1[i], r2[i], r3[i]];
+                    // Any non-zero (the sign bit ignored: -0.0 counts as zero).
+                    let bits = v.iter().fold(0u32, |b, x| b | x.to_bits()) << 1;
+                    if bits != 0 {
+                        group.offsets.push(i * n);
+                        group.values.push(v);
+                    }
                 }
-                if v.iter().any(|&x| x != 0.0) {
-                    group.offsets.push(offset(i));
-                    group.values.push(v);
+            } else {
+                for i in 0..k {
+                    let mut v = [0.0f32; LANES];
+                    for (slot, r) in v.iter_mut().zip(&rows) {
+                        *slot = r[i];
+                    }
+                    if v.iter().any(|&x| x != 0.0) {
+                        group.offsets.push(i * n);
+                        group.values.push(v);
+                    }
                 }
             }
             group
         })
         .collect()
+}
+
+/// Groups of `LANES` consecutive columns of `xs` (`rows` x `k`, row-major), each with the
+/// ascending list of rows where any of its columns is non-zero, at offset `row * n`, built in
+/// one pass over the rows.
+fn groups_of_columns(xs: &[f32], rows: usize, k: usize, n: usize) -> Vec<Group> {
+    let mut groups: Vec<Group> = (0..k.div_ceil(LANES))
+        .map(|_| Group {
+            offsets: Vec::with_capacity(rows),
+            values: Vec::with_capacity(rows),
+        })
+        .collect();
+    for (r, row) in xs.chunks_exact(k).take(rows).enumerate() {
+        for (group, chunk) in groups.iter_mut().zip(row.chunks(LANES)) {
+            if chunk.iter().any(|&v| v != 0.0) {
+                let mut v = [0.0f32; LANES];
+                v[..chunk.len()].copy_from_slice(chunk);
+                group.offsets.push(r * n);
+                group.values.push(v);
+            }
+        }
+    }
+    groups
 }
 
 /// What an output starts from before the sum is added.
@@ -136,7 +200,7 @@ enum Init<'a> {
 /// value[t][lane] * src[offset[t] + c]`, for the `n_lanes` lanes and columns `c < n`. The
 /// columns are cut into blocks of `BLOCK`, one task each, so that the block of `src` a task
 /// reads stays in cache; every output element is summed in its group's order, whatever the
-/// thread count.
+/// thread count. Each task writes its block of columns of `out` directly.
 fn by_column_blocks(
     groups: &[Group],
     n_lanes: usize,
@@ -147,78 +211,79 @@ fn by_column_blocks(
     out: &mut [f32],
 ) {
     assert_eq!(out.len(), n_lanes * n);
-    let padded = groups.len() * LANES;
-    let blocks: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(BLOCK))
-        .into_par_iter()
-        .map(|b| {
-            let c = b * BLOCK;
-            let width = BLOCK.min(n - c);
-            let mut part = vec![0.0f32; padded * width];
-            block_task(groups, src, c, width, &mut part);
-            (c, part)
-        })
-        .collect();
-    for (c, part) in blocks {
-        let width = BLOCK.min(n - c);
-        for (i, (o, p)) in out
-            .chunks_exact_mut(n)
-            .zip(part.chunks_exact(width))
-            .enumerate()
-        {
-            let o = &mut o[c..c + width];
-            match init {
-                Init::Bias(bias) => {
-                    for ((o, &p), &b) in o.iter_mut().zip(p).zip(&bias[c..c + width]) {
-                        *o = b + p;
-                    }
-                }
-                Init::Penalty(a, w) => {
-                    let w = &w[i * n + c..i * n + c + width];
-                    for ((o, &p), &w) in o.iter_mut().zip(p).zip(w) {
-                        *o = a * w + scale * p;
-                    }
-                }
-            }
-        }
+    assert!(groups.len() * LANES >= n_lanes);
+    match init {
+        Init::Bias(bias) => assert_eq!(bias.len(), n),
+        Init::Penalty(_, w) => assert_eq!(w.len(), n_lanes * n),
     }
+    for g in groups {
+        assert_eq!(g.offsets.len(), g.values.len());
+        assert!(g.offsets.iter().all(|&o| o + n <= src.len()));
+    }
+    let out = SharedOut(out.as_mut_ptr());
+    (0..n.div_ceil(BLOCK)).into_par_iter().for_each(|b| {
+        let c = b * BLOCK;
+        let width = BLOCK.min(n - c);
+        let job = Job {
+            groups,
+            n_lanes,
+            src,
+            n,
+            scale,
+            init,
+            out: &out,
+        };
+        block_task(&job, c, width);
+    });
 }
 
-/// The sums of one column block for every group: `part[(group * LANES + lane) * width + j]`
-/// for column `c + j`. Dispatches to a build for the widest vector unit the CPU has.
-fn block_task(groups: &[Group], src: &[f32], c: usize, width: usize, part: &mut [f32]) {
+/// The output matrix, shared by the column-block tasks: each writes only its own columns.
+struct SharedOut(*mut f32);
+
+// SAFETY: the tasks write disjoint elements (their own column block of every row).
+unsafe impl Sync for SharedOut {}
+
+/// What every column-block task reads.
+struct Job<'a> {
+    groups: &'a [Group],
+    n_lanes: usize,
+    src: &'a [f32],
+    n: usize,
+    scale: f32,
+    init: &'a Init<'a>,
+    out: &'a SharedOut,
+}
+
+/// The sums of one column block for every group, written to `out`. Dispatches to a build for
+/// the widest vector unit the CPU has.
+fn block_task(job: &Job, c: usize, width: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has the features the function is built for (checked above).
-            return unsafe { block_task_avx512(groups, src, c, width, part) };
+            return unsafe { block_task_avx512(job, c, width) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: as above.
-            return unsafe { block_task_avx2(groups, src, c, width, part) };
+            return unsafe { block_task_avx2(job, c, width) };
         }
     }
-    block_task_generic::<false>(groups, src, c, width, part);
+    block_task_generic::<false>(job, c, width);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
-unsafe fn block_task_avx512(
-    groups: &[Group],
-    src: &[f32],
-    c: usize,
-    width: usize,
-    part: &mut [f32],
-) {
-    block_task_generic::<true>(groups, src, c, width, part);
+unsafe fn block_task_avx512(job: &Job, c: usize, width: usize) {
+    block_task_generic::<true>(job, c, width);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn block_task_avx2(groups: &[Group], src: &[f32], c: usize, width: usize, part: &mut [f32]) {
-    block_task_generic::<true>(groups, src, c, width, part);
+unsafe fn block_task_avx2(job: &Job, c: usize, width: usize) {
+    block_task_generic::<true>(job, c, width);
 }
 
 #[inline(always)]
@@ -227,37 +292,61 @@ fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
 }
 
 #[inline(always)]
-fn block_task_generic<const FMA: bool>(
-    groups: &[Group],
-    src: &[f32],
-    c: usize,
-    width: usize,
-    part: &mut [f32],
-) {
-    for (group, out) in groups.iter().zip(part.chunks_exact_mut(LANES * width)) {
+fn block_task_generic<const FMA: bool>(job: &Job, c: usize, width: usize) {
+    let Job {
+        groups,
+        n_lanes,
+        src,
+        n,
+        scale,
+        init,
+        out,
+    } = *job;
+    let mut acc = [[0.0f32; BLOCK]; LANES];
+    for (gi, group) in groups.iter().enumerate() {
         if width == BLOCK {
             // A full block: LANES x BLOCK accumulators stay in registers, and each load of a
             // source row serves every lane.
-            let mut acc = [[0.0f32; BLOCK]; LANES];
+            let mut a = [[0.0f32; BLOCK]; LANES];
             for (&offset, v) in group.offsets.iter().zip(&group.values) {
                 let s: &[f32; BLOCK] = src[offset + c..offset + c + BLOCK]
                     .try_into()
                     .expect("a full block");
-                for (acc, &v) in acc.iter_mut().zip(v) {
+                for (a, &v) in a.iter_mut().zip(v) {
                     for j in 0..BLOCK {
-                        acc[j] = madd::<FMA>(v, s[j], acc[j]);
+                        a[j] = madd::<FMA>(v, s[j], a[j]);
                     }
                 }
             }
-            for (o, acc) in out.chunks_exact_mut(BLOCK).zip(&acc) {
-                o.copy_from_slice(acc);
-            }
+            acc = a;
         } else {
+            for a in &mut acc {
+                a[..width].fill(0.0);
+            }
             for (&offset, v) in group.offsets.iter().zip(&group.values) {
                 let s = &src[offset + c..offset + c + width];
-                for (o, &v) in out.chunks_exact_mut(width).zip(v) {
-                    for (o, &s) in o.iter_mut().zip(s) {
-                        *o = madd::<FMA>(v, s, *o);
+                for (a, &v) in acc.iter_mut().zip(v) {
+                    for (a, &s) in a[..width].iter_mut().zip(s) {
+                        *a = madd::<FMA>(v, s, *a);
+                    }
+                }
+            }
+        }
+        let first = gi * LANES;
+        for (l, acc) in acc.iter().enumerate().take(n_lanes.saturating_sub(first)) {
+            let row = (first + l) * n + c;
+            // SAFETY: `row + width <= n_lanes * n == out.len()` (checked in `by_column_blocks`),
+            // and only this task writes columns `c..c + width`.
+            let o = unsafe { std::slice::from_raw_parts_mut(out.0.add(row), width) };
+            match init {
+                Init::Bias(bias) => {
+                    for ((o, &p), &b) in o.iter_mut().zip(&acc[..width]).zip(&bias[c..c + width]) {
+                        *o = b + p;
+                    }
+                }
+                Init::Penalty(a, w) => {
+                    for ((o, &p), &w) in o.iter_mut().zip(&acc[..width]).zip(&w[row..row + width]) {
+                        *o = a * w + scale * p;
                     }
                 }
             }

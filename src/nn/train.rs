@@ -232,17 +232,37 @@ fn neg_log_prob(p: f32) -> f64 {
     -f64::from(p.clamp(f32::EPSILON, 1.0 - f32::EPSILON)).ln()
 }
 
+/// Elements per chunk of the parallel passes over the parameters (Adam, the sum of squares):
+/// fixed, so that every sum is split the same way whatever the thread count.
+const CHUNK: usize = 1 << 14;
+
+/// Independent f64 accumulators of a sum of squares within a chunk (element `i` of the chunk
+/// goes to `i % SQ_LANES`), so that the sum vectorises; they are added in order at the end.
+const SQ_LANES: usize = 32;
+
+/// Sum of squares of one chunk, in f64, in `SQ_LANES` partial sums added in order.
+fn sum_squares_chunk(chunk: &[f32]) -> f64 {
+    let mut acc = [0.0f64; SQ_LANES];
+    let mut blocks = chunk.chunks_exact(SQ_LANES);
+    for b in &mut blocks {
+        for (a, &w) in acc.iter_mut().zip(b) {
+            *a += f64::from(w) * f64::from(w);
+        }
+    }
+    for (a, &w) in acc.iter_mut().zip(blocks.remainder()) {
+        *a += f64::from(w) * f64::from(w);
+    }
+    acc.iter().sum()
+}
+
 /// Sum of squared weights, in f64, summed over fixed chunks then in order: the same value
-/// whatever the thread count.
+/// whatever the thread count, and the same as the one `adam_update` returns.
 fn sum_squared_weights(mlp: &Mlp) -> f64 {
     mlp.coefs
         .iter()
         .map(|c| {
             let flat = c.as_slice().expect("weights in standard layout");
-            let partials: Vec<f64> = flat
-                .par_chunks(1 << 14)
-                .map(|chunk| chunk.iter().map(|&w| f64::from(w) * f64::from(w)).sum())
-                .collect();
+            let partials: Vec<f64> = flat.par_chunks(CHUNK).map(sum_squares_chunk).collect();
             partials.iter().sum::<f64>()
         })
         .sum()
@@ -252,11 +272,14 @@ fn sum_squared_weights(mlp: &Mlp) -> f64 {
 /// `work.intercept_grads` with the gradient of the returned loss (mean cross-entropy plus
 /// `alpha / 2 * sum(W^2) / rows`), and returns that loss and the number of rows whose most
 /// probable class was the label.
+///
+/// `sum_sq` is `sum_squared_weights(mlp)`.
 fn backprop(
     mlp: &Mlp,
     x: ArrayView2<f32>,
     labels: &[u8],
     alpha: f32,
+    sum_sq: f64,
     work: &mut Workspace,
     sparse_input: bool,
 ) -> (f64, usize) {
@@ -266,7 +289,18 @@ fn backprop(
         rows <= work.capacity,
         "batch of {rows} rows exceeds the workspace"
     );
-    forward(mlp, x, work, sparse_input);
+    // The first layer's gradient terms depend on x only: built while the forward pass runs.
+    let column_groups = if sparse_input {
+        let n1 = mlp.coefs[0].ncols();
+        let (groups, ()) = rayon::join(
+            || sparse::ColumnGroups::new(x, n1),
+            || forward(mlp, x, work, sparse_input),
+        );
+        Some(groups)
+    } else {
+        forward(mlp, x, work, sparse_input);
+        None
+    };
     let last = mlp.coefs.len() - 1;
 
     // Loss, accuracy and delta[last] = probabilities - one-hot labels.
@@ -289,59 +323,69 @@ fn backprop(
     // Row counts are far below 2^52: exact in f64.
     #[expect(clippy::cast_precision_loss)]
     let n = rows as f64;
-    let loss = cross_entropy / n + 0.5 * f64::from(alpha) * sum_squared_weights(mlp) / n;
+    let loss = cross_entropy / n + 0.5 * f64::from(alpha) * sum_sq / n;
 
     #[expect(clippy::cast_precision_loss)]
     let inv_n = 1.0 / rows as f32;
+    let Workspace {
+        activations,
+        deltas,
+        coef_grads,
+        intercept_grads,
+        ..
+    } = work;
     for i in (0..=last).rev() {
-        let delta = work.deltas[i].slice(s![..rows, ..]);
+        let (lower, upper) = deltas.split_at_mut(i);
+        let delta = upper[0].slice(s![..rows, ..]);
         let input = if i == 0 {
             x.view()
         } else {
-            work.activations[i - 1].slice(s![..rows, ..])
+            activations[i - 1].slice(s![..rows, ..])
         };
-        // coef_grads[i] = (input^T @ delta + alpha * W) / rows (`_compute_loss_grad`).
-        let grad = &mut work.coef_grads[i];
-        if i == 0 && sparse_input {
-            sparse::weight_gradient(
-                input,
-                delta,
-                inv_n,
-                mlp.coefs[0].view(),
-                alpha * inv_n,
-                grad.view_mut(),
-            );
-        } else {
-            Zip::from(&mut *grad)
-                .and(&mlp.coefs[i])
-                .for_each(|g, &w| *g = alpha * inv_n * w);
-            gemm(inv_n, input.t(), delta, 1.0, grad.view_mut());
-        }
-        // intercept_grads[i] = column means of delta.
-        let ig = &mut work.intercept_grads[i];
-        ig.fill(0.0);
-        for row in delta.rows() {
-            *ig += &row;
-        }
-        *ig *= inv_n;
+        let grad = &mut coef_grads[i];
+        let ig = &mut intercept_grads[i];
+        // The parameter gradients of layer i and the deltas of layer i - 1 are independent:
+        // computed side by side.
+        let mut gradients = || {
+            // coef_grads[i] = (input^T @ delta + alpha * W) / rows (`_compute_loss_grad`).
+            if let (0, Some(groups)) = (i, &column_groups) {
+                sparse::weight_gradient_grouped(
+                    groups,
+                    delta,
+                    inv_n,
+                    mlp.coefs[0].view(),
+                    alpha * inv_n,
+                    grad.view_mut(),
+                );
+            } else {
+                Zip::from(&mut *grad)
+                    .and(&mlp.coefs[i])
+                    .for_each(|g, &w| *g = alpha * inv_n * w);
+                gemm(inv_n, input.t(), delta, 1.0, grad.view_mut());
+            }
+            // intercept_grads[i] = column means of delta.
+            ig.fill(0.0);
+            for row in delta.rows() {
+                *ig += &row;
+            }
+            *ig *= inv_n;
+        };
         if i > 0 {
-            // delta[i-1] = (delta[i] @ W[i]^T) * relu'(activation[i-1]).
-            let (lower, upper) = work.deltas.split_at_mut(i);
-            let mut prev = lower[i - 1].slice_mut(s![..rows, ..]);
-            gemm(
-                1.0,
-                upper[0].slice(s![..rows, ..]),
-                mlp.coefs[i].t(),
-                0.0,
-                prev.view_mut(),
-            );
-            Zip::from(&mut prev)
-                .and(&work.activations[i - 1].slice(s![..rows, ..]))
-                .for_each(|d, &a| {
-                    if a <= 0.0 {
-                        *d = 0.0;
-                    }
-                });
+            let prev = &mut lower[i - 1];
+            let below = activations[i - 1].slice(s![..rows, ..]);
+            rayon::join(gradients, || {
+                // delta[i-1] = (delta[i] @ W[i]^T) * relu'(activation[i-1]).
+                let mut prev = prev.slice_mut(s![..rows, ..]);
+                gemm(1.0, delta, mlp.coefs[i].t(), 0.0, prev.view_mut());
+                let prev = prev.as_slice_mut().expect("standard layout");
+                let below = below.as_slice().expect("standard layout");
+                // Branch-free (a store for every element), so that it vectorises.
+                for (d, &a) in prev.iter_mut().zip(below) {
+                    *d = if a <= 0.0 { 0.0 } else { *d };
+                }
+            });
+        } else {
+            gradients();
         }
     }
     (loss, correct)
@@ -357,24 +401,27 @@ pub fn loss_gradient(
 ) -> (f64, Vec<Array2<f32>>, Vec<Array1<f32>>) {
     let mut work = Workspace::new(mlp, x.nrows());
     let sparse_input = use_sparse_input(x);
-    let (loss, _) = backprop(mlp, x, labels, alpha, &mut work, sparse_input);
+    let sum_sq = sum_squared_weights(mlp);
+    let (loss, _) = backprop(mlp, x, labels, alpha, sum_sq, &mut work, sparse_input);
     (loss, work.coef_grads, work.intercept_grads)
 }
 
 /// One Adam step (scikit-learn's `AdamOptimizer._get_updates`) on `param`, element by element.
-fn adam_update(param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], h: &AdamStep) {
-    const CHUNK: usize = 1 << 14;
-    param
+/// Returns the sum of squares of the updated `param`, summed as `sum_squared_weights` does.
+fn adam_update(param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], h: &AdamStep) -> f64 {
+    let partials: Vec<f64> = param
         .par_chunks_mut(CHUNK)
         .zip(grad.par_chunks(CHUNK))
         .zip(m.par_chunks_mut(CHUNK))
         .zip(v.par_chunks_mut(CHUNK))
-        .for_each(|(((p, g), m), v)| adam_chunk(p, g, m, v, h));
+        .map(|(((p, g), m), v)| adam_chunk(p, g, m, v, h))
+        .collect();
+    partials.iter().sum()
 }
 
 /// Adam on one chunk, built for the widest vector unit the CPU has (the same arithmetic, no
 /// fused operations, so every build gives the same numbers).
-fn adam_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &AdamStep) {
+fn adam_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &AdamStep) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -386,28 +433,68 @@ fn adam_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &AdamSt
             return unsafe { adam_chunk_avx2(p, g, m, v, h) };
         }
     }
-    adam_chunk_generic(p, g, m, v, h);
+    adam_chunk_generic(p, g, m, v, h)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn adam_chunk_avx512(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &AdamStep) {
-    adam_chunk_generic(p, g, m, v, h);
+unsafe fn adam_chunk_avx512(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    h: &AdamStep,
+) -> f64 {
+    adam_chunk_generic(p, g, m, v, h)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn adam_chunk_avx2(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &AdamStep) {
-    adam_chunk_generic(p, g, m, v, h);
+unsafe fn adam_chunk_avx2(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    h: &AdamStep,
+) -> f64 {
+    adam_chunk_generic(p, g, m, v, h)
 }
 
 #[inline(always)]
-fn adam_chunk_generic(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &AdamStep) {
-    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+fn adam_chunk_generic(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &AdamStep) -> f64 {
+    #[inline(always)]
+    fn one(p: &mut f32, g: f32, m: &mut f32, v: &mut f32, h: &AdamStep) {
         *m = h.beta1 * *m + (1.0 - h.beta1) * g;
         *v = h.beta2 * *v + (1.0 - h.beta2) * g * g;
         *p -= h.learning_rate * *m / (v.sqrt() + h.epsilon);
     }
+    let n = p.len();
+    assert!(g.len() == n && m.len() == n && v.len() == n);
+    // The sum of squares of the new values, accumulated as `sum_squares_chunk` does.
+    let mut acc = [0.0f64; SQ_LANES];
+    let main = n - n % SQ_LANES;
+    for (((p, g), m), v) in p[..main]
+        .chunks_exact_mut(SQ_LANES)
+        .zip(g.chunks_exact(SQ_LANES))
+        .zip(m.chunks_exact_mut(SQ_LANES))
+        .zip(v.chunks_exact_mut(SQ_LANES))
+    {
+        for j in 0..SQ_LANES {
+            one(&mut p[j], g[j], &mut m[j], &mut v[j], h);
+            acc[j] += f64::from(p[j]) * f64::from(p[j]);
+        }
+    }
+    for (j, (((p, &g), m), v)) in p[main..]
+        .iter_mut()
+        .zip(&g[main..])
+        .zip(&mut m[main..])
+        .zip(&mut v[main..])
+        .enumerate()
+    {
+        one(p, g, m, v, h);
+        acc[j] += f64::from(*p) * f64::from(*p);
+    }
+    acc.iter().sum()
 }
 
 struct AdamStep {
@@ -434,6 +521,8 @@ pub struct Trainer {
     work: Option<Workspace>,
     /// The training rows are mostly zeros: the first layer skips them.
     sparse_input: bool,
+    /// `sum_squared_weights(&mlp)`, kept up to date by the Adam pass (None: not known yet).
+    sum_sq: Option<f64>,
 }
 
 impl Trainer {
@@ -468,6 +557,7 @@ impl Trainer {
             progress: None,
             work: None,
             sparse_input: false,
+            sum_sq: None,
         }
     }
 
@@ -609,11 +699,16 @@ impl Trainer {
         }
         let labels: Vec<u8> = idx.iter().map(|&r| train.labels[r]).collect();
         let x = std::mem::take(&mut work.x);
+        let sum_sq = match self.sum_sq {
+            Some(v) => v,
+            None => sum_squared_weights(&self.mlp),
+        };
         let result = backprop(
             &self.mlp,
             x.slice(s![..rows, ..]),
             &labels,
             self.params.alpha,
+            sum_sq,
             work,
             self.sparse_input,
         );
@@ -633,15 +728,16 @@ impl Trainer {
             beta2: p.beta2,
             epsilon: p.epsilon,
         };
+        let mut sum_sq = 0.0;
         for i in 0..self.mlp.coefs.len() {
-            adam_update(
+            sum_sq += adam_update(
                 self.mlp.coefs[i].as_slice_mut().expect("standard layout"),
                 work.coef_grads[i].as_slice().expect("standard layout"),
                 adam.m_coefs[i].as_slice_mut().expect("standard layout"),
                 adam.v_coefs[i].as_slice_mut().expect("standard layout"),
                 &h,
             );
-            adam_update(
+            let _ = adam_update(
                 self.mlp.intercepts[i]
                     .as_slice_mut()
                     .expect("standard layout"),
@@ -655,6 +751,7 @@ impl Trainer {
                 &h,
             );
         }
+        self.sum_sq = Some(sum_sq);
         result
     }
 
