@@ -129,28 +129,11 @@ pub fn model_for(cli: &Cli, split: &Split) -> anyhow::Result<Mlp> {
     }
 }
 
-/// Open a saved model and check that it fits the data.
+/// Open a saved model and check that it fits the data (input width and classes).
 pub fn load_model(path: &Path, data: &Dataset) -> anyhow::Result<Mlp> {
     let mlp = nn::load_npz(path)?;
-    if mlp.n_inputs() != data.n_features() {
-        bail!(
-            "{}: the model takes {} inputs, but {} has {} features per row: expected a model \
-             trained on this kind of data",
-            path.display(),
-            mlp.n_inputs(),
-            data.source,
-            data.n_features()
-        );
-    }
-    if mlp.n_outputs() < data.n_classes() {
-        bail!(
-            "{}: the model has {} outputs, but {} has {} classes",
-            path.display(),
-            mlp.n_outputs(),
-            data.source,
-            data.n_classes()
-        );
-    }
+    mlp.check_fits(data.n_features(), data.n_classes())
+        .with_context(|| format!("{} with {}", path.display(), data.source))?;
     Ok(mlp)
 }
 
