@@ -152,12 +152,6 @@ impl Dataset {
         }
         self
     }
-
-    /// One row as an image (height x width), when the data set has an image shape.
-    pub fn image(&self, row: usize) -> Option<ndarray::ArrayView2<'_, f32>> {
-        let (h, w) = self.image_shape?;
-        self.features.row(row).into_shape_with_order((h, w)).ok()
-    }
 }
 
 /// The image shape of `n_features` pixels: side x side when it is a perfect square.
