@@ -53,6 +53,24 @@ pub struct Split {
     pub test: Dataset,
 }
 
+// SHIM(middle): the data branch's contract; its real versions replace these at merge.
+/// Which part of a [`Split`] a row belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The training rows.
+    Train,
+    /// The held-out rows.
+    Test,
+}
+
+// SHIM(middle): the data branch's contract.
+impl Split {
+    /// The training rows embedded when `n` are asked for: embedded point i is training row i.
+    pub fn embedded(&self, n: usize) -> std::ops::Range<usize> {
+        0..n.min(self.train.n_rows())
+    }
+}
+
 impl Dataset {
     /// Number of rows.
     pub fn n_rows(&self) -> usize {

@@ -99,6 +99,16 @@ impl Default for ExplainParams {
 }
 
 impl ExplainParams {
+    // SHIM(middle): the explain branch's contract; its real version replaces this at merge.
+    /// The method's default samples (steps for integrated gradients) and the other defaults.
+    pub fn for_method(method: Method) -> ExplainParams {
+        ExplainParams {
+            method,
+            samples: Self::default_samples(method),
+            ..ExplainParams::default()
+        }
+    }
+
     /// The default number of samples of a method: 200 iterations or permutations, 50 steps.
     pub fn default_samples(method: Method) -> usize {
         match method {

@@ -17,9 +17,28 @@ pub use sparse::{
 };
 pub use train::{EpochMetrics, StopReason, TrainParams, Trainer, evaluate, loss_gradient};
 
+use std::path::Path;
+
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+// SHIM(middle): the nn branch's contract; its real versions replace these at merge.
+/// The epoch limit when none is given (scikit-learn's `max_iter`).
+pub const DEFAULT_MAX_EPOCHS: usize = 200;
+
+// SHIM(middle): the nn branch's contract.
+/// Open a saved model and check that it fits data of this width and class count.
+///
+/// # Errors
+/// When the file cannot be read as a model, or the model does not fit.
+pub fn load_model(path: &Path, n_features: usize, n_classes: usize) -> anyhow::Result<Mlp> {
+    let model = load_npz(path)?;
+    model
+        .check_fits(n_features, n_classes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(model)
+}
 
 /// A trained or freshly initialised network.
 #[derive(Debug, Clone, PartialEq)]

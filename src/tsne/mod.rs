@@ -131,6 +131,13 @@ pub struct TsneProgress<'a> {
     pub embedding: ArrayView2<'a, f32>,
 }
 
+// SHIM(middle): the tsne branch's contract; its real version replaces this at merge.
+/// Share of each point's 10 nearest neighbours in `high` kept among its 10 nearest in `low`;
+/// `None` for 10 points or fewer, where the figure means nothing.
+pub fn trust(high: ArrayView2<f32>, low: ArrayView2<f32>) -> Option<f64> {
+    (high.nrows() > 10).then(|| neighbour_preservation(high, low, 10))
+}
+
 /// The result of a run.
 #[derive(Debug, Clone)]
 pub struct Embedding {
