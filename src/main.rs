@@ -15,7 +15,8 @@ fn main() -> ExitCode {
         Some(Command::Embed(args)) => headless::embed(&cli, args),
         Some(Command::Explain(args)) => headless::explain(&cli, args),
         Some(Command::Snapshot(args)) => headless::snapshot(&cli, args),
-        None => layerscope::tui::run(&cli),
+        // Data and model are loaded and checked before the terminal is taken over.
+        None => layerscope::tui::config(&cli).and_then(|config| layerscope::tui::run(&cli, config)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

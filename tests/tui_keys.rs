@@ -2,7 +2,7 @@
 //! and ask the worker for the right commands.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use layerscope::compute::{Command, Method};
+use layerscope::compute::{Command, Method, Part};
 use layerscope::tui::app::{
     Action, ColorBy, Direction, ImageSet, TrainStatus, nearest_in_direction,
 };
@@ -152,7 +152,7 @@ fn enter_explains_the_selected_image() {
     let [Command::Explain(r)] = cmds[..] else {
         panic!("{cmds:?}")
     };
-    assert!(r.from_train && r.index == 13 && r.class.is_none());
+    assert!(r.part == Part::Train && r.index == 13 && r.class.is_none());
     assert_eq!(r.id, app.saliency.request_id);
     assert!(app.saliency.estimate.is_none(), "the old map is cleared");
 }
@@ -222,7 +222,7 @@ fn saliency_keys_supersede_the_request() {
     .collect();
     assert_eq!(ids, vec![1, 2, 3, 4]);
     assert_eq!(app.saliency.index, 1);
-    assert_eq!(app.saliency.method, Method::Permutation);
+    assert_eq!(app.saliency.method, Method::GradientTimesInput);
     press(&mut app, KeyCode::Left);
     press(&mut app, KeyCode::Left);
     assert_eq!(app.saliency.index, 99, "wraps around the test set");

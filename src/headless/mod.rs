@@ -379,7 +379,7 @@ pub fn snapshot(cli: &Cli, args: &SnapshotArgs) -> anyhow::Result<()> {
             args.height
         );
     }
-    let app = crate::tui::build_app(cli, Duration::from_secs(24 * 3600))?;
+    let app = crate::tui::build_app(crate::tui::config(cli)?, Duration::from_secs(24 * 3600))?;
     // Plain text has no colours to tell pixels and classes apart: draw it as the no-colour
     // theme does (shade characters, digit glyphs); with --ansi, in 24-bit colour.
     let depth = if args.ansi {

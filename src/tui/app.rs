@@ -8,10 +8,40 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ndarray::{Array2, ArrayView1, Axis};
 
 use crate::compute::{
-    Command, EmbedSnapshot, EpochRecord, Event, ExplainRequest, JobKind, Method, ModelReport,
+    Command, EmbedSnapshot, EpochMetrics, Event, ExplainRequest, JobKind, Method, ModelReport,
     SaliencySnapshot, Slots, StopReason,
 };
-use crate::data::Split;
+use crate::data::{Part, Split};
+
+/// A test metric the engine may not have (no test split): `None` then. Takes the engine's
+/// `Option<f64>` as it is, and reads a non-finite value as missing.
+pub fn metric(v: impl Into<Option<f64>>) -> Option<f64> {
+    v.into().filter(|v| v.is_finite())
+}
+
+/// The attribution methods in the order `m` cycles through them, the engine's default first.
+pub const METHODS: [Method; 4] = [
+    Method::Permutation,
+    Method::GradientTimesInput,
+    Method::IntegratedGradients,
+    Method::Notebook,
+];
+
+/// The method after `m` in [`METHODS`].
+pub fn next_method(m: Method) -> Method {
+    let i = METHODS.iter().position(|&x| x == m).unwrap_or(0);
+    METHODS[(i + 1) % METHODS.len()]
+}
+
+/// A short name of a method, for titles.
+pub fn method_label(m: Method) -> &'static str {
+    match m {
+        Method::Notebook => "notebook Shapley",
+        Method::Permutation => "permutation Shapley",
+        Method::GradientTimesInput => "gradient x input",
+        Method::IntegratedGradients => "integrated gradients",
+    }
+}
 
 /// The three tabs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -234,7 +264,7 @@ pub struct TrainingState {
     /// Layer sizes, input first.
     pub layer_sizes: Vec<usize>,
     /// One record per finished epoch.
-    pub history: Vec<EpochRecord>,
+    pub history: Vec<EpochMetrics>,
     /// Where training is.
     pub status: TrainStatus,
     /// Chart series (epoch, value), kept with the history so drawing converts nothing.
@@ -256,15 +286,15 @@ pub struct TrainingSeries {
 
 impl TrainingState {
     /// Record one epoch.
-    pub fn push(&mut self, r: EpochRecord) {
+    pub fn push(&mut self, r: EpochMetrics) {
         #[expect(clippy::cast_precision_loss)]
         let x = r.epoch as f64;
         self.series.train_loss.push((x, r.train_loss));
         self.series.train_accuracy.push((x, r.train_accuracy));
-        if let Some(v) = r.test_loss {
+        if let Some(v) = metric(r.test_loss) {
             self.series.test_loss.push((x, v));
         }
-        if let Some(v) = r.test_accuracy {
+        if let Some(v) = metric(r.test_accuracy) {
             self.series.test_accuracy.push((x, v));
         }
         self.history.push(r);
@@ -368,7 +398,8 @@ pub struct SaliencyState {
 }
 
 impl SaliencyState {
-    fn set_estimate(&mut self, snap: SaliencySnapshot) {
+    /// Show `snap` as the current estimate.
+    pub fn set_estimate(&mut self, snap: SaliencySnapshot) {
         self.max_abs = snap.values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         #[expect(clippy::cast_precision_loss)]
         let mean = |s: &Vec<f32>| s.iter().sum::<f32>() / s.len().max(1) as f32;
@@ -588,7 +619,7 @@ impl App {
                 return self.request_explanation();
             }
             Action::CycleMethod => {
-                self.saliency.method = self.saliency.method.next();
+                self.saliency.method = next_method(self.saliency.method);
                 return self.request_explanation();
             }
         }
@@ -640,7 +671,10 @@ impl App {
         s.explained_class = s.class;
         vec![Command::Explain(ExplainRequest {
             id: s.request_id,
-            from_train: s.set == ImageSet::Train,
+            part: match s.set {
+                ImageSet::Test => Part::Test,
+                ImageSet::Train => Part::Train,
+            },
             index: s.index,
             class: s.class,
             method: s.method,
@@ -761,6 +795,7 @@ impl App {
                     StopReason::Converged => TrainStatus::Converged,
                     StopReason::MaxEpochs => TrainStatus::MaxEpochs,
                     StopReason::Cancelled => TrainStatus::Paused,
+                    StopReason::Diverged { .. } => TrainStatus::Failed,
                 };
             }
             Event::ModelReady(report) => {
@@ -813,8 +848,19 @@ impl App {
                     self.apply_embedding(snap, None, false);
                 }
             }
-            Event::EmbedDone { snapshot, trust } => {
+            Event::EmbedDone {
+                layer,
+                embedding,
+                trust,
+            } => {
                 let _ = slots.embedding.take();
+                let snapshot = EmbedSnapshot {
+                    layer,
+                    iteration: embedding.n_iter,
+                    n_iter: embedding.n_iter,
+                    kl_divergence: Some(embedding.kl_divergence),
+                    coords: embedding.coords,
+                };
                 self.apply_embedding(snapshot, trust, true);
             }
             Event::ExplainStarted { request, class } => {
@@ -830,8 +876,13 @@ impl App {
                     self.saliency.set_estimate(snap);
                 }
             }
-            Event::ExplainDone(snap) => {
-                if snap.id == self.saliency.request_id {
+            Event::ExplainDone {
+                id,
+                attribution,
+                seconds,
+            } => {
+                if id == self.saliency.request_id {
+                    let snap = SaliencySnapshot::from_attribution(id, &attribution, seconds);
                     self.saliency.set_estimate(snap);
                     self.saliency.done = true;
                     self.saliency.running = false;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ndarray::{Array2, Axis};
 
 use super::app::{App, Panel, TrainStatus};
-use crate::compute::{EpochRecord, Event, ModelReport, SaliencySnapshot, Slots, StopReason};
+use crate::compute::{EpochMetrics, Event, ModelReport, SaliencySnapshot, Slots, StopReason};
 use crate::data::{self, Split};
 
 /// Training rows in the fixture (all embedded).
@@ -48,6 +48,11 @@ fn probabilities(labels: &[u8], n_classes: usize) -> Array2<f32> {
     })
 }
 
+/// A test metric in the engine's type, whether that is `f64` or `Option<f64>`.
+fn test_metric<T: From<f64>>(v: f64) -> T {
+    T::from(v)
+}
+
 /// The fixture state, on the Training tab.
 pub fn demo_app() -> App {
     let full = data::load_onboard()
@@ -80,12 +85,12 @@ pub fn demo_app() -> App {
         #[expect(clippy::cast_precision_loss)]
         let t = e as f64;
         app.on_event(
-            Event::Epoch(EpochRecord {
+            Event::Epoch(EpochMetrics {
                 epoch: e,
                 train_loss: 2.3 * (-t / 6.0).exp() + 0.01,
                 train_accuracy: 1.0 - 0.9 * (-t / 5.0).exp(),
-                test_loss: Some(2.3 * (-t / 7.0).exp() + 0.25),
-                test_accuracy: Some(0.93 - 0.83 * (-t / 6.0).exp()),
+                test_loss: test_metric(2.3 * (-t / 7.0).exp() + 0.25),
+                test_accuracy: test_metric(0.93 - 0.83 * (-t / 6.0).exp()),
                 seconds: 0.8,
                 samples_per_sec: 6250.0,
             }),
@@ -152,17 +157,16 @@ pub fn demo_app() -> App {
         })
         .collect();
     let stderr = vec![0.0015; values.len()];
-    app.on_event(
-        Event::ExplainDone(SaliencySnapshot {
-            id: 0,
-            values,
-            stderr: Some(stderr),
-            samples_done: 200,
-            samples_total: 200,
-            seconds: 3.2,
-        }),
-        &slots,
-    );
+    app.saliency.set_estimate(SaliencySnapshot {
+        id: 0,
+        values,
+        stderr: Some(stderr),
+        samples_done: 200,
+        samples_total: 200,
+        seconds: 3.2,
+    });
+    app.saliency.done = true;
+    app.saliency.running = false;
     app.saliency.explained_class = Some(usize::from(split.test.labels[0]));
     app.training.status = TrainStatus::Converged;
     app.idle = true;

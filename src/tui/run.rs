@@ -71,7 +71,7 @@ fn install_panic_hook() {
 }
 
 /// Open the terminal app: draw, handle keys, drive the worker; return when the user quits.
-pub fn run(cli: &Cli) -> anyhow::Result<()> {
+pub fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
     if !io::stdout().is_terminal() {
         return Err(NotATerminal.into());
     }
@@ -88,20 +88,21 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         terminal::Clear(terminal::ClearType::All)
     )?;
     let mut term = Terminal::new(CrosstermBackend::new(io::stdout()))?;
-    let result = event_loop(cli, &theme, &mut term);
+    let result = event_loop(config, &theme, &mut term);
     drop(term);
     drop(guard);
     result
 }
 
 fn event_loop(
-    cli: &Cli,
+    config: Config,
     theme: &Theme,
     term: &mut Terminal<CrosstermBackend<Stdout>>,
 ) -> anyhow::Result<()> {
-    let mut app = App::new(cli.view.perplexity);
+    let mut app = App::new(config.perplexity);
     term.draw(|f| render::draw(f, &app, theme))?;
     // Test hook for the end-to-end tests: a panic on the UI thread must restore the terminal.
+    #[cfg(feature = "test-support")]
     if std::env::var("LAYERSCOPE_TEST_PANIC").as_deref() == Ok("ui") {
         panic!("test panic on the UI thread");
     }
@@ -128,7 +129,7 @@ fn event_loop(
             }
         })?
     };
-    let worker = Worker::spawn(Config::from_cli(cli), move |e| {
+    let worker = Worker::spawn(config, move |e| {
         let _ = tx.send(UiEvent::Worker(e));
     });
 

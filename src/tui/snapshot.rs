@@ -11,7 +11,6 @@ use ratatui::style::{Color, Modifier, Style};
 use super::app::{App, Tab};
 use super::render;
 use super::theme::{ColorDepth, Theme};
-use crate::cli::Cli;
 use crate::compute::{self, Config};
 
 /// One frame of `tab` at `width` x `height` as text lines (trailing spaces kept), with ANSI
@@ -147,13 +146,16 @@ fn color_code(c: Color, bg: bool) -> Option<String> {
     }
 }
 
-/// Build the app state headlessly: run the whole pipeline (train or load, embed every layer,
-/// explain the first test image) with the worker and feed every event to a fresh [`App`].
-/// A job that fails (data or model not loadable, diverging loss, ...) is an error here.
-pub fn build_app(cli: &Cli, timeout: Duration) -> anyhow::Result<App> {
-    let mut app = App::new(cli.view.perplexity);
+/// Build the app state headlessly: run the whole pipeline (train or load, explain the first test
+/// image, embed every layer) with the worker and feed every event to a fresh [`App`].
+/// A job that fails (a model that does not fit, diverging loss, ...) is an error here.
+///
+/// # Errors
+/// The first job's failure, or the pipeline not finishing within `timeout`.
+pub fn build_app(config: Config, timeout: Duration) -> anyhow::Result<App> {
+    let mut app = App::new(config.perplexity);
     let mut failure = None;
-    compute::run_pipeline(Config::from_cli(cli), timeout, |event, slots| {
+    compute::run_pipeline(config, timeout, |event, slots| {
         if let compute::Event::JobFailed { message, .. } = &event {
             failure.get_or_insert_with(|| message.clone());
         }

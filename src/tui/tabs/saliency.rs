@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
 
-use crate::tui::app::{App, ImageSet};
+use crate::tui::app::{App, ImageSet, method_label};
 use crate::tui::tabs::training::duration;
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{Heatmap, Legend, ProbabilityBars, Scale};
@@ -131,7 +131,7 @@ fn render_info(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
     };
     let mut spans = vec![
         Span::styled("method ", theme.dim()),
-        Span::styled(s.method.label(), theme.accent()),
+        Span::styled(method_label(s.method), theme.accent()),
         Span::styled("  explaining ", theme.dim()),
         Span::raw(class_text),
     ];

@@ -8,7 +8,7 @@ use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, LegendPosition, Paragraph, Widget};
 
-use crate::tui::app::App;
+use crate::tui::app::{App, metric};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::ConfusionGrid;
 
@@ -227,7 +227,7 @@ fn render_stats(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
             Span::styled(format!("train {:.4}", e.train_loss), theme.series_train()),
             Span::raw("  "),
             Span::styled(
-                format!("test {}", test(e.test_loss, false)),
+                format!("test {}", test(metric(e.test_loss), false)),
                 theme.series_test(),
             ),
         ]));
@@ -239,7 +239,7 @@ fn render_stats(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
             ),
             Span::raw("  "),
             Span::styled(
-                format!("test {}", test(e.test_accuracy, true)),
+                format!("test {}", test(metric(e.test_accuracy), true)),
                 theme.series_test(),
             ),
         ]));

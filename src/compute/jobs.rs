@@ -1,0 +1,190 @@
+//! What is wanted, and the one rule that picks the next job from it. Nothing here is a queue:
+//! a command changes what is wanted (a new explanation request replaces the old one, as gitui's
+//! `AsyncSingleJob` overwrites its pending job; a new perplexity replaces the layers still to
+//! embed), and [`Wants::next`] derives the job to run now.
+
+use std::collections::BTreeSet;
+
+use super::protocol::{ExplainRequest, JobKind};
+
+/// Where training is, as far as the scheduler cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Training {
+    /// Epochs are wanted.
+    Running,
+    /// Paused by the user: nothing runs until resumed (nothing else can run without a model).
+    Paused,
+    /// Not training: converged, stopped, diverged, or a model was loaded.
+    Idle,
+}
+
+/// A unit of work.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Job {
+    /// Train (or resume training).
+    Train,
+    /// Adopt the model so far and report what it predicts.
+    Finish,
+    /// t-SNE of one layer.
+    Embed {
+        /// Layer, notebook numbering.
+        layer: usize,
+        /// Perplexity.
+        perplexity: f64,
+    },
+    /// Explain one image.
+    Explain(ExplainRequest),
+}
+
+impl Job {
+    /// The kind of job, for failures and for which command supersedes it.
+    pub fn kind(&self) -> JobKind {
+        match self {
+            Job::Train | Job::Finish => JobKind::Train,
+            Job::Embed { .. } => JobKind::Embed,
+            Job::Explain(_) => JobKind::Explain,
+        }
+    }
+}
+
+/// Everything the user wants done and not yet done.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wants {
+    /// Training.
+    pub training: Training,
+    /// The model so far is to be adopted and reported (after training or on loading).
+    pub report: bool,
+    /// Layers still to embed, at `perplexity`.
+    pub layers: BTreeSet<usize>,
+    /// Perplexity of the embeddings wanted.
+    pub perplexity: f64,
+    /// The latest explanation request not yet answered.
+    pub explanation: Option<ExplainRequest>,
+}
+
+impl Wants {
+    /// The job to run now, by one priority rule: training, then adopting its model; nothing
+    /// else without a model; then the explanation the user is looking at; then the next layer
+    /// to embed, shallowest first. While training is paused nothing runs.
+    pub fn next(&self, has_model: bool) -> Option<Job> {
+        match self.training {
+            Training::Running => return Some(Job::Train),
+            Training::Paused => return None,
+            Training::Idle => {}
+        }
+        if self.report {
+            return Some(Job::Finish);
+        }
+        if !has_model {
+            return None;
+        }
+        if let Some(request) = self.explanation {
+            return Some(Job::Explain(request));
+        }
+        self.layers.first().map(|&layer| Job::Embed {
+            layer,
+            perplexity: self.perplexity,
+        })
+    }
+
+    /// `job` finished (or failed for good): it is no longer wanted. A request superseded while
+    /// it ran stays wanted (it is another request).
+    pub fn done(&mut self, job: &Job) {
+        match job {
+            Job::Train => self.training = Training::Idle,
+            Job::Finish => self.report = false,
+            Job::Embed { layer, perplexity } => {
+                if *perplexity == self.perplexity {
+                    self.layers.remove(layer);
+                }
+            }
+            Job::Explain(request) => {
+                if self.explanation.is_some_and(|r| r.id == request.id) {
+                    self.explanation = None;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(id: u64) -> ExplainRequest {
+        ExplainRequest {
+            id,
+            ..ExplainRequest::first()
+        }
+    }
+
+    fn pipeline() -> Wants {
+        Wants {
+            training: Training::Running,
+            report: true,
+            layers: [2, 3, 4].into_iter().collect(),
+            perplexity: 30.0,
+            explanation: Some(request(0)),
+        }
+    }
+
+    #[test]
+    fn the_pipeline_runs_in_priority_order() {
+        let mut wants = pipeline();
+        let mut has_model = false;
+        let mut order = Vec::new();
+        while let Some(job) = wants.next(has_model) {
+            has_model |= job == Job::Finish;
+            wants.done(&job);
+            order.push(job);
+        }
+        let embed = |layer| Job::Embed {
+            layer,
+            perplexity: 30.0,
+        };
+        assert_eq!(
+            order,
+            vec![
+                Job::Train,
+                Job::Finish,
+                Job::Explain(request(0)),
+                embed(2),
+                embed(3),
+                embed(4)
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_runs_while_paused_or_without_a_model() {
+        let mut wants = pipeline();
+        wants.training = Training::Paused;
+        assert_eq!(wants.next(true), None);
+        wants.training = Training::Idle;
+        wants.report = false;
+        assert_eq!(wants.next(false), None, "nothing to explain or embed yet");
+        assert_eq!(wants.next(true), Some(Job::Explain(request(0))));
+    }
+
+    #[test]
+    fn a_superseded_request_finishing_late_does_not_clear_the_new_one() {
+        let mut wants = pipeline();
+        wants.training = Training::Idle;
+        wants.report = false;
+        let running = wants.next(true).unwrap();
+        wants.explanation = Some(request(7));
+        wants.done(&running);
+        assert_eq!(wants.next(true), Some(Job::Explain(request(7))));
+        let old_layer = Job::Embed {
+            layer: 2,
+            perplexity: 30.0,
+        };
+        wants.explanation = None;
+        wants.perplexity = 5.0;
+        wants.done(&old_layer);
+        assert!(
+            wants.layers.contains(&2),
+            "layer 2 at the new perplexity is still wanted"
+        );
+    }
+}

@@ -1,0 +1,549 @@
+//! The worker thread: it owns the trainer and the model, keeps what is wanted ([`Wants`]), and
+//! runs the job [`Wants::next`] derives, each with its own [`Cancel`] token. The UI's
+//! [`Worker::send`] cancels the running job when the command supersedes it, under the same lock
+//! the worker takes to absorb commands and start the next job, so a command never misses the job
+//! it supersedes.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use ndarray::{Axis, s};
+
+use super::cancel::Cancel;
+use super::jobs::{Job, Training, Wants};
+use super::protocol::{
+    Command, Config, EmbedSnapshot, Event, ExplainRequest, JobKind, ModelReport, SaliencySnapshot,
+};
+use super::slot::Slots;
+use crate::Cancelled;
+use crate::data::{Dataset, Part, Split};
+use crate::explain::{self, ExplainParams, PreparedBackground};
+use crate::nn::{self, Mlp, StopReason, Trainer};
+use crate::tsne;
+
+/// The job running now and its token, shared by the worker and its handle.
+type Running = Arc<Mutex<Option<(JobKind, Cancel)>>>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Whether `command` makes a running job of `kind` pointless.
+fn supersedes(command: &Command, kind: JobKind) -> bool {
+    match command {
+        Command::Pause | Command::StopTraining => kind == JobKind::Train,
+        Command::RestartTraining { .. } | Command::Quit => true,
+        Command::Embed { .. } => kind == JobKind::Embed,
+        Command::Explain(_) => kind == JobKind::Explain,
+        Command::Resume => false,
+    }
+}
+
+/// The UI's handle on the worker thread.
+pub struct Worker {
+    tx: Sender<Command>,
+    running: Running,
+    /// Latest-wins payloads.
+    pub slots: Arc<Slots>,
+    done: Receiver<()>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Start the worker; `notify` is called from the worker thread for every event.
+    pub fn spawn(config: Config, notify: impl Fn(Event) + Send + 'static) -> Worker {
+        let (tx, rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
+        let running = Running::default();
+        let slots = Arc::new(Slots::default());
+        let (r, sl) = (Arc::clone(&running), Arc::clone(&slots));
+        let handle = std::thread::Builder::new()
+            .name("compute".into())
+            .spawn(move || {
+                let mut state = WorkerState::new(config, rx, r, sl, Box::new(notify));
+                state.run();
+                let _ = done_tx.send(());
+            })
+            .ok();
+        Worker {
+            tx,
+            running,
+            slots,
+            done,
+            handle,
+        }
+    }
+
+    /// Send a command, first cancelling the running job when the command supersedes it.
+    pub fn send(&self, command: Command) {
+        let running = lock(&self.running);
+        if let Some((kind, token)) = running.as_ref()
+            && supersedes(&command, *kind)
+        {
+            token.cancel();
+        }
+        let _ = self.tx.send(command);
+    }
+
+    /// Ask the worker to stop and wait for it at most `timeout` (a job deep inside an engine may
+    /// take a moment to see its cancel token; the process may exit without it).
+    pub fn shutdown(mut self, timeout: Duration) -> bool {
+        self.send(Command::Quit);
+        let finished = self.done.recv_timeout(timeout).is_ok();
+        if finished && let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        finished
+    }
+}
+
+/// The rows of one part of the split.
+fn part(split: &Split, part: Part) -> &Dataset {
+    match part {
+        Part::Train => &split.train,
+        Part::Test => &split.test,
+    }
+}
+
+struct WorkerState {
+    config: Config,
+    rx: Receiver<Command>,
+    running: Running,
+    slots: Arc<Slots>,
+    notify: Box<dyn Fn(Event) + Send>,
+    /// A saved model was given: nothing to train or retrain.
+    loaded: bool,
+    trainer: Option<Trainer>,
+    model: Option<Mlp>,
+    /// The model's pass over the background (first layer of every row, mean outputs), made
+    /// once per model and shared by every explanation of it.
+    prepared: Option<PreparedBackground>,
+    wants: Wants,
+    include_input: bool,
+    /// The latest explanation request, asked again after a restart.
+    last_explain: ExplainRequest,
+}
+
+impl WorkerState {
+    fn new(
+        mut config: Config,
+        rx: Receiver<Command>,
+        running: Running,
+        slots: Arc<Slots>,
+        notify: Box<dyn Fn(Event) + Send>,
+    ) -> WorkerState {
+        let model = config.model.take();
+        let perplexity = config.perplexity;
+        WorkerState {
+            config,
+            rx,
+            running,
+            slots,
+            notify,
+            loaded: model.is_some(),
+            trainer: None,
+            model,
+            prepared: None,
+            wants: Wants {
+                training: Training::Idle,
+                report: false,
+                layers: std::collections::BTreeSet::new(),
+                perplexity,
+                explanation: None,
+            },
+            include_input: false,
+            last_explain: ExplainRequest::first(),
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        (self.notify)(event);
+    }
+
+    fn fail(&self, job: JobKind, message: String) {
+        self.emit(Event::JobFailed { job, message });
+    }
+
+    fn embed_rows(&self) -> std::ops::Range<usize> {
+        self.config.split.embedded(self.config.embed_n)
+    }
+
+    fn run(&mut self) {
+        if let Err(message) = self.start() {
+            self.fail(JobKind::Load, message);
+            self.wait_for_quit();
+            return;
+        }
+        loop {
+            let next = {
+                let shared = Arc::clone(&self.running);
+                let mut running = lock(&shared);
+                *running = None;
+                // Commands sent until now are taken in under the lock; those sent later find
+                // the new job's token in `running`.
+                while let Ok(command) = self.rx.try_recv() {
+                    if !self.absorb(command) {
+                        return;
+                    }
+                }
+                let job = self.wants.next(self.model.is_some());
+                job.map(|job| {
+                    let token = Cancel::new();
+                    *running = Some((job.kind(), token.clone()));
+                    (job, token)
+                })
+            };
+            match next {
+                Some((job, token)) => self.run_job(job, &token),
+                None => {
+                    if self.wants.training != Training::Paused {
+                        self.emit(Event::Idle);
+                    }
+                    let Ok(command) = self.rx.recv() else { return };
+                    if !self.absorb(command) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Announce the data, then adopt the given model or start training; want the rest.
+    fn start(&mut self) -> Result<(), String> {
+        let split = Arc::clone(&self.config.split);
+        self.emit(Event::DataReady {
+            split: Arc::clone(&split),
+            embed_n: self.embed_rows().len(),
+        });
+        match &self.model {
+            Some(model) => {
+                model
+                    .check_fits(split.train.n_features(), split.train.n_classes())
+                    .map_err(|e| format!("the model does not fit the data: {e}"))?;
+                self.wants.report = true;
+            }
+            None => self.new_session(self.config.seed),
+        }
+        self.wants.layers = self.layers();
+        self.wants.explanation = Some(self.last_explain);
+        Ok(())
+    }
+
+    fn wait_for_quit(&self) {
+        self.emit(Event::Idle);
+        while let Ok(command) = self.rx.recv() {
+            if command == Command::Quit {
+                return;
+            }
+        }
+    }
+
+    /// The layers to embed, notebook numbering (1 = input pixels).
+    fn layers(&self) -> std::collections::BTreeSet<usize> {
+        let n_layers = self
+            .model
+            .as_ref()
+            .map_or(self.config.hidden.len() + 2, Mlp::n_layers);
+        let first = if self.include_input { 1 } else { 2 };
+        (first..=n_layers).collect()
+    }
+
+    fn new_session(&mut self, seed: u64) {
+        let split = &self.config.split;
+        let (n_features, n_classes) = (split.train.n_features(), split.train.n_classes());
+        let mut layer_sizes = vec![n_features];
+        layer_sizes.extend_from_slice(&self.config.hidden);
+        layer_sizes.push(n_classes);
+        let params = nn::TrainParams {
+            hidden: self.config.hidden.clone(),
+            max_epochs: self.config.max_epochs,
+            seed,
+            ..nn::TrainParams::default()
+        };
+        self.trainer = Some(Trainer::new(n_features, n_classes, params));
+        self.model = None;
+        self.prepared = None;
+        self.wants.training = Training::Running;
+        self.wants.report = true;
+        self.emit(Event::TrainingStarted {
+            seed,
+            max_epochs: self.config.max_epochs,
+            layer_sizes,
+        });
+    }
+
+    /// Take a command in (it changes what is wanted); false means quit.
+    fn absorb(&mut self, command: Command) -> bool {
+        match command {
+            Command::Quit => return false,
+            Command::Pause => {
+                if self.wants.training == Training::Running {
+                    self.wants.training = Training::Paused;
+                    self.emit(Event::TrainingStopped(StopReason::Cancelled));
+                }
+            }
+            Command::Resume => {
+                if self.wants.training == Training::Paused {
+                    self.wants.training = Training::Running;
+                }
+            }
+            // The model so far is kept: `report` is still wanted, and what follows it.
+            Command::StopTraining => self.wants.training = Training::Idle,
+            Command::RestartTraining { seed } => {
+                if self.loaded {
+                    self.fail(
+                        JobKind::Train,
+                        "a saved model was given (--model): nothing to retrain".into(),
+                    );
+                    return true;
+                }
+                self.new_session(seed);
+                self.wants.layers = self.layers();
+                self.wants.explanation = Some(self.last_explain);
+            }
+            Command::Embed {
+                perplexity,
+                include_input,
+            } => {
+                self.include_input = include_input;
+                self.wants.perplexity = perplexity;
+                self.wants.layers = self.layers();
+            }
+            Command::Explain(request) => {
+                self.last_explain = request;
+                self.wants.explanation = Some(request);
+            }
+        }
+        true
+    }
+
+    fn run_job(&mut self, job: Job, cancel: &Cancel) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| match &job {
+            Job::Train => self.train(cancel),
+            Job::Finish => self.finish(),
+            Job::Embed { layer, perplexity } => self.embed(*layer, *perplexity, cancel),
+            Job::Explain(request) => self.explain(*request, cancel),
+        }));
+        let message = match outcome {
+            Ok(Ok(())) => None,
+            // Still wanted unless the command that cancelled it changed that.
+            Ok(Err(e)) if e.is::<Cancelled>() => return,
+            Ok(Err(e)) => Some(format!("{e:#}")),
+            Err(panic) => Some(format!(
+                "panicked: {}",
+                panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into())
+            )),
+        };
+        self.wants.done(&job);
+        if let Some(message) = message {
+            self.fail(job.kind(), message);
+        }
+    }
+
+    /// Train (or resume) until the engine stops.
+    fn train(&mut self, cancel: &Cancel) -> anyhow::Result<()> {
+        // Test hook for the end-to-end tests: a panicking job is reported, the app lives on.
+        #[cfg(feature = "test-support")]
+        if std::env::var("LAYERSCOPE_TEST_PANIC").as_deref() == Ok("worker") {
+            panic!("test panic in the training job");
+        }
+        let split = Arc::clone(&self.config.split);
+        let Some(trainer) = self.trainer.as_mut() else {
+            return Ok(());
+        };
+        let notify = &self.notify;
+        let mut on_epoch = |m: &nn::EpochMetrics| notify(Event::Epoch(m.clone()));
+        let reason = trainer.run(
+            &split.train,
+            Some(&split.test),
+            &mut on_epoch,
+            Some(cancel.flag()),
+        );
+        match reason {
+            StopReason::Cancelled => return Err(Cancelled.into()),
+            // The engine's rule: a diverged model is neither shown nor explained.
+            StopReason::Diverged { epoch } => {
+                self.wants.report = false;
+                self.emit(Event::TrainingStopped(reason));
+                anyhow::bail!("the training loss diverged at epoch {epoch}: no model to show");
+            }
+            _ => self.emit(Event::TrainingStopped(reason)),
+        }
+        Ok(())
+    }
+
+    /// Adopt the model so far and report what it predicts.
+    fn finish(&mut self) -> anyhow::Result<()> {
+        if let Some(trainer) = &self.trainer {
+            self.model = Some(trainer.model().clone());
+            self.prepared = None;
+        }
+        let model = self.model.as_ref().context("no model")?;
+        let split = &self.config.split;
+        let embed = split.train.features.slice(s![self.embed_rows(), ..]);
+        let embed_probs = model.predict_proba(embed);
+        let test_probs = model.predict_proba(split.test.features.view());
+        let preds = model.predict(split.test.features.view());
+        let confusion = nn::confusion_matrix(&split.test.labels, &preds, split.test.n_classes());
+        self.emit(Event::ModelReady(Arc::new(ModelReport {
+            layer_sizes: model.layer_sizes(),
+            embed_probs,
+            test_probs,
+            confusion,
+        })));
+        Ok(())
+    }
+
+    fn embed(&mut self, layer: usize, perplexity: f64, cancel: &Cancel) -> anyhow::Result<()> {
+        let model = self.model.as_ref().context("no model to embed")?;
+        if layer > model.n_layers() {
+            return Ok(());
+        }
+        let x = self
+            .config
+            .split
+            .train
+            .features
+            .slice(s![self.embed_rows(), ..]);
+        let high = model.layer_output(x, layer);
+        self.emit(Event::EmbedStarted {
+            layer,
+            size: high.ncols(),
+            perplexity,
+        });
+        let (notify, slots) = (&self.notify, &self.slots);
+        let mut progress = |p: &tsne::TsneProgress<'_>| {
+            let snapshot = EmbedSnapshot {
+                layer,
+                iteration: p.iteration,
+                n_iter: p.n_iter,
+                kl_divergence: p.kl_divergence,
+                coords: p.embedding.to_owned(),
+            };
+            if slots.embedding.put(snapshot) {
+                notify(Event::EmbedProgress);
+            }
+        };
+        let params = tsne::TsneParams {
+            perplexity,
+            seed: self.config.seed,
+            progress_every: 10,
+            ..tsne::TsneParams::default()
+        };
+        let result = tsne::tsne(
+            high.view(),
+            &params,
+            Some(&mut progress),
+            Some(cancel.flag()),
+        );
+        cancel.check()?;
+        let embedding = result?;
+        let trust = tsne::trust(high.view(), embedding.coords.view());
+        self.emit(Event::EmbedDone {
+            layer,
+            embedding,
+            trust,
+        });
+        Ok(())
+    }
+
+    fn explain(&mut self, request: ExplainRequest, cancel: &Cancel) -> anyhow::Result<()> {
+        let split = Arc::clone(&self.config.split);
+        let model = self.model.as_ref().context("no model to explain")?;
+        if self.prepared.is_none() {
+            self.prepared = PreparedBackground::new(model, split.train.features.view()).ok();
+        }
+        let data = part(&split, request.part);
+        anyhow::ensure!(
+            request.index < data.n_rows(),
+            "image {} does not exist",
+            request.index
+        );
+        let x = data.features.row(request.index);
+        let class = match request.class {
+            Some(c) => c,
+            None => usize::from(model.predict(x.insert_axis(Axis(0)))[0]),
+        };
+        self.emit(Event::ExplainStarted { request, class });
+        let start = Instant::now();
+        let (notify, slots) = (&self.notify, &self.slots);
+        let mut progress = |p: &explain::ExplainProgress<'_>| {
+            let snapshot = SaliencySnapshot {
+                id: request.id,
+                values: p.values.to_vec(),
+                stderr: p.stderr.map(|s| s.to_vec()),
+                samples_done: p.samples_done,
+                samples_total: p.samples_total,
+                seconds: start.elapsed().as_secs_f64(),
+            };
+            if slots.saliency.put(snapshot) {
+                notify(Event::ExplainProgress);
+            }
+        };
+        // The method's own defaults (samples, steps) come from the engine.
+        let params = ExplainParams {
+            class: Some(class),
+            seed: self.config.seed,
+            progress_every: 5,
+            ..ExplainParams::for_method(request.method)
+        };
+        // The notebook's background: the training images (the estimators sample rows of it).
+        let result = explain::explain_prepared(
+            model,
+            x,
+            split.train.features.view(),
+            self.prepared.as_ref(),
+            &params,
+            Some(&mut progress),
+            Some(cancel.flag()),
+        );
+        cancel.check()?;
+        let attribution = result?;
+        self.emit(Event::ExplainDone {
+            id: request.id,
+            attribution,
+            seconds: start.elapsed().as_secs_f64(),
+        });
+        Ok(())
+    }
+}
+
+/// Run the whole pipeline (train or load, explain the first test image, embed every layer) and
+/// hand every event to `on_event` until the worker is idle, or until `timeout`. For headless use
+/// (`snapshot`) and tests.
+///
+/// # Errors
+/// When the pipeline does not finish within `timeout`.
+pub fn run_pipeline(
+    config: Config,
+    timeout: Duration,
+    mut on_event: impl FnMut(Event, &Slots),
+) -> anyhow::Result<()> {
+    let (tx, rx) = mpsc::channel();
+    let worker = Worker::spawn(config, move |e| {
+        let _ = tx.send(e);
+    });
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Event::Idle) => break,
+            Ok(event) => on_event(event, &worker.slots),
+            Err(RecvTimeoutError::Timeout) => {
+                worker.shutdown(Duration::from_secs(1));
+                anyhow::bail!("the pipeline did not finish within {timeout:?}");
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    worker.shutdown(Duration::from_secs(5));
+    Ok(())
+}
