@@ -3,9 +3,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use layerscope::compute::{Command, Method, Part};
-use layerscope::tui::app::{
-    Action, ColorBy, Direction, ImageSet, TrainStatus, nearest_in_direction,
-};
+use layerscope::tui::app::{Action, ColorBy, Direction, TrainStatus, nearest_in_direction};
 use layerscope::tui::fixture::demo_app;
 use layerscope::tui::{App, Tab};
 use ndarray::array;
@@ -148,7 +146,7 @@ fn enter_explains_the_selected_image() {
     app.embed.selected = 13;
     let cmds = press(&mut app, KeyCode::Enter);
     assert_eq!(app.tab, Tab::Saliency);
-    assert_eq!(app.saliency.set, ImageSet::Train);
+    assert_eq!(app.saliency.part, Part::Train);
     let [Command::Explain(r)] = cmds[..] else {
         panic!("{cmds:?}")
     };
@@ -288,8 +286,69 @@ fn a_restart_clears_the_old_run() {
     assert_eq!(app.training.seed, 1);
     assert!(app.training.history.is_empty() && app.training.series.train_loss.is_empty());
     assert_eq!(app.training.status, TrainStatus::Running);
-    assert!(app.model.is_none() && app.embed.panels.is_empty());
+    assert!(app.session.model.is_none() && app.embed.panels.is_empty());
     assert!(app.saliency.estimate.is_none());
     let text = layerscope::tui::render_snapshot(&app, Tab::Training, 80, 24, false);
     assert!(text.contains("epoch 0/200"), "{text}");
+}
+
+/// One table per tab drives the keys, the key bar and the help: every key of every row does the
+/// row's action on its tab (no row is shadowed by another), and every key the bar shows is one.
+#[test]
+fn every_row_of_the_key_tables_does_what_it_says() {
+    use layerscope::tui::app::GLOBAL_KEYS;
+    for tab in Tab::ALL {
+        let mut app = demo_app();
+        app.tab = tab;
+        for row in GLOBAL_KEYS.iter().chain(tab.keys()) {
+            for &code in row.keys {
+                let got = app.action_for(key(code));
+                assert_eq!(got, Some(row.action), "{tab}: {code:?} ({})", row.key);
+            }
+        }
+    }
+}
+
+/// The default method is the engine's, and the first request asks for it.
+#[test]
+fn the_default_method_is_the_engines() {
+    let mut app = demo_app();
+    assert_eq!(app.saliency.method, layerscope::explain::Method::default());
+    assert_eq!(app.saliency.method, Method::Permutation);
+    press(&mut app, KeyCode::Char('3'));
+    let cmds = press(&mut app, KeyCode::Right);
+    assert!(matches!(cmds[..], [Command::Explain(r)] if r.method == Method::Permutation));
+}
+
+/// Stop early keeps the model: when the worker reports it, the status says so and the model is
+/// there for the other tabs; with a saved model, restart is refused without asking the worker.
+#[test]
+fn stop_early_keeps_the_model_and_restart_is_refused_with_a_saved_model() {
+    use layerscope::compute::{Event, Slots};
+    let mut app = demo_app();
+    let report = app.session.model.clone().unwrap();
+    app.training.status = TrainStatus::Running;
+    app.session.model = None;
+    assert_eq!(
+        press(&mut app, KeyCode::Char('s')),
+        vec![Command::StopTraining]
+    );
+    app.on_event(Event::ModelReady(report), &Slots::default());
+    assert_eq!(app.training.status, TrainStatus::Stopped);
+    assert!(app.session.model.is_some());
+    app.training.status = TrainStatus::Loaded;
+    assert!(press(&mut app, KeyCode::Char('r')).is_empty());
+    assert!(
+        app.message
+            .as_deref()
+            .is_some_and(|m| m.contains("--model"))
+    );
+    app.on_event(
+        Event::JobFailed {
+            job: layerscope::compute::JobKind::Train,
+            message: "a saved model was given (--model): nothing to retrain".into(),
+        },
+        &Slots::default(),
+    );
+    assert_eq!(app.training.status, TrainStatus::Loaded, "still loaded");
 }

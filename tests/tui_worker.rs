@@ -58,7 +58,7 @@ fn the_pipeline_fills_every_tab() {
     ]);
     let app = build_app(config, Duration::from_secs(240)).unwrap();
     assert_eq!(app.training.history.len(), 3);
-    assert!(app.model.is_some());
+    assert!(app.session.model.is_some());
     let layers: Vec<usize> = app.embed.panels.iter().map(|p| p.layer).collect();
     assert_eq!(layers, vec![2, 3, 4], "hidden layers and the output");
     for p in &app.embed.panels {
@@ -252,4 +252,23 @@ fn the_front_end_refuses_a_missing_model_before_the_worker_starts() {
     ]);
     let e = layerscope::tui::config(&cli).unwrap_err();
     assert!(format!("{e:#}").contains("m.npz"), "{e:#}");
+}
+
+/// Integrated gradients run the engine's number of steps (50, as the README says), whichever
+/// front-end asks.
+#[test]
+fn integrated_gradients_use_the_engines_steps() {
+    let mut config = config(&["--sample", "200", "--n", "60"]);
+    config.model = Some(Mlp::new(&[784, 16, 10], 0));
+    let (worker, rx) = spawn(config);
+    until(&rx, |e| matches!(e, Event::ModelReady(_)));
+    worker.send(explain(5, Method::IntegratedGradients));
+    let (_, done) = until(&rx, |e| matches!(e, Event::ExplainDone { id: 5, .. }));
+    let Event::ExplainDone { attribution, .. } = done else {
+        unreachable!()
+    };
+    let engine = layerscope::explain::ExplainParams::for_method(Method::IntegratedGradients);
+    assert_eq!(attribution.samples, engine.samples);
+    assert_eq!(attribution.samples, 50);
+    assert!(worker.shutdown(Duration::from_secs(10)));
 }

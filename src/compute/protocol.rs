@@ -126,6 +126,8 @@ pub struct ModelReport {
     pub test_probs: Array2<f32>,
     /// Confusion matrix of the test split (true x predicted).
     pub confusion: Array2<usize>,
+    /// Accuracy of each true class on the test split (`nn::per_class_accuracy`; NaN: no rows).
+    pub per_class_accuracy: Vec<f64>,
 }
 
 /// An owned copy of `tsne::TsneProgress`, tagged with its layer, for the slot.

@@ -397,6 +397,7 @@ impl WorkerState {
             layer_sizes: model.layer_sizes(),
             embed_probs,
             test_probs,
+            per_class_accuracy: nn::per_class_accuracy(&confusion),
             confusion,
         })));
         Ok(())

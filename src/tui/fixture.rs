@@ -102,7 +102,7 @@ pub fn demo_app() -> App {
     let test_probs = probabilities(&split.test.labels, n_classes);
     let mut confusion = Array2::zeros((n_classes, n_classes));
     for (i, p) in test_probs.axis_iter(Axis(0)).enumerate() {
-        let pred = super::app::argmax(p);
+        let pred = crate::nn::argmax(p.as_slice().unwrap_or(&[]));
         confusion[[usize::from(split.test.labels[i]), pred]] += 37;
     }
     app.on_event(
@@ -110,6 +110,7 @@ pub fn demo_app() -> App {
             layer_sizes: vec![784, 512, 256, n_classes],
             embed_probs,
             test_probs,
+            per_class_accuracy: crate::nn::per_class_accuracy(&confusion),
             confusion,
         })),
         &slots,

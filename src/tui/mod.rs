@@ -1,10 +1,12 @@
-//! The terminal app: state and key handling ([`app`], no I/O), the theme, widgets and tabs (pure
-//! renders of the state), and the event loop ([`run`]) that ties them to a terminal and the
+//! The terminal app: the app state and dispatch ([`app`], no I/O), one module per tab with its
+//! state, key table, update and render ([`tabs`]), the key tables' plumbing ([`keys`]), the
+//! theme and widgets, and the event loop ([`run`]) that ties them to a terminal and the
 //! background worker.
 
 pub mod app;
 #[cfg(feature = "test-support")]
 pub mod fixture;
+pub mod keys;
 pub mod render;
 pub mod run;
 pub mod snapshot;

@@ -5,10 +5,13 @@ use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
+use ratatui::widgets::{Block, Clear, Paragraph, Tabs, Widget, Wrap};
 
-use super::app::{App, Tab};
-use super::tabs;
+use super::app::{App, GLOBAL_KEYS, Tab};
+use super::keys;
+use super::tabs::embeddings::EmbeddingsView;
+use super::tabs::saliency::SaliencyView;
+use super::tabs::training::TrainingView;
 use super::theme::Theme;
 
 /// Smallest terminal the tabs are laid out for.
@@ -47,10 +50,26 @@ pub fn render(app: &App, tab: Tab, theme: &Theme, area: Rect, buf: &mut Buffer) 
         Constraint::Length(1),
     ]));
     render_tab_bar(app, tab, theme, tabs_area, buf);
+    let session = &app.session;
     match tab {
-        Tab::Training => tabs::training::render(app, theme, body, buf),
-        Tab::Embeddings => tabs::embeddings::render(app, theme, body, buf),
-        Tab::Saliency => tabs::saliency::render(app, theme, body, buf),
+        Tab::Training => (&TrainingView {
+            tab: &app.training,
+            session,
+            theme,
+        })
+            .render(body, buf),
+        Tab::Embeddings => (&EmbeddingsView {
+            tab: &app.embed,
+            session,
+            theme,
+        })
+            .render(body, buf),
+        Tab::Saliency => (&SaliencyView {
+            tab: &app.saliency,
+            session,
+            theme,
+        })
+            .render(body, buf),
     }
     if let Some(m) = &app.message {
         let style = if m.contains("failed") {
@@ -73,20 +92,23 @@ pub fn render(app: &App, tab: Tab, theme: &Theme, area: Rect, buf: &mut Buffer) 
 }
 
 fn render_tab_bar(app: &App, tab: Tab, theme: &Theme, area: Rect, buf: &mut Buffer) {
-    let mut spans = vec![Span::styled("layerscope ", theme.accent())];
-    for t in Tab::ALL {
-        let label = format!(" {} {} ", t.index() + 1, t.title());
-        let style = if t == tab {
-            theme.highlight()
-        } else {
-            theme.dim()
-        };
-        spans.push(Span::styled(label, style));
-        spans.push(Span::raw(" "));
-    }
-    let line = Line::from(spans);
-    let used = u16::try_from(line.width()).unwrap_or(u16::MAX);
-    line.render(area, buf);
+    let [name, tabs_area] = area.layout(&Layout::horizontal([
+        Constraint::Length(11),
+        Constraint::Fill(1),
+    ]));
+    Span::styled("layerscope", theme.accent()).render(name, buf);
+    let titles = Tab::ALL.map(|t| format!("{} {}", t.index() + 1, t.title()));
+    let tabs = Tabs::new(titles)
+        .select(tab.index())
+        .style(theme.dim())
+        .highlight_style(theme.highlight())
+        .divider(" ");
+    tabs.render(tabs_area, buf);
+    let used = 11
+        + Tab::ALL
+            .iter()
+            .map(|t| u16::try_from(t.title().len() + 5).unwrap_or(u16::MAX))
+            .sum::<u16>();
     let status = status_text(app);
     let w = u16::try_from(status.chars().count()).unwrap_or(u16::MAX);
     if used + w < area.width {
@@ -98,7 +120,7 @@ fn render_tab_bar(app: &App, tab: Tab, theme: &Theme, area: Rect, buf: &mut Buff
 fn status_text(app: &App) -> String {
     let t = &app.training;
     let epoch = t.history.last().map_or(0, |e| e.epoch);
-    if app.split.is_none() && !app.idle {
+    if app.session.split.is_none() && !app.idle {
         return "loading data ".into();
     }
     if t.status.is_active() {
@@ -113,61 +135,20 @@ fn status_text(app: &App) -> String {
     if app.idle { "idle " } else { "" }.into()
 }
 
-/// The keys of a tab, as (key, what) pairs (the global ones are in [`GLOBAL_KEYS`]).
-pub fn tab_keys(tab: Tab) -> &'static [(&'static str, &'static str)] {
-    match tab {
-        Tab::Training => &[
-            ("space", "pause/resume"),
-            ("s", "stop early"),
-            ("r", "restart (new seed)"),
-            ("tab/1-3", "tabs"),
-        ],
-        Tab::Embeddings => &[
-            ("hjkl", "move"),
-            ("n/N", "wrong"),
-            ("enter", "explain"),
-            ("c", "colour"),
-            ("+/-", "perplexity"),
-            ("r", "re-run"),
-            ("i", "input layer"),
-            ("f", "focus panel"),
-        ],
-        Tab::Saliency => &[
-            ("left/right", "image"),
-            ("0-9", "class"),
-            ("p", "predicted class"),
-            ("m", "method"),
-            ("tab", "tabs"),
-        ],
-    }
-}
-
-/// Keys shown on every tab, at the right of the key bar.
-pub const GLOBAL_KEYS: [(&str, &str); 2] = [("?", "help"), ("q", "quit")];
-
-fn key_spans<'a>(keys: &[(&'a str, &'a str)], theme: &Theme) -> Vec<Span<'a>> {
-    let mut spans = Vec::new();
-    for (key, what) in keys {
-        spans.push(Span::styled(*key, theme.key()));
-        spans.push(Span::styled(format!(" {what}  "), theme.dim()));
-    }
-    spans
-}
-
 /// The tab's keys from the left, as many as fit; help and quit always, at the right.
 fn render_key_bar(tab: Tab, theme: &Theme, area: Rect, buf: &mut Buffer) {
-    let global = Line::from(key_spans(&GLOBAL_KEYS, theme));
+    let global = Line::from(keys::bar_spans(GLOBAL_KEYS, theme).concat());
     let global_w = u16::try_from(global.width()).unwrap_or(u16::MAX);
     let room = usize::from(area.width.saturating_sub(global_w));
     let mut spans = Vec::new();
     let mut used = 0;
-    for pair in key_spans(tab_keys(tab), theme).chunks(2) {
+    for pair in keys::bar_spans(tab.keys(), theme) {
         let w: usize = pair.iter().map(Span::width).sum();
         if used + w > room {
             break;
         }
         used += w;
-        spans.extend_from_slice(pair);
+        spans.extend(pair);
     }
     Line::from(spans).render(area, buf);
     if global_w <= area.width {
@@ -182,36 +163,18 @@ fn render_key_bar(tab: Tab, theme: &Theme, area: Rect, buf: &mut Buffer) {
     }
 }
 
+/// Every key, from the same tables as the key bar and the key handling.
 fn render_help(theme: &Theme, area: Rect, buf: &mut Buffer) {
-    let everywhere: &[(&str, &str)] = &[
-        ("tab/shift-tab", "next/previous tab"),
-        ("arrows = hjkl", "n/N: misclassified"),
-        ("1 2 3, F1-F3", "go to a tab *"),
-        ("?", "help (esc closes)"),
-        ("q, esc, ctrl-c", "quit"),
-    ];
     let w = 78.min(area.width);
     let two_columns = w >= 70;
-    let mut lines = Vec::new();
-    let mut section = |title: &str, keys: &[(&str, &str)]| {
-        lines.push(Line::styled(title.to_string(), theme.accent()));
-        let keys: Vec<_> = keys
-            .iter()
-            .filter(|(k, _)| !matches!(*k, "tab" | "tab/1-3"))
-            .collect();
-        let per_line = if two_columns { 2 } else { 1 };
-        for chunk in keys.chunks(per_line) {
-            let mut spans = Vec::new();
-            for (k, what) in chunk {
-                spans.push(Span::styled(format!("  {k:<15}"), theme.key()));
-                spans.push(Span::raw(format!("{what:<20}")));
-            }
-            lines.push(Line::from(spans));
-        }
-    };
-    section("Everywhere", everywhere);
+    let mut lines = keys::help_lines("Everywhere", GLOBAL_KEYS, two_columns, theme);
     for tab in Tab::ALL {
-        section(tab.title(), tab_keys(tab));
+        lines.extend(keys::help_lines(
+            &tab.title(),
+            tab.keys(),
+            two_columns,
+            theme,
+        ));
     }
     lines.push(Line::styled(
         "* in Saliency, digits pick the class to explain",

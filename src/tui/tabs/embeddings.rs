@@ -1,53 +1,547 @@
-//! Embeddings: one braille t-SNE scatter per layer side by side, a trust gauge under each, the
-//! selected image linked across panels, and its digit, label, prediction and probabilities.
+//! Embeddings: its state (one panel per layer, the linked selection, the colouring, the
+//! perplexity of the next run), its keys, and its render: one braille t-SNE scatter per layer
+//! side by side, a trust gauge under each, the selected image with its label, prediction and
+//! probabilities.
 
+use std::sync::Arc;
+
+use crossterm::event::KeyCode;
+use ndarray::{Array2, Axis};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Widget};
+use strum::{EnumIter, IntoEnumIterator};
 
-use crate::tui::app::{App, ColorBy, ImageSet, Panel};
+use crate::compute::{Command, EmbedSnapshot, Event, ModelReport, Slots};
+use crate::data::{Part, Split};
+use crate::tui::app::{Action, Effect, Session, TAB_DIGITS};
+use crate::tui::keys::{Binding, Show, bind};
+use crate::tui::tabs::training::line_gauge;
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{Heatmap, ProbabilityBars, Scale, Scatter};
 
-/// Render the Embeddings tab into `area`.
-pub fn render(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
-    // Room for the digit at full size (28 cells) when the terminal is large.
-    let side_w = if area.width >= 110 && area.height >= 28 {
-        32
-    } else {
-        24
-    };
-    let [main, side] = area.layout(&Layout::horizontal([
-        Constraint::Fill(1),
-        Constraint::Length(side_w),
-    ]));
-    let [panels_area, legend] = main.layout(&Layout::vertical([
-        Constraint::Fill(1),
-        Constraint::Length(1),
-    ]));
-    let panels = &app.embed.panels;
-    if panels.is_empty() {
-        let text = if app.model.is_some() {
-            "t-SNE starting..."
-        } else {
-            "t-SNE of each layer starts when training ends"
-        };
-        Paragraph::new(text)
-            .style(theme.dim())
-            .block(Block::bordered().title(" layers "))
-            .render(panels_area, buf);
-    } else {
-        let n = u32::try_from(panels.len()).unwrap_or(1);
-        let areas =
-            Layout::horizontal(vec![Constraint::Ratio(1, n); panels.len()]).split(panels_area);
-        for (i, (panel, &a)) in panels.iter().zip(areas.iter()).enumerate() {
-            render_panel(app, panel, i == app.embed.focus, theme, a, buf);
+/// What colours the scatter points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, EnumIter)]
+pub enum ColorBy {
+    /// The true label.
+    #[default]
+    Label,
+    /// The model's prediction.
+    Prediction,
+    /// Correct (green) or wrong (orange).
+    Correctness,
+}
+
+impl ColorBy {
+    /// The next mode in the cycle.
+    pub fn next(self) -> ColorBy {
+        ColorBy::iter()
+            .cycle()
+            .skip_while(|&c| c != self)
+            .nth(1)
+            .unwrap_or_default()
+    }
+
+    /// A short name.
+    pub fn label(self) -> &'static str {
+        match self {
+            ColorBy::Label => "label",
+            ColorBy::Prediction => "prediction",
+            ColorBy::Correctness => "correct/wrong",
         }
     }
-    render_legend(app, theme, legend, buf);
-    render_selection(app, theme, side, buf);
+}
+
+/// A direction for the selection cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Towards smaller x.
+    Left,
+    /// Towards larger x.
+    Right,
+    /// Towards larger y (up on screen).
+    Up,
+    /// Towards smaller y.
+    Down,
+}
+
+/// What the Embeddings tab's keys do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbeddingsAction {
+    /// Move the selected point.
+    Move(Direction),
+    /// Select the next misclassified image.
+    NextMisclassified,
+    /// Select the previous misclassified image.
+    PrevMisclassified,
+    /// Explain the selected image in the Saliency tab.
+    OpenSelected,
+    /// Cycle what colours the scatter.
+    CycleColorBy,
+    /// Raise the perplexity (takes effect with re-run).
+    PerplexityUp,
+    /// Lower the perplexity.
+    PerplexityDown,
+    /// Re-run t-SNE on every layer.
+    Rerun,
+    /// Add or remove the input pixels as a panel (re-runs t-SNE).
+    ToggleInputLayer,
+    /// Focus the next scatter panel (the cursor moves in its picture).
+    NextPanel,
+}
+
+const fn act(a: EmbeddingsAction) -> Action {
+    Action::Embeddings(a)
+}
+
+/// The Embeddings tab's keys.
+pub const KEYS: &[Binding] = &[
+    bind(
+        &[KeyCode::Left, KeyCode::Char('h')],
+        act(EmbeddingsAction::Move(Direction::Left)),
+        "hjkl",
+        "move",
+    )
+    .long("arrows = hjkl", "move"),
+    bind(
+        &[KeyCode::Down, KeyCode::Char('j')],
+        act(EmbeddingsAction::Move(Direction::Down)),
+        "j",
+        "",
+    )
+    .shown(Show::Hidden),
+    bind(
+        &[KeyCode::Up, KeyCode::Char('k')],
+        act(EmbeddingsAction::Move(Direction::Up)),
+        "k",
+        "",
+    )
+    .shown(Show::Hidden),
+    bind(
+        &[KeyCode::Right, KeyCode::Char('l')],
+        act(EmbeddingsAction::Move(Direction::Right)),
+        "l",
+        "",
+    )
+    .shown(Show::Hidden),
+    bind(
+        &[KeyCode::Char('n')],
+        act(EmbeddingsAction::NextMisclassified),
+        "n/N",
+        "wrong",
+    ),
+    bind(
+        &[KeyCode::Char('N')],
+        act(EmbeddingsAction::PrevMisclassified),
+        "N",
+        "",
+    )
+    .shown(Show::Hidden),
+    bind(
+        &[KeyCode::Enter],
+        act(EmbeddingsAction::OpenSelected),
+        "enter",
+        "explain",
+    ),
+    bind(
+        &[KeyCode::Char('c')],
+        act(EmbeddingsAction::CycleColorBy),
+        "c",
+        "colour",
+    ),
+    bind(
+        &[KeyCode::Char('+'), KeyCode::Char('=')],
+        act(EmbeddingsAction::PerplexityUp),
+        "+/-",
+        "perplexity",
+    ),
+    bind(
+        &[KeyCode::Char('-'), KeyCode::Char('_')],
+        act(EmbeddingsAction::PerplexityDown),
+        "-",
+        "",
+    )
+    .shown(Show::Hidden),
+    bind(
+        &[KeyCode::Char('r')],
+        act(EmbeddingsAction::Rerun),
+        "r",
+        "re-run",
+    ),
+    bind(
+        &[KeyCode::Char('i')],
+        act(EmbeddingsAction::ToggleInputLayer),
+        "i",
+        "input layer",
+    ),
+    bind(
+        &[KeyCode::Char('f')],
+        act(EmbeddingsAction::NextPanel),
+        "f",
+        "focus panel",
+    ),
+    TAB_DIGITS[0],
+    TAB_DIGITS[1],
+    TAB_DIGITS[2],
+];
+
+/// One scatter panel: a layer's embedding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Panel {
+    /// Layer, notebook numbering (1 = input).
+    pub layer: usize,
+    /// Its width in units.
+    pub size: usize,
+    /// Iterations done.
+    pub iteration: usize,
+    /// Iterations planned.
+    pub n_iter: usize,
+    /// KL divergence.
+    pub kl_divergence: Option<f64>,
+    /// n x 2 coordinates (empty until the first snapshot).
+    pub coords: Array2<f32>,
+    /// Neighbour preservation (k = 10), from `tsne::trust`.
+    pub trust: Option<f64>,
+    /// t-SNE finished.
+    pub done: bool,
+    /// The perplexity it was run with.
+    pub perplexity: f64,
+}
+
+impl Panel {
+    /// A panel waiting for t-SNE.
+    fn waiting(layer: usize, size: usize, perplexity: f64) -> Panel {
+        Panel {
+            layer,
+            size,
+            iteration: 0,
+            n_iter: 0,
+            kl_divergence: None,
+            coords: Array2::zeros((0, 2)),
+            trust: None,
+            done: false,
+            perplexity,
+        }
+    }
+}
+
+/// The Embeddings tab's state.
+#[derive(Debug, Clone, Default)]
+pub struct EmbeddingsTab {
+    /// One panel per embedded layer, by layer.
+    pub panels: Vec<Panel>,
+    /// Selected image (row of the embedded set: training row, `Split::embedded`).
+    pub selected: usize,
+    /// Panel whose picture the cursor moves in.
+    pub focus: usize,
+    /// What colours the points.
+    pub color_by: ColorBy,
+    /// Perplexity for the next run.
+    pub perplexity: f64,
+    /// Whether the input pixels get a panel.
+    pub include_input: bool,
+    /// True label of each embedded image.
+    pub labels: Vec<u8>,
+    /// Prediction for each embedded image (empty until a model is ready).
+    pub predictions: Vec<u8>,
+    /// 1 where the prediction is right, 0 where wrong.
+    pub correct: Vec<u8>,
+}
+
+impl EmbeddingsTab {
+    /// Before any event, with the perplexity the worker starts with.
+    pub fn new(perplexity: f64) -> EmbeddingsTab {
+        EmbeddingsTab {
+            perplexity,
+            ..EmbeddingsTab::default()
+        }
+    }
+
+    /// The group of every point under the current colouring.
+    pub fn groups(&self) -> &[u8] {
+        match self.color_by {
+            ColorBy::Label => &self.labels,
+            ColorBy::Prediction if !self.predictions.is_empty() => &self.predictions,
+            ColorBy::Correctness if !self.correct.is_empty() => &self.correct,
+            _ => &self.labels,
+        }
+    }
+
+    /// Apply one of the tab's actions.
+    pub fn update(&mut self, action: EmbeddingsAction, session: &Session) -> Vec<Effect> {
+        match action {
+            EmbeddingsAction::Move(d) => self.move_selection(d),
+            EmbeddingsAction::NextMisclassified => return self.jump_misclassified(true, session),
+            EmbeddingsAction::PrevMisclassified => return self.jump_misclassified(false, session),
+            EmbeddingsAction::OpenSelected if session.embed_n > 0 => {
+                return vec![Effect::Explain {
+                    part: Part::Train,
+                    index: self.selected,
+                }];
+            }
+            EmbeddingsAction::OpenSelected => {}
+            EmbeddingsAction::CycleColorBy => self.color_by = self.color_by.next(),
+            EmbeddingsAction::PerplexityUp | EmbeddingsAction::PerplexityDown => {
+                let up = action == EmbeddingsAction::PerplexityUp;
+                self.perplexity = next_perplexity(self.perplexity, up);
+                return vec![Effect::Say(format!(
+                    "perplexity {} (r re-runs t-SNE)",
+                    self.perplexity
+                ))];
+            }
+            EmbeddingsAction::Rerun => return self.rerun(session),
+            EmbeddingsAction::ToggleInputLayer => {
+                self.include_input = !self.include_input;
+                return self.rerun(session);
+            }
+            EmbeddingsAction::NextPanel => {
+                if !self.panels.is_empty() {
+                    self.focus = (self.focus + 1) % self.panels.len();
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    /// The data is in: the labels of the embedded rows.
+    pub fn data_ready(&mut self, split: &Split, embed_n: usize) {
+        self.labels = split.train.labels[split.embedded(embed_n)].to_vec();
+    }
+
+    /// A model is ready: its predictions, and empty panels for the layers to come.
+    pub fn model_ready(&mut self, report: &Arc<ModelReport>) {
+        self.predictions = report
+            .embed_probs
+            .rows()
+            .into_iter()
+            .map(|r| u8::try_from(argmax(r.as_slice().unwrap_or(&[]))).unwrap_or(0))
+            .collect();
+        self.correct = self
+            .predictions
+            .iter()
+            .zip(&self.labels)
+            .map(|(p, l)| u8::from(p == l))
+            .collect();
+        self.plan_panels(&report.layer_sizes);
+    }
+
+    /// Take in a t-SNE event.
+    pub fn on_event(&mut self, event: Event, slots: &Slots) {
+        match event {
+            Event::EmbedStarted {
+                layer,
+                size,
+                perplexity,
+            } => self.upsert_panel(Panel::waiting(layer, size, perplexity)),
+            Event::EmbedProgress => {
+                if let Some(snap) = slots.embedding.take() {
+                    self.apply_embedding(snap, None, false);
+                }
+            }
+            Event::EmbedDone {
+                layer,
+                embedding,
+                trust,
+            } => {
+                let _ = slots.embedding.take();
+                let snapshot = EmbedSnapshot {
+                    layer,
+                    iteration: embedding.n_iter,
+                    n_iter: embedding.n_iter,
+                    kl_divergence: Some(embedding.kl_divergence),
+                    coords: embedding.coords,
+                };
+                self.apply_embedding(snapshot, trust, true);
+            }
+            _ => {}
+        }
+    }
+
+    /// Empty panels for the layers the worker will embed, so they stand side by side from the
+    /// start and fill in as t-SNE reaches them.
+    fn plan_panels(&mut self, sizes: &[usize]) {
+        let first = if self.include_input { 1 } else { 2 };
+        for layer in first..=sizes.len() {
+            if self.panels.iter().any(|p| p.layer == layer) {
+                continue;
+            }
+            self.upsert_panel(Panel::waiting(layer, sizes[layer - 1], self.perplexity));
+        }
+        self.focus = self.panels.len().saturating_sub(1);
+    }
+
+    fn rerun(&mut self, session: &Session) -> Vec<Effect> {
+        self.panels.clear();
+        self.plan_panels(session.layer_sizes());
+        vec![Effect::Send(Command::Embed {
+            perplexity: self.perplexity,
+            include_input: self.include_input,
+        })]
+    }
+
+    fn upsert_panel(&mut self, panel: Panel) {
+        match self.panels.binary_search_by_key(&panel.layer, |p| p.layer) {
+            Ok(i) => self.panels[i] = panel,
+            Err(i) => self.panels.insert(i, panel),
+        }
+        if self.focus >= self.panels.len() {
+            self.focus = self.panels.len().saturating_sub(1);
+        }
+    }
+
+    fn apply_embedding(&mut self, snap: EmbedSnapshot, trust: Option<f64>, done: bool) {
+        let Some(panel) = self.panels.iter_mut().find(|p| p.layer == snap.layer) else {
+            return;
+        };
+        panel.iteration = snap.iteration;
+        panel.n_iter = snap.n_iter;
+        if snap.kl_divergence.is_some() {
+            panel.kl_divergence = snap.kl_divergence;
+        }
+        panel.coords = snap.coords;
+        panel.done = done;
+        if done {
+            panel.trust = trust;
+        }
+    }
+
+    fn move_selection(&mut self, d: Direction) {
+        let Some(panel) = self
+            .panels
+            .get(self.focus)
+            .filter(|p| p.coords.nrows() > self.selected)
+        else {
+            return;
+        };
+        if let Some(i) = nearest_in_direction(&panel.coords, self.selected, d) {
+            self.selected = i;
+        }
+    }
+
+    fn jump_misclassified(&mut self, forward: bool, session: &Session) -> Vec<Effect> {
+        let n = session.embed_n;
+        if n == 0 || session.model.is_none() {
+            return Vec::new();
+        }
+        for step in 1..=n {
+            let i = if forward {
+                (self.selected + step) % n
+            } else {
+                (self.selected + n * step - step) % n
+            };
+            if self.labels.get(i) != self.predictions.get(i) {
+                self.selected = i;
+                return Vec::new();
+            }
+        }
+        vec![Effect::Say("no misclassified image".into())]
+    }
+}
+
+/// Index of the largest value (the engine's rule).
+fn argmax(values: &[f32]) -> usize {
+    crate::nn::argmax(values)
+}
+
+/// The next perplexity on a 1-2-3-5-10-20-30-50 ladder.
+fn next_perplexity(p: f64, up: bool) -> f64 {
+    const LADDER: [f64; 10] = [1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0];
+    if up {
+        LADDER.iter().copied().find(|&l| l > p + 1e-9).unwrap_or(p)
+    } else {
+        LADDER
+            .iter()
+            .rev()
+            .copied()
+            .find(|&l| l < p - 1e-9)
+            .unwrap_or(p)
+    }
+}
+
+/// The point nearest to `from` in direction `d`: within a 45-degree cone if any, else the
+/// nearest with any progress that way.
+pub fn nearest_in_direction(coords: &Array2<f32>, from: usize, d: Direction) -> Option<usize> {
+    let origin = coords.row(from);
+    let (ox, oy) = (origin[0], origin[1]);
+    let mut in_cone: Option<(usize, f32)> = None;
+    let mut any: Option<(usize, f32)> = None;
+    for (i, p) in coords.axis_iter(Axis(0)).enumerate() {
+        if i == from {
+            continue;
+        }
+        let (dx, dy) = (p[0] - ox, p[1] - oy);
+        let (along, across) = match d {
+            Direction::Right => (dx, dy),
+            Direction::Left => (-dx, dy),
+            Direction::Up => (dy, dx),
+            Direction::Down => (-dy, dx),
+        };
+        if along <= 0.0 {
+            continue;
+        }
+        let dist = along * along + across * across;
+        if across.abs() <= along && in_cone.is_none_or(|(_, b)| dist < b) {
+            in_cone = Some((i, dist));
+        }
+        let score = along + 2.0 * across.abs();
+        if any.is_none_or(|(_, b)| score < b) {
+            any = Some((i, score));
+        }
+    }
+    in_cone.or(any).map(|(i, _)| i)
+}
+
+/// The Embeddings tab drawn from its state and the session.
+pub struct EmbeddingsView<'a> {
+    /// The tab's state.
+    pub tab: &'a EmbeddingsTab,
+    /// What the tabs share.
+    pub session: &'a Session,
+    /// Theme.
+    pub theme: &'a Theme,
+}
+
+impl Widget for &EmbeddingsView<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let theme = self.theme;
+        // Room for the digit at full size (28 cells) when the terminal is large.
+        let side_w = if area.width >= 110 && area.height >= 28 {
+            32
+        } else {
+            24
+        };
+        let [main, side] = area.layout(&Layout::horizontal([
+            Constraint::Fill(1),
+            Constraint::Length(side_w),
+        ]));
+        let [panels_area, legend] = main.layout(&Layout::vertical([
+            Constraint::Fill(1),
+            Constraint::Length(1),
+        ]));
+        let panels = &self.tab.panels;
+        if panels.is_empty() {
+            let text = if self.session.model.is_some() {
+                "t-SNE starting..."
+            } else {
+                "t-SNE of each layer starts when training ends"
+            };
+            Paragraph::new(text)
+                .style(theme.dim())
+                .block(Block::bordered().title(" layers "))
+                .render(panels_area, buf);
+        } else {
+            let n = u32::try_from(panels.len()).unwrap_or(1);
+            let areas =
+                Layout::horizontal(vec![Constraint::Ratio(1, n); panels.len()]).split(panels_area);
+            for (i, (panel, &a)) in panels.iter().zip(areas.iter()).enumerate() {
+                self.render_panel(panel, i == self.tab.focus, a, buf);
+            }
+        }
+        self.render_legend(legend, buf);
+        self.render_selection(side, buf);
+    }
 }
 
 /// The colour of a point group under the current colouring.
@@ -77,72 +571,173 @@ fn group_glyph(by: ColorBy, g: u8) -> char {
     }
 }
 
-fn render_panel(
-    app: &App,
-    panel: &Panel,
-    focused: bool,
-    theme: &Theme,
-    area: Rect,
-    buf: &mut Buffer,
-) {
-    let name = if panel.layer == 1 {
-        "input".to_string()
-    } else if Some(&panel.size) == app.training.layer_sizes.last() && panel.layer > 1 {
-        format!("L{} out", panel.layer)
-    } else {
-        format!("L{}", panel.layer)
-    };
-    let kl = panel
-        .kl_divergence
-        .map_or(String::new(), |k| format!(" KL {k:.2}"));
-    let title_style = if focused {
-        theme.accent()
-    } else {
-        theme.text()
-    };
-    let block = Block::bordered()
-        .title(Line::styled(
-            format!(" {name} · {} ", panel.size),
-            title_style,
-        ))
-        .title_bottom(Line::styled(
-            if panel.done {
-                format!("{kl} done ")
-            } else if panel.n_iter == 0 {
-                String::new()
-            } else {
-                format!(" it {}/{}{kl} ", panel.iteration, panel.n_iter)
-            },
-            theme.dim(),
-        ));
-    let inner = block.inner(area);
-    block.render(area, buf);
-    let [plot, trust] = inner.layout(&Layout::vertical([
-        Constraint::Fill(1),
-        Constraint::Length(1),
-    ]));
-    if panel.coords.nrows() == 0 {
-        Paragraph::new("t-SNE queued")
-            .style(theme.dim())
-            .render(plot, buf);
-        return;
+impl EmbeddingsView<'_> {
+    fn render_panel(&self, panel: &Panel, focused: bool, area: Rect, buf: &mut Buffer) {
+        let theme = self.theme;
+        let name = if panel.layer == 1 {
+            "input".to_string()
+        } else if panel.layer > 1 && panel.layer == self.session.layer_sizes().len() {
+            format!("L{} out", panel.layer)
+        } else {
+            format!("L{}", panel.layer)
+        };
+        let kl = panel
+            .kl_divergence
+            .map_or(String::new(), |k| format!(" KL {k:.2}"));
+        let title_style = if focused {
+            theme.accent()
+        } else {
+            theme.text()
+        };
+        let block = Block::bordered()
+            .title(Line::styled(
+                format!(" {name} · {} ", panel.size),
+                title_style,
+            ))
+            .title_bottom(Line::styled(
+                if panel.done {
+                    format!("{kl} done ")
+                } else if panel.n_iter == 0 {
+                    String::new()
+                } else {
+                    format!(" it {}/{}{kl} ", panel.iteration, panel.n_iter)
+                },
+                theme.dim(),
+            ));
+        let inner = block.inner(area);
+        block.render(area, buf);
+        let [plot, trust] = inner.layout(&Layout::vertical([
+            Constraint::Fill(1),
+            Constraint::Length(1),
+        ]));
+        if panel.coords.nrows() == 0 {
+            Paragraph::new("t-SNE queued")
+                .style(theme.dim())
+                .render(plot, buf);
+            return;
+        }
+        let by = self.tab.color_by;
+        let color = |g: u8| group_color(theme, by, g);
+        let glyph = |g: u8| group_glyph(by, g);
+        let scatter = Scatter {
+            coords: &panel.coords,
+            groups: self.tab.groups(),
+            color: &color,
+            glyph: &glyph,
+            selected: Some(self.tab.selected),
+            theme,
+        };
+        (&scatter).render(plot, buf);
+        render_trust(panel.trust, theme, trust, buf);
     }
-    let by = app.embed.color_by;
-    let color = |g: u8| group_color(theme, by, g);
-    let glyph = |g: u8| group_glyph(by, g);
-    let scatter = Scatter {
-        coords: &panel.coords,
-        groups: app.embed.groups(),
-        color: &color,
-        glyph: &glyph,
-        selected: Some(app.embed.selected),
-        theme,
-    };
-    (&scatter).render(plot, buf);
-    render_trust(panel.trust, theme, trust, buf);
+
+    fn render_legend(&self, area: Rect, buf: &mut Buffer) {
+        let theme = self.theme;
+        let by = self.tab.color_by;
+        let mut spans = vec![Span::styled(
+            format!("perplexity {} · {} ", self.tab.perplexity, by.label()),
+            theme.dim(),
+        )];
+        match by {
+            ColorBy::Correctness => {
+                spans.push(Span::styled(
+                    format!("{}right ", group_glyph(by, 1)),
+                    Style::default().fg(group_color(theme, by, 1)),
+                ));
+                spans.push(Span::styled(
+                    format!("{}wrong ", group_glyph(by, 0)),
+                    Style::default().fg(group_color(theme, by, 0)),
+                ));
+            }
+            _ => {
+                for c in 0..self.session.n_classes() {
+                    let g = u8::try_from(c).unwrap_or(0);
+                    let glyph = if theme.braille {
+                        '●'
+                    } else {
+                        group_glyph(by, g)
+                    };
+                    spans.push(Span::styled(
+                        format!("{glyph}{} ", Theme::class_glyph(c)),
+                        Style::default().fg(group_color(theme, by, g)),
+                    ));
+                }
+            }
+        }
+        if self.tab.include_input {
+            spans.push(Span::styled(" +input", theme.dim()));
+        }
+        Line::from(spans).render(area, buf);
+    }
+
+    fn render_selection(&self, area: Rect, buf: &mut Buffer) {
+        let theme = self.theme;
+        let i = self.tab.selected;
+        let block = Block::bordered().title(format!(" image {i} "));
+        let inner = block.inner(area);
+        block.render(area, buf);
+        let Some((pixels, label)) = self.session.image(Part::Train, i) else {
+            Paragraph::new("loading")
+                .style(theme.dim())
+                .render(inner, buf);
+            return;
+        };
+        let shape = self.session.image_shape();
+        let n_classes = self.session.n_classes();
+        let text_h = 1 + u16::try_from(n_classes).unwrap_or(10);
+        let image_room = Rect {
+            height: inner.height.saturating_sub(text_h).min(inner.height),
+            ..inner
+        };
+        let (_, ih) = Heatmap::fit(shape.0, shape.1, image_room);
+        let [image, info, bars] = inner.layout(&Layout::vertical([
+            Constraint::Length(ih),
+            Constraint::Length(1),
+            Constraint::Fill(1),
+        ]));
+        if let Some(px) = pixels.to_slice() {
+            let heatmap = Heatmap {
+                pixels: px,
+                rows: shape.0,
+                cols: shape.1,
+                scale: Scale::Gray { min: 0.0, max: 1.0 },
+                theme,
+            };
+            (&heatmap).render(image, buf);
+        }
+        let pred = self.tab.predictions.get(i).copied();
+        let mut spans = vec![
+            Span::styled("label ", theme.dim()),
+            Span::styled(
+                label.to_string(),
+                Style::default().fg(theme.class(usize::from(label))),
+            ),
+        ];
+        if let Some(p) = pred {
+            spans.push(Span::styled("  pred ", theme.dim()));
+            let style = if p == label {
+                theme.good()
+            } else {
+                theme.bad()
+            };
+            let mark = if p == label { "" } else { " wrong" };
+            spans.push(Span::styled(format!("{p}{mark}"), style));
+        }
+        Line::from(spans).render(info, buf);
+        if let Some(probs) = self.session.probabilities(Part::Train, i)
+            && let Some(p) = probs.to_slice()
+        {
+            (&ProbabilityBars {
+                probs: p,
+                marked: pred.map(usize::from),
+                theme,
+            })
+                .render(bars, buf);
+        }
+    }
 }
 
-/// "trust ▰▰▰▱▱ 0.62": the share of 10 nearest neighbours kept in 2-D.
+/// "trust ━━━━──── 0.62": the share of 10 nearest neighbours kept in 2-D.
 fn render_trust(trust: Option<f64>, theme: &Theme, area: Rect, buf: &mut Buffer) {
     if area.is_empty() {
         return;
@@ -157,132 +752,20 @@ fn render_trust(trust: Option<f64>, theme: &Theme, area: Rect, buf: &mut Buffer)
         );
         return;
     };
-    let head = "trust ";
     let tail = format!(" {t:.2}");
-    let bar_w = usize::from(area.width).saturating_sub(head.len() + tail.len());
-    // t in [0, 1].
-    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let filled = (t.clamp(0.0, 1.0) * bar_w as f64).round() as usize;
-    let (on, off) = if theme.has_color() {
-        ('█', '─')
-    } else {
-        ('#', '.')
-    };
-    let bar: String = std::iter::repeat_n(on, filled)
-        .chain(std::iter::repeat_n(off, bar_w - filled))
-        .collect();
-    let line = Line::from(vec![
-        Span::styled(head, theme.dim()),
-        Span::styled(bar, theme.good()),
-        Span::raw(tail),
-    ]);
-    line.render(area, buf);
-}
-
-fn render_legend(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
-    let by = app.embed.color_by;
-    let mut spans = vec![Span::styled(
-        format!("perplexity {} · {} ", app.embed.perplexity, by.label()),
-        theme.dim(),
-    )];
-    match by {
-        ColorBy::Correctness => {
-            spans.push(Span::styled(
-                format!("{}right ", group_glyph(by, 1)),
-                Style::default().fg(group_color(theme, by, 1)),
-            ));
-            spans.push(Span::styled(
-                format!("{}wrong ", group_glyph(by, 0)),
-                Style::default().fg(group_color(theme, by, 0)),
-            ));
-        }
-        _ => {
-            for c in 0..app.n_classes() {
-                let g = u8::try_from(c).unwrap_or(0);
-                let glyph = if theme.braille {
-                    '●'
-                } else {
-                    group_glyph(by, g)
-                };
-                spans.push(Span::styled(
-                    format!("{glyph}{} ", Theme::class_glyph(c)),
-                    Style::default().fg(group_color(theme, by, g)),
-                ));
-            }
-        }
-    }
-    if app.embed.include_input {
-        spans.push(Span::styled(" +input", theme.dim()));
-    }
-    Line::from(spans).render(area, buf);
-}
-
-fn render_selection(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
-    let i = app.embed.selected;
-    let block = Block::bordered().title(format!(" image {i} "));
-    let inner = block.inner(area);
-    block.render(area, buf);
-    let Some((pixels, label)) = app.image(ImageSet::Train, i) else {
-        Paragraph::new("loading")
-            .style(theme.dim())
-            .render(inner, buf);
-        return;
-    };
-    let shape = app
-        .split
-        .as_ref()
-        .and_then(|s| s.train.image_shape)
-        .unwrap_or((1, pixels.len()));
-    let n_classes = app.n_classes();
-    let text_h = 1 + u16::try_from(n_classes).unwrap_or(10);
-    let image_room = Rect {
-        height: inner.height.saturating_sub(text_h).min(inner.height),
-        ..inner
-    };
-    let (_, ih) = Heatmap::fit(shape.0, shape.1, image_room);
-    let [image, info, bars] = inner.layout(&Layout::vertical([
-        Constraint::Length(ih),
-        Constraint::Length(1),
+    let tail_w = u16::try_from(tail.len())
+        .unwrap_or(u16::MAX)
+        .min(area.width);
+    let [bar, value] = area.layout(&Layout::horizontal([
         Constraint::Fill(1),
+        Constraint::Length(tail_w),
     ]));
-    let pixel_slice = pixels.to_slice();
-    if let Some(px) = pixel_slice {
-        let heatmap = Heatmap {
-            pixels: px,
-            rows: shape.0,
-            cols: shape.1,
-            scale: Scale::Gray { min: 0.0, max: 1.0 },
-            theme,
-        };
-        (&heatmap).render(image, buf);
-    }
-    let pred = app.embed_prediction(i);
-    let mut spans = vec![
-        Span::styled("label ", theme.dim()),
-        Span::styled(
-            label.to_string(),
-            Style::default().fg(theme.class(usize::from(label))),
-        ),
-    ];
-    if let Some(p) = pred {
-        spans.push(Span::styled("  pred ", theme.dim()));
-        let style = if p == label {
-            theme.good()
-        } else {
-            theme.bad()
-        };
-        let mark = if p == label { "" } else { " wrong" };
-        spans.push(Span::styled(format!("{p}{mark}"), style));
-    }
-    Line::from(spans).render(info, buf);
-    if let Some(probs) = app.probabilities(ImageSet::Train, i)
-        && let Some(p) = probs.to_slice()
-    {
-        (&ProbabilityBars {
-            probs: p,
-            marked: pred.map(usize::from),
-            theme,
-        })
-            .render(bars, buf);
-    }
+    line_gauge(t, "trust".to_string(), theme).render(bar, buf);
+    buf.set_stringn(
+        value.x,
+        value.y,
+        &tail,
+        usize::from(value.width),
+        theme.text(),
+    );
 }

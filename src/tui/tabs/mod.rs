@@ -1,4 +1,5 @@
-//! One module per tab, each a pure render of the [`App`](super::App) state.
+//! One module per tab, each one room: its state, its key table, its update and its render
+//! (ratatui's demo2: `tabs/recipe.rs` holds `RecipeTab` and its `Widget`).
 
 pub mod embeddings;
 pub mod saliency;

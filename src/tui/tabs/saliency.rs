@@ -1,85 +1,363 @@
-//! Saliency: the image and its saliency map side by side as half-block heatmaps with their
-//! scale legends, the class probabilities as bars, and how far the estimate has come.
+//! Saliency: its state (which image, which class, which method, the latest estimate of the
+//! latest request), its keys, and its render: the image and its saliency map side by side as
+//! half-block heatmaps with their scale legends, the class probabilities as bars, and how far the
+//! estimate has come.
 
+use crossterm::event::KeyCode;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
 
-use crate::tui::app::{App, ImageSet, method_label};
+use crate::compute::{Command, Event, ExplainRequest, Method, SaliencySnapshot, Slots};
+use crate::data::Part;
+use crate::tui::app::{Action, Effect, Session};
+use crate::tui::keys::{Binding, Show, bind};
 use crate::tui::tabs::training::duration;
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{Heatmap, Legend, ProbabilityBars, Scale};
 
-/// Render the Saliency tab into `area`.
-pub fn render(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
-    let s = &app.saliency;
-    let [main, info] = area.layout(&Layout::vertical([
-        Constraint::Fill(1),
-        Constraint::Length(if area.height >= 30 { 5 } else { 4 }),
-    ]));
-    let probs_w = (area.width / 4).max(18);
-    let [image_area, map_area, probs_area] = main.layout(&Layout::horizontal([
-        Constraint::Fill(1),
-        Constraint::Fill(1),
-        Constraint::Length(probs_w),
-    ]));
-    let set_name = match s.set {
-        ImageSet::Test => "test",
-        ImageSet::Train => "training",
-    };
-    let image = app.image(s.set, s.index);
-    let shape = app.split.as_ref().map_or((28, 28), |sp| {
-        // Features that are not a square image show as one strip.
-        sp.test.image_shape.unwrap_or((1, sp.test.n_features()))
-    });
-    let title = match image {
-        Some((_, label)) => format!(" {set_name} image {} · label {label} ", s.index),
-        None => format!(" {set_name} image {} ", s.index),
-    };
-    let pixels = image.as_ref().and_then(|(p, _)| p.to_slice());
-    render_heatmap(
-        &title,
-        pixels,
-        shape,
-        Scale::Gray { min: 0.0, max: 1.0 },
-        theme,
-        image_area,
-        buf,
-    );
-    let class = s.explained_class.or(s.class);
-    let map_title = match class {
-        Some(c) => format!(" saliency for class {c} "),
-        None => " saliency ".to_string(),
-    };
-    let values = s.estimate.as_ref().map(|e| e.values.as_slice());
-    render_heatmap(
-        &map_title,
-        values,
-        shape,
-        Scale::Diverging { max_abs: s.max_abs },
-        theme,
-        map_area,
-        buf,
-    );
-    let block = Block::bordered().title(" probabilities ");
-    let inner = block.inner(probs_area);
-    block.render(probs_area, buf);
-    match app
-        .probabilities(s.set, s.index)
-        .and_then(|p| p.to_slice().map(<[f32]>::to_vec))
-    {
-        Some(p) => (&ProbabilityBars {
-            probs: &p,
-            marked: class,
-            theme,
-        })
-            .render(inner, buf),
-        None => Paragraph::new("after training")
-            .style(theme.dim())
-            .render(inner, buf),
+/// The attribution methods in the order `m` cycles through them, the engine's default first.
+pub const METHODS: [Method; 4] = [
+    Method::Permutation,
+    Method::GradientTimesInput,
+    Method::IntegratedGradients,
+    Method::Notebook,
+];
+
+/// The method after `m` in [`METHODS`].
+pub fn next_method(m: Method) -> Method {
+    let i = METHODS.iter().position(|&x| x == m).unwrap_or(0);
+    METHODS[(i + 1) % METHODS.len()]
+}
+
+/// A short name of a method, for titles.
+pub fn method_label(m: Method) -> &'static str {
+    match m {
+        Method::Notebook => "notebook Shapley",
+        Method::Permutation => "permutation Shapley",
+        Method::GradientTimesInput => "gradient x input",
+        Method::IntegratedGradients => "integrated gradients",
     }
-    render_info(app, theme, info, buf);
+}
+
+/// What the Saliency tab's keys do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaliencyAction {
+    /// Previous image.
+    PrevImage,
+    /// Next image.
+    NextImage,
+    /// Explain this class.
+    ExplainClass(usize),
+    /// Explain the predicted class.
+    ExplainPredicted,
+    /// Cycle the attribution method.
+    CycleMethod,
+}
+
+const fn act(a: SaliencyAction) -> Action {
+    Action::Saliency(a)
+}
+
+const fn class(c: usize, key: KeyCode) -> Binding {
+    bind(
+        match key {
+            KeyCode::Char('0') => &[KeyCode::Char('0')],
+            KeyCode::Char('1') => &[KeyCode::Char('1')],
+            KeyCode::Char('2') => &[KeyCode::Char('2')],
+            KeyCode::Char('3') => &[KeyCode::Char('3')],
+            KeyCode::Char('4') => &[KeyCode::Char('4')],
+            KeyCode::Char('5') => &[KeyCode::Char('5')],
+            KeyCode::Char('6') => &[KeyCode::Char('6')],
+            KeyCode::Char('7') => &[KeyCode::Char('7')],
+            KeyCode::Char('8') => &[KeyCode::Char('8')],
+            _ => &[KeyCode::Char('9')],
+        },
+        act(SaliencyAction::ExplainClass(c)),
+        "",
+        "",
+    )
+    .shown(Show::Hidden)
+}
+
+/// The Saliency tab's keys. Digits pick the class here; Tab, Shift-Tab and F1-F3 still switch
+/// tabs.
+pub const KEYS: &[Binding] = &[
+    bind(
+        &[KeyCode::Left, KeyCode::Char('h')],
+        act(SaliencyAction::PrevImage),
+        "left/right",
+        "image",
+    ),
+    bind(
+        &[KeyCode::Right, KeyCode::Char('l')],
+        act(SaliencyAction::NextImage),
+        "right",
+        "",
+    )
+    .shown(Show::Hidden),
+    bind(
+        &[KeyCode::Char('0')],
+        act(SaliencyAction::ExplainClass(0)),
+        "0-9",
+        "class",
+    ),
+    class(1, KeyCode::Char('1')),
+    class(2, KeyCode::Char('2')),
+    class(3, KeyCode::Char('3')),
+    class(4, KeyCode::Char('4')),
+    class(5, KeyCode::Char('5')),
+    class(6, KeyCode::Char('6')),
+    class(7, KeyCode::Char('7')),
+    class(8, KeyCode::Char('8')),
+    class(9, KeyCode::Char('9')),
+    bind(
+        &[KeyCode::Char('p')],
+        act(SaliencyAction::ExplainPredicted),
+        "p",
+        "predicted class",
+    ),
+    bind(
+        &[KeyCode::Char('m')],
+        act(SaliencyAction::CycleMethod),
+        "m",
+        "method",
+    ),
+    bind(&[KeyCode::Tab], Action::NextTab, "tab", "tabs").shown(Show::Bar),
+];
+
+/// The Saliency tab's state.
+#[derive(Debug, Clone)]
+pub struct SaliencyTab {
+    /// Which part of the split the image is from.
+    pub part: Part,
+    /// Row in that part.
+    pub index: usize,
+    /// Class asked for (`None`: the prediction).
+    pub class: Option<usize>,
+    /// Class the worker is explaining.
+    pub explained_class: Option<usize>,
+    /// Method (the engine's default first).
+    pub method: Method,
+    /// Id of the latest request.
+    pub request_id: u64,
+    /// The latest estimate for that request.
+    pub estimate: Option<SaliencySnapshot>,
+    /// The estimate is final.
+    pub done: bool,
+    /// The request was sent and is waiting or running.
+    pub running: bool,
+    /// Largest |value| of the estimate (the colour scale's end).
+    pub max_abs: f32,
+    /// Mean standard error of the estimate, when it has one.
+    pub mean_stderr: Option<f32>,
+}
+
+impl Default for SaliencyTab {
+    fn default() -> Self {
+        let first = ExplainRequest::first();
+        SaliencyTab {
+            part: first.part,
+            index: first.index,
+            class: first.class,
+            explained_class: None,
+            method: first.method,
+            request_id: first.id,
+            estimate: None,
+            done: false,
+            running: false,
+            max_abs: 0.0,
+            mean_stderr: None,
+        }
+    }
+}
+
+impl SaliencyTab {
+    /// Before any event: the pipeline ends by explaining the first test image (request 0).
+    pub fn new() -> SaliencyTab {
+        SaliencyTab {
+            running: true,
+            ..SaliencyTab::default()
+        }
+    }
+
+    /// Apply one of the tab's actions.
+    pub fn update(&mut self, action: SaliencyAction, session: &Session) -> Vec<Effect> {
+        match action {
+            SaliencyAction::PrevImage | SaliencyAction::NextImage => {
+                let n = session.image_count(self.part);
+                if n == 0 {
+                    return Vec::new();
+                }
+                self.index = if action == SaliencyAction::NextImage {
+                    (self.index + 1) % n
+                } else {
+                    (self.index + n - 1) % n
+                };
+            }
+            SaliencyAction::ExplainClass(c) => {
+                let n_classes = session.n_classes();
+                if n_classes > 0 && c >= n_classes {
+                    return vec![Effect::Say(format!("there is no class {c}"))];
+                }
+                self.class = Some(c);
+            }
+            SaliencyAction::ExplainPredicted => self.class = None,
+            SaliencyAction::CycleMethod => self.method = next_method(self.method),
+        }
+        self.request().into_iter().map(Effect::Send).collect()
+    }
+
+    /// Explain another image (picked in the Embeddings tab), for its predicted class.
+    pub fn open(&mut self, part: Part, index: usize) -> Vec<Command> {
+        self.part = part;
+        self.index = index;
+        self.class = None;
+        self.request()
+    }
+
+    /// A new explanation request for the current choice (supersedes the last).
+    fn request(&mut self) -> Vec<Command> {
+        self.request_id += 1;
+        self.estimate = None;
+        self.done = false;
+        self.running = true;
+        self.explained_class = self.class;
+        vec![Command::Explain(ExplainRequest {
+            id: self.request_id,
+            part: self.part,
+            index: self.index,
+            class: self.class,
+            method: self.method,
+        })]
+    }
+
+    /// A new model: the old map goes.
+    pub fn clear(&mut self) {
+        self.estimate = None;
+        self.done = false;
+    }
+
+    /// Show `snap` as the current estimate.
+    pub fn set_estimate(&mut self, snap: SaliencySnapshot) {
+        self.max_abs = snap.values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        #[expect(clippy::cast_precision_loss)]
+        let mean = |s: &Vec<f32>| s.iter().sum::<f32>() / s.len().max(1) as f32;
+        self.mean_stderr = snap.stderr.as_ref().map(mean);
+        self.estimate = Some(snap);
+    }
+
+    /// Take in an explanation event (late ones of a superseded request are ignored).
+    pub fn on_event(&mut self, event: Event, slots: &Slots) {
+        match event {
+            Event::ExplainStarted { request, class } if request.id == self.request_id => {
+                self.explained_class = Some(class);
+                self.running = true;
+            }
+            Event::ExplainProgress => {
+                if let Some(snap) = slots.saliency.take()
+                    && snap.id == self.request_id
+                {
+                    self.set_estimate(snap);
+                }
+            }
+            Event::ExplainDone {
+                id,
+                attribution,
+                seconds,
+            } if id == self.request_id => {
+                self.set_estimate(SaliencySnapshot::from_attribution(
+                    id,
+                    &attribution,
+                    seconds,
+                ));
+                self.done = true;
+                self.running = false;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The Saliency tab drawn from its state and the session.
+pub struct SaliencyView<'a> {
+    /// The tab's state.
+    pub tab: &'a SaliencyTab,
+    /// What the tabs share.
+    pub session: &'a Session,
+    /// Theme.
+    pub theme: &'a Theme,
+}
+
+impl Widget for &SaliencyView<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let (s, theme) = (self.tab, self.theme);
+        let [main, info] = area.layout(&Layout::vertical([
+            Constraint::Fill(1),
+            Constraint::Length(if area.height >= 30 { 5 } else { 4 }),
+        ]));
+        let probs_w = (area.width / 4).max(18);
+        let [image_area, map_area, probs_area] = main.layout(&Layout::horizontal([
+            Constraint::Fill(1),
+            Constraint::Fill(1),
+            Constraint::Length(probs_w),
+        ]));
+        let part_name = match s.part {
+            Part::Test => "test",
+            Part::Train => "training",
+        };
+        let image = self.session.image(s.part, s.index);
+        let shape = self.session.image_shape();
+        let title = match image {
+            Some((_, label)) => format!(" {part_name} image {} · label {label} ", s.index),
+            None => format!(" {part_name} image {} ", s.index),
+        };
+        let pixels = image.as_ref().and_then(|(p, _)| p.to_slice());
+        render_heatmap(
+            &title,
+            pixels,
+            shape,
+            Scale::Gray { min: 0.0, max: 1.0 },
+            theme,
+            image_area,
+            buf,
+        );
+        let class = s.explained_class.or(s.class);
+        let map_title = match class {
+            Some(c) => format!(" saliency for class {c} "),
+            None => " saliency ".to_string(),
+        };
+        let values = s.estimate.as_ref().map(|e| e.values.as_slice());
+        render_heatmap(
+            &map_title,
+            values,
+            shape,
+            Scale::Diverging { max_abs: s.max_abs },
+            theme,
+            map_area,
+            buf,
+        );
+        let block = Block::bordered().title(" probabilities ");
+        let inner = block.inner(probs_area);
+        block.render(probs_area, buf);
+        match self
+            .session
+            .probabilities(s.part, s.index)
+            .and_then(|p| p.to_slice().map(<[f32]>::to_vec))
+        {
+            Some(p) => (&ProbabilityBars {
+                probs: &p,
+                marked: class,
+                theme,
+            })
+                .render(inner, buf),
+            None => Paragraph::new("after training")
+                .style(theme.dim())
+                .render(inner, buf),
+        }
+        render_info(s, theme, info, buf);
+    }
 }
 
 fn render_heatmap(
@@ -122,8 +400,7 @@ fn render_heatmap(
     (&Legend { scale, theme }).render(Rect::new(lx, ly, legend_w, 1), buf);
 }
 
-fn render_info(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
-    let s = &app.saliency;
+fn render_info(s: &SaliencyTab, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let class_text = match (s.class, s.explained_class) {
         (Some(c), _) => format!("class {c}"),
         (None, Some(c)) => format!("class {c} (predicted)"),

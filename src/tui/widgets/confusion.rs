@@ -1,5 +1,6 @@
 //! The confusion matrix as a grid of counts: rows are true classes, columns predictions; the
-//! diagonal in the "good" colour, mistakes in the "bad" one, with per-class accuracy at the end.
+//! diagonal in the "good" colour, mistakes in the "bad" one, with the per-class accuracy the
+//! engine computed (`nn::per_class_accuracy`) at the end.
 
 use ndarray::Array2;
 use ratatui::buffer::Buffer;
@@ -12,6 +13,8 @@ use crate::tui::theme::Theme;
 pub struct ConfusionGrid<'a> {
     /// Counts.
     pub matrix: &'a Array2<usize>,
+    /// Accuracy of each true class (NaN for a class with no rows).
+    pub accuracy: &'a [f64],
     /// Theme.
     pub theme: &'a Theme,
 }
@@ -59,7 +62,6 @@ impl Widget for &ConfusionGrid<'_> {
                 break;
             }
             let y = area.y + dy;
-            let total: usize = self.matrix.row(r).sum();
             buf.set_stringn(
                 area.x,
                 y,
@@ -84,9 +86,9 @@ impl Widget for &ConfusionGrid<'_> {
                 buf.set_stringn(x, y, &text, room, style);
                 x += u16::try_from(cw).unwrap_or(3);
             }
-            if x < area.right() && total > 0 {
-                #[expect(clippy::cast_precision_loss)]
-                let acc = self.matrix[[r, r]] as f64 / total as f64;
+            if x < area.right()
+                && let Some(acc) = self.accuracy.get(r).filter(|a| a.is_finite())
+            {
                 let room = usize::from(area.right() - x);
                 buf.set_stringn(
                     x,
@@ -111,8 +113,10 @@ mod tests {
     fn counts_and_accuracy() {
         let theme = Theme::new(ColorDepth::None, true);
         let m = array![[8usize, 2], [0, 10]];
+        let accuracy = crate::nn::per_class_accuracy(&m);
         let g = ConfusionGrid {
             matrix: &m,
+            accuracy: &accuracy,
             theme: &theme,
         };
         let mut buf = Buffer::empty(Rect::new(0, 0, 18, 3));
