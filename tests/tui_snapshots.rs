@@ -1,10 +1,15 @@
-//! Snapshots of each tab from the fixed, hand-built state, at 80x24 and 160x48, as text and in
-//! ASCII mode; and every size down to 1x1 renders without panicking.
+//! Snapshots of each tab from the fixed, hand-built state, at 80x24 and 160x48, as text, in
+//! ASCII mode and as colour grids; the fixture itself is a possible state; and every size down to
+//! 1x1 renders, the empty state saying it is loading.
 
 use layerscope::tui::fixture::demo_app;
+use layerscope::tui::render::render;
 use layerscope::tui::snapshot::render_snapshot_with;
 use layerscope::tui::theme::{ColorDepth, Theme};
 use layerscope::tui::{Tab, render_snapshot};
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::Color;
 
 fn snapshot(tab: Tab, w: u16, h: u16) -> String {
     render_snapshot(&demo_app(), tab, w, h, false)
@@ -98,8 +103,113 @@ fn empty_state_renders_at_every_size() {
     for w in (1..=200u16).step_by(7) {
         for h in (1..=60u16).step_by(5) {
             for tab in Tab::ALL {
-                let _ = render_snapshot(&app, tab, w, h, true);
+                let text = render_snapshot(&app, tab, w, h, false);
+                assert_eq!(text.lines().count(), usize::from(h), "{tab} {w}x{h}");
+                assert!(text.lines().all(|l| l.chars().count() == usize::from(w)));
+                let big_enough = w >= 60 && h >= 16;
+                if big_enough && w >= 70 {
+                    // Before any event the app says it is loading, on every tab.
+                    assert!(text.contains("loading data"), "{tab} {w}x{h}:\n{text}");
+                } else if !big_enough && w >= 40 && h >= 3 {
+                    assert!(text.contains("enlarge"), "{tab} {w}x{h}:\n{text}");
+                }
             }
         }
     }
+}
+
+/// The fixture shows a possible screen: the confusion matrix agrees with the last epoch's test
+/// accuracy, and the saliency map is exactly 0 where the image and every background row are 0
+/// (no coalition can change the model's input there).
+#[test]
+fn the_fixture_is_a_possible_state() {
+    let app = demo_app();
+    let model = app.session.model.as_ref().unwrap();
+    let split = app.session.split.as_ref().unwrap();
+    let confusion = &model.confusion;
+    assert_eq!(
+        confusion.sum(),
+        split.test.n_rows(),
+        "one count per test row"
+    );
+    #[expect(clippy::cast_precision_loss)]
+    let accuracy = confusion.diag().sum() as f64 / confusion.sum() as f64;
+    let last = app.training.history.last().unwrap();
+    let test_accuracy = layerscope::tui::app::metric(last.test_accuracy).unwrap();
+    assert!(
+        (test_accuracy - accuracy).abs() < 1e-12,
+        "{test_accuracy} vs {accuracy}"
+    );
+    let text = render_snapshot(&app, Tab::Training, 80, 24, false);
+    assert!(
+        text.contains(&format!("test {:.1}%", accuracy * 100.0)),
+        "{text}"
+    );
+    let values = &app.saliency.estimate.as_ref().unwrap().values;
+    let image = split.test.features.row(0);
+    let mut blank = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if image[i] == 0.0 && split.train.features.column(i).iter().all(|&b| b == 0.0) {
+            assert_eq!(v, 0.0, "pixel {i}");
+            blank += 1;
+        }
+    }
+    assert!(blank > 10, "the border is blank in MNIST ({blank} pixels)");
+}
+
+/// A colour cell as one character: gray levels as 0-9, the diverging scale's blue and orange
+/// sides as b/B and o/O (light/strong), anything else as '*', the terminal default as ' '.
+fn colour_char(c: Color) -> char {
+    match c {
+        Color::Rgb(r, g, b) => {
+            let (lo, hi) = (r.min(g).min(b), r.max(g).max(b));
+            if hi - lo < 16 {
+                char::from_digit(u32::from(hi) * 9 / 255, 10).unwrap_or('9')
+            } else if b > r {
+                if hi - lo > 96 { 'B' } else { 'b' }
+            } else if r > b {
+                if hi - lo > 96 { 'O' } else { 'o' }
+            } else {
+                '*'
+            }
+        }
+        Color::Reset => ' ',
+        _ => '*',
+    }
+}
+
+/// The colours of a frame, two lines per row (the upper half-block's colour is the cell's
+/// foreground, the lower's its background), so that heatmaps drawn as walls of half-blocks are
+/// pinned by what they show.
+fn colour_grid(app: &layerscope::tui::App, tab: Tab, w: u16, h: u16) -> String {
+    let theme = Theme::new(ColorDepth::TrueColor, false);
+    let area = Rect::new(0, 0, w, h);
+    let mut buf = Buffer::empty(area);
+    render(app, tab, &theme, area, &mut buf);
+    let mut out = String::new();
+    for y in 0..h {
+        for pick in [
+            |c: &ratatui::buffer::Cell| c.fg,
+            |c: &ratatui::buffer::Cell| c.bg,
+        ] {
+            out.extend((0..w).map(|x| colour_char(pick(&buf[(x, y)]))));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn saliency_colours_80x24() {
+    let grid = colour_grid(&demo_app(), Tab::Saliency, 80, 24);
+    // Both signs of the map and the gray image are there, not one colour.
+    for c in ['b', 'o', '0', '9'] {
+        assert!(grid.contains(c), "{c}");
+    }
+    insta::assert_snapshot!(grid);
+}
+
+#[test]
+fn embeddings_colours_80x24() {
+    insta::assert_snapshot!(colour_grid(&demo_app(), Tab::Embeddings, 80, 24));
 }
