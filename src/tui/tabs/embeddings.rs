@@ -625,6 +625,8 @@ impl EmbeddingsView<'_> {
             color: &color,
             glyph: &glyph,
             selected: Some(self.tab.selected),
+            // The wrong predictions are what the correct/wrong colouring is for.
+            emphasis: (by == ColorBy::Correctness).then_some(0),
             theme,
         };
         (&scatter).render(plot, buf);

@@ -1,5 +1,8 @@
 //! A scatter plot in braille dots (2 x 4 per cell), each cell coloured by the most common group
-//! among its points; without braille, each cell shows that group's glyph (a digit).
+//! among its points, except that an emphasised group (e.g. the wrong predictions) wins every cell
+//! it is in, drawn in a second pass; without braille, each cell shows that group's glyph (a
+//! digit). Both axes share one scale, centred: t-SNE means local distances, so a circle must stay
+//! a circle (braille dots are about square; a plain cell is about twice as tall as wide).
 
 use ndarray::Array2;
 use ratatui::buffer::Buffer;
@@ -22,14 +25,16 @@ pub struct Scatter<'a> {
     pub color: &'a dyn Fn(u8) -> Color,
     /// Glyph of a group, without braille.
     pub glyph: &'a dyn Fn(u8) -> char,
-    /// Point drawn as the cursor.
+    /// Point drawn as the cursor, in its own group's colour.
     pub selected: Option<usize>,
+    /// A group that wins every cell it has a point in (a minority the user looks for).
+    pub emphasis: Option<u8>,
     /// Theme.
     pub theme: &'a Theme,
 }
 
 impl Scatter<'_> {
-    /// Cell (column, row) of every point in `area`, after fitting the bounds with a margin.
+    /// Dot (column, row) of every point in `area`: one scale for both axes, the bounds centred.
     fn project(&self, area: Rect, sub_x: usize, sub_y: usize) -> Vec<(usize, usize)> {
         let n = self.coords.nrows();
         if n == 0 || area.is_empty() {
@@ -50,17 +55,23 @@ impl Scatter<'_> {
         let h = usize::from(area.height) * sub_y;
         #[expect(clippy::cast_precision_loss)]
         let (wf, hf) = ((w - 1) as f32, (h - 1) as f32);
+        // A dot's size in cell heights: a cell is about half as wide as it is tall.
+        #[expect(clippy::cast_precision_loss)]
+        let (dot_w, dot_h) = (0.5 / sub_x as f32, 1.0 / sub_y as f32);
+        // The largest scale (cell heights per data unit) at which both spans fit.
+        let scale = (wf * dot_w / span_x).min(hf * dot_h / span_y);
+        let (mid_x, mid_y) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
         self.coords
             .rows()
             .into_iter()
             .map(|p| {
-                let fx = ((p[0] - x0) / span_x).clamp(0.0, 1.0);
-                let fy = ((y1 - p[1]) / span_y).clamp(0.0, 1.0);
+                let fx = ((p[0] - mid_x) * scale / dot_w + wf / 2.0).clamp(0.0, wf);
+                let fy = ((mid_y - p[1]) * scale / dot_h + hf / 2.0).clamp(0.0, hf);
                 // In [0, w-1] and [0, h-1] by the clamp above.
                 #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                let px = (fx * wf).round() as usize;
+                let px = fx.round() as usize;
                 #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                let py = (fy * hf).round() as usize;
+                let py = fy.round() as usize;
                 (px, py)
             })
             .collect()
@@ -103,10 +114,16 @@ impl Widget for &Scatter<'_> {
                 if bits[cell] == 0 {
                     continue;
                 }
-                let group = (0..n_groups)
-                    .max_by_key(|&g| (counts[cell * n_groups + g], std::cmp::Reverse(g)))
-                    .and_then(|g| u8::try_from(g).ok())
-                    .unwrap_or(0);
+                // Second pass: the emphasised group wins any cell it is in.
+                let emphasised = self
+                    .emphasis
+                    .filter(|&g| counts.get(cell * n_groups + usize::from(g)) > Some(&0));
+                let group = emphasised.unwrap_or_else(|| {
+                    (0..n_groups)
+                        .max_by_key(|&g| (counts[cell * n_groups + g], std::cmp::Reverse(g)))
+                        .and_then(|g| u8::try_from(g).ok())
+                        .unwrap_or(0)
+                });
                 let ch = if self.theme.braille {
                     char::from_u32(0x2800 + u32::from(bits[cell])).unwrap_or('.')
                 } else {
@@ -129,9 +146,14 @@ impl Widget for &Scatter<'_> {
                 area.y + u16::try_from(py / sub_y).unwrap_or(0),
             );
             let glyph = if self.theme.braille { '◆' } else { '@' };
+            // The point's own colour, not its cell's majority.
+            let own = self
+                .selected
+                .and_then(|s| self.groups.get(s))
+                .map_or(Color::Reset, |&g| (self.color)(g));
             if let Some(c) = buf.cell_mut((x, y)) {
                 c.set_char(glyph);
-                c.set_style(self.theme.highlight());
+                c.set_style(self.theme.highlight().fg(own));
             }
         }
     }
@@ -157,11 +179,108 @@ mod tests {
             color: &color,
             glyph: &glyph,
             selected: Some(2),
+            emphasis: None,
             theme: &theme,
         };
+        // One scale for both axes: the unit square is 1 row tall, so 2 columns wide (a cell is
+        // half as wide as tall), centred in the 4 columns.
         let mut buf = Buffer::empty(Rect::new(0, 0, 4, 2));
         (&s).render(buf.area, &mut buf);
-        assert_eq!(buffer_lines(&buf), ["   2", "1  @"]);
+        assert_eq!(buffer_lines(&buf), ["   2", " 1 @"]);
+    }
+
+    /// Issue 11 (3): a square stays square (braille dots are about square) and is centred.
+    #[test]
+    fn one_scale_for_both_axes_centred() {
+        let coords = array![[0.0f32, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]];
+        let groups = [0u8; 4];
+        let theme = Theme::new(ColorDepth::TrueColor, false);
+        let color = |_: u8| Color::Reset;
+        let glyph = |_: u8| '?';
+        let s = Scatter {
+            coords: &coords,
+            groups: &groups,
+            color: &color,
+            glyph: &glyph,
+            selected: None,
+            emphasis: None,
+            theme: &theme,
+        };
+        // 20 x 5 cells: 40 x 20 dots.
+        let dots = s.project(Rect::new(0, 0, 20, 5), 2, 4);
+        let xs: Vec<usize> = dots.iter().map(|d| d.0).collect();
+        let ys: Vec<usize> = dots.iter().map(|d| d.1).collect();
+        let (x0, x1) = (*xs.iter().min().unwrap(), *xs.iter().max().unwrap());
+        let (y0, y1) = (*ys.iter().min().unwrap(), *ys.iter().max().unwrap());
+        assert_eq!((y0, y1), (0, 19), "the height is the limit");
+        assert_eq!(x1 - x0, y1 - y0, "as wide as tall, in dots");
+        assert_eq!(x0, 39 - x1, "centred: {x0}..{x1} of 0..39");
+    }
+
+    fn two_groups_in_one_cell(
+        groups: &[u8],
+        selected: Option<usize>,
+        emphasis: Option<u8>,
+    ) -> Buffer {
+        // Four points close together: one braille cell.
+        let coords = array![
+            [0.0f32, 0.0],
+            [0.01, 0.0],
+            [0.0, 0.01],
+            [0.01, 0.01],
+            [9.0, 9.0]
+        ];
+        let theme = Theme::new(ColorDepth::TrueColor, false);
+        let color = |g: u8| Color::Rgb(100 + g, 0, 0);
+        let glyph = |_: u8| '?';
+        let s = Scatter {
+            coords: &coords,
+            groups,
+            color: &color,
+            glyph: &glyph,
+            selected,
+            emphasis,
+            theme: &theme,
+        };
+        let mut buf = Buffer::empty(Rect::new(0, 0, 8, 4));
+        (&s).render(buf.area, &mut buf);
+        buf
+    }
+
+    /// The cell holding points 0-3 (bottom left of the centred square).
+    fn cluster_cell(buf: &Buffer) -> &ratatui::buffer::Cell {
+        (0..4u16)
+            .flat_map(|y| (0..8u16).map(move |x| (x, y)))
+            .map(|p| &buf[p])
+            .filter(|c| c.symbol() != " ")
+            .find(|c| c.fg != Color::Rgb(105, 0, 0) && c.fg != Color::Reset)
+            .expect("the cluster's cell")
+    }
+
+    /// Issue 11 (1): the selection marker is drawn in the selected point's own colour, not in
+    /// its cell's majority colour.
+    #[test]
+    fn the_marker_takes_the_selected_points_colour() {
+        let buf = two_groups_in_one_cell(&[1, 1, 1, 2, 5], Some(3), None);
+        let marker = (0..4u16)
+            .flat_map(|y| (0..8u16).map(move |x| (x, y)))
+            .map(|p| &buf[p])
+            .find(|c| c.symbol() == "◆")
+            .expect("a marker");
+        assert_eq!(marker.fg, Color::Rgb(102, 0, 0));
+    }
+
+    /// Issue 11 (2): an emphasised minority wins its cell.
+    #[test]
+    fn an_emphasised_minority_wins_its_cell() {
+        let plain = two_groups_in_one_cell(&[1, 1, 1, 0, 5], None, None);
+        assert_eq!(
+            cluster_cell(&plain).fg,
+            Color::Rgb(101, 0, 0),
+            "the majority"
+        );
+        let emphasised = two_groups_in_one_cell(&[1, 1, 1, 0, 5], None, Some(0));
+        assert_eq!(cluster_cell(&emphasised).fg, Color::Rgb(100, 0, 0));
     }
 
     #[test]
@@ -177,11 +296,13 @@ mod tests {
             color: &color,
             glyph: &glyph,
             selected: None,
+            emphasis: None,
             theme: &theme,
         };
         let mut buf = Buffer::empty(Rect::new(0, 0, 1, 1));
         (&s).render(buf.area, &mut buf);
-        // (1, 1) is the top-right dot, (0, 0) the bottom-left one.
-        assert_eq!(buf[(0, 0)].symbol(), "⡈");
+        // The unit square, 2 dots wide, is 2 dots tall (one scale) and centred in the 4 rows:
+        // (1, 1) is dot (1, 1), (0, 0) is dot (0, 2).
+        assert_eq!(buf[(0, 0)].symbol(), "⠔");
     }
 }
