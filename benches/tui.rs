@@ -1,8 +1,8 @@
 //! Full-frame render time at 200x60 (goal: under 5 ms): every tab of the test fixture, through a
 //! ratatui `Terminal` on a `TestBackend` (render + diff), alternating tabs so every frame changes.
 //! `cargo bench --bench tui` prints the median and 95th percentile of 600 frames, five times over.
-//! Key-to-screen latency and time to first frame need a real pseudo-terminal: see
-//! `cargo test --release --test tui_pty -- --ignored --nocapture`.
+//! Key-to-screen latency, time to first frame and bytes written while idle need a real
+//! pseudo-terminal: see `cargo bench --bench tui_latency`.
 
 use std::time::{Duration, Instant};
 

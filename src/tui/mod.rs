@@ -1,6 +1,6 @@
 //! The terminal app: state and key handling ([`app`], no I/O), the theme, widgets and tabs (pure
-//! renders of the state), and the event loop ([`run`]) that ties them to a terminal and the
-//! background worker.
+//! renders of the state), the event loop ([`run`]) that ties them to a terminal and the background
+//! worker, and the terminal's lifecycle ([`terminal`]: setup, restore, signals).
 
 pub mod app;
 pub mod fixture;
@@ -8,6 +8,7 @@ pub mod render;
 pub mod run;
 pub mod snapshot;
 pub mod tabs;
+pub mod terminal;
 pub mod theme;
 pub mod widgets;
 
