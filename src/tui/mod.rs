@@ -7,6 +7,7 @@ pub mod fixture;
 pub mod render;
 pub mod run;
 pub mod snapshot;
+pub mod svg;
 pub mod tabs;
 pub mod terminal;
 pub mod theme;
