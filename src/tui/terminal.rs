@@ -117,7 +117,7 @@ static UI_THREAD: OnceLock<ThreadId> = OnceLock::new();
 /// Leave raw mode and the alternate screen, show the cursor. Errors are ignored: this runs on the
 /// way out, possibly after the terminal is gone (SIGHUP).
 pub fn restore() {
-    // let _ = terminal::disable_raw_mode();
+    let _ = terminal::disable_raw_mode();
     let _ = execute!(io::stdout(), terminal::LeaveAlternateScreen, cursor::Show);
 }
 
