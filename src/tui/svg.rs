@@ -673,4 +673,30 @@ mod tests {
         assert!(svg.contains(r##"<rect x="0" y="0" width="8" height="16" fill="#010203"/>"##));
         assert!(svg.contains(r##"fill="#040506""##), "{svg}");
     }
+
+    #[test]
+    fn every_tab_of_the_demo_is_well_formed_with_no_font_braille_or_blocks() {
+        use crate::tui::app::Tab;
+        use crate::tui::fixture::demo_app;
+        use crate::tui::render;
+        use crate::tui::theme::{ColorDepth, Theme};
+
+        let app = demo_app();
+        let theme = Theme::new(ColorDepth::TrueColor, false);
+        for tab in Tab::ALL {
+            let area = Rect::new(0, 0, 120, 40);
+            let mut buf = Buffer::empty(area);
+            render::render(&app, tab, &theme, area, &mut buf);
+            let svg = buffer_to_svg(&buf, &SvgStyle::default());
+            let counts = check_xml(&svg).unwrap_or_else(|e| panic!("{tab:?}: {e}"));
+            assert!(counts.get("text").is_some_and(|&n| n > 10), "{tab:?}");
+            assert!(counts.get("path").is_some_and(|&n| n > 0), "{tab:?}");
+            let drawn_by_font: Vec<char> = svg
+                .chars()
+                .filter(|c| matches!(c, '\u{2500}'..='\u{257f}' | '\u{2580}'..='\u{259f}' | '\u{2800}'..='\u{28ff}'))
+                .filter(|c| line_segments(*c).is_some() || !('\u{2500}'..='\u{257f}').contains(c))
+                .collect();
+            assert!(drawn_by_font.is_empty(), "{tab:?}: {drawn_by_font:?}");
+        }
+    }
 }
