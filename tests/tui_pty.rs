@@ -152,6 +152,57 @@ fn sigquit_quits_cleanly() {
     quits_cleanly_on(libc::SIGQUIT);
 }
 
+/// A real hangup (the terminal window closed, SSH dropped): every descriptor of the pty's master
+/// side closed while the app runs. The app must quit through the same path as on SIGHUP (exit
+/// 129), not hang in its input thread, and not panic writing to the gone terminal (exit 101).
+#[test]
+fn a_hangup_quits_without_hanging_or_panicking() {
+    use std::io::Read;
+
+    let pair = portable_pty::native_pty_system()
+        .openpty(portable_pty::PtySize {
+            rows: 30,
+            cols: 100,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .expect("openpty");
+    let mut child = pair
+        .slave
+        .spawn_command(pty::command(&SMALL, &[]))
+        .expect("spawn");
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().expect("reader");
+    // Read until the app draws (in a thread, so a hang meets the deadline), then close all.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 8192];
+        while !String::from_utf8_lossy(&seen).contains("1 Training") {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = tx.send(reader);
+    });
+    let reader = rx.recv_timeout(HANG).expect("the app draws");
+    drop(reader);
+    drop(pair.master);
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > HANG {
+            let _ = child.kill();
+            panic!("the app did not exit after a hangup");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.exit_code(), 129, "{status:?}");
+}
+
 /// The process's state letter from /proc (`T` when stopped), where there is a /proc.
 fn process_state(pid: i32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -5,6 +5,7 @@
 //! restoring it on every exit path, signals, Ctrl-Z) lives in [`terminal`].
 
 use std::io::{self, Stdout};
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -33,14 +34,6 @@ enum UiEvent {
     Control(Control),
 }
 
-/// How the loop ended.
-enum Ended {
-    /// The user quit.
-    Quit,
-    /// A signal asked to quit: exit with 128 + its number once the terminal is restored.
-    Signal(i32),
-}
-
 /// Open the terminal app: draw, handle keys, drive the worker; return when the user quits. A
 /// quitting signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT) ends the process with 128 + its number
 /// after the same clean quit.
@@ -48,14 +41,22 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     terminal::check_terminal()?;
     let theme = Theme::detect(cli.view.ascii);
     let mut session = Session::enter()?;
-    let mut term = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    // Never dropped: ratatui's `Drop` shows the cursor and, if the terminal is gone (SIGHUP),
+    // prints the failure with `eprintln!`, which panics on a hung-up stderr. The session's
+    // restore shows the cursor on every way out anyway.
+    let mut term = ManuallyDrop::new(Terminal::new(CrosstermBackend::new(io::stdout()))?);
     let result = event_loop(cli, &theme, &mut term, &mut session);
-    drop(term);
+    // A quit signal wins over an error it caused (a draw failing on a hung-up terminal).
+    let signal = if result.is_err() {
+        session.wait_quit_signal(Duration::from_millis(200))
+    } else {
+        session.quit_signal()
+    };
     drop(session);
-    match result? {
-        Ended::Quit => Ok(()),
-        Ended::Signal(signal) => std::process::exit(terminal::exit_code(signal)),
+    if let Some(signal) = signal {
+        std::process::exit(terminal::exit_code(signal));
     }
+    result
 }
 
 /// Draw one frame; in ASCII mode every cell ends up ASCII, whatever a widget drew.
@@ -74,7 +75,7 @@ fn event_loop(
     theme: &Theme,
     term: &mut Terminal<CrosstermBackend<Stdout>>,
     session: &mut Session,
-) -> anyhow::Result<Ended> {
+) -> anyhow::Result<()> {
     let mut app = App::new(cli.view.perplexity);
     draw(term, &app, theme)?;
     // Test hook for the end-to-end tests: a panic on the UI thread must restore the terminal.
@@ -112,7 +113,6 @@ fn event_loop(
         let _ = tx.send(UiEvent::Worker(e));
     });
 
-    let mut ended = Ended::Quit;
     let mut dirty = false;
     let mut urgent = false;
     let mut last_draw = Instant::now();
@@ -150,11 +150,11 @@ fn event_loop(
                     dirty = true;
                     urgent = true;
                 }
-                UiEvent::Control(Control::Quit { signal }) => {
+                // The same quit as `q`; `run` then exits with the signal's code.
+                UiEvent::Control(Control::Quit { .. }) => {
                     for command in app.update(Action::Quit) {
                         worker.send(command);
                     }
-                    ended = Ended::Signal(signal);
                 }
                 UiEvent::Input(TermEvent::Key(key)) => {
                     if let Some(action) = app.action_for(key) {
@@ -192,8 +192,8 @@ fn event_loop(
     }
     stop_input.store(true, Ordering::Relaxed);
     worker.shutdown(Duration::from_millis(500));
-    let _ = input.join();
-    Ok(ended)
+    terminal::join_briefly(input, Duration::from_millis(200));
+    Ok(())
 }
 
 /// Ctrl-Z or SIGTSTP: restore the terminal, stop; once continued, redraw everything.

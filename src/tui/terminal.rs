@@ -10,8 +10,10 @@
 //! caller redraws in full.
 
 use std::io::{self, IsTerminal};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use crossterm::{cursor, execute, terminal};
@@ -112,6 +114,19 @@ pub fn is_suspend_key(key: &KeyEvent) -> bool {
         && matches!(key.code, KeyCode::Char('z' | 'Z'))
 }
 
+/// Join a thread that should end within `patience`, or leave it to end with the process. The
+/// input thread needs this: on a hung-up terminal (SSH dropped, terminal window closed)
+/// crossterm's `read` can spin without returning, and joining it would hang the quit.
+pub fn join_briefly(thread: JoinHandle<()>, patience: Duration) {
+    let deadline = Instant::now() + patience;
+    while !thread.is_finished() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    if thread.is_finished() {
+        let _ = thread.join();
+    }
+}
+
 static UI_THREAD: OnceLock<ThreadId> = OnceLock::new();
 
 /// Leave raw mode and the alternate screen, show the cursor. Errors are ignored: this runs on the
@@ -153,6 +168,9 @@ fn install_panic_hook() {
 /// The terminal in full-screen mode, with the signals caught; restored when dropped.
 pub struct Session {
     signals: Option<Signals>,
+    /// Set by the signal handler itself (not the forwarding thread), so it is already set when
+    /// a write fails because the terminal hung up.
+    quit_signal: Arc<AtomicUsize>,
     handle: Handle,
     forwarder: Option<JoinHandle<()>>,
 }
@@ -167,8 +185,14 @@ impl Session {
         wanted.extend([SIGTSTP, SIGCONT]);
         let signals = Signals::new(wanted)?;
         let handle = signals.handle();
+        let quit_signal = Arc::new(AtomicUsize::new(0));
+        for signal in QUIT_SIGNALS {
+            let number = usize::try_from(signal).unwrap_or(0);
+            signal_hook::flag::register_usize(signal, Arc::clone(&quit_signal), number)?;
+        }
         let session = Session {
             signals: Some(signals),
+            quit_signal: Arc::clone(&quit_signal),
             handle,
             forwarder: None,
         };
@@ -199,6 +223,28 @@ impl Session {
             })?;
         self.forwarder = Some(thread);
         Ok(())
+    }
+
+    /// The quit signal received, if any: the process should exit with [`exit_code`] of it once
+    /// the terminal is restored.
+    pub fn quit_signal(&self) -> Option<i32> {
+        match self.quit_signal.load(Ordering::SeqCst) {
+            0 => None,
+            s => i32::try_from(s).ok(),
+        }
+    }
+
+    /// As [`Session::quit_signal`], waiting up to `patience` for one: after a failed write, the
+    /// hangup's SIGHUP may be a moment behind the error it caused.
+    pub fn wait_quit_signal(&self, patience: Duration) -> Option<i32> {
+        let deadline = Instant::now() + patience;
+        loop {
+            let signal = self.quit_signal();
+            if signal.is_some() || Instant::now() >= deadline {
+                return signal;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Restore the terminal and stop the process as SIGTSTP's default action would; when the

@@ -23,7 +23,7 @@ pub struct Session {
 /// The environment every session starts from: a 24-bit colour xterm in a UTF-8 locale, so the
 /// host's own settings (NO_COLOR, LANG=C, LC_ALL) cannot change what the tests see. `env`
 /// entries override it; a value of `None` removes the variable.
-fn command(args: &[&str], env: &[(&str, Option<&str>)]) -> CommandBuilder {
+pub fn command(args: &[&str], env: &[(&str, Option<&str>)]) -> CommandBuilder {
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_layerscope"));
     cmd.args(args);
     cmd.env("TERM", "xterm-256color");
