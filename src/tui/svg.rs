@@ -264,9 +264,14 @@ pub fn buffer_to_svg(buf: &Buffer, style: &SvgStyle) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-size="{fs}">"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="{ff}" font-size="{fs}">"#,
         w = num(width),
         h = num(height),
+        ff = {
+            let mut f = String::new();
+            escape(&style.font_family, &mut f);
+            f
+        },
         fs = num(ch * 0.8),
     );
     let _ = writeln!(
@@ -321,15 +326,10 @@ pub fn buffer_to_svg(buf: &Buffer, style: &SvgStyle) -> String {
                     }
                     let _ = writeln!(
                         out,
-                        r#"<text x="{}" y="{}" textLength="{}" lengthAdjust="spacingAndGlyphs" font-family="{}" fill="{fill}"{}{}{}{dim} xml:space="preserve">{text}</text>"#,
+                        r#"<text x="{}" y="{}" textLength="{}" lengthAdjust="spacingAndGlyphs" fill="{fill}"{}{}{}{dim} xml:space="preserve">{text}</text>"#,
                         num(left),
                         num(top + ch * 0.8),
                         num(len as f32 * cw),
-                        {
-                            let mut f = String::new();
-                            escape(&style.font_family, &mut f);
-                            f
-                        },
                         if lk.bold {
                             r#" font-weight="bold""#
                         } else {
