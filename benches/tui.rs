@@ -4,8 +4,8 @@
 //! Then the worker's pause: how long a Pause takes to be confirmed mid-training, and how many
 //! events a paused worker sends in the next 400 ms (should be none; a timing, so kept out of the
 //! tests), five runs.
-//! Key-to-screen latency and time to first frame need a real pseudo-terminal: see
-//! `cargo test --release --test tui_pty -- --ignored --nocapture`.
+//! Key-to-screen latency, time to first frame and bytes written while idle need a real
+//! pseudo-terminal: see `cargo bench --bench tui_latency`.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};

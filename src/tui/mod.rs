@@ -1,7 +1,7 @@
 //! The terminal app: the app state and dispatch ([`app`], no I/O), one module per tab with its
 //! state, key table, update and render ([`tabs`]), the key tables' plumbing ([`keys`]), the
-//! theme and widgets, and the event loop ([`run`]) that ties them to a terminal and the
-//! background worker.
+//! theme and widgets, the event loop ([`run`]) that ties them to a terminal and the background
+//! worker, and the terminal's lifecycle ([`terminal`]: setup, restore, signals).
 
 pub mod app;
 #[cfg(feature = "test-support")]
@@ -10,7 +10,9 @@ pub mod keys;
 pub mod render;
 pub mod run;
 pub mod snapshot;
+pub mod svg;
 pub mod tabs;
+pub mod terminal;
 pub mod theme;
 pub mod widgets;
 

@@ -1,106 +1,83 @@
-//! The event loop: one channel carries key presses (from an input thread) and worker events;
-//! the loop drains it, updates the state, and draws only when something changed, at most every
-//! ~30 ms for worker progress (keys draw at once). The terminal is restored on every exit path:
-//! a guard's `Drop`, and a panic hook for panics on the UI thread (a worker panic is caught by
-//! the worker and shown as a message instead).
+//! The event loop: one channel carries key presses (from an input thread), signals (from the
+//! signal thread of [`terminal::Session`]) and worker events; the loop drains it, updates the
+//! state, and draws only when something changed, at most every ~30 ms for worker progress (keys
+//! draw at once). The terminal's lifecycle (whether it can open, raw mode, the alternate screen,
+//! restoring it on every exit path, signals, Ctrl-Z) lives in [`terminal`].
 
-use std::io::{self, IsTerminal, Stdout};
+use std::io::{self, Stdout};
+use std::mem::ManuallyDrop;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, OnceLock};
-use std::thread::{self, ThreadId};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{self, Event as TermEvent};
-use crossterm::{cursor, execute, terminal};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
 
-use super::app::App;
+use super::app::{Action, App};
 use super::render;
-use super::theme::{ColorDepth, Theme};
+use super::terminal::{self, Control, Session};
+use super::theme::{self, Theme};
 use crate::cli::Cli;
 use crate::compute::{Config, Event, Worker};
 
 /// At most one frame per this long for worker progress.
 const FRAME: Duration = Duration::from_millis(33);
 
-/// stdout is not a terminal: the app refuses to draw.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "stdout is not a terminal, so the terminal app cannot open; on servers and in scripts use the \
-     headless subcommands: `layerscope train`, `embed`, `explain`, `snapshot` or `info` (see \
-     `layerscope --help`)"
-)]
-pub struct NotATerminal;
-
 /// What the UI loop receives.
 enum UiEvent {
     Input(TermEvent),
     Worker(Event),
+    Control(Control),
 }
 
-static UI_THREAD: OnceLock<ThreadId> = OnceLock::new();
-
-/// Leave raw mode and the alternate screen, show the cursor.
-fn restore() {
-    let _ = terminal::disable_raw_mode();
-    let _ = execute!(io::stdout(), terminal::LeaveAlternateScreen, cursor::Show);
-}
-
-/// Restores the terminal when dropped.
-struct TerminalGuard;
-
-impl Drop for TerminalGuard {
-    fn drop(&mut self) {
-        restore();
-    }
-}
-
-fn install_panic_hook() {
-    let _ = UI_THREAD.set(thread::current().id());
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if UI_THREAD.get() == Some(&thread::current().id()) {
-            restore();
-            previous(info);
-        }
-        // Elsewhere (the worker, rayon) the panic is caught and shown in the app; printing it
-        // here would tear the screen.
-    }));
-}
-
-/// Open the terminal app: draw, handle keys, drive the worker; return when the user quits.
+/// Open the terminal app: draw, handle keys, drive the worker; return when the user quits. A
+/// quitting signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT) ends the process with 128 + its number
+/// after the same clean quit.
 pub fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
-    if !io::stdout().is_terminal() {
-        return Err(NotATerminal.into());
+    terminal::check_terminal()?;
+    let theme = Theme::detect(cli.view.ascii);
+    let mut session = Session::enter()?;
+    // Never dropped: ratatui's `Drop` shows the cursor and, if the terminal is gone (SIGHUP),
+    // prints the failure with `eprintln!`, which panics on a hung-up stderr. The session's
+    // restore shows the cursor on every way out anyway.
+    let mut term = ManuallyDrop::new(Terminal::new(CrosstermBackend::new(io::stdout()))?);
+    let result = event_loop(config, &theme, &mut term, &mut session);
+    // A quit signal wins over an error it caused (a draw failing on a hung-up terminal).
+    let signal = if result.is_err() {
+        session.wait_quit_signal(Duration::from_millis(200))
+    } else {
+        session.quit_signal()
+    };
+    drop(session);
+    if let Some(signal) = signal {
+        std::process::exit(terminal::exit_code(signal));
     }
-    let theme = Theme::new(ColorDepth::detect(), cli.view.ascii);
-    install_panic_hook();
-    terminal::enable_raw_mode()?;
-    let guard = TerminalGuard;
-    // Clear with crossterm: ratatui's `clear` asks the terminal for the cursor position, a round
-    // trip that costs time over SSH (and hangs on a terminal that never answers).
-    execute!(
-        io::stdout(),
-        terminal::EnterAlternateScreen,
-        cursor::Hide,
-        terminal::Clear(terminal::ClearType::All)
-    )?;
-    let mut term = Terminal::new(CrosstermBackend::new(io::stdout()))?;
-    let result = event_loop(config, &theme, &mut term);
-    drop(term);
-    drop(guard);
     result
+}
+
+/// Draw one frame; in ASCII mode every cell ends up ASCII, whatever a widget drew.
+fn draw(term: &mut Terminal<CrosstermBackend<Stdout>>, app: &App, theme: &Theme) -> io::Result<()> {
+    term.draw(|f| {
+        render::draw(f, app, theme);
+        if !theme.glyphs.unicode {
+            theme::asciify(f.buffer_mut());
+        }
+    })?;
+    Ok(())
 }
 
 fn event_loop(
     config: Config,
     theme: &Theme,
     term: &mut Terminal<CrosstermBackend<Stdout>>,
+    session: &mut Session,
 ) -> anyhow::Result<()> {
     let mut app = App::new(config.perplexity);
-    term.draw(|f| render::draw(f, &app, theme))?;
+    draw(term, &app, theme)?;
     // Test hook for the end-to-end tests: a panic on the UI thread must restore the terminal.
     #[cfg(feature = "test-support")]
     if std::env::var("LAYERSCOPE_TEST_PANIC").as_deref() == Ok("ui") {
@@ -108,6 +85,10 @@ fn event_loop(
     }
 
     let (tx, rx) = mpsc::channel::<UiEvent>();
+    {
+        let tx = tx.clone();
+        session.forward_signals(move |c| tx.send(UiEvent::Control(c)).is_ok())?;
+    }
     let stop_input = Arc::new(AtomicBool::new(false));
     let input = {
         let tx = tx.clone();
@@ -154,6 +135,28 @@ fn event_loop(
             .chain(std::iter::from_fn(|| rx.try_recv().ok()))
         {
             match ev {
+                UiEvent::Input(TermEvent::Key(key)) if terminal::is_suspend_key(&key) => {
+                    suspend(term, session)?;
+                    dirty = true;
+                    urgent = true;
+                }
+                UiEvent::Control(Control::Suspend) => {
+                    suspend(term, session)?;
+                    dirty = true;
+                    urgent = true;
+                }
+                UiEvent::Control(Control::Resume) => {
+                    session.resume()?;
+                    forget_screen(term)?;
+                    dirty = true;
+                    urgent = true;
+                }
+                // The same quit as `q`; `run` then exits with the signal's code.
+                UiEvent::Control(Control::Quit { .. }) => {
+                    for command in app.update(Action::Quit) {
+                        worker.send(command);
+                    }
+                }
                 UiEvent::Input(TermEvent::Key(key)) => {
                     if let Some(action) = app.action_for(key) {
                         for command in app.update(action) {
@@ -182,7 +185,7 @@ fn event_loop(
         }
         let due = if urgent { Duration::ZERO } else { FRAME };
         if dirty && last_draw.elapsed() >= due {
-            term.draw(|f| render::draw(f, &app, theme))?;
+            draw(term, &app, theme)?;
             last_draw = Instant::now();
             dirty = false;
             urgent = false;
@@ -190,6 +193,20 @@ fn event_loop(
     }
     stop_input.store(true, Ordering::Relaxed);
     worker.shutdown(Duration::from_millis(500));
-    let _ = input.join();
+    terminal::join_briefly(input, Duration::from_millis(200));
     Ok(())
+}
+
+/// Ctrl-Z or SIGTSTP: restore the terminal, stop; once continued, redraw everything.
+fn suspend(term: &mut Terminal<CrosstermBackend<Stdout>>, session: &Session) -> io::Result<()> {
+    session.suspend()?;
+    forget_screen(term)
+}
+
+/// The screen was the shell's meanwhile: forget what ratatui believes is on it, so the next
+/// draw writes every cell. (`Terminal::clear` would do it too, but it first asks the terminal
+/// for the cursor position: a round trip over SSH, and a hang on a terminal that never answers.)
+fn forget_screen(term: &mut Terminal<CrosstermBackend<Stdout>>) -> io::Result<()> {
+    let size = term.size()?;
+    term.resize(Rect::new(0, 0, size.width, size.height))
 }

@@ -1,7 +1,10 @@
-//! The one theme: every colour and glyph choice, built once from the terminal's colour depth.
-//! Call sites ask for meaning (`theme.class(3)`, `theme.diverging(v)`), never for a colour.
+//! The one theme: every colour and glyph choice, built once from the terminal's colour depth and
+//! character set. Call sites ask for meaning (`theme.class(3)`, `theme.diverging(v)`,
+//! `theme.glyphs.border`), never for a colour or a literal box-drawing character.
 
+use ratatui::buffer::Buffer;
 use ratatui::style::{Color, Modifier, Style};
+use ratatui::symbols::{Marker, border};
 
 /// How many colours the terminal shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,28 +81,184 @@ pub const SHADES: [char; 5] = [' ', '░', '▒', '▓', '█'];
 /// Characters for negative values in a diverging heatmap without colour, small to large.
 pub const NEGATIVE_SHADES: [char; 5] = [' ', '.', ':', '-', '='];
 
+/// Every character the app draws besides text: one set for Unicode terminals, one for ASCII.
+/// Widgets take their glyphs from here (`theme.glyphs`), so `--ascii` and a non-UTF-8 locale emit
+/// only ASCII.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Glyphs {
+    /// Unicode beyond ASCII may be drawn (braille, blocks, box drawing).
+    pub unicode: bool,
+    /// Borders of blocks (`Block::bordered().border_set(theme.glyphs.border)`).
+    pub border: border::Set<'static>,
+    /// Between fields of a title or status line (`epoch 3/200 · 512 samples/s`).
+    pub separator: &'static str,
+    /// Shades from light to dark ink, for heatmaps without colour.
+    pub shades: [char; 5],
+    /// Shades of negative values in a diverging heatmap without colour, small to large.
+    pub negative_shades: [char; 5],
+    /// Horizontal bars: a full cell, and 0..8 eighths of a cell.
+    pub bar_full: char,
+    /// Partial cells of a horizontal bar, by eighths (index 0 is empty).
+    pub bar_eighths: [char; 8],
+    /// A gauge's filled and empty cells.
+    pub gauge_on: char,
+    /// A gauge's empty cells.
+    pub gauge_off: char,
+    /// A zero or empty table cell (the confusion matrix's zeros).
+    pub empty_cell: char,
+    /// A point or a list bullet.
+    pub bullet: char,
+    /// The selected point in a scatter.
+    pub selected: char,
+    /// The upper half block, two pixels per cell (foreground over background); None in ASCII,
+    /// where heatmaps draw one pixel per cell.
+    pub upper_half: Option<char>,
+    /// Text cut short.
+    pub ellipsis: &'static str,
+}
+
+/// Glyphs for terminals that show Unicode.
+pub const UNICODE_GLYPHS: Glyphs = Glyphs {
+    unicode: true,
+    border: border::PLAIN,
+    separator: "·",
+    shades: SHADES,
+    negative_shades: NEGATIVE_SHADES,
+    bar_full: '█',
+    bar_eighths: [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'],
+    gauge_on: '█',
+    gauge_off: '─',
+    empty_cell: '·',
+    bullet: '●',
+    selected: '◆',
+    upper_half: Some('▀'),
+    ellipsis: "…",
+};
+
+/// The ASCII border: `+--+` and `|`.
+pub const ASCII_BORDER: border::Set<'static> = border::Set {
+    top_left: "+",
+    top_right: "+",
+    bottom_left: "+",
+    bottom_right: "+",
+    vertical_left: "|",
+    vertical_right: "|",
+    horizontal_top: "-",
+    horizontal_bottom: "-",
+};
+
+/// Glyphs for `--ascii` and non-UTF-8 locales: printable ASCII only.
+pub const ASCII_GLYPHS: Glyphs = Glyphs {
+    unicode: false,
+    border: ASCII_BORDER,
+    separator: "|",
+    shades: [' ', '+', '*', '#', '@'],
+    negative_shades: NEGATIVE_SHADES,
+    bar_full: '#',
+    // Half a cell or more rounds up to a full one.
+    bar_eighths: [' ', ' ', ' ', ' ', '#', '#', '#', '#'],
+    gauge_on: '#',
+    gauge_off: '-',
+    empty_cell: '.',
+    bullet: '*',
+    selected: '@',
+    upper_half: None,
+    ellipsis: "...",
+};
+
+/// Whether the locale's character set is UTF-8, from `LC_ALL`, `LC_CTYPE` and `LANG` (the first
+/// one set and not empty decides, as POSIX's precedence has it). When none is set the answer is
+/// yes: POSIX would say "C", but a shell without locale variables (a container, a bare SSH
+/// session) almost always sits in a UTF-8 terminal emulator, and `--ascii` is one flag away;
+/// a locale set to something else (`LANG=C`, `en_US.ISO-8859-1`) is taken at its word.
+pub fn locale_is_utf8(lc_all: Option<&str>, lc_ctype: Option<&str>, lang: Option<&str>) -> bool {
+    let Some(locale) = [lc_all, lc_ctype, lang]
+        .into_iter()
+        .flatten()
+        .find(|v| !v.is_empty())
+    else {
+        return true;
+    };
+    let codeset = locale.to_ascii_lowercase();
+    codeset.contains("utf-8") || codeset.contains("utf8")
+}
+
 /// Colours and glyphs for one terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Theme {
     /// The colour depth in use.
     pub depth: ColorDepth,
-    /// Braille dots available (else digit glyphs for scatters).
+    /// Scatters draw braille dots, each cell in its class colour: needs Unicode and colour
+    /// (without colour a dot cannot tell its class, so scatters draw digit glyphs instead).
     pub braille: bool,
+    /// The characters to draw with.
+    pub glyphs: &'static Glyphs,
 }
 
 impl Theme {
-    /// The theme for this depth; `ascii` turns colour and braille off.
+    /// The theme for this depth; `ascii` turns colour and braille off and draws ASCII only.
     pub fn new(depth: ColorDepth, ascii: bool) -> Theme {
         if ascii {
             Theme {
                 depth: ColorDepth::None,
                 braille: false,
+                glyphs: &ASCII_GLYPHS,
             }
         } else {
             Theme {
                 depth,
                 braille: depth != ColorDepth::None,
+                glyphs: &UNICODE_GLYPHS,
             }
+        }
+    }
+
+    /// The theme this terminal asks for: colour depth from `NO_COLOR`, `COLORTERM` and `TERM`;
+    /// `--ascii` (`ascii`) for ASCII without colour; a locale that is not UTF-8 for ASCII glyphs
+    /// in whatever colour the terminal has.
+    pub fn detect(ascii: bool) -> Theme {
+        let var = |k: &str| std::env::var(k).ok();
+        let utf8 = locale_is_utf8(
+            var("LC_ALL").as_deref(),
+            var("LC_CTYPE").as_deref(),
+            var("LANG").as_deref(),
+        );
+        Theme::for_terminal(ColorDepth::detect(), ascii, utf8)
+    }
+
+    /// The theme for this colour depth, `--ascii` flag and locale character set.
+    pub fn for_terminal(depth: ColorDepth, ascii: bool, utf8: bool) -> Theme {
+        if ascii || utf8 {
+            Theme::new(depth, ascii)
+        } else {
+            Theme {
+                depth,
+                braille: false,
+                glyphs: &ASCII_GLYPHS,
+            }
+        }
+    }
+
+    /// The marker of chart series `i` (train 0, test 1, ...): braille lines told apart by colour
+    /// when there is colour; without colour each series gets its own marker, so train and test
+    /// curves stay distinct (NO_COLOR is about colour only: braille stays).
+    pub fn series_marker(&self, i: usize) -> Marker {
+        const UNICODE: [Marker; 4] = [
+            Marker::Braille,
+            Marker::Custom('•'),
+            Marker::Custom('+'),
+            Marker::Custom('x'),
+        ];
+        const ASCII: [Marker; 4] = [
+            Marker::Custom('*'),
+            Marker::Custom('o'),
+            Marker::Custom('+'),
+            Marker::Custom('x'),
+        ];
+        match (self.glyphs.unicode, self.has_color()) {
+            (true, true) => Marker::Braille,
+            (true, false) => UNICODE[i % UNICODE.len()],
+            (false, _) => ASCII[i % ASCII.len()],
         }
     }
 
@@ -245,6 +404,73 @@ impl Theme {
     }
 }
 
+/// The ASCII stand-in for a character the ASCII glyph set has no place for: box drawing by its
+/// direction, blocks and shades by ink, braille by its number of dots, a few symbols by look;
+/// anything else `?`. ASCII is returned as is.
+pub fn ascii_fallback(c: char) -> char {
+    if c.is_ascii() {
+        return c;
+    }
+    match c {
+        // Box drawing (U+2500..U+257F): lines by direction, everything else a junction.
+        '─' | '━' | '┄' | '┅' | '┈' | '┉' | '╌' | '╍' | '═' | '╴' | '╶' | '╸' | '╺' | '╼' | '╾' => {
+            '-'
+        }
+        '│' | '┃' | '┆' | '┇' | '┊' | '┋' | '╎' | '╏' | '║' | '╵' | '╷' | '╹' | '╻' | '╽' | '╿' => {
+            '|'
+        }
+        '╱' => '/',
+        '╲' => '\\',
+        '╳' => 'X',
+        '\u{2500}'..='\u{257f}' => '+',
+        // Block elements (U+2580..U+259F).
+        '░' => '.',
+        '▒' => ':',
+        '▁' | '▂' | '▃' => '_',
+        '▔' => '-',
+        '▏' | '▎' | '▍' | '▕' => '|',
+        '\u{2580}'..='\u{259f}' => '#',
+        // Braille (U+2800..U+28FF): the low byte holds one bit per dot.
+        '\u{2800}'..='\u{28ff}' => match (u32::from(c) & 0xff).count_ones() {
+            0 => ' ',
+            1 | 2 => '.',
+            3..=5 => ':',
+            _ => '#',
+        },
+        '·' | '∙' | '…' => '.',
+        '•' | '●' | '■' | '★' => '*',
+        '◦' | '○' | '°' => 'o',
+        '◆' | '◇' | '◈' => '@',
+        '×' => 'x',
+        '÷' => '/',
+        '±' => '+',
+        '−' | '–' | '—' => '-',
+        '‘' | '’' | '′' => '\'',
+        '“' | '”' | '″' => '"',
+        '←' | '◀' | '≤' => '<',
+        '→' | '▶' | '≥' => '>',
+        '↑' | '▲' => '^',
+        '↓' | '▼' => 'v',
+        '≈' | '∼' => '~',
+        'µ' | 'μ' => 'u',
+        _ => '?',
+    }
+}
+
+/// Replace every non-ASCII cell of a rendered frame by its [`ascii_fallback`]: the guarantee
+/// behind `--ascii` for what widgets draw themselves (ratatui's chart axes and legends, text
+/// such as class names). Widgets should still pick their glyphs from [`Theme::glyphs`], which
+/// chooses better than a character-by-character fallback.
+pub fn asciify(buf: &mut Buffer) {
+    for cell in &mut buf.content {
+        let symbol = cell.symbol();
+        if !symbol.is_ascii() {
+            let c = symbol.chars().next().map_or(' ', ascii_fallback);
+            cell.set_char(c);
+        }
+    }
+}
+
 fn to_byte(v: f32) -> u8 {
     // Clamped to [0, 255] first: the cast cannot truncate.
     #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -367,5 +593,116 @@ mod tests {
         let t = Theme::new(ColorDepth::TrueColor, true);
         assert!(!t.has_color() && !t.braille);
         assert_eq!(t.class(3), Color::Reset);
+    }
+
+    fn glyph_text(g: &Glyphs) -> String {
+        let b = g.border;
+        let mut text: String = [
+            b.top_left,
+            b.top_right,
+            b.bottom_left,
+            b.bottom_right,
+            b.vertical_left,
+            b.vertical_right,
+            b.horizontal_top,
+            b.horizontal_bottom,
+            g.separator,
+            g.ellipsis,
+        ]
+        .concat();
+        text.extend(g.shades);
+        text.extend(g.negative_shades);
+        text.extend(g.bar_eighths);
+        text.extend([g.bar_full, g.gauge_on, g.gauge_off, g.empty_cell]);
+        text.extend([g.bullet, g.selected]);
+        text.extend(g.upper_half);
+        text
+    }
+
+    #[test]
+    fn ascii_glyphs_are_ascii_and_unicode_ones_are_not() {
+        let ascii = glyph_text(&ASCII_GLYPHS);
+        assert!(ascii.is_ascii(), "{ascii}");
+        assert!(!glyph_text(&UNICODE_GLYPHS).is_ascii());
+        assert!(!ASCII_GLYPHS.unicode && ASCII_GLYPHS.upper_half.is_none());
+        assert_eq!(
+            Theme::new(ColorDepth::TrueColor, true).glyphs,
+            &ASCII_GLYPHS
+        );
+        // Positive and negative shades must not share a character, or the sign is lost.
+        for c in ASCII_GLYPHS.shades.iter().skip(1) {
+            assert!(!ASCII_GLYPHS.negative_shades.contains(c), "{c}");
+        }
+    }
+
+    #[test]
+    fn locale_decides_the_character_set() {
+        assert!(locale_is_utf8(None, None, Some("en_US.UTF-8")));
+        assert!(locale_is_utf8(None, None, Some("C.utf8")));
+        assert!(!locale_is_utf8(None, None, Some("C")));
+        assert!(!locale_is_utf8(None, None, Some("POSIX")));
+        assert!(!locale_is_utf8(None, None, Some("en_US.ISO-8859-1")));
+        // LC_ALL beats LC_CTYPE beats LANG; empty values are skipped.
+        assert!(!locale_is_utf8(
+            Some("C"),
+            Some("en_US.UTF-8"),
+            Some("en_US.UTF-8")
+        ));
+        assert!(locale_is_utf8(Some(""), Some("de_DE.UTF-8"), Some("C")));
+        assert!(!locale_is_utf8(None, Some("C"), Some("en_US.UTF-8")));
+        // Nothing set: assume UTF-8 (see the doc comment).
+        assert!(locale_is_utf8(None, None, None));
+    }
+
+    #[test]
+    fn a_non_utf8_locale_keeps_colour_but_draws_ascii() {
+        let t = Theme::for_terminal(ColorDepth::Ansi256, false, false);
+        assert!(t.has_color() && !t.braille);
+        assert_eq!(t.glyphs, &ASCII_GLYPHS);
+        let u = Theme::for_terminal(ColorDepth::Ansi256, false, true);
+        assert_eq!(u, Theme::new(ColorDepth::Ansi256, false));
+        assert_eq!(u.glyphs, &UNICODE_GLYPHS);
+        // --ascii wins over a UTF-8 locale, and drops colour as its help says.
+        let a = Theme::for_terminal(ColorDepth::Ansi256, true, true);
+        assert!(!a.has_color() && a.glyphs == &ASCII_GLYPHS);
+    }
+
+    #[test]
+    fn without_colour_series_keep_distinct_markers_and_braille() {
+        let no_color = Theme::new(ColorDepth::None, false);
+        assert_eq!(no_color.glyphs, &UNICODE_GLYPHS, "NO_COLOR keeps Unicode");
+        assert_eq!(no_color.series_marker(0), Marker::Braille);
+        assert_ne!(no_color.series_marker(0), no_color.series_marker(1));
+        let ascii = Theme::new(ColorDepth::None, true);
+        assert_ne!(ascii.series_marker(0), ascii.series_marker(1));
+        for i in 0..4 {
+            let Marker::Custom(c) = ascii.series_marker(i) else {
+                panic!("ASCII series {i} uses a Unicode marker")
+            };
+            assert!(c.is_ascii());
+        }
+        // With colour, colour tells the series apart.
+        let colour = Theme::new(ColorDepth::TrueColor, false);
+        assert_eq!(colour.series_marker(1), Marker::Braille);
+    }
+
+    #[test]
+    fn ascii_fallback_covers_what_the_app_draws() {
+        assert_eq!(ascii_fallback('─'), '-');
+        assert_eq!(ascii_fallback('│'), '|');
+        assert_eq!(ascii_fallback('┌'), '+');
+        assert_eq!(ascii_fallback('█'), '#');
+        assert_eq!(ascii_fallback('░'), '.');
+        assert_eq!(ascii_fallback('⠀'), ' ');
+        assert_eq!(ascii_fallback('⡈'), '.');
+        assert_eq!(ascii_fallback('⣿'), '#');
+        assert_eq!(ascii_fallback('é'), '?');
+        assert_eq!(ascii_fallback('q'), 'q');
+        for c in ('\u{2500}'..='\u{259f}').chain('\u{2800}'..='\u{28ff}') {
+            assert!(ascii_fallback(c).is_ascii(), "{c}");
+        }
+        let mut buf = Buffer::with_lines(["┌─ L2 · 256 ─┐", "│⣿ café ◆ • │"]);
+        asciify(&mut buf);
+        assert_eq!(buf, Buffer::with_lines(["+- L2 . 256 -+", "|# caf? @ * |"]));
     }
 }
