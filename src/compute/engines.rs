@@ -66,6 +66,10 @@ impl TrainSession {
             nn::StopReason::Converged => StopReason::Converged,
             nn::StopReason::MaxEpochs => StopReason::MaxEpochs,
             nn::StopReason::Cancelled => StopReason::Cancelled,
+            // SHIM(cli): unreachable, the loss check above bails first.
+            nn::StopReason::Diverged { epoch } => {
+                anyhow::bail!("the training loss diverged (epoch {epoch})")
+            }
         })
     }
 

@@ -99,6 +99,16 @@ impl Default for ExplainParams {
 }
 
 impl ExplainParams {
+    // SHIM(cli): the explain branch's contract function.
+    /// The defaults, with `method` and its default number of samples.
+    pub fn for_method(method: Method) -> ExplainParams {
+        ExplainParams {
+            method,
+            samples: Self::default_samples(method),
+            ..ExplainParams::default()
+        }
+    }
+
     /// The default number of samples of a method: 200 iterations or permutations, 50 steps.
     pub fn default_samples(method: Method) -> usize {
         match method {

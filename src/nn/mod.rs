@@ -9,7 +9,7 @@ mod sparse;
 mod train;
 
 pub use grad::Output;
-pub use io::{ModelError, load_npz, npy_header, save_npz, write_npz};
+pub use io::{ModelError, load_npz, npy_header, save_npz, save_npz_into, write_npz};
 pub use linalg::{GemmBackend, gemm, gemm_backend, set_gemm_backend};
 pub use metrics::{accuracy, confusion_matrix, per_class_accuracy};
 pub use sparse::{
@@ -18,6 +18,25 @@ pub use sparse::{
 pub use train::{EpochMetrics, StopReason, TrainParams, Trainer, evaluate, loss_gradient};
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
+
+// SHIM(cli): the nn branch's contract items, minimal, so the headless commands build against
+// them before the merge (the lead takes the nn branch's versions).
+/// The most training epochs when none is asked for (scikit-learn's `max_iter`).
+pub const DEFAULT_MAX_EPOCHS: usize = 200;
+
+// SHIM(cli)
+/// Open a model file and check that it fits data of `n_features` columns and `n_classes`
+/// classes; the file's name is in every message.
+pub fn load_model(
+    path: &std::path::Path,
+    n_features: usize,
+    n_classes: usize,
+) -> anyhow::Result<Mlp> {
+    let mlp = load_npz(path)?;
+    mlp.check_fits(n_features, n_classes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(mlp)
+}
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

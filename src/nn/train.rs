@@ -96,6 +96,12 @@ pub enum StopReason {
     MaxEpochs,
     /// The cancel flag was raised; `run` again resumes at the next minibatch.
     Cancelled,
+    // SHIM(cli): the nn branch's contract variant.
+    /// The training loss became non-finite in this epoch: the model must not be saved or shown.
+    Diverged {
+        /// The epoch whose loss was not finite.
+        epoch: usize,
+    },
 }
 
 /// Adam's moments for every parameter, and its step count (`t` in Kingma and Ba 2015).
@@ -679,7 +685,12 @@ impl Trainer {
             progress.seconds += started.elapsed().as_secs_f64();
             let metrics = self.finish_epoch(&progress, n, test);
             on_epoch(&metrics);
+            // SHIM(cli): the nn branch's divergence rule.
+            let diverged = !metrics.train_loss.is_finite();
             self.history.push(metrics);
+            if diverged {
+                return StopReason::Diverged { epoch: self.epoch };
+            }
         }
     }
 

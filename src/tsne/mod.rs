@@ -38,6 +38,13 @@ use ndarray::{Array2, ArrayView2};
 use crate::Cancelled;
 
 pub use metrics::{knn_accuracy, neighbour_preservation};
+
+// SHIM(cli): the tsne branch's contract function.
+/// The share of each point's 10 nearest neighbours kept by the embedding; `None` when there are
+/// 10 points or fewer (every point is then everyone's neighbour).
+pub fn trust(high: ArrayView2<f32>, low: ArrayView2<f32>) -> Option<f64> {
+    (high.nrows() > 10).then(|| neighbour_preservation(high, low, 10))
+}
 #[doc(hidden)]
 pub use neighbours::knn as exact_knn;
 
