@@ -1,4 +1,5 @@
-//! Command-line arguments. The data options are shared by every subcommand; each subcommand
+//! Command-line arguments. The data options are shared by every subcommand (given after its
+//! name); each subcommand
 //! takes only the options that apply to it; the terminal app (no subcommand) takes the model and
 //! view options. Values are checked here, at parse time, where a rule needs nothing but the value.
 
@@ -24,7 +25,7 @@ pub struct Cli {
     /// What to do; with none, the terminal app opens.
     #[command(subcommand)]
     pub command: Option<Command>,
-    /// Data and split options (every subcommand takes them).
+    /// Data and split options of the terminal app.
     #[command(flatten)]
     pub data: DataArgs,
     /// Model options of the terminal app.
@@ -154,6 +155,9 @@ pub struct ViewArgs {
 /// `layerscope info`.
 #[derive(Debug, Clone, Args)]
 pub struct InfoArgs {
+    /// Data and split options.
+    #[command(flatten)]
+    pub data: DataArgs,
     /// Also describe this saved model (.npz) and say whether it fits the data
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
@@ -162,6 +166,9 @@ pub struct InfoArgs {
 /// `layerscope train`.
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
+    /// Data and split options.
+    #[command(flatten)]
+    pub data: DataArgs,
     /// The model: a new one, or a saved one to go on training.
     #[command(flatten)]
     pub model: ModelArgs,
@@ -177,6 +184,9 @@ pub struct TrainArgs {
 /// `layerscope embed`.
 #[derive(Debug, Clone, Args)]
 pub struct EmbedArgs {
+    /// Data and split options.
+    #[command(flatten)]
+    pub data: DataArgs,
     /// The model (train one or open a saved one).
     #[command(flatten)]
     pub model: ModelArgs,
@@ -233,6 +243,9 @@ impl From<explain::Method> for MethodArg {
 /// `layerscope explain`.
 #[derive(Debug, Clone, Args)]
 pub struct ExplainArgs {
+    /// Data and split options.
+    #[command(flatten)]
+    pub data: DataArgs,
     /// The model (train one or open a saved one).
     #[command(flatten)]
     pub model: ModelArgs,
@@ -284,6 +297,9 @@ impl From<TabArg> for Tab {
 /// `layerscope snapshot`.
 #[derive(Debug, Clone, Args)]
 pub struct SnapshotArgs {
+    /// Data and split options.
+    #[command(flatten)]
+    pub data: DataArgs,
     /// The model (train one or open a saved one).
     #[command(flatten)]
     pub model: ModelArgs,
@@ -309,13 +325,13 @@ pub struct SnapshotArgs {
 pub struct DataArgs {
     /// Data set: PMLB TSV/CSV (`target` column), Kaggle CSV (`label` column) or MNIST IDX images,
     /// plain or .gz [default: the 10,000 on-board MNIST digits]
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
     /// Use N rows drawn at random [default: all rows]
-    #[arg(long, global = true, value_name = "N", value_parser = at_least_one, allow_negative_numbers = true)]
+    #[arg(long, value_name = "N", value_parser = at_least_one, allow_negative_numbers = true)]
     pub sample: Option<usize>,
     /// Share of the rows held out for testing, between 0 and 1
-    #[arg(long, global = true, default_value_t = 0.5, value_name = "F", value_parser = fraction, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 0.5, value_name = "F", value_parser = fraction, allow_negative_numbers = true)]
     pub test_fraction: f64,
     /// Seed for every random choice (sampling, split, initialisation, t-SNE, Shapley)
     #[arg(

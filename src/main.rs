@@ -23,18 +23,17 @@ fn main() -> ExitCode {
         headless::report_error(&anyhow::anyhow!("cannot watch for signals: {e}"));
         return ExitCode::from(2);
     }
-    let data = &cli.data;
     let result = match &cli.command {
-        Some(Command::Info(args)) => headless::info(data, args),
-        Some(Command::Train(args)) => headless::train(data, args),
-        Some(Command::Embed(args)) => headless::embed(data, args),
-        Some(Command::Explain(args)) => headless::explain(data, args),
-        Some(Command::Snapshot(args)) => headless::snapshot(data, args),
+        Some(Command::Info(args)) => headless::info(args),
+        Some(Command::Train(args)) => headless::train(args),
+        Some(Command::Embed(args)) => headless::embed(args),
+        Some(Command::Explain(args)) => headless::explain(args),
+        Some(Command::Snapshot(args)) => headless::snapshot(args),
         None => {
             // Data and model are loaded and checked before the alternate screen: an error is a
             // message and exit 2, never a stuck panel. (`compute::Config` takes them once the
             // middle branch lands; until then the worker loads them again.)
-            match headless::preflight(data, &cli.model, &cli.view) {
+            match headless::preflight(&cli.data, &cli.model, &cli.view) {
                 Ok(_session) => layerscope::tui::run(&cli),
                 Err(e) => Err(e),
             }

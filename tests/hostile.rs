@@ -377,7 +377,7 @@ fn huge_sizes_are_refused_up_front_with_the_memory_they_need() {
             "m.npz",
         ],
     );
-    refused(&r, "--hidden 100000,100000 needs 40.1 GB of weights");
+    refused(&r, "--hidden 100000,100000 needs 40.3 GB of weights");
     let r = run(
         d,
         &[
@@ -682,11 +682,14 @@ fn each_subcommand_lists_only_its_options() {
     let snapshot = help("snapshot");
     assert!(
         snapshot.contains("--ascii")
-            && snapshot.contains("[possible values: training, embeddings, saliency]"),
+            && snapshot.contains("- embeddings: A t-SNE scatter per layer"),
         "{snapshot}"
     );
-    // Data options are taken before or after the subcommand.
+    // Data options come after the subcommand; before it they belong to the terminal app.
     tiny_data(dir.path());
-    succeeded(&run(dir.path(), &["--data", "tiny.csv", "info"]));
     succeeded(&run(dir.path(), &["info", "--data", "tiny.csv"]));
+    refused(
+        &run(dir.path(), &["--data", "tiny.csv", "info"]),
+        "cannot be used with '--data <PATH>'",
+    );
 }

@@ -112,7 +112,8 @@ fn load_data(data: &DataArgs) -> anyhow::Result<Split> {
 }
 
 /// `layerscope info`: a summary of the data set, and of a model when one is given.
-pub fn info(data: &DataArgs, args: &InfoArgs) -> anyhow::Result<()> {
+pub fn info(args: &InfoArgs) -> anyhow::Result<()> {
+    let data = &args.data;
     let split = load_data(data)?;
     let mut text = summary(&split);
     if let Some(path) = &args.model {
@@ -292,7 +293,8 @@ fn planned_layers(model: &ModelArgs, loaded: Option<&Mlp>) -> usize {
 }
 
 /// `layerscope train`: train a new network or go on training a saved one (warm start).
-pub fn train(data: &DataArgs, args: &TrainArgs) -> anyhow::Result<()> {
+pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
+    let data = &args.data;
     let mut outputs = vec![("--save", args.save.as_path())];
     if let Some(m) = &args.metrics {
         outputs.push(("--metrics", m.as_path()));
@@ -389,7 +391,8 @@ fn check_tsne(perplexity: f64, embed_n: usize, train_rows: usize) -> anyhow::Res
 }
 
 /// `layerscope embed`.
-pub fn embed(data: &DataArgs, args: &EmbedArgs) -> anyhow::Result<()> {
+pub fn embed(args: &EmbedArgs) -> anyhow::Result<()> {
+    let data = &args.data;
     let plan = Plan::new(
         &[("--out", args.out.as_path())],
         &inputs(data, args.model.model.as_deref()),
@@ -487,7 +490,8 @@ pub fn embed(data: &DataArgs, args: &EmbedArgs) -> anyhow::Result<()> {
 const NOTEBOOK_WARN_EVALUATIONS: u128 = 50_000_000;
 
 /// `layerscope explain`.
-pub fn explain(data: &DataArgs, args: &ExplainArgs) -> anyhow::Result<()> {
+pub fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
+    let data = &args.data;
     let method = Method::from(args.method);
     let plan = Plan::new(
         &[("--out", args.out.as_path())],
@@ -608,7 +612,8 @@ pub fn explain(data: &DataArgs, args: &ExplainArgs) -> anyhow::Result<()> {
 }
 
 /// `layerscope snapshot`: run the pipeline to the end, then print one frame of a tab.
-pub fn snapshot(data: &DataArgs, args: &SnapshotArgs) -> anyhow::Result<()> {
+pub fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
+    let data = &args.data;
     let session = preflight(data, &args.model, &args.view)?;
     drop(session);
     let tab = Tab::from(args.tab);
