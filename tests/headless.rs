@@ -435,7 +435,14 @@ fn snapshot_prints_one_frame() {
             args.push("--ansi");
         }
         let out = layerscope(&args, &[]);
-        ok(&out);
+        let stderr = ok(&out);
+        for stage in [
+            "snapshot: epoch 2",
+            "snapshot: t-SNE of layer 4",
+            "snapshot: explaining",
+        ] {
+            assert!(stderr.contains(stage), "progress on stderr: {stderr}");
+        }
         let text = String::from_utf8(out.stdout).unwrap();
         assert_eq!(text.lines().count(), 24, "{text}");
         // What the tab shows once the pipeline is done, not a waiting panel.

@@ -629,7 +629,7 @@ pub fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
         model: args.model.clone(),
         view: args.view.clone(),
     };
-    let app = crate::tui::build_app(&cli, Duration::from_secs(24 * 3600))?;
+    let app = snapshot_app(&cli)?;
     // Plain text has no colours to tell pixels and classes apart: draw it as the no-colour
     // theme does (shade characters, digit glyphs); with --ansi, in 24-bit colour.
     let depth = if args.ansi {
@@ -640,6 +640,42 @@ pub fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
     let theme = Theme::new(depth, args.view.ascii);
     let frame = render_snapshot_with(&app, tab, args.width, args.height, args.ansi, &theme);
     write_stdout(frame.as_bytes())
+}
+
+/// The app state after the whole pipeline, as `tui::build_app` builds it, with a line of progress
+/// on stderr for each stage (epochs, each layer's t-SNE, the explanation), so a long run is never
+/// silent.
+fn snapshot_app(cli: &Cli) -> anyhow::Result<crate::tui::App> {
+    use crate::compute::{self, Event};
+    let mut app = crate::tui::App::new(cli.view.perplexity);
+    let mut failure = None;
+    let started = Instant::now();
+    compute::run_pipeline(
+        compute::Config::from_cli(cli),
+        Duration::from_secs(24 * 3600),
+        |event, slots| {
+            let seconds = started.elapsed().as_secs_f64();
+            match &event {
+                Event::Epoch(m) => note!("snapshot: epoch {} ({seconds:.1} s)", m.epoch),
+                Event::EmbedStarted { layer, .. } => {
+                    note!("snapshot: t-SNE of layer {layer} ({seconds:.1} s)");
+                }
+                Event::ExplainStarted { .. } => {
+                    note!("snapshot: explaining a test image ({seconds:.1} s)");
+                }
+                Event::JobFailed { message, .. } => {
+                    failure.get_or_insert_with(|| message.clone());
+                }
+                _ => {}
+            }
+            app.on_event(event, slots);
+        },
+    )?;
+    if let Some(message) = failure {
+        bail!("{message}");
+    }
+    app.idle = true;
+    Ok(app)
 }
 
 /// What the terminal app (and `snapshot`) needs, loaded and checked before the screen changes.
