@@ -46,14 +46,24 @@ pub fn remove_temporary_files_on_signals() -> io::Result<()> {
         .name("signals".into())
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
-                let files = live();
-                for path in files.iter() {
-                    let _ = std::fs::remove_file(path);
-                }
+                // The registry stays locked until the exit: no new temporary file, no rename.
+                let _locked = remove_live_temporary_files(None);
                 std::process::exit(128 + signal);
             }
         })?;
     Ok(())
+}
+
+/// Remove every temporary file not yet renamed into place (those in folder `under` only, when
+/// given); the registry is returned locked.
+fn remove_live_temporary_files(under: Option<&Path>) -> MutexGuard<'static, Vec<PathBuf>> {
+    let files = live();
+    for path in files.iter() {
+        if under.is_none_or(|dir| path.starts_with(dir)) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    files
 }
 
 /// A temporary file registered for removal on a signal.
@@ -479,6 +489,19 @@ mod tests {
         let e = Plan::new(&[("--save", &b), ("--metrics", &also_b)], &[]).unwrap_err();
         assert!(e.to_string().contains("are the same file"), "{e}");
         assert_eq!(names(dir.path()), ["a.npz"], "the probes left nothing");
+    }
+
+    #[test]
+    fn the_signal_clean_up_removes_a_staged_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.npz");
+        let plan = Plan::new(&[("--save", &path)], &[]).unwrap();
+        let staged = plan.stage(0, |w| w.write_all(b"model")).unwrap();
+        assert_eq!(names(dir.path()).len(), 1, "the staged temporary file");
+        drop(remove_live_temporary_files(Some(dir.path())));
+        assert!(names(dir.path()).is_empty(), "removed");
+        drop(staged);
+        assert!(live().iter().all(|p| !p.starts_with(dir.path())));
     }
 
     #[test]
