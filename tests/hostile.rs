@@ -151,6 +151,23 @@ fn a_device_is_written_in_place_and_dash_is_stdout() {
     assert!(text.starts_with("row,col,value,stderr\n"), "{text}");
     assert_eq!(text.lines().count(), 5, "4 features and a header: {text}");
     assert!(!d.join("-").exists());
+    // A model on stdout is the whole .npz (a zip archive).
+    let r = run(
+        d,
+        &[
+            "train", "--data", "tiny.csv", "--hidden", "4", "--epochs", "1", "--save", "-",
+        ],
+    );
+    succeeded(&r);
+    assert!(
+        r.stdout.starts_with(b"PK\x03\x04"),
+        "a zip archive on stdout"
+    );
+    assert!(r.stderr.contains("saved to stdout"), "{}", r.stderr);
+    std::fs::write(d.join("piped.npz"), &r.stdout).unwrap();
+    let r = run(d, &["info", "--data", "tiny.csv", "--model", "piped.npz"]);
+    succeeded(&r);
+    assert!(String::from_utf8(r.stdout).unwrap().contains("4 -> 4 -> 2"));
     no_temporary_files(d);
 }
 
@@ -628,7 +645,7 @@ fn the_terminal_app_checks_data_and_model_before_the_screen() {
     let d = dir.path();
     tiny_model(d);
     std::fs::write(d.join("notzip.npz"), "hello").unwrap();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["--data", "/missing.tsv"], "missing.tsv"),
         (&["--sample", "0"], "--sample"),
         (
@@ -636,6 +653,10 @@ fn the_terminal_app_checks_data_and_model_before_the_screen() {
             "not a zip",
         ),
         (&["--sample", "100", "--model", "m.npz"], "m.npz"),
+        (
+            &["--sample", "100", "--hidden", "100000,100000"],
+            "GB of weights",
+        ),
     ];
     for (args, needle) in cases {
         let r = run(d, args);
@@ -691,5 +712,39 @@ fn each_subcommand_lists_only_its_options() {
     refused(
         &run(dir.path(), &["--data", "tiny.csv", "info"]),
         "cannot be used with '--data <PATH>'",
+    );
+}
+
+#[test]
+fn a_long_explanation_reports_progress_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tiny_model(d);
+    let r = run(
+        d,
+        &[
+            "explain",
+            "--data",
+            "tiny.csv",
+            "--model",
+            "m.npz",
+            "--samples",
+            "50",
+            "--out",
+            "s.csv",
+        ],
+    );
+    succeeded(&r);
+    let lines: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("explain: "))
+        .collect();
+    // At most one line per tenth, and none at the end (the summary line follows).
+    assert!((2..=9).contains(&lines.len()), "{}", r.stderr);
+    assert!(
+        lines.iter().all(|l| l.contains("/50 samples")),
+        "{}",
+        r.stderr
     );
 }
