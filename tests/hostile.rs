@@ -748,3 +748,52 @@ fn a_long_explanation_reports_progress_on_stderr() {
         r.stderr
     );
 }
+
+#[test]
+fn a_costly_notebook_estimate_is_announced_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 2 x 40,000 samples x 784 pixels: warned, then refused here by the missing model, so the
+    // test does not pay for it.
+    let r = run(
+        d,
+        &[
+            "explain",
+            "--sample",
+            "100",
+            "--method",
+            "notebook",
+            "--samples",
+            "40000",
+            "--model",
+            "missing.npz",
+            "--out",
+            "s.csv",
+        ],
+    );
+    refused(&r, "missing.npz");
+    assert!(
+        r.stderr
+            .contains("the notebook estimator will evaluate the network 62720000 times"),
+        "{}",
+        r.stderr
+    );
+    let r = run(
+        d,
+        &[
+            "explain",
+            "--sample",
+            "100",
+            "--method",
+            "notebook",
+            "--samples",
+            "100",
+            "--model",
+            "missing.npz",
+            "--out",
+            "s.csv",
+        ],
+    );
+    refused(&r, "missing.npz");
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+}
