@@ -389,12 +389,12 @@ fn huge_sizes_are_refused_up_front_with_the_memory_they_need() {
             "--sample",
             "100",
             "--hidden",
-            "100000,100000",
+            "1000000,1000000",
             "--save",
             "m.npz",
         ],
     );
-    refused(&r, "--hidden 100000,100000 needs 40.3 GB of weights");
+    refused(&r, "--hidden 1000000,1000000 needs 4003.2 GB of weights");
     let r = run(
         d,
         &[
@@ -415,7 +415,7 @@ fn huge_sizes_are_refused_up_front_with_the_memory_they_need() {
             "--sample",
             "100",
             "--hidden",
-            "100000,100000",
+            "1000000,1000000",
             "--out",
             "e.csv",
         ],
@@ -654,7 +654,7 @@ fn the_terminal_app_checks_data_and_model_before_the_screen() {
         ),
         (&["--sample", "100", "--model", "m.npz"], "m.npz"),
         (
-            &["--sample", "100", "--hidden", "100000,100000"],
+            &["--sample", "100", "--hidden", "1000000,1000000"],
             "GB of weights",
         ),
     ];

@@ -87,13 +87,20 @@ fn gigabytes(bytes: u128) -> String {
 /// Refuse a network that would not fit in memory, before allocating it: the weights in f32, and
 /// four times that to train (weights, gradients and Adam's two moments).
 pub fn check_model_size(flag: &str, layer_sizes: &[usize]) -> anyhow::Result<()> {
+    check_model_size_within(flag, layer_sizes, memory_available().unwrap_or(1 << 40))
+}
+
+fn check_model_size_within(
+    flag: &str,
+    layer_sizes: &[usize],
+    available: u128,
+) -> anyhow::Result<()> {
     let parameters: u128 = layer_sizes
         .windows(2)
         .map(|w| w[0] as u128 * (w[1] as u128 + 1))
         .sum();
     let weights = parameters * 4;
     let training = weights * 4;
-    let available = memory_available().unwrap_or(1 << 40);
     if training > available {
         bail!(
             "{flag} needs {} of weights ({} to train), more than the {} of memory available: \
@@ -712,4 +719,62 @@ pub fn preflight(data: &DataArgs, model: &ModelArgs, view: &ViewArgs) -> anyhow:
 /// Print an error the way every command does; a closed stderr is ignored.
 pub fn report_error(e: &anyhow::Error) {
     let _ = writeln!(std::io::stderr(), "layerscope: error: {e:#}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    fn dataset(rows: usize) -> Dataset {
+        let features = Array2::from_shape_fn((rows, 3), |(i, j)| ((i * 3 + j) % 5) as f32 / 4.0);
+        Dataset {
+            features,
+            labels: (0..rows).map(|i| u8::from(i % 2 == 1)).collect(),
+            class_names: vec!["a".into(), "b".into()],
+            feature_names: vec!["x".into(), "y".into(), "z".into()],
+            image_shape: None,
+            source: "test".into(),
+        }
+    }
+
+    #[test]
+    fn a_diverged_run_is_an_error_not_a_model() {
+        let split = Split {
+            train: dataset(40),
+            test: dataset(10),
+        };
+        let params = TrainParams {
+            hidden: vec![8],
+            max_epochs: 20,
+            learning_rate: 1e30,
+            ..TrainParams::default()
+        };
+        let mut trainer = Trainer::new(3, 2, params);
+        let e = run_training(&mut trainer, &split, 20).unwrap_err();
+        assert!(e.to_string().contains("diverged"), "{e}");
+        assert!(e.to_string().contains("nothing saved"), "{e}");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("caf\u{e9}"), "caf\u{e9}");
+        assert_eq!(printable("\u{1b}[31mred\r"), "\\u{1b}[31mred\\r");
+    }
+
+    #[test]
+    fn model_size_in_words() {
+        let gb = 1_000_000_000;
+        let sizes = [784, 100_000, 100_000, 10];
+        let e = check_model_size_within("--hidden 100000,100000", &sizes, 22 * gb)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--hidden 100000,100000 needs 40.3 GB of weights (161.3 GB to train)"),
+            "{e}"
+        );
+        assert!(e.ends_with("more than the 22.0 GB of memory available: expected smaller layers"));
+        assert!(check_model_size_within("--hidden 100000,100000", &sizes, 200 * gb).is_ok());
+        assert!(check_model_size("--hidden 8", &[784, 8, 10]).is_ok());
+    }
 }
