@@ -627,8 +627,8 @@ pub fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
     let tab_name = clap::ValueEnum::to_possible_value(&args.tab)
         .map_or(String::new(), |v| v.get_name().to_owned());
     note!(
-        "snapshot: running the pipeline (train or load, embed every layer, explain a test image), \
-         then drawing the {tab_name} tab"
+        "snapshot: running the pipeline as far as the {tab_name} tab shows (train or load, embed \
+         every layer, explain a test image)"
     );
     let cli = Cli {
         command: None,
@@ -636,7 +636,7 @@ pub fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
         model: args.model.clone(),
         view: args.view.clone(),
     };
-    let app = snapshot_app(&cli)?;
+    let app = snapshot_app(&cli, tab)?;
     // Plain text has no colours to tell pixels and classes apart: draw it as the no-colour
     // theme does (shade characters, digit glyphs); with --ansi, in 24-bit colour.
     let depth = if args.ansi {
@@ -649,35 +649,50 @@ pub fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
     write_stdout(frame.as_bytes())
 }
 
-/// The app state after the whole pipeline, as `tui::build_app` builds it, with a line of progress
-/// on stderr for each stage (epochs, each layer's t-SNE, the explanation), so a long run is never
+/// The app state as `tui::build_app` builds it, computed only as far as `tab` shows: the
+/// training tab stops when the model is ready, the embeddings tab when the last layer is embedded
+/// (when the explanation would start), the saliency tab runs to the end. A line of progress goes
+/// to stderr for each stage (epochs, each layer's t-SNE, the explanation), so a long run is never
 /// silent.
-fn snapshot_app(cli: &Cli) -> anyhow::Result<crate::tui::App> {
+fn snapshot_app(cli: &Cli, tab: Tab) -> anyhow::Result<crate::tui::App> {
     use crate::compute::{self, Event};
     let mut app = crate::tui::App::new(cli.view.perplexity);
-    let mut failure = None;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = compute::Worker::spawn(compute::Config::from_cli(cli), move |e| {
+        let _ = tx.send(e);
+    });
     let started = Instant::now();
-    compute::run_pipeline(
-        compute::Config::from_cli(cli),
-        Duration::from_secs(24 * 3600),
-        |event, slots| {
-            let seconds = started.elapsed().as_secs_f64();
-            match &event {
-                Event::Epoch(m) => note!("snapshot: epoch {} ({seconds:.1} s)", m.epoch),
-                Event::EmbedStarted { layer, .. } => {
-                    note!("snapshot: t-SNE of layer {layer} ({seconds:.1} s)");
-                }
-                Event::ExplainStarted { .. } => {
-                    note!("snapshot: explaining a test image ({seconds:.1} s)");
-                }
-                Event::JobFailed { message, .. } => {
-                    failure.get_or_insert_with(|| message.clone());
-                }
-                _ => {}
+    let mut failure = None;
+    while let Ok(event) = rx.recv() {
+        let seconds = started.elapsed().as_secs_f64();
+        let enough = match &event {
+            Event::Idle => break,
+            Event::Epoch(m) => {
+                note!("snapshot: epoch {} ({seconds:.1} s)", m.epoch);
+                false
             }
-            app.on_event(event, slots);
-        },
-    )?;
+            Event::ModelReady(_) => tab == Tab::Training,
+            Event::EmbedStarted { layer, .. } => {
+                note!("snapshot: t-SNE of layer {layer} ({seconds:.1} s)");
+                false
+            }
+            Event::ExplainStarted { .. } if tab == Tab::Embeddings => break,
+            Event::ExplainStarted { .. } => {
+                note!("snapshot: explaining a test image ({seconds:.1} s)");
+                false
+            }
+            Event::JobFailed { message, .. } => {
+                failure.get_or_insert_with(|| message.clone());
+                false
+            }
+            _ => false,
+        };
+        app.on_event(event, &worker.slots);
+        if enough {
+            break;
+        }
+    }
+    worker.shutdown(Duration::from_secs(5));
     if let Some(message) = failure {
         bail!("{message}");
     }
