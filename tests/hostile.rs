@@ -353,7 +353,7 @@ fn sigterm_during_training_exits_by_the_signal_and_leaves_nothing() {
     let mut child = command(
         d,
         &[
-            "train", "--sample", "3000", "--hidden", "64", "--epochs", "200", "--save", "m.npz",
+            "train", "--hidden", "256,128", "--epochs", "200", "--save", "m.npz",
         ],
     )
     .stderr(Stdio::piped())
