@@ -32,7 +32,8 @@ fn pause_and_idle() {
     let mut latencies = Vec::new();
     let mut events_while_paused = Vec::new();
     for _ in 0..5 {
-        let config = layerscope::tui::config(&cli).expect("on-board data");
+        let config =
+            layerscope::tui::config(&cli.data, &cli.model, &cli.view).expect("on-board data");
         let (tx, rx) = mpsc::channel();
         let worker = Worker::spawn(config, move |e| {
             let _ = tx.send(e);

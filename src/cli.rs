@@ -1,26 +1,37 @@
-//! Command-line arguments, shared by the terminal app and the headless subcommands.
+//! Command-line arguments. The data options are shared by every subcommand (given after its
+//! name); each subcommand
+//! takes only the options that apply to it; the terminal app (no subcommand) takes the model and
+//! view options. Values are checked here, at parse time, where a rule needs nothing but the value.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::data::{self, Dataset, Split};
+use crate::data::LoadOptions;
+use crate::explain;
+use crate::tui::Tab;
 
 /// See what each layer of a neural network sees: an MLP on MNIST, a t-SNE of every layer and
 /// Shapley saliency maps, in the terminal.
 #[derive(Debug, Parser)]
-#[command(name = "layerscope", version, about, long_about = None)]
+#[command(
+    name = "layerscope",
+    version,
+    about,
+    long_about = None,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// What to do; with none, the terminal app opens.
     #[command(subcommand)]
     pub command: Option<Command>,
-    /// Data and split options.
+    /// Data and split options of the terminal app.
     #[command(flatten)]
     pub data: DataArgs,
-    /// Model options (training, or a saved model).
+    /// Model options of the terminal app.
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Terminal options.
+    /// Options of the terminal app.
     #[command(flatten)]
     pub view: ViewArgs,
 }
@@ -28,9 +39,11 @@ pub struct Cli {
 /// Headless subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print a summary of the data set: rows, features, classes, image shape, split sizes.
-    Info,
-    /// Train the network; one line per epoch on stderr; save the model as .npz.
+    /// Print a summary of the data set: rows, features, classes, image shape, split sizes; with
+    /// --model, the model's layers and whether it fits the data.
+    Info(InfoArgs),
+    /// Train the network (or go on training a saved one); one line per epoch on stderr; save the
+    /// model as .npz.
     Train(TrainArgs),
     /// Embed layer activations with t-SNE; write `index,layer,x,y,label,prediction` as CSV.
     Embed(EmbedArgs),
@@ -40,47 +53,130 @@ pub enum Command {
     Snapshot(SnapshotArgs),
 }
 
+/// A hidden layer size: a whole number of at least 1 (spaces around it are fine).
+fn layer_size(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("{e}: expected a whole number of units"))?;
+    if n == 0 {
+        return Err("a layer needs at least 1 unit".to_owned());
+    }
+    Ok(n)
+}
+
+/// A count of at least 1.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("{e}: expected a whole number of at least 1"))?;
+    if n == 0 {
+        return Err("expected at least 1".to_owned());
+    }
+    Ok(n)
+}
+
+/// A share strictly between 0 and 1.
+fn fraction(s: &str) -> Result<f64, String> {
+    let f: f64 = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("{e}: expected a number between 0 and 1"))?;
+    if !(f > 0.0 && f < 1.0) {
+        return Err("expected a number between 0 and 1 (both sides need rows)".to_owned());
+    }
+    Ok(f)
+}
+
+/// A t-SNE perplexity: a finite number above 0 (the point count is checked once it is known).
+fn perplexity(s: &str) -> Result<f64, String> {
+    let p: f64 = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("{e}: expected a number above 0"))?;
+    if !(p.is_finite() && p > 0.0) {
+        return Err("expected a finite number above 0 (scikit-learn's default is 30)".to_owned());
+    }
+    Ok(p)
+}
+
+/// The largest `snapshot` frame side: a frame is rendered in memory, cell by cell.
+pub const MAX_FRAME_SIDE: u16 = 1000;
+
 /// How to get a model: train one (`--hidden`, `--epochs`) or open a saved one (`--model`).
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// Hidden layer sizes, comma-separated
+    /// Hidden layer sizes, comma-separated, each at least 1
     #[arg(
         long,
-        global = true,
         value_delimiter = ',',
         default_value = "512,256",
-        value_name = "N,N"
+        value_name = "N,N",
+        value_parser = layer_size,
+        allow_negative_numbers = true,
+        conflicts_with = "model"
     )]
     pub hidden: Vec<usize>,
-    /// At most this many training epochs [default: 200, scikit-learn's max_iter]
-    #[arg(long, global = true, value_name = "N")]
+    /// At most this many training epochs, at least 1 [default: 200, scikit-learn's max_iter]
+    #[arg(long, value_name = "N", value_parser = at_least_one, allow_negative_numbers = true)]
     pub epochs: Option<usize>,
-    /// A saved model (.npz with coefs_0, intercepts_0, ...) to explore instead of training
-    #[arg(long, global = true, value_name = "PATH")]
+    /// A saved model (.npz with coefs_0, intercepts_0, ...) to explore instead of training; `train`
+    /// goes on training it (its weights, a fresh optimiser) and never overwrites it
+    #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
 }
 
-/// Options of the terminal app.
+/// The t-SNE options.
+#[derive(Debug, Clone, Args)]
+pub struct TsneArgs {
+    /// t-SNE perplexity (scikit-learn's default is 30; the notebook used 3)
+    #[arg(long, default_value_t = crate::tsne::TsneParams::default().perplexity, value_name = "P", value_parser = perplexity, allow_negative_numbers = true)]
+    pub perplexity: f64,
+    /// Training images embedded with t-SNE per layer
+    #[arg(long = "n", default_value_t = 1500, value_name = "N", value_parser = at_least_one, allow_negative_numbers = true)]
+    pub embed_n: usize,
+}
+
+/// Options of the terminal app (and of `snapshot`, which draws one of its frames).
 #[derive(Debug, Clone, Args)]
 pub struct ViewArgs {
     /// No braille or colour: digit glyphs for the scatter, shade characters for heatmaps
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub ascii: bool,
-    /// t-SNE perplexity (the notebook's 3)
-    #[arg(long, global = true, default_value_t = 3.0, value_name = "P")]
+    /// t-SNE perplexity (scikit-learn's default is 30; the notebook used 3)
+    #[arg(long, default_value_t = crate::tsne::TsneParams::default().perplexity, value_name = "P", value_parser = perplexity, allow_negative_numbers = true)]
     pub perplexity: f64,
     /// Training images embedded with t-SNE per layer
-    #[arg(long = "n", global = true, default_value_t = 1500, value_name = "N")]
+    #[arg(long = "n", default_value_t = 1500, value_name = "N", value_parser = at_least_one, allow_negative_numbers = true)]
     pub embed_n: usize,
+}
+
+/// `layerscope info`.
+#[derive(Debug, Clone, Args)]
+pub struct InfoArgs {
+    /// Data and split options.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Also describe this saved model (.npz) and say whether it fits the data
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
 }
 
 /// `layerscope train`.
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
-    /// Where to save the trained model (.npz)
+    /// Data and split options.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The model: a new one, or a saved one to go on training.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Where to save the trained model (.npz; `-` for stdout)
     #[arg(long, value_name = "PATH")]
     pub save: PathBuf,
-    /// Also write one row of metrics per epoch (CSV)
+    /// Also write one row of metrics per epoch (CSV; no timings, so the same seed gives the same
+    /// file)
     #[arg(long, value_name = "PATH")]
     pub metrics: Option<PathBuf>,
 }
@@ -88,48 +184,136 @@ pub struct TrainArgs {
 /// `layerscope embed`.
 #[derive(Debug, Clone, Args)]
 pub struct EmbedArgs {
+    /// Data and split options.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The model (train one or open a saved one).
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The t-SNE options.
+    #[command(flatten)]
+    pub tsne: TsneArgs,
     /// Layers to embed, in the notebook's numbering (1 = input pixels) [default: 2..=n_layers]
-    #[arg(long, value_delimiter = ',', value_name = "K,K")]
+    #[arg(long, value_delimiter = ',', value_name = "K,K", value_parser = at_least_one, allow_negative_numbers = true)]
     pub layers: Vec<usize>,
-    /// Where to write the embedding (CSV)
+    /// Where to write the embedding (CSV; `-` for stdout)
     #[arg(long, value_name = "PATH")]
     pub out: PathBuf,
+}
+
+/// An explanation method, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    /// The notebook's sampling estimator (two model evaluations per pixel and sample)
+    #[value(alias = "sampling")]
+    Notebook,
+    /// Permutation sampling (Castro et al. 2009)
+    #[value(alias = "shapley")]
+    Permutation,
+    /// Gradient times input
+    #[value(name = "gradient-x-input", alias = "gradient", alias = "gxi")]
+    GradientXInput,
+    /// Integrated gradients (Sundararajan et al. 2017)
+    #[value(alias = "ig")]
+    IntegratedGradients,
+}
+
+impl From<MethodArg> for explain::Method {
+    fn from(m: MethodArg) -> explain::Method {
+        match m {
+            MethodArg::Notebook => explain::Method::Notebook,
+            MethodArg::Permutation => explain::Method::Permutation,
+            MethodArg::GradientXInput => explain::Method::GradientTimesInput,
+            MethodArg::IntegratedGradients => explain::Method::IntegratedGradients,
+        }
+    }
+}
+
+impl From<explain::Method> for MethodArg {
+    fn from(m: explain::Method) -> MethodArg {
+        match m {
+            explain::Method::Notebook => MethodArg::Notebook,
+            explain::Method::Permutation => MethodArg::Permutation,
+            explain::Method::GradientTimesInput => MethodArg::GradientXInput,
+            explain::Method::IntegratedGradients => MethodArg::IntegratedGradients,
+        }
+    }
 }
 
 /// `layerscope explain`.
 #[derive(Debug, Clone, Args)]
 pub struct ExplainArgs {
+    /// Data and split options.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The model (train one or open a saved one).
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Row of the test split to explain
     #[arg(long, default_value_t = 0, value_name = "I")]
     pub index: usize,
     /// Class to explain [default: the predicted one]
     #[arg(long, value_name = "C")]
     pub class: Option<usize>,
-    /// Method: notebook, permutation, gradient-x-input, integrated-gradients
-    #[arg(long, default_value = "permutation", value_name = "M")]
-    pub method: String,
-    /// Samples (notebook: iterations per pixel; permutation: permutations; IG: steps)
-    #[arg(long, default_value_t = 200, value_name = "N")]
-    pub samples: usize,
+    /// Method
+    #[arg(long, value_enum, default_value_t = MethodArg::from(explain::Method::default()), value_name = "M")]
+    pub method: MethodArg,
+    /// Samples (notebook: iterations per pixel; permutation: permutations; integrated gradients:
+    /// steps) [default: the method's own: 200, 200, 1, 50]
+    #[arg(long, value_name = "N", value_parser = at_least_one, allow_negative_numbers = true)]
+    pub samples: Option<usize>,
     /// Explain in logits instead of probabilities
     #[arg(long)]
     pub logits: bool,
-    /// Where to write the saliency map (CSV)
+    /// Where to write the saliency map (CSV; `-` for stdout)
     #[arg(long, value_name = "PATH")]
     pub out: PathBuf,
+}
+
+/// A tab of the terminal app, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TabArg {
+    /// Loss and accuracy curves, confusion matrix
+    #[value(alias = "1")]
+    Training,
+    /// A t-SNE scatter per layer
+    #[value(alias = "2")]
+    Embeddings,
+    /// An image beside its saliency map
+    #[value(alias = "3")]
+    Saliency,
+}
+
+impl From<TabArg> for Tab {
+    fn from(t: TabArg) -> Tab {
+        match t {
+            TabArg::Training => Tab::Training,
+            TabArg::Embeddings => Tab::Embeddings,
+            TabArg::Saliency => Tab::Saliency,
+        }
+    }
 }
 
 /// `layerscope snapshot`.
 #[derive(Debug, Clone, Args)]
 pub struct SnapshotArgs {
-    /// Which tab: training, embeddings or saliency
-    #[arg(long, default_value = "training", value_name = "TAB")]
-    pub tab: String,
-    /// Frame width in cells
-    #[arg(long, default_value_t = 120)]
+    /// Data and split options.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The model (train one or open a saved one).
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// What the terminal app would show.
+    #[command(flatten)]
+    pub view: ViewArgs,
+    /// Which tab
+    #[arg(long, value_enum, default_value_t = TabArg::Training, value_name = "TAB")]
+    pub tab: TabArg,
+    /// Frame width in cells (1 to 1000)
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_FRAME_SIDE)), allow_negative_numbers = true)]
     pub width: u16,
-    /// Frame height in cells
-    #[arg(long, default_value_t = 40)]
+    /// Frame height in cells (1 to 1000)
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_FRAME_SIDE)), allow_negative_numbers = true)]
     pub height: u16,
     /// Keep colours as ANSI escape codes
     #[arg(long)]
@@ -141,30 +325,33 @@ pub struct SnapshotArgs {
 pub struct DataArgs {
     /// Data set: PMLB TSV/CSV (`target` column), Kaggle CSV (`label` column) or MNIST IDX images,
     /// plain or .gz [default: the 10,000 on-board MNIST digits]
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
     /// Use N rows drawn at random [default: all rows]
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one, allow_negative_numbers = true)]
     pub sample: Option<usize>,
-    /// Share of the rows held out for testing
-    #[arg(long, global = true, default_value_t = 0.5, value_name = "F")]
+    /// Share of the rows held out for testing, between 0 and 1
+    #[arg(long, default_value_t = 0.5, value_name = "F", value_parser = fraction, allow_negative_numbers = true)]
     pub test_fraction: f64,
     /// Seed for every random choice (sampling, split, initialisation, t-SNE, Shapley)
-    #[arg(long, global = true, default_value_t = 0, value_name = "S")]
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 0,
+        value_name = "S",
+        allow_negative_numbers = true
+    )]
     pub seed: u64,
 }
 
 impl DataArgs {
-    /// Load the data set, sample it, scale it to [0, 1] and split it, as these options say.
-    pub fn load(&self) -> anyhow::Result<(Dataset, Split)> {
-        let full = data::load_or_onboard(self.data.as_ref())?.into_unit_scale();
-        let sampled = match self.sample {
-            Some(n) => full.sample(n, self.seed).map_err(anyhow::Error::msg)?,
-            None => full,
-        };
-        let split = sampled
-            .split(self.test_fraction, self.seed)
-            .map_err(anyhow::Error::msg)?;
-        Ok((sampled, split))
+    /// The data loader's options.
+    pub fn options(&self) -> LoadOptions {
+        LoadOptions {
+            path: self.data.clone(),
+            sample: self.sample,
+            test_fraction: self.test_fraction,
+            seed: self.seed,
+        }
     }
 }

@@ -1,27 +1,44 @@
 //! The `layerscope` binary: parse arguments, run the terminal app or a headless subcommand, and
-//! map errors to exit code 2.
+//! map errors to exit codes: 2 for any error (a message on stderr), 0 when stdout was closed by
+//! its reader (`| head`), 128 + n on signal n (headless temporary files removed first).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use layerscope::cli::{Cli, Command};
-use layerscope::headless;
+use layerscope::headless::{self, output};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout, usage errors to stderr; either may be closed.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    if cli.command.is_some()
+        && let Err(e) = output::remove_temporary_files_on_signals()
+    {
+        headless::report_error(&anyhow::anyhow!("cannot watch for signals: {e}"));
+        return ExitCode::from(2);
+    }
     let result = match &cli.command {
-        Some(Command::Info) => headless::info(&cli),
-        Some(Command::Train(args)) => headless::train(&cli, args),
-        Some(Command::Embed(args)) => headless::embed(&cli, args),
-        Some(Command::Explain(args)) => headless::explain(&cli, args),
-        Some(Command::Snapshot(args)) => headless::snapshot(&cli, args),
-        // Data and model are loaded and checked before the terminal is taken over.
-        None => layerscope::tui::config(&cli).and_then(|config| layerscope::tui::run(&cli, config)),
+        Some(Command::Info(args)) => headless::info(args),
+        Some(Command::Train(args)) => headless::train(args),
+        Some(Command::Embed(args)) => headless::embed(args),
+        Some(Command::Explain(args)) => headless::explain(args),
+        Some(Command::Snapshot(args)) => headless::snapshot(args),
+        // Data and model are loaded and checked before the alternate screen: an error is a
+        // message and exit 2, never a stuck panel.
+        None => layerscope::tui::config(&cli.data, &cli.model, &cli.view)
+            .and_then(|config| layerscope::tui::run(&cli, config)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<output::BrokenPipe>() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("layerscope: error: {e:#}");
+            headless::report_error(&e);
             ExitCode::from(2)
         }
     }

@@ -16,7 +16,7 @@ use layerscope::tui::{Tab, build_app, render_snapshot};
 
 fn config(args: &[&str]) -> Config {
     let cli = Cli::parse_from(std::iter::once("layerscope").chain(args.iter().copied()));
-    layerscope::tui::config(&cli).unwrap()
+    layerscope::tui::config(&cli.data, &cli.model, &cli.view).unwrap()
 }
 
 fn spawn(config: Config) -> (Worker, Receiver<Event>) {
@@ -250,7 +250,7 @@ fn the_front_end_refuses_a_missing_model_before_the_worker_starts() {
         "--model",
         "/nonexistent/m.npz",
     ]);
-    let e = layerscope::tui::config(&cli).unwrap_err();
+    let e = layerscope::tui::config(&cli.data, &cli.model, &cli.view).unwrap_err();
     assert!(format!("{e:#}").contains("m.npz"), "{e:#}");
 }
 

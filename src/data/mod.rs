@@ -255,6 +255,34 @@ pub fn load_or_onboard(path: Option<&PathBuf>) -> Result<Dataset, DataError> {
     }
 }
 
+// SHIM(cli): the data branch's contract, minimal (the lead takes the data branch's version).
+/// Which data, how much of it, and how to split it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadOptions {
+    /// The data file; `None` is the on-board data set.
+    pub path: Option<PathBuf>,
+    /// Rows drawn at random; `None` keeps all.
+    pub sample: Option<usize>,
+    /// Share of the rows held out for testing.
+    pub test_fraction: f64,
+    /// Seed of the sample and the split.
+    pub seed: u64,
+}
+
+impl LoadOptions {
+    /// Load, sample, scale to [0, 1] and split, as these options say.
+    pub fn load(&self) -> anyhow::Result<Split> {
+        let full = load_or_onboard(self.path.as_ref())?.into_unit_scale();
+        let sampled = match self.sample {
+            Some(n) => full.sample(n, self.seed).map_err(anyhow::Error::msg)?,
+            None => full,
+        };
+        sampled
+            .split(self.test_fraction, self.seed)
+            .map_err(anyhow::Error::msg)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

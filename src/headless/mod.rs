@@ -1,11 +1,22 @@
 //! Headless subcommands for servers and batch jobs: the same engines as the terminal app,
-//! progress on stderr (a bar when stderr is a terminal, one line per step otherwise), files out,
-//! each written whole or not at all.
+//! progress on stderr (a bar when stderr is a terminal, lines otherwise), files out.
+//!
+//! Every command checks what it can before any work (output paths, argument ranges, the memory a
+//! network would need), writes all its outputs, then renames them all into place
+//! ([`output::Plan`]). A full or closed stderr never stops a run; a closed stdout ends it quietly.
+
+/// A line on stderr; a full or closed stderr is ignored (progress never aborts a run).
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 pub mod output;
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -13,58 +24,170 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array2, Axis};
 
-use crate::cli::{Cli, EmbedArgs, ExplainArgs, SnapshotArgs, TrainArgs};
+use crate::cli::{
+    Cli, DataArgs, EmbedArgs, ExplainArgs, InfoArgs, ModelArgs, SnapshotArgs, TrainArgs, ViewArgs,
+};
 use crate::data::{Dataset, Split};
 use crate::explain::{self, ExplainParams, Method, Units};
-use crate::nn::{self, EpochMetrics, Mlp, TrainParams, Trainer};
+use crate::nn::{self, EpochMetrics, Mlp, StopReason, TrainParams, Trainer};
 use crate::tsne::{self, TsneParams};
 use crate::tui::Tab;
 use crate::tui::snapshot::render_snapshot_with;
 use crate::tui::theme::{ColorDepth, Theme};
-use output::{check_writable, write_atomic};
+use output::{Plan, write_stdout};
 
-/// `layerscope info`: a summary of the data set.
-pub fn info(cli: &Cli) -> anyhow::Result<()> {
-    let (data, split) = cli.data.load()?;
-    print!(
-        "{}",
-        summary(&data, split.train.n_rows(), split.test.n_rows())
-    );
+/// A name taken from a file, safe to print on a terminal: control characters (escape codes,
+/// carriage returns, ...) are shown escaped.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `n thing` or `n things`.
+fn plural(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("{n} {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
+/// The paths of a run's inputs, to keep outputs off them.
+fn inputs<'a>(data: &'a DataArgs, model: Option<&'a Path>) -> Vec<(&'static str, &'a Path)> {
+    let mut v = Vec::new();
+    if let Some(p) = &data.data {
+        v.push(("--data", p.as_path()));
+    }
+    if let Some(p) = model {
+        v.push(("--model", p));
+    }
+    v
+}
+
+/// Bytes of memory available to this process, when the system says (Linux: `MemAvailable`).
+fn memory_available() -> Option<u128> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[expect(clippy::cast_precision_loss, reason = "a size shown to 3 digits")]
+fn gigabytes(bytes: u128) -> String {
+    format!("{:.1} GB", bytes as f64 / 1e9)
+}
+
+/// Refuse a network that would not fit in memory, before allocating it: the weights in f32, and
+/// four times that to train (weights, gradients and Adam's two moments).
+pub fn check_model_size(flag: &str, layer_sizes: &[usize]) -> anyhow::Result<()> {
+    check_model_size_within(flag, layer_sizes, memory_available().unwrap_or(1 << 40))
+}
+
+fn check_model_size_within(
+    flag: &str,
+    layer_sizes: &[usize],
+    available: u128,
+) -> anyhow::Result<()> {
+    let parameters: u128 = layer_sizes
+        .windows(2)
+        .map(|w| w[0] as u128 * (w[1] as u128 + 1))
+        .sum();
+    let weights = parameters * 4;
+    let training = weights * 4;
+    if training > available {
+        bail!(
+            "{flag} needs {} of weights ({} to train), more than the {} of memory available: \
+             expected smaller layers",
+            gigabytes(weights),
+            gigabytes(training),
+            gigabytes(available)
+        );
+    }
     Ok(())
 }
 
-/// The text `info` prints.
-pub fn summary(data: &Dataset, n_train: usize, n_test: usize) -> String {
+/// The data, loaded as the data options say.
+fn load_data(data: &DataArgs) -> anyhow::Result<Split> {
+    data.options().load()
+}
+
+/// `layerscope info`: a summary of the data set, and of a model when one is given.
+pub fn info(args: &InfoArgs) -> anyhow::Result<()> {
+    let data = &args.data;
+    let split = load_data(data)?;
+    let mut text = summary(&split);
+    if let Some(path) = &args.model {
+        let mlp = nn::load_npz(path)?;
+        let sizes: Vec<String> = mlp.layer_sizes().iter().map(usize::to_string).collect();
+        let parameters: usize = mlp.coefs.iter().map(|c| c.len()).sum::<usize>()
+            + mlp.intercepts.iter().map(|b| b.len()).sum::<usize>();
+        let _ = writeln!(
+            text,
+            "model:     {}: {} ({} parameters)",
+            printable(&path.display().to_string()),
+            sizes.join(" -> "),
+            parameters
+        );
+        let _ = match mlp.check_fits(split.train.n_features(), split.train.n_classes()) {
+            Ok(()) => writeln!(text, "fits:      yes"),
+            Err(e) => writeln!(text, "fits:      no: {e}"),
+        };
+    }
+    write_stdout(text.as_bytes())
+}
+
+/// The text `info` prints about the data: every name taken from the file printed escaped.
+pub fn summary(split: &Split) -> String {
+    let (train, test) = (&split.train, &split.test);
     let mut s = String::new();
-    let _ = writeln!(s, "data:      {}", data.source);
-    let _ = writeln!(s, "rows:      {}", data.n_rows());
-    let _ = writeln!(s, "features:  {}", data.n_features());
-    let _ = match data.image_shape {
+    let _ = writeln!(s, "data:      {}", printable(&train.source));
+    let _ = writeln!(s, "rows:      {}", train.n_rows() + test.n_rows());
+    let _ = writeln!(s, "features:  {}", train.n_features());
+    let _ = match train.image_shape {
         Some((h, w)) => writeln!(s, "image:     {h} x {w}"),
         None => writeln!(
             s,
             "image:     none (the feature count is not a perfect square)"
         ),
     };
-    let _ = writeln!(s, "classes:   {}", data.n_classes());
-    for (name, count) in data.class_names.iter().zip(data.class_counts()) {
-        let _ = writeln!(s, "  {name:>8}  {count}");
+    let _ = writeln!(s, "classes:   {}", train.n_classes());
+    let counts = train
+        .class_counts()
+        .into_iter()
+        .zip(test.class_counts())
+        .map(|(a, b)| a + b);
+    for (name, count) in train.class_names.iter().zip(counts) {
+        let _ = writeln!(s, "  {:>8}  {count}", printable(name));
     }
-    let _ = writeln!(s, "split:     {n_train} train, {n_test} test");
+    let _ = writeln!(
+        s,
+        "split:     {} train, {} test",
+        train.n_rows(),
+        test.n_rows()
+    );
     s
 }
 
 /// The training parameters the command line asks for.
-pub fn train_params(cli: &Cli) -> TrainParams {
+pub fn train_params(model: &ModelArgs, seed: u64) -> TrainParams {
     TrainParams {
-        hidden: cli.model.hidden.clone(),
-        max_epochs: cli
-            .model
-            .epochs
-            .unwrap_or(TrainParams::default().max_epochs),
-        seed: cli.data.seed,
+        hidden: model.hidden.clone(),
+        max_epochs: model.epochs.unwrap_or(nn::DEFAULT_MAX_EPOCHS),
+        seed,
         ..TrainParams::default()
     }
+}
+
+/// A test figure that may be absent (no test rows): `Some` only when it is a number.
+fn test_figure(v: impl Into<Option<f64>>) -> Option<f64> {
+    v.into().filter(|x| !x.is_nan())
 }
 
 /// A progress bar on stderr when it is a terminal; hidden otherwise (lines are printed instead).
@@ -81,102 +204,175 @@ fn progress_bar(len: u64, what: &str) -> Option<ProgressBar> {
     Some(bar)
 }
 
-/// Train a network on the training split, reporting each epoch on stderr.
-fn train_model(cli: &Cli, split: &Split) -> (Trainer, nn::StopReason) {
-    let params = train_params(cli);
-    let bar = progress_bar(params.max_epochs as u64, "train");
-    let mut trainer = Trainer::new(split.train.n_features(), split.train.n_classes(), params);
+/// The new network's layer sizes, checked against the memory they need.
+fn new_layer_sizes(model: &ModelArgs, split: &Split) -> anyhow::Result<Vec<usize>> {
+    let mut sizes = vec![split.train.n_features()];
+    sizes.extend(&model.hidden);
+    sizes.push(split.train.n_classes());
+    let hidden: Vec<String> = model.hidden.iter().map(usize::to_string).collect();
+    check_model_size(&format!("--hidden {}", hidden.join(",")), &sizes)?;
+    Ok(sizes)
+}
+
+/// Train `trainer` on the training split, reporting each epoch on stderr; a diverged run is an
+/// error (its model is never saved or shown).
+fn run_training(
+    trainer: &mut Trainer,
+    split: &Split,
+    max_epochs: usize,
+) -> anyhow::Result<StopReason> {
+    let bar = progress_bar(max_epochs as u64, "train");
     let mut on_epoch = |m: &EpochMetrics| match &bar {
         Some(b) => {
             b.set_position(m.epoch as u64);
-            b.set_message(format!(
-                "loss {:.4} test acc {:.4}",
-                m.train_loss, m.test_accuracy
-            ));
+            let test = test_figure(m.test_accuracy).map_or("n/a".to_owned(), |a| format!("{a:.4}"));
+            b.set_message(format!("loss {:.4} test acc {test}", m.train_loss));
         }
-        None => eprintln!("{}", epoch_line(m)),
+        None => note!("{}", epoch_line(m)),
     };
     let stop = trainer.run(&split.train, Some(&split.test), &mut on_epoch, None);
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    (trainer, stop)
+    if let StopReason::Diverged { epoch } = stop {
+        bail!(
+            "the training loss diverged (not a finite number) at epoch {epoch}: nothing saved; \
+             try another --seed or smaller --hidden layers"
+        );
+    }
+    Ok(stop)
 }
 
-/// One epoch as a line of text.
+/// One epoch as a line of text (timings included: they go to stderr, not to files).
 pub fn epoch_line(m: &EpochMetrics) -> String {
+    let figure =
+        |v: Option<f64>, digits: usize| v.map_or("n/a".to_owned(), |x| format!("{x:.digits$}"));
     format!(
-        "epoch {:>3}  loss {:.5}  train acc {:.4}  test loss {:.5}  test acc {:.4}  {:.2} s  {:.0} samples/s",
+        "epoch {:>3}  loss {:.5}  train acc {:.4}  test loss {}  test acc {}  {:.2} s  {:.0} samples/s",
         m.epoch,
         m.train_loss,
         m.train_accuracy,
-        m.test_loss,
-        m.test_accuracy,
+        figure(test_figure(m.test_loss), 5),
+        figure(test_figure(m.test_accuracy), 4),
         m.seconds,
         m.samples_per_sec
     )
 }
 
-/// The model to explore: the one named by `--model` (checked against the data's width), or one
-/// trained now.
-pub fn model_for(cli: &Cli, split: &Split) -> anyhow::Result<Mlp> {
-    match &cli.model.model {
-        Some(path) => load_model(path, &split.train),
+/// Why training stopped, in words.
+fn stop_words(stop: StopReason, epochs: usize, max_epochs: usize) -> String {
+    match stop {
+        StopReason::Converged => format!(
+            "converged after {} (the loss stopped improving)",
+            plural(epochs, "epoch")
+        ),
+        StopReason::MaxEpochs => format!(
+            "stopped at the limit of {} (--epochs)",
+            plural(max_epochs, "epoch")
+        ),
+        StopReason::Cancelled => format!("cancelled after {}", plural(epochs, "epoch")),
+        StopReason::Diverged { epoch } => format!("diverged at epoch {epoch}"),
+    }
+}
+
+/// The model to explore: the one named by `--model` (checked against the data), or one trained
+/// now.
+pub fn model_for(model: &ModelArgs, split: &Split, seed: u64) -> anyhow::Result<Mlp> {
+    match &model.model {
+        Some(path) => nn::load_model(path, split.train.n_features(), split.train.n_classes()),
         None => {
-            eprintln!("no --model given: training one first (save one with `layerscope train`)");
-            Ok(train_model(cli, split).0.model().clone())
+            new_layer_sizes(model, split)?;
+            note!("no --model given: training one first (save one with `layerscope train`)");
+            let params = train_params(model, seed);
+            let max_epochs = params.max_epochs;
+            let mut trainer =
+                Trainer::new(split.train.n_features(), split.train.n_classes(), params);
+            run_training(&mut trainer, split, max_epochs)?;
+            Ok(trainer.model().clone())
         }
     }
 }
 
-/// Open a saved model and check that it fits the data (input width and classes).
-pub fn load_model(path: &Path, data: &Dataset) -> anyhow::Result<Mlp> {
-    let mlp = nn::load_npz(path)?;
-    mlp.check_fits(data.n_features(), data.n_classes())
-        .with_context(|| format!("{} with {}", path.display(), data.source))?;
-    Ok(mlp)
+/// The number of layers (the notebook's numbering: 1 = input, last = output) of the model a
+/// command will use, known before training.
+fn planned_layers(model: &ModelArgs, loaded: Option<&Mlp>) -> usize {
+    loaded.map_or(model.hidden.len() + 2, Mlp::n_layers)
 }
 
-/// `layerscope train`.
-pub fn train(cli: &Cli, args: &TrainArgs) -> anyhow::Result<()> {
-    check_writable(&args.save)?;
+/// `layerscope train`: train a new network or go on training a saved one (warm start).
+pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
+    let data = &args.data;
+    let mut outputs = vec![("--save", args.save.as_path())];
     if let Some(m) = &args.metrics {
-        check_writable(m)?;
+        outputs.push(("--metrics", m.as_path()));
     }
-    let (_, split) = cli.data.load()?;
-    let (trainer, stop) = train_model(cli, &split);
-    nn::save_npz(trainer.model(), &args.save)?;
-    if let Some(path) = &args.metrics {
-        write_atomic(path, |w| {
-            writeln!(
-                w,
-                "epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds,samples_per_sec"
-            )?;
-            for m in trainer.history() {
-                writeln!(
-                    w,
-                    "{},{},{},{},{},{},{}",
-                    m.epoch,
-                    m.train_loss,
-                    m.train_accuracy,
-                    m.test_loss,
-                    m.test_accuracy,
-                    m.seconds,
-                    m.samples_per_sec
-                )?;
-            }
-            Ok(())
-        })?;
+    let plan = Plan::new(&outputs, &inputs(data, args.model.model.as_deref()))?;
+    let split = load_data(data)?;
+    let params = train_params(&args.model, data.seed);
+    let max_epochs = params.max_epochs;
+    let mut trainer = match &args.model.model {
+        Some(path) => {
+            let mlp = nn::load_model(path, split.train.n_features(), split.train.n_classes())?;
+            let sizes: Vec<String> = mlp.layer_sizes().iter().map(usize::to_string).collect();
+            note!(
+                "warm start from {} ({}): training goes on from its weights with a fresh \
+                 optimiser; epochs count from 1; {} is not changed",
+                path.display(),
+                sizes.join("-"),
+                path.display()
+            );
+            Trainer::from_model(mlp, params)
+        }
+        None => {
+            new_layer_sizes(&args.model, &split)?;
+            Trainer::new(split.train.n_features(), split.train.n_classes(), params)
+        }
+    };
+    let stop = run_training(&mut trainer, &split, max_epochs)?;
+    let mut staged = vec![plan.stage(0, |w| nn::save_npz_into(trainer.model(), w).map(drop))?];
+    if args.metrics.is_some() {
+        staged.push(plan.stage(1, |w| write_metrics(w, trainer.history()))?);
     }
-    let last = trainer.history().last();
-    eprintln!(
-        "{:?} after {} epochs; test accuracy {:.4}; saved {}",
-        stop,
-        trainer.epoch(),
-        last.map_or(f64::NAN, |m| m.test_accuracy),
-        args.save.display()
+    Plan::commit(staged)?;
+    let accuracy = trainer
+        .history()
+        .last()
+        .and_then(|m| test_figure(m.test_accuracy))
+        .map_or("n/a (no test rows)".to_owned(), |a| format!("{a:.4}"));
+    note!(
+        "{}; test accuracy {accuracy}; saved {}",
+        stop_words(stop, trainer.epoch(), max_epochs),
+        if plan.output(0).is_stdout() {
+            "to stdout".to_owned()
+        } else {
+            args.save.display().to_string()
+        }
     );
     Ok(())
+}
+
+/// The metrics file: one row per epoch, no timings (the same seed gives the same file; the
+/// timings are on stderr).
+fn write_metrics(w: &mut dyn output::Sink, history: &[EpochMetrics]) -> std::io::Result<()> {
+    let mut csv = csv::Writer::from_writer(w);
+    csv.write_record([
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "test_loss",
+        "test_accuracy",
+    ])?;
+    let figure = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
+    for m in history {
+        csv.write_record([
+            m.epoch.to_string(),
+            m.train_loss.to_string(),
+            m.train_accuracy.to_string(),
+            figure(test_figure(m.test_loss)),
+            figure(test_figure(m.test_accuracy)),
+        ])?;
+    }
+    csv.flush()
 }
 
 /// The training images the notebook embeds: the first `n` rows of the training split.
@@ -185,23 +381,57 @@ pub fn embed_rows(train: &Dataset, n: usize) -> Array2<f32> {
     train.features.slice(ndarray::s![..n, ..]).to_owned()
 }
 
+/// Check the t-SNE settings against the points there will be, before any training. The engine
+/// refuses the same (perplexity below the point count, at least 2 points); here it is said in
+/// the options' words, before minutes of training.
+fn check_tsne(perplexity: f64, embed_n: usize, train_rows: usize) -> anyhow::Result<()> {
+    let n = embed_n.min(train_rows);
+    #[expect(clippy::cast_precision_loss, reason = "a point count")]
+    if n < 2 || perplexity >= n as f64 {
+        bail!(
+            "--perplexity {perplexity} needs more points than that: --n {embed_n} embeds {} \
+             (the training split has {train_rows} rows); raise --n or lower --perplexity",
+            plural(n, "point")
+        );
+    }
+    Ok(())
+}
+
 /// `layerscope embed`.
-pub fn embed(cli: &Cli, args: &EmbedArgs) -> anyhow::Result<()> {
-    check_writable(&args.out)?;
-    let (_, split) = cli.data.load()?;
-    let model = model_for(cli, &split)?;
+pub fn embed(args: &EmbedArgs) -> anyhow::Result<()> {
+    let data = &args.data;
+    let plan = Plan::new(
+        &[("--out", args.out.as_path())],
+        &inputs(data, args.model.model.as_deref()),
+    )?;
+    let split = load_data(data)?;
+    let loaded = match &args.model.model {
+        Some(path) => Some(nn::load_model(
+            path,
+            split.train.n_features(),
+            split.train.n_classes(),
+        )?),
+        None => None,
+    };
+    let n_layers = planned_layers(&args.model, loaded.as_ref());
     let layers: Vec<usize> = if args.layers.is_empty() {
-        (2..=model.n_layers()).collect()
+        (2..=n_layers).collect()
     } else {
         args.layers.clone()
     };
-    if let Some(&bad) = layers.iter().find(|&&k| k == 0 || k > model.n_layers()) {
-        bail!(
-            "--layers {bad}: expected layers 1 (input) to {} (output)",
-            model.n_layers()
-        );
+    if let Some(&bad) = layers.iter().find(|&&k| k == 0 || k > n_layers) {
+        bail!("--layers {bad}: expected layers 1 (input) to {n_layers} (output)");
     }
-    let x = embed_rows(&split.train, cli.view.embed_n);
+    check_tsne(
+        args.tsne.perplexity,
+        args.tsne.embed_n,
+        split.train.n_rows(),
+    )?;
+    let model = match loaded {
+        Some(m) => m,
+        None => model_for(&args.model, &split, data.seed)?,
+    };
+    let x = embed_rows(&split.train, args.tsne.embed_n);
     let n = x.nrows();
     let labels = &split.train.labels[..n];
     let predictions = model.predict(x.view());
@@ -209,8 +439,8 @@ pub fn embed(cli: &Cli, args: &EmbedArgs) -> anyhow::Result<()> {
     for &k in &layers {
         let activations = model.layer_output(x.view(), k);
         let params = TsneParams {
-            perplexity: cli.view.perplexity,
-            seed: cli.data.seed,
+            perplexity: args.tsne.perplexity,
+            seed: data.seed,
             ..TsneParams::default()
         };
         let bar = progress_bar(params.n_iter as u64, &format!("layer {k}"));
@@ -228,67 +458,53 @@ pub fn embed(cli: &Cli, args: &EmbedArgs) -> anyhow::Result<()> {
         if let Some(b) = bar {
             b.finish_and_clear();
         }
-        let trust = tsne::neighbour_preservation(activations.view(), embedding.coords.view(), 10);
-        eprintln!(
-            "layer {k} ({} units, {n} points): KL {:.4}, trust (10-NN preserved) {:.3}, {} iterations, {:.2} s",
+        let trust = tsne::trust(activations.view(), embedding.coords.view())
+            .map_or("n/a (10 points or fewer)".to_owned(), |t| format!("{t:.3}"));
+        note!(
+            "layer {k} ({} units, {n} points): KL {:.4}, trust (10-NN preserved) {trust}, {} iterations, {:.2} s",
             activations.ncols(),
             embedding.kl_divergence,
-            trust,
             embedding.n_iter,
             started.elapsed().as_secs_f64()
         );
         tables.push((k, embedding.coords));
     }
     let names = &split.train.class_names;
-    write_atomic(&args.out, |w| {
-        writeln!(w, "index,layer,x,y,label,prediction")?;
+    let staged = plan.stage(0, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        csv.write_record(["index", "layer", "x", "y", "label", "prediction"])?;
         for (k, coords) in &tables {
             for (i, xy) in coords.axis_iter(Axis(0)).enumerate() {
-                writeln!(
-                    w,
-                    "{i},{k},{},{},{},{}",
-                    xy[0],
-                    xy[1],
-                    csv_field(&names[usize::from(labels[i])]),
-                    csv_field(
-                        names
-                            .get(usize::from(predictions[i]))
-                            .map_or("?", String::as_str)
-                    )
-                )?;
+                let prediction = names
+                    .get(usize::from(predictions[i]))
+                    .map_or("?", String::as_str);
+                csv.write_record([
+                    i.to_string().as_str(),
+                    &k.to_string(),
+                    &xy[0].to_string(),
+                    &xy[1].to_string(),
+                    &names[usize::from(labels[i])],
+                    prediction,
+                ])?;
             }
         }
-        Ok(())
-    })
+        csv.flush()
+    })?;
+    Plan::commit(vec![staged])
 }
 
-/// Quote a CSV field when it needs it.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
-/// The explanation method named on the command line.
-pub fn parse_method(name: &str) -> anyhow::Result<Method> {
-    Ok(match name.to_ascii_lowercase().as_str() {
-        "notebook" | "sampling" => Method::Notebook,
-        "permutation" | "shapley" => Method::Permutation,
-        "gradient-x-input" | "gradient" | "gxi" => Method::GradientTimesInput,
-        "integrated-gradients" | "ig" => Method::IntegratedGradients,
-        other => bail!(
-            "--method {other}: expected notebook, permutation, gradient-x-input or integrated-gradients"
-        ),
-    })
-}
+/// Model evaluations above which the notebook estimator earns a warning (about a minute here).
+const NOTEBOOK_WARN_EVALUATIONS: u128 = 50_000_000;
 
 /// `layerscope explain`.
-pub fn explain(cli: &Cli, args: &ExplainArgs) -> anyhow::Result<()> {
-    check_writable(&args.out)?;
-    let method = parse_method(&args.method)?;
-    let (_, split) = cli.data.load()?;
+pub fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
+    let data = &args.data;
+    let method = Method::from(args.method);
+    let plan = Plan::new(
+        &[("--out", args.out.as_path())],
+        &inputs(data, args.model.model.as_deref()),
+    )?;
+    let split = load_data(data)?;
     if args.index >= split.test.n_rows() {
         bail!(
             "--index {}: expected 0 to {} (rows of the test split)",
@@ -296,33 +512,64 @@ pub fn explain(cli: &Cli, args: &ExplainArgs) -> anyhow::Result<()> {
             split.test.n_rows() - 1
         );
     }
-    let model = model_for(cli, &split)?;
+    let n_classes = split.train.n_classes();
     if let Some(c) = args.class
-        && c >= model.n_outputs()
+        && c >= n_classes
     {
-        bail!("--class {c}: expected 0 to {}", model.n_outputs() - 1);
+        bail!(
+            "--class {c}: expected 0 to {} (the data's classes)",
+            n_classes - 1
+        );
     }
-    let params = ExplainParams {
-        method,
-        class: args.class,
-        units: if args.logits {
-            Units::Logit
-        } else {
-            Units::Probability
-        },
-        samples: args.samples,
-        seed: cli.data.seed,
-        ..ExplainParams::default()
+    let mut params = ExplainParams::for_method(method);
+    params.class = args.class;
+    params.units = if args.logits {
+        Units::Logit
+    } else {
+        Units::Probability
     };
+    if let Some(s) = args.samples {
+        params.samples = s;
+    }
+    params.seed = data.seed;
+    if method == Method::Notebook {
+        // Two evaluations per feature, sample and background row drawn.
+        let evaluations = 2 * params.samples as u128 * split.train.n_features() as u128;
+        if evaluations > NOTEBOOK_WARN_EVALUATIONS {
+            note!(
+                "warning: the notebook estimator will evaluate the network {evaluations} times \
+                 (2 x {} samples x {} features); this may take a long time: \
+                 --method permutation gives the same values for less",
+                params.samples,
+                split.train.n_features()
+            );
+        }
+    }
+    let model = model_for(&args.model, &split, data.seed)?;
     let x = split.test.features.row(args.index);
-    let bar = progress_bar(args.samples as u64, "explain");
-    let mut on_progress = |p: &explain::ExplainProgress<'_>| {
-        if let Some(b) = &bar {
+    let bar = progress_bar(params.samples as u64, "explain");
+    let mut tenths_shown = 0;
+    let started = Instant::now();
+    let mut on_progress = |p: &explain::ExplainProgress<'_>| match &bar {
+        Some(b) => {
             b.set_length(p.samples_total as u64);
             b.set_position(p.samples_done as u64);
         }
+        None => {
+            let tenths = (p.samples_done * 10)
+                .checked_div(p.samples_total)
+                .unwrap_or(10);
+            if tenths > tenths_shown && p.samples_done < p.samples_total {
+                tenths_shown = tenths;
+                note!(
+                    "explain: {}/{} samples, {:.1} s",
+                    p.samples_done,
+                    p.samples_total,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
     };
-    let started = Instant::now();
     let a = explain::explain(
         &model,
         x,
@@ -335,12 +582,12 @@ pub fn explain(cli: &Cli, args: &ExplainArgs) -> anyhow::Result<()> {
         b.finish_and_clear();
     }
     let names = &split.test.class_names;
-    eprintln!(
+    note!(
         "test row {}: label {}, explained class {}; f(x) {:.4}, reference {:.4}, sum {:.4}, \
          completeness gap {:.2e}; {} samples, {} model evaluations, {:.2} s",
         args.index,
-        names[usize::from(split.test.labels[args.index])],
-        names.get(a.class).map_or("?", String::as_str),
+        printable(&names[usize::from(split.test.labels[args.index])]),
+        names.get(a.class).map_or("?".to_owned(), |n| printable(n)),
         a.output,
         a.reference,
         a.values.sum(),
@@ -350,36 +597,44 @@ pub fn explain(cli: &Cli, args: &ExplainArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     let width = split.test.image_shape.map_or(a.values.len(), |(_, w)| w);
-    write_atomic(&args.out, |w| {
-        writeln!(w, "row,col,value,stderr")?;
+    let staged = plan.stage(0, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        csv.write_record(["row", "col", "value", "stderr"])?;
         for (i, v) in a.values.iter().enumerate() {
             let se = a
                 .stderr
                 .as_ref()
                 .map(|s| s[i].to_string())
                 .unwrap_or_default();
-            writeln!(w, "{},{},{v},{se}", i / width, i % width)?;
+            csv.write_record([
+                (i / width).to_string(),
+                (i % width).to_string(),
+                v.to_string(),
+                se,
+            ])?;
         }
-        Ok(())
-    })
+        csv.flush()
+    })?;
+    Plan::commit(vec![staged])
 }
 
 /// `layerscope snapshot`: run the pipeline to the end, then print one frame of a tab.
-pub fn snapshot(cli: &Cli, args: &SnapshotArgs) -> anyhow::Result<()> {
-    let tab = match args.tab.to_ascii_lowercase().as_str() {
-        "training" | "1" => Tab::Training,
-        "embeddings" | "2" => Tab::Embeddings,
-        "saliency" | "3" => Tab::Saliency,
-        other => bail!("--tab {other}: expected training, embeddings or saliency"),
+pub fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
+    let data = &args.data;
+    let tab = Tab::from(args.tab);
+    let tab_name = clap::ValueEnum::to_possible_value(&args.tab)
+        .map_or(String::new(), |v| v.get_name().to_owned());
+    note!(
+        "snapshot: running the pipeline as far as the {tab_name} tab shows (train or load, embed \
+         every layer, explain a test image)"
+    );
+    let cli = Cli {
+        command: None,
+        data: data.clone(),
+        model: args.model.clone(),
+        view: args.view.clone(),
     };
-    if args.width == 0 || args.height == 0 {
-        bail!(
-            "--width {} --height {}: expected at least 1 x 1",
-            args.width,
-            args.height
-        );
-    }
-    let app = crate::tui::build_app(crate::tui::config(cli)?, Duration::from_secs(24 * 3600))?;
+    let app = snapshot_app(&cli, tab)?;
     // Plain text has no colours to tell pixels and classes apart: draw it as the no-colour
     // theme does (shade characters, digit glyphs); with --ansi, in 24-bit colour.
     let depth = if args.ansi {
@@ -387,8 +642,155 @@ pub fn snapshot(cli: &Cli, args: &SnapshotArgs) -> anyhow::Result<()> {
     } else {
         ColorDepth::None
     };
-    let theme = Theme::new(depth, cli.view.ascii);
+    let theme = Theme::new(depth, args.view.ascii);
     let frame = render_snapshot_with(&app, tab, args.width, args.height, args.ansi, &theme);
-    print!("{frame}");
-    Ok(())
+    write_stdout(frame.as_bytes())
+}
+
+/// The app state as `tui::build_app` builds it, computed only as far as `tab` shows: the
+/// training tab stops when the model is ready, the embeddings tab when the last layer is embedded
+/// (when the explanation would start), the saliency tab runs to the end. A line of progress goes
+/// to stderr for each stage (epochs, each layer's t-SNE, the explanation), so a long run is never
+/// silent.
+fn snapshot_app(cli: &Cli, tab: Tab) -> anyhow::Result<crate::tui::App> {
+    use crate::compute::{self, Event};
+    let mut app = crate::tui::App::new(cli.view.perplexity);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = compute::Worker::spawn(
+        crate::tui::config(&cli.data, &cli.model, &cli.view)?,
+        move |e| {
+            let _ = tx.send(e);
+        },
+    );
+    let started = Instant::now();
+    let mut failure = None;
+    while let Ok(event) = rx.recv() {
+        let seconds = started.elapsed().as_secs_f64();
+        let enough = match &event {
+            Event::Idle => break,
+            Event::Epoch(m) => {
+                note!("snapshot: epoch {} ({seconds:.1} s)", m.epoch);
+                false
+            }
+            Event::ModelReady(_) => tab == Tab::Training,
+            Event::EmbedStarted { layer, .. } => {
+                note!("snapshot: t-SNE of layer {layer} ({seconds:.1} s)");
+                false
+            }
+            Event::ExplainStarted { .. } if tab == Tab::Embeddings => break,
+            Event::ExplainStarted { .. } => {
+                note!("snapshot: explaining a test image ({seconds:.1} s)");
+                false
+            }
+            Event::JobFailed { message, .. } => {
+                failure.get_or_insert_with(|| message.clone());
+                false
+            }
+            _ => false,
+        };
+        app.on_event(event, &worker.slots);
+        if enough {
+            break;
+        }
+    }
+    worker.shutdown(Duration::from_secs(5));
+    if let Some(message) = failure {
+        bail!("{message}");
+    }
+    app.idle = true;
+    Ok(app)
+}
+
+/// What the terminal app (and `snapshot`) needs, loaded and checked before the screen changes.
+#[derive(Debug)]
+pub struct Session {
+    /// The data, split.
+    pub split: Split,
+    /// The model named by `--model`, checked against the data.
+    pub model: Option<Mlp>,
+}
+
+/// Load and check the data and the model (or the size of the one to train) and the t-SNE
+/// settings, so that every error is a message before the alternate screen, not a stuck panel.
+pub fn preflight(data: &DataArgs, model: &ModelArgs, view: &ViewArgs) -> anyhow::Result<Session> {
+    let split = load_data(data)?;
+    let loaded = match &model.model {
+        Some(path) => Some(nn::load_model(
+            path,
+            split.train.n_features(),
+            split.train.n_classes(),
+        )?),
+        None => {
+            new_layer_sizes(model, &split)?;
+            None
+        }
+    };
+    check_tsne(view.perplexity, view.embed_n, split.train.n_rows())?;
+    Ok(Session {
+        split,
+        model: loaded,
+    })
+}
+
+/// Print an error the way every command does; a closed stderr is ignored.
+pub fn report_error(e: &anyhow::Error) {
+    let _ = writeln!(std::io::stderr(), "layerscope: error: {e:#}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    fn dataset(rows: usize) -> Dataset {
+        let features = Array2::from_shape_fn((rows, 3), |(i, j)| ((i * 3 + j) % 5) as f32 / 4.0);
+        Dataset {
+            features,
+            labels: (0..rows).map(|i| u8::from(i % 2 == 1)).collect(),
+            class_names: vec!["a".into(), "b".into()],
+            feature_names: vec!["x".into(), "y".into(), "z".into()],
+            image_shape: None,
+            source: "test".into(),
+        }
+    }
+
+    #[test]
+    fn a_diverged_run_is_an_error_not_a_model() {
+        let split = Split {
+            train: dataset(40),
+            test: dataset(10),
+        };
+        let params = TrainParams {
+            hidden: vec![8],
+            max_epochs: 20,
+            learning_rate: 1e30,
+            ..TrainParams::default()
+        };
+        let mut trainer = Trainer::new(3, 2, params);
+        let e = run_training(&mut trainer, &split, 20).unwrap_err();
+        assert!(e.to_string().contains("diverged"), "{e}");
+        assert!(e.to_string().contains("nothing saved"), "{e}");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("caf\u{e9}"), "caf\u{e9}");
+        assert_eq!(printable("\u{1b}[31mred\r"), "\\u{1b}[31mred\\r");
+    }
+
+    #[test]
+    fn model_size_in_words() {
+        let gb = 1_000_000_000;
+        let sizes = [784, 100_000, 100_000, 10];
+        let e = check_model_size_within("--hidden 100000,100000", &sizes, 22 * gb)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--hidden 100000,100000 needs 40.3 GB of weights (161.3 GB to train)"),
+            "{e}"
+        );
+        assert!(e.ends_with("more than the 22.0 GB of memory available: expected smaller layers"));
+        assert!(check_model_size_within("--hidden 100000,100000", &sizes, 200 * gb).is_ok());
+        assert!(check_model_size("--hidden 8", &[784, 8, 10]).is_ok());
+    }
 }

@@ -114,7 +114,41 @@ pub fn write_npz(path: &Path, arrays: &[(&str, &[usize], &[f32])]) -> Result<(),
 fn write_npz_to(tmp: &Path, arrays: &[(&str, &[usize], &[f32])]) -> Result<(), ModelError> {
     let io = |e: &dyn std::fmt::Display| ModelError::file(tmp, format!("cannot write: {e}"));
     let file = File::create(tmp).map_err(|e| io(&e))?;
-    let mut zip = zip::ZipWriter::new(BufWriter::new(file));
+    let mut inner = write_npz_into(BufWriter::new(file), arrays).map_err(|e| io(&e))?;
+    inner.flush().map_err(|e| io(&e))?;
+    inner
+        .into_inner()
+        .map_err(|e| io(&e.error().to_string()))?
+        .sync_all()
+        .map_err(|e| io(&e))?;
+    Ok(())
+}
+
+// SHIM(cli): the npz writer over any seekable writer, so that the headless commands write a
+// model through their one atomic-write helper (a temporary file, then a rename).
+/// Save `mlp` as `save_npz` does, into `w`.
+pub fn save_npz_into<W: Write + std::io::Seek>(mlp: &Mlp, w: W) -> std::io::Result<W> {
+    let mut arrays: Vec<(String, Vec<usize>, &[f32])> = Vec::new();
+    for (i, (c, b)) in mlp.coefs.iter().zip(&mlp.intercepts).enumerate() {
+        let (c, b) = (
+            c.as_slice().expect("weights in standard layout"),
+            b.as_slice().expect("biases in standard layout"),
+        );
+        arrays.push((format!("coefs_{i}"), mlp.coefs[i].shape().to_vec(), c));
+        arrays.push((format!("intercepts_{i}"), vec![b.len()], b));
+    }
+    let named: Vec<(&str, &[usize], &[f32])> = arrays
+        .iter()
+        .map(|(n, s, d)| (n.as_str(), s.as_slice(), *d))
+        .collect();
+    write_npz_into(w, &named)
+}
+
+fn write_npz_into<W: Write + std::io::Seek>(
+    w: W,
+    arrays: &[(&str, &[usize], &[f32])],
+) -> std::io::Result<W> {
+    let mut zip = zip::ZipWriter::new(w);
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
         .large_file(
@@ -128,24 +162,15 @@ fn write_npz_to(tmp: &Path, arrays: &[(&str, &[usize], &[f32])]) -> Result<(), M
             data.len(),
             "shape of {name}"
         );
-        zip.start_file(format!("{name}.npy"), options)
-            .map_err(|e| io(&e))?;
-        zip.write_all(&npy_header("<f4", shape))
-            .map_err(|e| io(&e))?;
+        zip.start_file(format!("{name}.npy"), options)?;
+        zip.write_all(&npy_header("<f4", shape))?;
         let mut bytes = Vec::with_capacity(data.len() * 4);
         for v in *data {
             bytes.extend_from_slice(&v.to_le_bytes());
         }
-        zip.write_all(&bytes).map_err(|e| io(&e))?;
+        zip.write_all(&bytes)?;
     }
-    let mut inner = zip.finish().map_err(|e| io(&e))?;
-    inner.flush().map_err(|e| io(&e))?;
-    inner
-        .into_inner()
-        .map_err(|e| io(&e.error().to_string()))?
-        .sync_all()
-        .map_err(|e| io(&e))?;
-    Ok(())
+    Ok(zip.finish()?)
 }
 
 /// An `.npy` version 1.0 header: magic, version, length, then the dictionary padded with spaces

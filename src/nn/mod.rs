@@ -9,7 +9,7 @@ mod sparse;
 mod train;
 
 pub use grad::Output;
-pub use io::{ModelError, load_npz, npy_header, save_npz, write_npz};
+pub use io::{ModelError, load_npz, npy_header, save_npz, save_npz_into, write_npz};
 pub use linalg::{GemmBackend, gemm, gemm_backend, set_gemm_backend};
 pub use metrics::{accuracy, confusion_matrix, per_class_accuracy};
 pub use sparse::{

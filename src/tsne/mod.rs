@@ -38,6 +38,7 @@ use ndarray::{Array2, ArrayView2};
 use crate::Cancelled;
 
 pub use metrics::{knn_accuracy, neighbour_preservation};
+
 #[doc(hidden)]
 pub use neighbours::knn as exact_knn;
 

@@ -16,7 +16,7 @@ pub mod terminal;
 pub mod theme;
 pub mod widgets;
 
-use crate::cli::Cli;
+use crate::cli::{DataArgs, ModelArgs, ViewArgs};
 use crate::compute::Config;
 use crate::nn;
 
@@ -25,27 +25,19 @@ pub use run::run;
 pub use snapshot::{build_app, render_snapshot};
 
 /// The worker's configuration from the command line: the data loaded and split, the model (when
-/// `--model` is given) opened and checked against it. Called before the terminal is taken over,
-/// so that any error is printed plainly.
+/// `--model` is given) opened and checked against it, the t-SNE settings checked. Called before
+/// the terminal is taken over, so that any error is printed plainly.
 ///
 /// # Errors
 /// When the data or the model cannot be loaded, or the model does not fit the data.
-pub fn config(cli: &Cli) -> anyhow::Result<Config> {
-    let (_, split) = cli.data.load()?;
-    let model = match &cli.model.model {
-        Some(path) => Some(nn::load_model(
-            path,
-            split.train.n_features(),
-            split.train.n_classes(),
-        )?),
-        None => None,
-    };
+pub fn config(data: &DataArgs, model: &ModelArgs, view: &ViewArgs) -> anyhow::Result<Config> {
+    let session = crate::headless::preflight(data, model, view)?;
     Ok(Config {
-        hidden: cli.model.hidden.clone(),
-        max_epochs: cli.model.epochs.unwrap_or(nn::DEFAULT_MAX_EPOCHS),
-        perplexity: cli.view.perplexity,
-        embed_n: cli.view.embed_n,
-        seed: cli.data.seed,
-        ..Config::new(split, model)
+        hidden: model.hidden.clone(),
+        max_epochs: model.epochs.unwrap_or(nn::DEFAULT_MAX_EPOCHS),
+        perplexity: view.perplexity,
+        embed_n: view.embed_n,
+        seed: data.seed,
+        ..Config::new(session.split, session.model)
     })
 }
