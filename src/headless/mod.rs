@@ -677,11 +677,13 @@ fn snapshot_app(cli: &Cli, tab: Tab) -> anyhow::Result<crate::tui::App> {
                 note!("snapshot: t-SNE of layer {layer} ({seconds:.1} s)");
                 false
             }
-            Event::ExplainStarted { .. } if tab == Tab::Embeddings => break,
+            // The worker explains the opening image before it embeds the layers (it is quick);
+            // the saliency tab needs nothing more, the embeddings tab waits for every layer.
             Event::ExplainStarted { .. } => {
                 note!("snapshot: explaining a test image ({seconds:.1} s)");
                 false
             }
+            Event::ExplainDone { .. } => tab == Tab::Saliency,
             Event::JobFailed { message, .. } => {
                 failure.get_or_insert_with(|| message.clone());
                 false
