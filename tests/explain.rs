@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use layerscope::explain::{
     Baseline, CoalitionSampler, ExplainError, ExplainParams, ExplainProgress, Method,
-    PreparedBackground, Units, class_outputs, explain, explain_prepared, first_layer_path,
+    PreparedBackground, Units, explain, explain_prepared, first_layer_path,
     permutation_contributions,
 };
 use layerscope::nn::Mlp;
@@ -44,6 +44,17 @@ fn f64_output(model: &Mlp, z: &[f64], class: usize, units: Units) -> f64 {
             (logits[class] - max).exp() / sum
         }
     }
+}
+
+/// `f64_output` of every row.
+fn outputs64(model: &Mlp, rows: ArrayView2<f32>, class: usize, units: Units) -> Vec<f64> {
+    rows.rows()
+        .into_iter()
+        .map(|r| {
+            let z: Vec<f64> = r.iter().map(|&v| f64::from(v)).collect();
+            f64_output(model, &z, class, units)
+        })
+        .collect()
 }
 
 /// v(S) = mean over background rows b of f(x on S, b elsewhere); S as a bit mask.
@@ -163,7 +174,7 @@ fn average_over_all_permutations_equals_exact_shapley() {
         let mut mean = vec![0.0; n];
         for b in bg.rows() {
             for order in &perms {
-                let c = permutation_contributions(&model, x.view(), b, order, 1, units);
+                let c = permutation_contributions(&model, x.view(), b, order, 1, units).unwrap();
                 for (m, v) in mean.iter_mut().zip(c) {
                     *m += v;
                 }
@@ -195,6 +206,7 @@ fn each_permutation_telescopes_to_f_x_minus_f_b() {
                 let mut order: Vec<usize> = (0..n).collect();
                 order.shuffle(&mut rng);
                 let sum: f64 = permutation_contributions(&model, x.view(), b, &order, 2, units)
+                    .unwrap()
                     .iter()
                     .sum();
                 assert!((sum - gap).abs() < 1e-9, "{sum} vs {gap}");
@@ -350,7 +362,7 @@ fn estimate_sums_to_f_x_minus_mean_background_within_4_se() {
     let n = 8;
     let (model, x, bg) = fixture(n, 13);
     let class = 1;
-    let f_bg: Vec<f64> = class_outputs(&model, bg.view(), class, Units::Probability);
+    let f_bg = outputs64(&model, bg.view(), class, Units::Probability);
     let mean_bg = f_bg.iter().sum::<f64>() / f_bg.len() as f64;
     let sd_bg =
         (f_bg.iter().map(|v| (v - mean_bg).powi(2)).sum::<f64>() / f_bg.len() as f64).sqrt();
@@ -415,7 +427,8 @@ fn symmetric_features_get_equal_values() {
     let mut sum = [0.0; 2];
     for b in bg.rows() {
         for order in &perms {
-            let c = permutation_contributions(&model, x.view(), b, order, 0, Units::Probability);
+            let c = permutation_contributions(&model, x.view(), b, order, 0, Units::Probability)
+                .unwrap();
             sum[0] += c[2];
             sum[1] += c[5];
         }
@@ -553,8 +566,9 @@ fn incremental_first_layer_equals_full_forward_at_every_step() {
         let (x, b) = (sparse(&mut rng), sparse(&mut rng));
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut rng);
-        let (path64, steps) = first_layer_path::<f64>(&model, x.view(), b.view(), &order);
-        let (path32, steps32) = first_layer_path::<f32>(&model, x.view(), b.view(), &order);
+        let (path64, steps) = first_layer_path::<f64>(&model, x.view(), b.view(), &order).unwrap();
+        let (path32, steps32) =
+            first_layer_path::<f32>(&model, x.view(), b.view(), &order).unwrap();
         assert_eq!(steps, steps32);
         let differing = (0..n).filter(|&i| x[i] != b[i]).count();
         assert_eq!(steps.len(), differing);
@@ -809,7 +823,7 @@ fn a_prepared_background_gives_the_same_map() {
         assert_eq!((a.output, a.reference), (b.output, b.reference));
         assert_eq!(a.completeness_gap, b.completeness_gap);
     }
-    let mean: f64 = class_outputs(&model, bg.view(), 2, Units::Probability)
+    let mean: f64 = outputs64(&model, bg.view(), 2, Units::Probability)
         .iter()
         .sum::<f64>()
         / bg.nrows() as f64;
@@ -897,4 +911,117 @@ fn same_seed_same_map_on_digits_with_1_or_2_threads() {
         };
         assert_eq!(in_pool(1), in_pool(2), "{method:?}");
     }
+}
+
+// ---------- defaults and degenerate inputs ----------
+
+/// The one table of default budgets, and the one default method (`Permutation`).
+#[test]
+fn each_method_has_its_default_budget() {
+    assert_eq!(Method::default(), Method::Permutation);
+    assert_eq!(ExplainParams::default().method, Method::Permutation);
+    assert_eq!(
+        ExplainParams::default(),
+        ExplainParams::for_method(Method::Permutation)
+    );
+    for (method, samples) in [
+        (Method::IntegratedGradients, 50),
+        (Method::Permutation, 200),
+        (Method::Notebook, 200),
+        (Method::GradientTimesInput, 1),
+    ] {
+        let p = ExplainParams::for_method(method);
+        assert_eq!((p.method, p.samples), (method, samples), "{method:?}");
+        assert_eq!(ExplainParams::default_samples(method), samples);
+        assert_eq!(p.class, None);
+        assert_eq!(p.units, Units::Probability);
+    }
+}
+
+/// Models the engine cannot explain are errors, for every method and for the background pass,
+/// never a panic (the notebook estimator divided by a zero layer width).
+#[test]
+fn degenerate_models_are_errors_not_panics() {
+    let wide = Mlp::new(&[4, 3, 2], 1);
+    let mut zero_hidden = wide.clone();
+    zero_hidden.coefs[0] = Array2::zeros((4, 0));
+    zero_hidden.intercepts[0] = Array1::zeros(0);
+    zero_hidden.coefs[1] = Array2::zeros((0, 2));
+    let mut no_outputs = wide.clone();
+    no_outputs.coefs[1] = Array2::zeros((3, 0));
+    no_outputs.intercepts[1] = Array1::zeros(0);
+    let mut mismatched = wide.clone();
+    mismatched.intercepts[0] = Array1::zeros(2);
+    let no_layers = Mlp {
+        coefs: vec![],
+        intercepts: vec![],
+    };
+    let no_features = Mlp {
+        coefs: vec![Array2::zeros((0, 3)), Array2::zeros((3, 2))],
+        intercepts: vec![Array1::zeros(3), Array1::zeros(2)],
+    };
+    let x = Array1::<f32>::from(vec![0.1, 0.2, 0.3, 0.4]);
+    let bg = Array2::<f32>::from_elem((3, 4), 0.5);
+    let cases = [
+        (
+            &zero_hidden,
+            x.view(),
+            bg.view(),
+            ExplainError::EmptyLayer { layer: 1 },
+        ),
+        (
+            &no_outputs,
+            x.view(),
+            bg.view(),
+            ExplainError::EmptyLayer { layer: 2 },
+        ),
+        (
+            &mismatched,
+            x.view(),
+            bg.view(),
+            ExplainError::LayerShape { layer: 1 },
+        ),
+        (&no_layers, x.view(), bg.view(), ExplainError::NoLayers),
+    ];
+    let none = Array1::<f32>::zeros(0);
+    let bg0 = Array2::<f32>::zeros((3, 0));
+    let cases = cases.into_iter().chain([(
+        &no_features,
+        none.view(),
+        bg0.view(),
+        ExplainError::NoFeatures,
+    )]);
+    for (model, x, bg, expected) in cases {
+        for method in [
+            Method::Notebook,
+            Method::Permutation,
+            Method::GradientTimesInput,
+            Method::IntegratedGradients,
+        ] {
+            for class in [None, Some(0)] {
+                let p = ExplainParams {
+                    class,
+                    ..ExplainParams::for_method(method)
+                };
+                assert_eq!(
+                    explain(model, x, bg, &p, None, None),
+                    Err(expected.clone()),
+                    "{method:?}"
+                );
+            }
+        }
+        assert_eq!(PreparedBackground::new(model, bg), Err(expected.clone()));
+        let order: Vec<usize> = (0..x.len()).collect();
+        assert_eq!(
+            permutation_contributions(model, x, x, &order, 0, Units::Logit),
+            Err(expected.clone())
+        );
+        assert_eq!(
+            first_layer_path::<f32>(model, x, x, &order).map(|_| ()),
+            Err(expected)
+        );
+    }
+    // The walk hooks check the order is a permutation of the inputs.
+    let order = [0, 1, 1, 3];
+    assert!(permutation_contributions(&wide, x.view(), x.view(), &order, 0, Units::Logit).is_err());
 }

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut2};
+use ndarray::{Array1, ArrayView2, ArrayViewMut2};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -556,27 +556,4 @@ pub(crate) fn background_means(
         .chain(logit.iter_mut())
         .for_each(|v| *v /= n);
     (prob, logit)
-}
-
-/// Marginal contributions of one permutation walk computed in f64 (for exactness checks): one
-/// value per feature, 0 for features that do not change.
-pub fn permutation_contributions(
-    net: &Net<f64>,
-    x: ArrayView1<f32>,
-    b: ArrayView1<f32>,
-    order: &[usize],
-    class: usize,
-    units: Units,
-) -> Vec<f64> {
-    let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
-    let b: Vec<f64> = b.iter().map(|&v| f64::from(v)).collect();
-    let h_x = net.first_layer(&x);
-    let h_b = net.first_layer(&b);
-    let mut scratch = WalkScratch::new(x.len(), net.width1());
-    let w = walk(net, &x, &h_x, &b, &h_b, order, class, units, &mut scratch);
-    let mut out = vec![0.0; x.len()];
-    for (i, v) in w.contributions {
-        out[i] = v;
-    }
-    out
 }
