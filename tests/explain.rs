@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use layerscope::explain::{
     Baseline, CoalitionSampler, ExplainError, ExplainParams, ExplainProgress, Method,
-    PreparedBackground, Units, explain, explain_prepared, first_layer_path,
+    PreparedBackground, Units, explain, explain_class_mean, explain_prepared, first_layer_path,
     permutation_contributions,
 };
 use layerscope::nn::Mlp;
@@ -174,7 +174,8 @@ fn average_over_all_permutations_equals_exact_shapley() {
         let mut mean = vec![0.0; n];
         for b in bg.rows() {
             for order in &perms {
-                let c = permutation_contributions(&model, x.view(), b, order, 1, units).unwrap();
+                let c =
+                    permutation_contributions(&model, x.view(), b, order, 1, None, units).unwrap();
                 for (m, v) in mean.iter_mut().zip(c) {
                     *m += v;
                 }
@@ -205,10 +206,11 @@ fn each_permutation_telescopes_to_f_x_minus_f_b() {
             for _ in 0..20 {
                 let mut order: Vec<usize> = (0..n).collect();
                 order.shuffle(&mut rng);
-                let sum: f64 = permutation_contributions(&model, x.view(), b, &order, 2, units)
-                    .unwrap()
-                    .iter()
-                    .sum();
+                let sum: f64 =
+                    permutation_contributions(&model, x.view(), b, &order, 2, None, units)
+                        .unwrap()
+                        .iter()
+                        .sum();
                 assert!((sum - gap).abs() < 1e-9, "{sum} vs {gap}");
             }
         }
@@ -427,8 +429,9 @@ fn symmetric_features_get_equal_values() {
     let mut sum = [0.0; 2];
     for b in bg.rows() {
         for order in &perms {
-            let c = permutation_contributions(&model, x.view(), b, order, 0, Units::Probability)
-                .unwrap();
+            let c =
+                permutation_contributions(&model, x.view(), b, order, 0, None, Units::Probability)
+                    .unwrap();
             sum[0] += c[2];
             sum[1] += c[5];
         }
@@ -1013,7 +1016,7 @@ fn degenerate_models_are_errors_not_panics() {
         assert_eq!(PreparedBackground::new(model, bg), Err(expected.clone()));
         let order: Vec<usize> = (0..x.len()).collect();
         assert_eq!(
-            permutation_contributions(model, x, x, &order, 0, Units::Logit),
+            permutation_contributions(model, x, x, &order, 0, None, Units::Logit),
             Err(expected.clone())
         );
         assert_eq!(
@@ -1023,5 +1026,446 @@ fn degenerate_models_are_errors_not_panics() {
     }
     // The walk hooks check the order is a permutation of the inputs.
     let order = [0, 1, 1, 3];
-    assert!(permutation_contributions(&wide, x.view(), x.view(), &order, 0, Units::Logit).is_err());
+    assert!(
+        permutation_contributions(&wide, x.view(), x.view(), &order, 0, None, Units::Logit)
+            .is_err()
+    );
+}
+
+// ---------- bookkeeping, contrast, class-level maps ----------
+
+/// Exact Shapley values of any output function of the logits (a class, or a contrast), by
+/// enumerating every coalition with the reference forward pass.
+fn exact_shapley_of(
+    x: ArrayView1<f32>,
+    bg: ArrayView2<f32>,
+    f: &dyn Fn(&[f64]) -> f64,
+) -> Vec<f64> {
+    let n = x.len();
+    let v: Vec<f64> = (0..1usize << n)
+        .map(|mask| {
+            bg.rows()
+                .into_iter()
+                .map(|b| {
+                    let z: Vec<f64> = (0..n)
+                        .map(|i| f64::from(if mask >> i & 1 == 1 { x[i] } else { b[i] }))
+                        .collect();
+                    f(&z)
+                })
+                .sum::<f64>()
+                / bg.nrows() as f64
+        })
+        .collect();
+    let fact = |k: usize| (1..=k).map(|v| v as f64).product::<f64>();
+    (0..n)
+        .map(|i| {
+            (0..1usize << n)
+                .filter(|m| m >> i & 1 == 0)
+                .map(|m| {
+                    let s = m.count_ones() as usize;
+                    fact(s) * fact(n - s - 1) / fact(n) * (v[m | 1 << i] - v[m])
+                })
+                .sum()
+        })
+        .collect()
+}
+
+const ALL_METHODS: [Method; 4] = [
+    Method::Notebook,
+    Method::Permutation,
+    Method::GradientTimesInput,
+    Method::IntegratedGradients,
+];
+
+/// "Why 0 and not 2": the contrast of the exact (enumerated) network's Shapley values equals the
+/// difference of the two classes' exact values, the engine's walks averaged over every
+/// permutation reproduce it, and every method's contrast equals the difference of its two class
+/// explanations drawn with the same seed.
+#[test]
+fn contrast_equals_the_difference_of_the_two_class_explanations() {
+    let n = 7;
+    let (model, x, bg) = fixture(n, 83);
+    let perms = all_permutations(n);
+    for units in [Units::Probability, Units::Logit] {
+        let f = |z: &[f64]| f64_output(&model, z, 0, units) - f64_output(&model, z, 2, units);
+        let exact_contrast = exact_shapley_of(x.view(), bg.view(), &f);
+        let (e0, e2) = (
+            exact_shapley(&model, x.view(), bg.view(), 0, units),
+            exact_shapley(&model, x.view(), bg.view(), 2, units),
+        );
+        let mut walks = vec![0.0; n];
+        for b in bg.rows() {
+            for order in &perms {
+                let c = permutation_contributions(&model, x.view(), b, order, 0, Some(2), units)
+                    .unwrap();
+                walks.iter_mut().zip(c).for_each(|(w, v)| *w += v);
+            }
+        }
+        let count = (perms.len() * bg.nrows()) as f64;
+        for i in 0..n {
+            assert!((exact_contrast[i] - (e0[i] - e2[i])).abs() < 1e-12, "{i}");
+            assert!(
+                (walks[i] / count - exact_contrast[i]).abs() < 1e-9,
+                "{units:?} feature {i}: walks {} vs exact {}",
+                walks[i] / count,
+                exact_contrast[i]
+            );
+        }
+        assert!(exact_contrast.iter().any(|v| v.abs() > 1e-3));
+        for method in ALL_METHODS {
+            let p = |class: usize, versus: Option<usize>| ExplainParams {
+                versus,
+                baseline: Baseline::BackgroundMean,
+                ..params(method, 300, units, class)
+            };
+            let both = run(&model, &x, &bg, &p(0, Some(2)));
+            let (a0, a2) = (
+                run(&model, &x, &bg, &p(0, None)),
+                run(&model, &x, &bg, &p(2, None)),
+            );
+            assert_eq!((both.class, both.versus), (0, Some(2)));
+            let scale = a0.values.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+            for i in 0..n {
+                let diff = a0.values[i] - a2.values[i];
+                assert!(
+                    (both.values[i] - diff).abs() <= 1e-5 * scale.max(1e-3),
+                    "{method:?} {units:?} feature {i}: {} vs {diff}",
+                    both.values[i]
+                );
+            }
+            let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+            assert!((both.output - f(&x64)).abs() < 1e-6, "{method:?} f(x)");
+            assert!((both.reference - (a0.reference - a2.reference)).abs() < 1e-9);
+            if let Some(se) = &both.stderr {
+                // The sampled contrast is close to the exact one.
+                for i in 0..n {
+                    let err = (f64::from(both.values[i]) - exact_contrast[i]).abs();
+                    assert!(err <= 4.0 * f64::from(se[i]) + 1e-6, "{method:?} {i}");
+                }
+            }
+        }
+    }
+    let same = ExplainParams {
+        versus: Some(1),
+        ..params(Method::Permutation, 10, Units::Logit, 1)
+    };
+    assert_eq!(
+        explain(&model, x.view(), bg.view(), &same, None, None),
+        Err(ExplainError::ContrastWithItself { class: 1 })
+    );
+    let out = ExplainParams {
+        versus: Some(3),
+        ..same
+    };
+    assert_eq!(
+        explain(&model, x.view(), bg.view(), &out, None, None),
+        Err(ExplainError::ClassOutOfRange {
+            class: 3,
+            n_classes: 3
+        })
+    );
+}
+
+/// Efficiency per method in both units, with the bookkeeping checked against an independent f64
+/// forward pass: f(x), the base value E[f(b)] (or f(baseline)), the sum and the gap; the gap of
+/// a sampling method within 4 of its reported standard errors of the sum, which is itself the
+/// spread of f(b) over the background (permutations) predicted independently.
+#[test]
+fn efficiency_per_method_in_both_units() {
+    let n = 8;
+    let (model, x, bg) = fixture(n, 13);
+    let class = 1;
+    let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+    for units in [Units::Probability, Units::Logit] {
+        let f_x = f64_output(&model, &x64, class, units);
+        let f_bg = outputs64(&model, bg.view(), class, units);
+        let mean_bg = f_bg.iter().sum::<f64>() / f_bg.len() as f64;
+        let sd_bg =
+            (f_bg.iter().map(|v| (v - mean_bg).powi(2)).sum::<f64>() / f_bg.len() as f64).sqrt();
+        for method in ALL_METHODS {
+            for baseline in [Baseline::Black, Baseline::BackgroundMean] {
+                let samples = match method {
+                    Method::IntegratedGradients => 400,
+                    _ => 2000,
+                };
+                let p = ExplainParams {
+                    baseline,
+                    ..params(method, samples, units, class)
+                };
+                let a = run(&model, &x, &bg, &p);
+                let label = format!("{method:?} {units:?} {baseline:?}");
+                assert_eq!(a.units, units);
+                assert!(
+                    (a.output - f_x).abs() < 1e-6 * f_x.abs().max(1.0),
+                    "{label}"
+                );
+                let sum: f64 = a.values.iter().map(|&v| f64::from(v)).sum();
+                assert!(
+                    (a.sum - sum).abs() < 1e-5,
+                    "{label}: sum {} vs {sum}",
+                    a.sum
+                );
+                let base = match (method, baseline) {
+                    (Method::Notebook | Method::Permutation, _) => mean_bg,
+                    (_, Baseline::Black) => f64_output(&model, &vec![0.0; n], class, units),
+                    (_, Baseline::BackgroundMean) => {
+                        let m = bg.mean_axis(ndarray::Axis(0)).unwrap();
+                        f64_output(&model, &m.mapv(f64::from).to_vec(), class, units)
+                    }
+                };
+                assert!((a.reference - base).abs() < 1e-6, "{label}: base value");
+                assert!(
+                    (a.completeness_gap - (a.sum - (f_x - base))).abs() < 1e-6,
+                    "{label}: gap"
+                );
+                match method {
+                    Method::Permutation => {
+                        // Each walk sums to f(x) - f(b): the sum's standard error is the
+                        // background's spread of f over sqrt(walks).
+                        let predicted = sd_bg / (samples as f64).sqrt();
+                        let se = a.sum_stderr.unwrap();
+                        assert!(
+                            (se / predicted - 1.0).abs() < 0.1,
+                            "{label}: se of the sum {se} vs predicted {predicted}"
+                        );
+                        assert!(a.completeness_gap.abs() <= 4.0 * se, "{label}");
+                    }
+                    Method::Notebook => {
+                        let se = a.sum_stderr.unwrap();
+                        let root_sum_sq = a
+                            .stderr
+                            .as_ref()
+                            .unwrap()
+                            .iter()
+                            .map(|&s| f64::from(s).powi(2))
+                            .sum::<f64>()
+                            .sqrt();
+                        assert!((se - root_sum_sq).abs() < 1e-6 * se, "{label}");
+                        assert!(a.completeness_gap.abs() <= 4.0 * se, "{label}");
+                    }
+                    Method::IntegratedGradients => {
+                        assert_eq!(a.sum_stderr, None);
+                        // Completeness (Sundararajan et al. 2017, proposition 1), up to the
+                        // midpoint rule's error at 400 steps.
+                        assert!(a.completeness_gap.abs() < 2e-4, "{label}");
+                    }
+                    Method::GradientTimesInput => assert_eq!(a.sum_stderr, None),
+                }
+            }
+        }
+    }
+    // Gradient x input is efficient for a linear logit (and only there).
+    let linear = Mlp::new(&[n, 3], 5);
+    let a = run(
+        &linear,
+        &x,
+        &bg,
+        &params(Method::GradientTimesInput, 1, Units::Logit, 2),
+    );
+    assert!(a.completeness_gap.abs() < 1e-5, "{}", a.completeness_gap);
+}
+
+/// Digits of one class: the first `k` rows of the on-board data with label `label`.
+fn digits_of(label: u8, k: usize) -> (Array2<f32>, Array2<f32>) {
+    let data = layerscope::data::load_onboard().unwrap().into_unit_scale();
+    let rows: Vec<usize> = (0..data.labels.len())
+        .filter(|&i| data.labels[i] == label)
+        .take(k)
+        .collect();
+    let images = data.features.select(ndarray::Axis(0), &rows);
+    let bg = data.features.slice(ndarray::s![..200, ..]).to_owned();
+    (images, bg)
+}
+
+/// The class-level map is the mean of the single explanations (image j with seed + j), its
+/// standard error the spread across images over sqrt(N), reported after every image, and it
+/// stops when cancelled from the progress callback.
+#[test]
+fn class_mean_equals_the_mean_of_single_explanations() {
+    let n = 9;
+    let model = Mlp::new(&[n, 8, 6, 3], 89);
+    let mut rng = ChaCha8Rng::seed_from_u64(90);
+    let images = Array2::from_shape_fn((5, n), |_| rng.random::<f32>());
+    let bg = Array2::from_shape_fn((6, n), |_| rng.random::<f32>());
+    for method in ALL_METHODS {
+        for versus in [None, Some(0)] {
+            let p = ExplainParams {
+                versus,
+                seed: 7,
+                ..ExplainParams::for_class_mean(method, 2)
+            };
+            let mut seen: Vec<(usize, usize, Vec<f32>, Vec<f32>)> = Vec::new();
+            let mut cb = |pr: &layerscope::explain::ClassMeanProgress<'_>| {
+                seen.push((
+                    pr.images_done,
+                    pr.images_total,
+                    pr.values.to_vec(),
+                    pr.latest.values.to_vec(),
+                ));
+            };
+            let m = explain_class_mean(
+                &model,
+                images.view(),
+                bg.view(),
+                None,
+                &p,
+                Some(&mut cb),
+                None,
+            )
+            .unwrap();
+            let singles: Vec<_> = images
+                .rows()
+                .into_iter()
+                .enumerate()
+                .map(|(j, x)| {
+                    let pj = ExplainParams {
+                        seed: 7 + j as u64,
+                        ..p.clone()
+                    };
+                    explain(&model, x, bg.view(), &pj, None, None).unwrap()
+                })
+                .collect();
+            let k = singles.len() as f64;
+            let label = format!("{method:?} versus {versus:?}");
+            assert_eq!((m.images, m.class, m.versus), (5, 2, versus), "{label}");
+            for i in 0..n {
+                let vals: Vec<f64> = singles.iter().map(|a| f64::from(a.values[i])).collect();
+                let mean = vals.iter().sum::<f64>() / k;
+                let sd = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (k - 1.0)).sqrt();
+                assert!(
+                    (f64::from(m.values[i]) - mean).abs() < 1e-6 * mean.abs().max(1e-3),
+                    "{label} feature {i}: {} vs {mean}",
+                    m.values[i]
+                );
+                assert!(
+                    (f64::from(m.stderr[i]) - sd / k.sqrt()).abs() < 1e-5 * sd.max(1e-6),
+                    "{label} feature {i}: se {} vs {}",
+                    m.stderr[i],
+                    sd / k.sqrt()
+                );
+            }
+            let mean_output = singles.iter().map(|a| a.output).sum::<f64>() / k;
+            assert!((m.output - mean_output).abs() < 1e-9, "{label}");
+            assert!((m.reference - singles[0].reference).abs() < 1e-12);
+            assert!((m.completeness_gap - (m.sum - (m.output - m.reference))).abs() < 1e-9);
+            match &singles[0].stderr {
+                Some(_) => {
+                    let own: f64 = singles
+                        .iter()
+                        .map(|a| {
+                            a.stderr
+                                .as_ref()
+                                .unwrap()
+                                .iter()
+                                .map(|&s| f64::from(s).powi(2))
+                                .sum::<f64>()
+                        })
+                        .sum::<f64>()
+                        / (k * k);
+                    let total: f64 = m.stderr.iter().map(|&s| f64::from(s).powi(2)).sum();
+                    let share = m.sampling_share.unwrap();
+                    assert!(
+                        (share - own / total).abs() < 1e-4 * share.max(1e-3),
+                        "{label}"
+                    );
+                    let sum_se = singles
+                        .iter()
+                        .map(|a| a.sum_stderr.unwrap().powi(2))
+                        .sum::<f64>()
+                        .sqrt()
+                        / k;
+                    assert!((m.sum_stderr.unwrap() - sum_se).abs() < 1e-9, "{label}");
+                }
+                None => assert_eq!((m.sampling_share, m.sum_stderr), (None, None)),
+            }
+            // One report per image, the running mean ending at the map.
+            let done: Vec<usize> = seen.iter().map(|s| s.0).collect();
+            assert_eq!(done, vec![1, 2, 3, 4, 5], "{label}");
+            assert!(seen.iter().all(|s| s.1 == 5));
+            assert_eq!(seen[0].2, singles[0].values.to_vec(), "{label}");
+            assert_eq!(seen[4].3, singles[4].values.to_vec(), "{label}");
+            assert_eq!(seen.last().unwrap().2, m.values.to_vec());
+        }
+    }
+    // Cancel from the progress callback after the second image.
+    let cancel = AtomicBool::new(false);
+    let mut calls = 0;
+    let mut stop = |pr: &layerscope::explain::ClassMeanProgress<'_>| {
+        calls += 1;
+        if pr.images_done == 2 {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    };
+    let p = ExplainParams::for_class_mean(Method::Permutation, 1);
+    let r = explain_class_mean(
+        &model,
+        images.view(),
+        bg.view(),
+        None,
+        &p,
+        Some(&mut stop),
+        Some(&cancel),
+    );
+    assert!(matches!(r, Err(ExplainError::Cancelled(_))));
+    assert_eq!(calls, 2);
+    // A class is required, and at least one image.
+    let no_class = ExplainParams {
+        class: None,
+        ..p.clone()
+    };
+    assert_eq!(
+        explain_class_mean(
+            &model,
+            images.view(),
+            bg.view(),
+            None,
+            &no_class,
+            None,
+            None
+        ),
+        Err(ExplainError::NoClass)
+    );
+    let none = Array2::<f32>::zeros((0, n));
+    assert_eq!(
+        explain_class_mean(&model, none.view(), bg.view(), None, &p, None, None),
+        Err(ExplainError::NoImages)
+    );
+}
+
+/// A class-level map on digits: the same with 1 or 2 threads, changed by the seed, and a
+/// prepared background gives the same map.
+#[test]
+fn class_mean_on_digits_is_thread_count_independent() {
+    let (images, bg) = digits_of(4, 6);
+    let model = Mlp::new(&[784, 64, 32, 10], 97);
+    let p = ExplainParams::for_class_mean(Method::Permutation, 4);
+    let in_pool = |threads: usize, p: &ExplainParams| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                explain_class_mean(&model, images.view(), bg.view(), None, p, None, None).unwrap()
+            })
+    };
+    let one = in_pool(1, &p);
+    assert_eq!(one, in_pool(2, &p));
+    let prepared = PreparedBackground::new(&model, bg.view()).unwrap();
+    let pre = explain_class_mean(
+        &model,
+        images.view(),
+        bg.view(),
+        Some(&prepared),
+        &p,
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(pre.values, one.values);
+    assert_eq!(
+        one.model_evaluations,
+        pre.model_evaluations + bg.nrows() as u64
+    );
+    let other = in_pool(2, &ExplainParams { seed: 1, ..p });
+    assert_ne!(one.values, other.values);
 }

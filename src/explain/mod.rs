@@ -9,6 +9,7 @@
 //! whatever the number of threads: work is split by sample index, each sample has its own random
 //! stream, and sums are taken in index order.
 
+mod class_mean;
 mod gradient;
 mod net;
 mod shapley;
@@ -18,12 +19,15 @@ use std::sync::atomic::AtomicBool;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
+pub use class_mean::{
+    CLASS_MEAN_PERMUTATIONS, ClassMean, ClassMeanProgress, explain_class_mean, relative_stderr,
+};
 pub use net::Real;
 pub use shapley::{CoalitionDraw, CoalitionSampler};
 
 use crate::Cancelled;
 use crate::nn::Mlp;
-use net::Net;
+use net::{Net, Target};
 use shapley::{Problem, to_f32};
 
 /// How attributions are computed.
@@ -74,6 +78,9 @@ pub struct ExplainParams {
     pub method: Method,
     /// Class to explain; `None` explains the predicted class.
     pub class: Option<usize>,
+    /// Contrast class: explain f_class(x) - f_versus(x), "why `class` and not `versus`";
+    /// `None` explains f_class alone.
+    pub versus: Option<usize>,
     /// Probability (as the notebook) or logit.
     pub units: Units,
     /// Notebook: iterations per feature; permutation: permutations; integrated gradients: steps.
@@ -104,6 +111,7 @@ impl ExplainParams {
         ExplainParams {
             method,
             class: None,
+            versus: None,
             units: Units::Probability,
             samples: ExplainParams::default_samples(method),
             antithetic: false,
@@ -147,6 +155,11 @@ pub struct Attribution {
     pub stderr: Option<Array1<f32>>,
     /// The explained class.
     pub class: usize,
+    /// The contrast class, when f_class - f_versus was explained.
+    pub versus: Option<usize>,
+    /// The units of the values and of every figure below (probability or logit; for a contrast,
+    /// a difference of those).
+    pub units: Units,
     /// Samples used.
     pub samples: usize,
     /// Rows evaluated through the network (forward passes; a gradient counts one), including the
@@ -154,10 +167,18 @@ pub struct Attribution {
     pub model_evaluations: u64,
     /// f(x).
     pub output: f64,
-    /// Shapley methods: mean f over the background; gradient methods: f(baseline).
+    /// The base value: Shapley methods, E[f(b)] over the background; gradient methods,
+    /// f(baseline).
     pub reference: f64,
-    /// sum(values) - (output - reference): 0 for an exact attribution.
+    /// sum(values).
+    pub sum: f64,
+    /// sum(values) - (output - reference): 0 for an exact attribution (efficiency).
     pub completeness_gap: f64,
+    /// Standard error of `sum` (sampling methods; `None` for the deterministic gradient
+    /// methods): the scale the gap strays from 0 by chance. Permutations: the spread of each
+    /// walk's total f(x) - f(b); the notebook estimator: its features are drawn independently,
+    /// so the root sum of squared per-feature standard errors.
+    pub sum_stderr: Option<f64>,
     /// Permutation: the largest |incremental - full| first-layer pre-activation at the end of a
     /// walk (float32 drift of the incremental update); 0 for the other methods.
     pub max_drift: f64,
@@ -196,6 +217,15 @@ pub enum ExplainError {
     /// The prepared background does not fit this model and background.
     #[error("the prepared background was made for another model or background")]
     PreparedMismatch,
+    /// A contrast of a class with itself (the explained output would be 0).
+    #[error("class {class} contrasted with itself: choose another class to compare with")]
+    ContrastWithItself { class: usize },
+    /// A class-level map was asked for without a class.
+    #[error("a class-level map needs a class")]
+    NoClass,
+    /// A class-level map was asked for over no images.
+    #[error("no images: a class-level map needs at least one")]
+    NoImages,
     /// A sampling method was asked for zero samples.
     #[error("0 samples: expected at least 1")]
     NoSamples,
@@ -277,6 +307,15 @@ impl PreparedBackground {
         means.get(class).copied().unwrap_or(0.0)
     }
 
+    /// Mean over the background of the explained output (a contrast's is the difference of the
+    /// two classes' means).
+    fn mean_target(&self, target: Target) -> f64 {
+        let f = self.mean_output(target.class, target.units);
+        target
+            .versus
+            .map_or(f, |v| f - self.mean_output(v, target.units))
+    }
+
     /// Whether this was prepared for a model like `net` and a background of `rows` rows.
     fn fits(&self, net: &Net<f32>, rows: usize) -> bool {
         self.first_layer.dim() == (rows, net.width1())
@@ -329,8 +368,8 @@ struct Request<'a> {
     x: ArrayView1<'a, f32>,
     background: ArrayView2<'a, f32>,
     params: &'a ExplainParams,
-    class: usize,
-    /// f(x) for the explained class, in the explained units.
+    target: Target,
+    /// f(x) for the explained target, in the explained units.
     output: f64,
 }
 
@@ -366,14 +405,24 @@ impl<'a> Request<'a> {
                 crate::nn::argmax(logits.row(0).as_slice().unwrap_or(&[]))
             }
         };
-        let output = net.outputs(x2, class, params.units)[0];
+        let versus = match params.versus {
+            Some(v) if v == class => return Err(ExplainError::ContrastWithItself { class }),
+            Some(v) => Some(check_class(&net, v)?),
+            None => None,
+        };
+        let target = Target {
+            class,
+            versus,
+            units: params.units,
+        };
+        let output = net.outputs(x2, target)[0];
         Ok(Request {
             model,
             net,
             x,
             background,
             params,
-            class,
+            target,
             output,
         })
     }
@@ -428,8 +477,7 @@ fn shapley_attribution(
         x: &x,
         background: r.background.reborrow(),
         h_background: prepared.first_layer.view(),
-        class: r.class,
-        units: r.params.units,
+        target: r.target,
         seed: r.params.seed,
     };
     let p = r.params;
@@ -447,17 +495,25 @@ fn shapley_attribution(
         )?,
     };
     let values = run.stats.mean();
-    let reference = prepared.mean_output(r.class, p.units);
+    let sum_stderr = match p.method {
+        Method::Notebook => run.stats.independent_total_stderr(),
+        _ => run.stats.total_stderr(),
+    };
     let sum: f64 = values.sum();
+    let reference = prepared.mean_target(r.target);
     Ok(Attribution {
         values: values.mapv(to_f32),
         stderr: Some(run.stats.stderr().mapv(to_f32)),
-        class: r.class,
+        class: r.target.class,
+        versus: r.target.versus,
+        units: r.target.units,
         samples: run.samples,
         model_evaluations: run.evaluations + 1 + background_evaluations,
         output: r.output,
         reference,
+        sum,
         completeness_gap: sum - (r.output - reference),
+        sum_stderr: Some(sum_stderr),
         max_drift: run.max_drift,
     })
 }
@@ -479,8 +535,7 @@ fn gradient_attribution(
         &r.net,
         r.x,
         baseline.view(),
-        r.class,
-        p.units,
+        r.target,
         steps,
         p.progress_every,
         progress,
@@ -490,34 +545,48 @@ fn gradient_attribution(
     Ok(Attribution {
         values: run.values,
         stderr: None,
-        class: r.class,
+        class: r.target.class,
+        versus: r.target.versus,
+        units: r.target.units,
         samples: run.steps,
         model_evaluations: run.evaluations + 1,
         output: r.output,
         reference: run.reference,
+        sum,
         completeness_gap: sum - (r.output - run.reference),
+        sum_stderr: None,
         max_drift: 0.0,
     })
 }
 
 /// The marginal contributions of one permutation walk from background row `b` to `x` along
 /// `order`, computed entirely in f64 by the same walk as `Method::Permutation`: one value per
-/// feature (0 for features where `x` and `b` agree). For exactness checks.
+/// feature (0 for features where `x` and `b` agree), for f_class or, with `versus`, for
+/// f_class - f_versus. For exactness checks.
 pub fn permutation_contributions(
     model: &Mlp,
     x: ArrayView1<f32>,
     b: ArrayView1<f32>,
     order: &[usize],
     class: usize,
+    versus: Option<usize>,
     units: Units,
 ) -> Result<Vec<f64>, ExplainError> {
     let net = checked_walk_net::<f64>(model, x, b, order)?;
     check_class(&net, class)?;
+    if let Some(v) = versus {
+        check_class(&net, v)?;
+    }
+    let target = Target {
+        class,
+        versus,
+        units,
+    };
     let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
     let b: Vec<f64> = b.iter().map(|&v| f64::from(v)).collect();
     let (h_x, h_b) = (net.first_layer(&x), net.first_layer(&b));
     let mut scratch = shapley::WalkScratch::new(x.len(), net.width1());
-    let walk = shapley::walk(&net, &x, &h_x, &b, &h_b, order, class, units, &mut scratch);
+    let walk = shapley::walk(&net, &x, &h_x, &b, &h_b, order, target, &mut scratch);
     let mut out = vec![0.0; x.len()];
     for (i, v) in walk.contributions {
         out[i] = v;
