@@ -1355,6 +1355,8 @@ fn efficiency_per_method_in_both_units() {
                             "{label}: se of the sum {se} vs predicted {predicted}"
                         );
                         assert!(a.completeness_gap.abs() <= 4.0 * se, "{label}");
+                        let k = a.gap_in_stderrs().unwrap();
+                        assert!((k - a.completeness_gap / se).abs() < 1e-12, "{label}");
                     }
                     Method::Notebook => {
                         let se = a.sum_stderr.unwrap();
@@ -1375,7 +1377,9 @@ fn efficiency_per_method_in_both_units() {
                         // midpoint rule's error at 400 steps.
                         assert!(a.completeness_gap.abs() < 2e-4, "{label}");
                     }
-                    Method::GradientTimesInput => assert_eq!(a.sum_stderr, None),
+                    Method::GradientTimesInput => {
+                        assert_eq!((a.sum_stderr, a.gap_in_stderrs()), (None, None));
+                    }
                 }
             }
         }
