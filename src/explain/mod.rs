@@ -153,8 +153,9 @@ pub struct ExplainProgress<'a> {
     pub samples_total: usize,
 }
 
-/// The attribution of one input.
-#[derive(Debug, Clone, PartialEq)]
+/// The attribution of one input. (`Default` is an empty attribution, for fixtures that fill in
+/// the fields they show.)
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Attribution {
     /// One value per feature, in the explained output's units.
     pub values: Array1<f32>,
