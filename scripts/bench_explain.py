@@ -2,8 +2,8 @@
 model and test image as `cargo bench --bench explain`, next to layerscope's estimators in the same
 run; prints the speed ratio.
 
-As ../shared/anchors/seed_baseline.py does: 16 pixels (300..315) x 200 iterations timed and
-extrapolated to 784. The model is target/bench_explain/model.npz (scripts/bench_explain_model.py
+16 pixels (300..315) x 200 iterations are timed and extrapolated to 784 (the estimator costs the
+same per pixel). The model is target/bench_explain/model.npz (scripts/bench_explain_model.py
 trains it when missing); the background is the training split, the image the first test row.
 
 Usage (from the repository root): python3 scripts/bench_explain.py [--features 16] [--runs 3]

@@ -4,11 +4,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ndarray::{Array1, Array2, ArrayView1};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use super::ExplainProgress;
 use super::Units;
-use super::net::Net;
+use super::net::{Net, Target};
 use super::shapley::to_f32;
 use crate::Cancelled;
 use crate::nn::{Mlp, Output};
@@ -34,6 +34,20 @@ fn van_der_corput(mut k: usize) -> f64 {
     v
 }
 
+/// The gradient of the explained output at each row: one class's, or the difference of two
+/// classes' for a contrast.
+fn target_gradients(model: &Mlp, rows: ArrayView2<f32>, target: Target) -> Array2<f32> {
+    let output = match target.units {
+        Units::Probability => Output::Probability,
+        Units::Logit => Output::Logit,
+    };
+    let mut grads = model.input_gradients(rows, target.class, output);
+    if let Some(versus) = target.versus {
+        grads -= &model.input_gradients(rows, versus, output);
+    }
+    grads
+}
+
 /// Attribute `x` against `baseline`: gradient x input when `steps` is `None`, integrated
 /// gradients with `steps` midpoints otherwise.
 #[expect(clippy::too_many_arguments)]
@@ -42,8 +56,7 @@ pub(crate) fn attribute(
     net: &Net<f32>,
     x: ArrayView1<f32>,
     baseline: ArrayView1<f32>,
-    class: usize,
-    units: Units,
+    target: Target,
     steps: Option<usize>,
     progress_every: usize,
     mut progress: Option<&mut dyn FnMut(&ExplainProgress<'_>)>,
@@ -55,7 +68,7 @@ pub(crate) fn attribute(
         .zip(baseline)
         .map(|(&a, &b)| f64::from(a) - f64::from(b))
         .collect();
-    let reference = net.outputs(baseline.insert_axis(ndarray::Axis(0)), class, units)[0];
+    let reference = net.outputs(baseline.insert_axis(ndarray::Axis(0)), target)[0];
     // Integration points: alpha = (k + 1/2) / m, visited in van der Corput order.
     let alphas: Vec<f64> = match steps {
         None => vec![1.0],
@@ -84,11 +97,7 @@ pub(crate) fn attribute(
         let rows = Array2::from_shape_fn((chunk.len(), n), |(r, i)| {
             to_f32(f64::from(baseline[i]) + chunk[r] * diff[i])
         });
-        let output = match units {
-            Units::Probability => Output::Probability,
-            Units::Logit => Output::Logit,
-        };
-        let grads = model.input_gradients(rows.view(), class, output);
+        let grads = target_gradients(model, rows.view(), target);
         for g in grads.rows() {
             grad_sum.zip_mut_with(&g, |s, &v| *s += f64::from(v));
         }

@@ -232,30 +232,40 @@ impl<T: Real> Net<T> {
         a.unwrap_or_else(|| h1.to_owned())
     }
 
-    /// The explained output of each row (the class's probability or logit), in f64, from
-    /// first-layer pre-activations; `h1` is overwritten. Appends to `out`.
-    pub fn outputs_from_first(
-        &self,
-        h1: ArrayViewMut2<T>,
-        class: usize,
-        units: Units,
-        out: &mut Vec<f64>,
-    ) {
+    /// The explained output of each row, in f64, from first-layer pre-activations; `h1` is
+    /// overwritten. Appends to `out`.
+    pub fn outputs_from_first(&self, h1: ArrayViewMut2<T>, target: Target, out: &mut Vec<f64>) {
         let logits = self.logits_from_first(h1);
-        out.extend(
-            logits
-                .rows()
-                .into_iter()
-                .map(|z| class_output(z, class, units)),
-        );
+        out.extend(logits.rows().into_iter().map(|z| target.output(z)));
     }
 
     /// Explained output of full input rows.
-    pub fn outputs(&self, rows: ArrayView2<T>, class: usize, units: Units) -> Vec<f64> {
+    pub fn outputs(&self, rows: ArrayView2<T>, target: Target) -> Vec<f64> {
         let mut h1 = self.first_layer_batch(rows);
         let mut out = Vec::with_capacity(rows.nrows());
-        self.outputs_from_first(h1.view_mut(), class, units, &mut out);
+        self.outputs_from_first(h1.view_mut(), target, &mut out);
         out
+    }
+}
+
+/// The explained output: one class's probability or logit, or its difference with another
+/// class's (a contrast, "why `class` and not `versus`"). Every method is linear in the output, so
+/// a contrast's attribution is the difference of the two classes' attributions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub class: usize,
+    pub versus: Option<usize>,
+    pub units: Units,
+}
+
+impl Target {
+    /// The explained output of one row of logits, in f64.
+    pub fn output<T: Real>(self, z: ArrayView1<T>) -> f64 {
+        let f = class_output(z, self.class, self.units);
+        match self.versus {
+            Some(c) => f - class_output(z, c, self.units),
+            None => f,
+        }
     }
 }
 

@@ -3,13 +3,13 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut2};
+use ndarray::{Array1, ArrayView2, ArrayViewMut2};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::net::{Net, Real, add_scaled, class_output};
+use super::net::{Net, Real, Target, add_scaled, class_output};
 use super::stats::Running;
 use super::{ExplainProgress, Units};
 use crate::Cancelled;
@@ -44,8 +44,7 @@ pub(crate) struct Problem<'a> {
     pub background: ArrayView2<'a, f32>,
     /// First-layer pre-activations of every background row (`background W1 + c1`).
     pub h_background: ArrayView2<'a, f32>,
-    pub class: usize,
-    pub units: Units,
+    pub target: Target,
     pub seed: u64,
 }
 
@@ -125,8 +124,7 @@ pub(crate) fn walk<T: Real>(
     b: &[T],
     h_b: &[T],
     order: &[usize],
-    class: usize,
-    units: Units,
+    target: Target,
     scratch: &mut WalkScratch<T>,
 ) -> Walk {
     let width = net.width1();
@@ -141,7 +139,7 @@ pub(crate) fn walk<T: Real>(
     let view = ArrayViewMut2::from_shape((rows, width), &mut scratch.rows[..rows * width])
         .expect("walk buffer holds rows x width values");
     scratch.outputs.clear();
-    net.outputs_from_first(view, class, units, &mut scratch.outputs);
+    net.outputs_from_first(view, target, &mut scratch.outputs);
     let contributions = scratch
         .steps
         .iter()
@@ -181,12 +179,12 @@ fn permutation_unit(
     order.shuffle(&mut rng);
     let h_b = p.h_background.row(row);
     let h_b = h_b.as_slice().expect("h_background is in standard layout");
-    let mut result = walk(p.net, p.x, h_x, b, h_b, &order, p.class, p.units, scratch);
+    let mut result = walk(p.net, p.x, h_x, b, h_b, &order, p.target, scratch);
     if antithetic {
         // The reversed order with the same background row (Mitchell et al. 2022): the pair's
         // mean is one sample.
         order.reverse();
-        let back = walk(p.net, p.x, h_x, b, h_b, &order, p.class, p.units, scratch);
+        let back = walk(p.net, p.x, h_x, b, h_b, &order, p.target, scratch);
         result.contributions.sort_unstable_by_key(|&(i, _)| i);
         let mut back_sorted = back.contributions;
         back_sorted.sort_unstable_by_key(|&(i, _)| i);
@@ -499,8 +497,7 @@ fn notebook_task(
     if m > 0 {
         let view = ArrayViewMut2::from_shape((m, width), &mut rows[..])
             .expect("notebook rows hold m x width values");
-        p.net
-            .outputs_from_first(view, p.class, p.units, &mut outputs);
+        p.net.outputs_from_first(view, p.target, &mut outputs);
     }
     let mut sum = vec![0.0; features.len()];
     let mut sum_sq = vec![0.0; features.len()];
@@ -556,27 +553,4 @@ pub(crate) fn background_means(
         .chain(logit.iter_mut())
         .for_each(|v| *v /= n);
     (prob, logit)
-}
-
-/// Marginal contributions of one permutation walk computed in f64 (for exactness checks): one
-/// value per feature, 0 for features that do not change.
-pub fn permutation_contributions(
-    net: &Net<f64>,
-    x: ArrayView1<f32>,
-    b: ArrayView1<f32>,
-    order: &[usize],
-    class: usize,
-    units: Units,
-) -> Vec<f64> {
-    let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
-    let b: Vec<f64> = b.iter().map(|&v| f64::from(v)).collect();
-    let h_x = net.first_layer(&x);
-    let h_b = net.first_layer(&b);
-    let mut scratch = WalkScratch::new(x.len(), net.width1());
-    let w = walk(net, &x, &h_x, &b, &h_b, order, class, units, &mut scratch);
-    let mut out = vec![0.0; x.len()];
-    for (i, v) in w.contributions {
-        out[i] = v;
-    }
-    out
 }
