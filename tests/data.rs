@@ -590,11 +590,15 @@ fn one_class_is_refused() {
 fn a_training_part_of_one_class_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "two.csv", b"a,target\n1,x\n2,y\n");
-    let e = load_options_err(&options(&path));
+    let split = options(&path).load().unwrap();
+    let e = split.check_trainable().unwrap_err();
+    assert!(e.contains("the training part (1 row of"), "{e}");
     assert!(
         e.contains("holds one class only: a classifier needs at least two"),
         "{e}"
     );
+    let digits = LoadOptions::new(None, Some(100), 0.5, 0).load().unwrap();
+    assert_eq!(digits.check_trainable(), Ok(()));
 }
 
 // Issue 17 item 16 (data): messages that say what is wrong.

@@ -132,6 +132,22 @@ impl Split {
     pub fn source(&self) -> &str {
         &self.train.source
     }
+
+    /// Whether a model can be trained on the training part: a classifier learns from at least
+    /// two classes (a split of few rows can leave one). Call it before training, not before
+    /// exploring a saved model.
+    pub fn check_trainable(&self) -> Result<(), String> {
+        let present = self.train.class_counts().iter().filter(|&&n| n > 0).count();
+        if present < 2 {
+            return Err(format!(
+                "the training part ({} of {}) holds one class only: a classifier needs at least \
+                 two; use more rows or a smaller test fraction",
+                count(self.train.n_rows(), "row"),
+                self.source()
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Which data, how much of it, and how to split it: what every front-end asks `data` for.
@@ -196,7 +212,6 @@ impl LoadOptions {
             .into_unit_scale()
             .into_split(self.sample, self.test_fraction, self.seed)
             .map_err(anyhow::Error::msg)?;
-        check_train_classes(&split)?;
         Ok(split)
     }
 }
@@ -218,25 +233,6 @@ fn check_sample(n: usize, data: &Dataset) -> Result<(), String> {
             data.n_rows(),
             data.source
         ));
-    }
-    Ok(())
-}
-
-/// A classifier learns from at least two classes: the training part must hold two.
-fn check_train_classes(split: &Split) -> anyhow::Result<()> {
-    let present = split
-        .train
-        .class_counts()
-        .iter()
-        .filter(|&&n| n > 0)
-        .count();
-    if present < 2 {
-        anyhow::bail!(
-            "the training part ({} rows of {}) holds one class only: a classifier needs at least \
-             two; use more rows (--sample) or a smaller test fraction",
-            split.train.n_rows(),
-            split.source()
-        );
     }
     Ok(())
 }
