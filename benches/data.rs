@@ -2,9 +2,9 @@
 //!
 //! `cargo bench --bench data [-- PATH]`:
 //!
-//! 1. The on-board digits: `load_onboard` (IDX bytes, built in) against parsing the same 10,000
-//!    digits from `data/mnist10k.tsv.gz` (what the binary embedded before), medians of 21 runs each,
-//!    interleaved, and the ratio.
+//! 1. The on-board digits: `load_onboard` (zero-run-encoded bytes, built in) against the other
+//!    ways to ship them: gzip'd raw bytes, raw bytes, and the text of `data/mnist10k.tsv.gz` (what
+//!    the binary embedded before); medians of 21 interleaved runs, and ratios.
 //! 2. A PMLB-sized file, 70,000 rows x 784 pixels, gzip'd TSV (with no PATH it is written from the
 //!    on-board digits, each row seven times, shuffled): the median load time of 5 and rows/s, and
 //!    the peak resident memory of a process that only loads it, next to the size of the f32
@@ -107,24 +107,71 @@ fn median(mut times: Vec<f64>) -> f64 {
     times[times.len() / 2]
 }
 
+/// The on-board digits' pixel bytes, raw and gzip'd, for the alternatives the format was chosen
+/// against.
+fn onboard_alternatives() -> (Vec<u8>, Vec<u8>) {
+    let digits = data::load_onboard().expect("on-board");
+    // Pixel values are bytes: exact.
+    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let raw: Vec<u8> = digits.features.iter().map(|&v| v as u8).collect();
+    let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+    gz.write_all(&raw).expect("gzip");
+    (raw.clone(), gz.finish().expect("gzip"))
+}
+
 fn onboard_figures() {
     let tsv = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist10k.tsv.gz");
-    let (mut idx, mut text) = (Vec::new(), Vec::new());
+    let (raw, gz) = onboard_alternatives();
+    let to_f32 = |bytes: &[u8]| -> Vec<f32> { bytes.iter().map(|&b| f32::from(b)).collect() };
+    let mut times: [Vec<f64>; 4] = Default::default();
     for _ in 0..21 {
         let t = Instant::now();
         std::hint::black_box(data::load_onboard().expect("on-board"));
-        idx.push(t.elapsed().as_secs_f64());
+        times[0].push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let mut bytes = Vec::with_capacity(raw.len());
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut bytes)
+            .expect("inflate");
+        std::hint::black_box(to_f32(&bytes));
+        times[1].push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        std::hint::black_box(to_f32(std::hint::black_box(&raw)));
+        times[2].push(t.elapsed().as_secs_f64());
         let t = Instant::now();
         std::hint::black_box(data::load(&tsv).expect("tsv"));
-        text.push(t.elapsed().as_secs_f64());
+        times[3].push(t.elapsed().as_secs_f64());
     }
-    let (idx, text) = (median(idx), median(text));
+    let [runs, inflate, convert, text] = times.map(median);
+    let mut whole = Vec::new();
+    for _ in 0..11 {
+        let t = Instant::now();
+        std::hint::black_box(LoadOptions::default().load().expect("on-board"));
+        whole.push(t.elapsed().as_secs_f64());
+    }
+    println!("on-board 10,000 x 784 digits to f32, median of 21 interleaved runs:");
     println!(
-        "on-board 10,000 x 784: IDX bytes (built in) median {:.1} ms, the same digits from \
-         data/mnist10k.tsv.gz {:.1} ms, of 21 interleaved runs: {:.0}x",
-        idx * 1e3,
+        "  zero runs, built in (2.0 MB)            {:6.1} ms",
+        runs * 1e3
+    );
+    println!(
+        "  gzip'd raw bytes ({:.1} MB): inflate+convert {:6.1} ms ({:.1}x)",
+        gz.len() as f64 / 1e6,
+        inflate * 1e3,
+        inflate / runs
+    );
+    println!(
+        "  raw bytes (7.8 MB): convert only         {:6.1} ms ({:.1}x)",
+        convert * 1e3,
+        convert / runs
+    );
+    println!(
+        "  text, data/mnist10k.tsv.gz (2.1 MB)      {:6.1} ms ({:.1}x)",
         text * 1e3,
-        text / idx
+        text / runs
+    );
+    println!(
+        "  LoadOptions::default().load() (decode, scale, split) {:6.1} ms",
+        median(whole) * 1e3
     );
 }
 
@@ -153,6 +200,9 @@ fn main() {
     }
     println!("cpu: {}", cpu());
     onboard_figures();
+    if args.first().map(String::as_str) == Some("--onboard") {
+        return;
+    }
     let path = match args.first() {
         Some(p) => PathBuf::from(p),
         None => {
