@@ -8,7 +8,6 @@ mod error;
 mod gzip;
 mod idx;
 mod onboard;
-mod readahead;
 mod split;
 mod text;
 
@@ -414,10 +413,10 @@ pub(crate) fn open(path: &Path) -> Result<Box<dyn BufRead>, DataError> {
     let mut raw = BufReader::with_capacity(1 << 20, file);
     let head = raw.fill_buf().map_err(|e| io_error(path, &e))?;
     if head.starts_with(&[0x1f, 0x8b]) {
-        // Inflate on a second thread while the text is parsed on this one.
-        Ok(Box::new(readahead::ReadAhead::spawn(gzip::Members::new(
-            raw,
-        ))))
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 20,
+            gzip::Members::new(raw),
+        )))
     } else {
         Ok(Box::new(raw))
     }
