@@ -304,11 +304,13 @@ impl Dataset {
     /// The same data with every feature mapped to [0, 1] by the data set's overall minimum and
     /// maximum (pixel bytes 0..=255 become byte / 255). A constant data set maps to 0.
     pub fn into_unit_scale(mut self) -> Dataset {
+        // Comparisons rather than f32::min/max (whose NaN rule keeps them scalar): the loaders
+        // admit finite values only, and this form vectorises.
         let (lo, hi) = self
             .features
             .iter()
             .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-                (lo.min(v), hi.max(v))
+                (if v < lo { v } else { lo }, if v > hi { v } else { hi })
             });
         if lo.is_finite() && hi > lo {
             let span = hi - lo;
