@@ -9,14 +9,39 @@ use ndarray::Array2;
 
 use super::{DataError, Dataset, io_error, open, read_all, text};
 
-/// Whether a file's first bytes are an IDX magic number of unsigned bytes.
+/// IDX's data-type codes (the magic number's third byte) and their names.
+const IDX_TYPES: [(u8, &str); 6] = [
+    (0x08, "unsigned bytes"),
+    (0x09, "signed bytes"),
+    (0x0b, "16-bit integers"),
+    (0x0c, "32-bit integers"),
+    (0x0d, "32-bit floats"),
+    (0x0e, "64-bit floats"),
+];
+
+/// Whether a file's first bytes are an IDX magic number (of any data type): two zero bytes,
+/// then a type code. No text table starts with a zero byte.
 pub(super) fn looks_like_idx(head: &[u8]) -> bool {
-    head.len() >= 4 && head[0] == 0 && head[1] == 0 && head[2] == 0x08 && (1..=4).contains(&head[3])
+    head.len() >= 3
+        && head[0] == 0
+        && head[1] == 0
+        && IDX_TYPES.iter().any(|&(code, _)| code == head[2])
+}
+
+/// Whether a file is named as MNIST names its IDX files (`train-images-idx3-ubyte[.gz]`), so
+/// that a wrong magic number is reported as such rather than read as text.
+pub(super) fn named_like_idx(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let base = name.strip_suffix(".gz").unwrap_or(&name);
+    base.contains("idx") && base.ends_with("ubyte")
 }
 
 /// The labels file that goes with an images file: `...-images-idx3-ubyte[.gz]` pairs with
 /// `...-labels-idx1-ubyte[.gz]` in the same folder (plain or gzip'd either way).
-pub(super) fn labels_path_for(images: &Path) -> Result<PathBuf, DataError> {
+fn labels_path_for(images: &Path) -> Result<PathBuf, DataError> {
     let name = images
         .file_name()
         .and_then(|n| n.to_str())
@@ -64,10 +89,18 @@ fn read_header(
             .iter()
             .map(|d| format!("0x000008{d:02x}"))
             .collect();
+        let holds = match IDX_TYPES
+            .iter()
+            .find(|&&(code, _)| magic[..2] == [0, 0] && code == magic[2])
+        {
+            Some((_, name)) if magic[2] != 0x08 => format!(" (it holds {name})"),
+            _ => String::new(),
+        };
         return Err(DataError::file(
             path,
             format!(
-                "wrong magic number 0x{}: expected {} ({what}, unsigned bytes)",
+                "an IDX file with the wrong magic number 0x{}{holds}: expected {} ({what}, \
+                 unsigned bytes)",
                 magic.iter().map(|b| format!("{b:02x}")).collect::<String>(),
                 expected.join(" or ")
             ),
@@ -84,12 +117,8 @@ fn read_header(
     Ok(dims)
 }
 
-/// Read IDX images and their labels.
-pub(super) fn read_idx(
-    mut images: Box<dyn BufRead>,
-    path: &Path,
-    labels_path: &Path,
-) -> Result<Dataset, DataError> {
+/// Read IDX images, then their labels from the file beside them.
+pub(super) fn read_idx(mut images: Box<dyn BufRead>, path: &Path) -> Result<Dataset, DataError> {
     let dims = read_header(&mut images, path, &[2, 3], "images")?;
     let (n, shape) = match dims[..] {
         [n, h, w] => (n, Some((h, w))),
@@ -103,7 +132,14 @@ pub(super) fn read_idx(
             "no images in the file: expected at least one",
         ));
     }
+    let total = n.checked_mul(n_features).ok_or_else(|| {
+        DataError::file(
+            path,
+            format!("{n} images of {n_features} pixels: more than this machine can address"),
+        )
+    })?;
 
+    let labels_path = &labels_path_for(path)?;
     let mut label_reader = open(labels_path)?;
     let label_dims = read_header(&mut label_reader, labels_path, &[1], "labels")?;
     if label_dims[0] != n {
@@ -125,7 +161,15 @@ pub(super) fn read_idx(
         ));
     }
 
-    let mut features = Vec::with_capacity(n * n_features);
+    // The header's sizes are not trusted with memory: reserve address space only (pages cost
+    // memory when written), and fail plainly when even that is refused.
+    let mut features: Vec<f32> = Vec::new();
+    features.try_reserve_exact(total).map_err(|_| {
+        DataError::file(
+            path,
+            format!("{n} images of {n_features} pixels do not fit in memory"),
+        )
+    })?;
     let mut row = vec![0u8; n_features];
     for record in 0..n {
         if let Err(e) = images.read_exact(&mut row) {
@@ -138,11 +182,7 @@ pub(super) fn read_idx(
         }
         features.extend(row.iter().map(|&b| f32::from(b)));
     }
-    let raw: Vec<Box<str>> = label_bytes
-        .iter()
-        .map(|b| b.to_string().into_boxed_str())
-        .collect();
-    let (labels, class_names) = text::classes(&raw, labels_path)?;
+    let (labels, class_names) = byte_classes(&label_bytes, labels_path)?;
     let features = Array2::from_shape_vec((n, n_features), features)
         .map_err(|e| DataError::file(path, format!("internal shape error: {e}")))?;
     Ok(Dataset {
@@ -153,4 +193,25 @@ pub(super) fn read_idx(
         image_shape: shape,
         source: path.display().to_string(),
     })
+}
+
+/// Class ids for label bytes: the distinct values in numeric order, named by their numbers.
+pub(super) fn byte_classes(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, Vec<String>), DataError> {
+    let mut present = [false; 256];
+    for &b in bytes {
+        present[usize::from(b)] = true;
+    }
+    let distinct: Vec<u8> = (0..=u8::MAX).filter(|&b| present[usize::from(b)]).collect();
+    text::check_class_count(
+        distinct.len(),
+        distinct.first().map(u8::to_string).as_deref(),
+        path,
+    )?;
+    let mut id = [0u8; 256];
+    for (i, &b) in distinct.iter().enumerate() {
+        // At most MAX_CLASSES (255) distinct values, checked above: every id fits a byte.
+        id[usize::from(b)] = u8::try_from(i).unwrap_or(u8::MAX);
+    }
+    let labels = bytes.iter().map(|&b| id[usize::from(b)]).collect();
+    Ok((labels, distinct.iter().map(u8::to_string).collect()))
 }
