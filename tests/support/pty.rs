@@ -29,6 +29,8 @@ pub fn command(args: &[&str], env: &[(&str, Option<&str>)]) -> CommandBuilder {
     cmd.env("TERM", "xterm-256color");
     cmd.env("COLORTERM", "truecolor");
     cmd.env("LANG", "C.UTF-8");
+    // A backtrace would scroll the panic message off the 80x24 screen the tests read.
+    cmd.env("RUST_BACKTRACE", "0");
     for k in ["NO_COLOR", "LC_ALL", "LC_CTYPE", "LAYERSCOPE_TEST_PANIC"] {
         cmd.env_remove(k);
     }
