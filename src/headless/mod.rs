@@ -27,7 +27,7 @@ use ndarray::{Array2, Axis};
 use crate::cli::{
     Cli, DataArgs, EmbedArgs, ExplainArgs, InfoArgs, ModelArgs, SnapshotArgs, TrainArgs, ViewArgs,
 };
-use crate::data::{Dataset, Split};
+use crate::data::{self, Dataset, Split};
 use crate::explain::{self, ExplainParams, Method, Units};
 use crate::nn::{self, EpochMetrics, Mlp, StopReason, TrainParams, Trainer};
 use crate::tsne::{self, TsneParams};
@@ -39,15 +39,7 @@ use output::{Plan, write_stdout};
 /// A name taken from a file, safe to print on a terminal: control characters (escape codes,
 /// carriage returns, ...) are shown escaped.
 pub fn printable(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    data::display_name(s).into_owned()
 }
 
 /// `n thing` or `n things`.
@@ -150,13 +142,7 @@ pub fn summary(split: &Split) -> String {
     let _ = writeln!(s, "data:      {}", printable(&train.source));
     let _ = writeln!(s, "rows:      {}", train.n_rows() + test.n_rows());
     let _ = writeln!(s, "features:  {}", train.n_features());
-    let _ = match train.image_shape {
-        Some((h, w)) => writeln!(s, "image:     {h} x {w}"),
-        None => writeln!(
-            s,
-            "image:     none (the feature count is not a perfect square)"
-        ),
-    };
+    let _ = writeln!(s, "image:     {}", train.image_shape_reason());
     let _ = writeln!(s, "classes:   {}", train.n_classes());
     let counts = train
         .class_counts()
@@ -328,6 +314,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
             Trainer::new(split.train.n_features(), split.train.n_classes(), params)
         }
     };
+    split.check_trainable().map_err(anyhow::Error::msg)?;
     let stop = run_training(&mut trainer, &split, max_epochs)?;
     let mut staged = vec![plan.stage(0, |w| nn::save_npz_into(trainer.model(), w).map(drop))?];
     if args.metrics.is_some() {
@@ -723,6 +710,7 @@ pub fn preflight(data: &DataArgs, model: &ModelArgs, view: &ViewArgs) -> anyhow:
             split.train.n_classes(),
         )?),
         None => {
+            split.check_trainable().map_err(anyhow::Error::msg)?;
             new_layer_sizes(model, &split)?;
             None
         }
