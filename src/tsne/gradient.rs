@@ -12,6 +12,7 @@
 use rayon::prelude::*;
 
 use super::affinity::SparseP;
+use super::simd::Simd;
 
 /// Coordinate given to padding lanes: far enough that their kernel value vanishes in f32.
 pub const PAD_COORD: f32 = 1e18;
@@ -91,14 +92,14 @@ unsafe fn dense_block_avx2(first: usize, xs: &[f32], ys: &[f32], p: &[f32], out:
 }
 
 /// Exact gradient terms over a dense P (row stride = padded length) into `out`.
-pub fn exact_dense(xs: &[f32], ys: &[f32], p: &[f32], out: &mut [Forces]) {
+pub fn exact_dense(xs: &[f32], ys: &[f32], p: &[f32], out: &mut [Forces], simd: Simd) {
     out.par_chunks_mut(ROWS_PER_TASK)
         .enumerate()
         .for_each(|(c, block)| {
             let first = c * ROWS_PER_TASK;
             #[cfg(target_arch = "x86_64")]
             {
-                if std::arch::is_x86_feature_detected!("avx2") {
+                if simd == Simd::Avx2 && simd.available() {
                     // SAFETY: the CPU supports AVX2, checked just above.
                     unsafe { dense_block_avx2(first, xs, ys, p, block) };
                     return;
@@ -320,7 +321,7 @@ impl ExactRepulsion {
 
     /// Exact repulsion for every point into `out[i][2..5]`; `xs`/`ys` padded to a multiple of
     /// [`TILE`] with [`PAD_COORD`].
-    pub fn compute(&mut self, xs: &[f32], ys: &[f32], out: &mut [Forces]) {
+    pub fn compute(&mut self, xs: &[f32], ys: &[f32], out: &mut [Forces], simd: Simd) {
         let n = self.n;
         debug_assert!(xs.len() >= n.div_ceil(TILE) * TILE);
         self.sums
@@ -330,9 +331,7 @@ impl ExactRepulsion {
             .for_each(|(sums, &(bi, bj))| {
                 #[cfg(target_arch = "x86_64")]
                 {
-                    if std::arch::is_x86_feature_detected!("avx2")
-                        && std::arch::is_x86_feature_detected!("fma")
-                    {
+                    if simd == Simd::Avx2 && simd.available() {
                         // SAFETY: the CPU supports AVX2 and FMA, checked just above.
                         unsafe { tile_avx2(bi, bj, n, xs, ys, sums) };
                         return;

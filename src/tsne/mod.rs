@@ -19,9 +19,10 @@
 //!   leaves hold up to 8 points summed exactly; theta = 0 gives the exact gradient;
 //! - the 1/(1 + d^2) of the SIMD kernels is a reciprocal estimate plus one Newton step.
 //!
-//! FFT-accelerated interpolation (FIt-SNE) is not implemented: at perplexity 3 it was measured
-//! slower than Barnes-Hut at every size up to 10,000 (see `/work/shared/notes/tsne-facts.md`),
-//! and the grouped Barnes-Hut here is several times faster again.
+//! FFT-accelerated interpolation (FIt-SNE) is not implemented: measured with openTSNE on a
+//! 2-core machine at perplexity 3, its FFT repulsion cost 35-51 ms per iteration at 1,500 to
+//! 10,000 points against 3.5-31 ms for Barnes-Hut (the FFT grid grows with the embedding's
+//! spread, not with n), and the grouped Barnes-Hut here is several times faster again.
 
 mod affinity;
 mod gradient;
@@ -30,6 +31,7 @@ mod neighbours;
 mod optimise;
 mod pca;
 mod quadtree;
+mod simd;
 
 use std::sync::atomic::AtomicBool;
 
@@ -37,12 +39,15 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::Cancelled;
 
-pub use metrics::{knn_accuracy, neighbour_preservation};
-#[doc(hidden)]
-pub use neighbours::knn as exact_knn;
+pub use metrics::{knn_accuracy, neighbour_preservation, trust};
+pub use simd::{Simd, force_simd};
 
-/// Parameters of a t-SNE run; the defaults are scikit-learn's `TSNE(perplexity=3,
-/// learning_rate='auto', init='random')`.
+/// The default perplexity (scikit-learn's, openTSNE's and TensorBoard's).
+pub const DEFAULT_PERPLEXITY: f64 = 30.0;
+
+/// Parameters of a t-SNE run; the defaults are scikit-learn's `TSNE(perplexity=30,
+/// learning_rate='auto', init='random')` (perplexity 30 is also openTSNE's and TensorBoard's
+/// default; the notebook's 3 is one field away).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TsneParams {
     /// Target perplexity of each point's conditional distribution (scikit-learn: `perplexity`).
@@ -74,7 +79,7 @@ pub struct TsneParams {
 impl Default for TsneParams {
     fn default() -> Self {
         Self {
-            perplexity: 3.0,
+            perplexity: DEFAULT_PERPLEXITY,
             n_iter: 1000,
             early_exaggeration: 12.0,
             exaggeration_iter: 250,
@@ -148,8 +153,12 @@ pub enum TsneError {
     /// The cancel flag was raised.
     #[error(transparent)]
     Cancelled(#[from] Cancelled),
-    /// Perplexity must be below the number of points (and there must be at least 2).
-    #[error("t-SNE needs more points than the perplexity: {n} points, perplexity {perplexity}")]
+    /// Perplexity must be below the number of points (scikit-learn: "perplexity must be less
+    /// than n_samples"), and there must be at least 2 points.
+    #[error(
+        "perplexity must be less than the number of points: perplexity {perplexity}, {n} points \
+         (lower the perplexity or embed more points)"
+    )]
     TooFewPoints {
         /// Points given.
         n: usize,
@@ -247,7 +256,14 @@ fn run_with(
 
 fn validate(data: ArrayView2<f32>, params: &TsneParams) -> Result<(), TsneError> {
     let n = data.nrows();
-    if n < 2 || params.perplexity.is_nan() || params.perplexity >= n as f64 {
+    let bad = |what: String| Err(TsneError::InvalidParams(what));
+    if !params.perplexity.is_finite() || params.perplexity <= 0.0 {
+        return bad(format!(
+            "perplexity must be a positive finite number, got {}",
+            params.perplexity
+        ));
+    }
+    if n < 2 || params.perplexity >= n as f64 {
         return Err(TsneError::TooFewPoints {
             n,
             perplexity: params.perplexity,
@@ -256,24 +272,20 @@ fn validate(data: ArrayView2<f32>, params: &TsneParams) -> Result<(), TsneError>
     if let Some(((row, col), _)) = data.indexed_iter().find(|(_, v)| !v.is_finite()) {
         return Err(TsneError::NonFinite { row, col });
     }
-    let bad = |what: &str| Err(TsneError::InvalidParams(what.to_owned()));
-    if params.perplexity.is_nan() || params.perplexity <= 0.0 {
-        return bad("perplexity must be positive");
-    }
     if data.ncols() == 0 {
-        return bad("data has no columns");
+        return bad("data has no columns".to_owned());
     }
     if params.early_exaggeration.is_nan() || params.early_exaggeration < 1.0 {
-        return bad("early_exaggeration must be at least 1");
+        return bad("early_exaggeration must be at least 1".to_owned());
     }
     if params
         .learning_rate
         .is_some_and(|lr| lr.is_nan() || lr <= 0.0)
     {
-        return bad("learning_rate must be positive");
+        return bad("learning_rate must be positive".to_owned());
     }
     if params.theta.is_nan() || params.theta < 0.0 {
-        return bad("theta must be non-negative");
+        return bad("theta must be non-negative".to_owned());
     }
     Ok(())
 }
