@@ -141,10 +141,21 @@ impl<'a> GradientState<'a> {
                 let values = &self.values;
                 if let Some(tree) = self.tree.as_mut() {
                     tree.build(y);
-                    tree.forces(&mut self.forces, |i| gradient::attraction(p, values, y, i));
+                    let (xs, ys, simd) = (&self.xs, &self.ys, self.simd);
+                    tree.forces(&mut self.forces, |i| {
+                        gradient::attraction(p, values, y, xs, ys, i, simd)
+                    });
                 } else if let Some(exact) = self.exact.as_mut() {
                     exact.compute(&self.xs, &self.ys, &mut self.forces, self.simd);
-                    attract_all(p, values, y, &mut self.forces);
+                    attract_all(
+                        p,
+                        values,
+                        y,
+                        &self.xs,
+                        &self.ys,
+                        &mut self.forces,
+                        self.simd,
+                    );
                 }
             }
         }
@@ -162,13 +173,22 @@ impl<'a> GradientState<'a> {
     }
 }
 
-fn attract_all(p: &SparseP, values: &[f32], y: &[f32], forces: &mut [Forces]) {
+fn attract_all(
+    p: &SparseP,
+    values: &[f32],
+    y: &[f32],
+    xs: &[f32],
+    ys: &[f32],
+    forces: &mut [Forces],
+    simd: Simd,
+) {
     forces
         .par_chunks_mut(ROWS_PER_TASK)
         .enumerate()
         .for_each(|(c, block)| {
             for (r, f) in block.iter_mut().enumerate() {
-                let [ax, ay] = gradient::attraction(p, values, y, c * ROWS_PER_TASK + r);
+                let i = c * ROWS_PER_TASK + r;
+                let [ax, ay] = gradient::attraction(p, values, y, xs, ys, i, simd);
                 f[0] = ax;
                 f[1] = ay;
             }
