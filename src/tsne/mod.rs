@@ -64,6 +64,8 @@ pub struct TsneParams {
     pub init: Init,
     /// Affinities and gradient algorithm.
     pub method: Method,
+    /// How the nearest neighbours of the affinities are found (not used by `Method::Exact`).
+    pub neighbours: Neighbours,
     /// Barnes-Hut opening angle (scikit-learn: `angle`).
     pub theta: f64,
     /// Stop when the norm of the (gain-scaled) gradient falls to this.
@@ -86,6 +88,7 @@ impl Default for TsneParams {
             learning_rate: None,
             init: Init::Random,
             method: Method::Auto,
+            neighbours: Neighbours::Auto,
             theta: 0.5,
             min_grad_norm: 1e-7,
             n_iter_without_progress: 300,
@@ -121,6 +124,22 @@ pub enum Method {
     /// scikit-learn's `method='barnes_hut'`: nearest-neighbour affinities, quadtree with `theta`.
     BarnesHut,
 }
+
+/// How the nearest neighbours behind the affinities are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Neighbours {
+    /// Exact up to [`APPROXIMATE_NEIGHBOURS_FROM`] points, approximate from there on.
+    #[default]
+    Auto,
+    /// Exact k nearest neighbours (scikit-learn's).
+    Exact,
+    /// Shortlisted in a 64-d principal subspace, re-ranked exactly (openTSNE also uses
+    /// approximate neighbours: Annoy or NN-descent).
+    Approximate,
+}
+
+/// The size from which `Neighbours::Auto` searches approximately.
+pub const APPROXIMATE_NEIGHBOURS_FROM: usize = 20_000;
 
 /// A snapshot handed to the progress callback.
 #[derive(Debug, Clone, Copy)]
@@ -231,7 +250,16 @@ fn run_with(
         Method::Auto | Method::BarnesHut => {
             // scikit-learn: n_neighbors = min(n - 1, int(3 * perplexity + 1)).
             let k = (n - 1).min((3.0 * params.perplexity + 1.0) as usize);
-            let knn = neighbours::knn(data, k);
+            let approximate = match params.neighbours {
+                Neighbours::Auto => n >= APPROXIMATE_NEIGHBOURS_FROM,
+                Neighbours::Exact => false,
+                Neighbours::Approximate => true,
+            };
+            let knn = if approximate {
+                neighbours::knn_approximate(data, k, params.seed)
+            } else {
+                neighbours::knn(data, k)
+            };
             if cancelled() {
                 return Err(Cancelled.into());
             }
