@@ -245,6 +245,8 @@ fn run_with(
     let n = data.nrows();
     let cancelled = || cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
 
+    // Large runs renumber the points so that neighbours in P sit near each other in memory.
+    let mut order: Option<Vec<u32>> = None;
     let affinities = match params.method {
         Method::Exact => affinity::Affinities::Dense(affinity::dense_p(data, params.perplexity)),
         Method::Auto | Method::BarnesHut => {
@@ -255,11 +257,16 @@ fn run_with(
                 Neighbours::Exact => false,
                 Neighbours::Approximate => true,
             };
-            let knn = if approximate {
+            let mut knn = if approximate {
                 neighbours::knn_approximate(data, k, params.seed)
             } else {
                 neighbours::knn(data, k)
             };
+            if n >= REORDER_FROM {
+                let o = neighbours::locality_order(&knn);
+                knn = neighbours::relabel(&knn, &o);
+                order = Some(o);
+            }
             if cancelled() {
                 return Err(Cancelled.into());
             }
@@ -279,8 +286,28 @@ fn run_with(
         Init::Random => optimise::random_init(n, params.seed),
         Init::Pca => pca::pca_init(data),
     };
-    optimise::run(init, &affinities, repulsion, params, progress, cancel)
+    let init = match &order {
+        Some(o) => init.select(
+            ndarray::Axis(0),
+            &o.iter().map(|&i| i as usize).collect::<Vec<_>>(),
+        ),
+        None => init,
+    };
+    optimise::run(
+        init,
+        &affinities,
+        repulsion,
+        params,
+        order.as_deref(),
+        progress,
+        cancel,
+    )
 }
+
+/// From this many points the optimiser works on the points in [`neighbours::locality_order`]:
+/// the attraction's gathers then mostly hit the cache (measured at 70,000 points, where the
+/// coordinates outgrow a core's L2).
+const REORDER_FROM: usize = APPROXIMATE_NEIGHBOURS_FROM;
 
 fn validate(data: ArrayView2<f32>, params: &TsneParams) -> Result<(), TsneError> {
     let n = data.nrows();

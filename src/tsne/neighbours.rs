@@ -100,6 +100,52 @@ pub const PROJECTED_DIM: usize = 64;
 /// Subspace iterations of the projection (each one multiplication by the covariance).
 const SUBSPACE_STEPS: usize = 4;
 
+/// A numbering of the points in which neighbours are close: breadth-first over the kNN graph
+/// (Cuthill-McKee without the degree sort), each point's neighbours visited nearest first.
+/// `order[new] = old`.
+pub fn locality_order(knn: &Knn) -> Vec<u32> {
+    let k = knn.k;
+    let n = knn.indices.len() / k.max(1);
+    let mut seen = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    for start in 0..n {
+        if seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        let mut head = order.len();
+        order.push(start as u32);
+        while head < order.len() {
+            let i = order[head] as usize;
+            head += 1;
+            for &j in &knn.indices[i * k..(i + 1) * k] {
+                if !seen[j as usize] {
+                    seen[j as usize] = true;
+                    order.push(j);
+                }
+            }
+        }
+    }
+    order
+}
+
+/// The same neighbours with the points renumbered: new point `r` is old point `order[r]`.
+pub fn relabel(knn: &Knn, order: &[u32]) -> Knn {
+    let k = knn.k;
+    let mut new_of = vec![0u32; order.len()];
+    for (r, &old) in order.iter().enumerate() {
+        new_of[old as usize] = r as u32;
+    }
+    let mut indices = Vec::with_capacity(knn.indices.len());
+    let mut d2 = Vec::with_capacity(knn.d2.len());
+    for &old in order {
+        let row = old as usize * k..(old as usize + 1) * k;
+        indices.extend(knn.indices[row.clone()].iter().map(|&j| new_of[j as usize]));
+        d2.extend_from_slice(&knn.d2[row]);
+    }
+    Knn { k, indices, d2 }
+}
+
 /// Points per cell of the approximate search (on average).
 const CELL_SIZE: usize = 200;
 /// Cells searched per cell: its own and the nearest others by centroid.
@@ -622,5 +668,36 @@ mod tests {
         );
         // Same seed, same neighbours.
         assert_eq!(knn_approximate(x.view(), k, 0).indices, got.indices);
+    }
+
+    #[test]
+    fn locality_order_is_a_permutation_and_relabel_keeps_every_neighbour() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let x = Array2::from_shape_fn((500, 6), |_| rng.random::<f32>());
+        let knn = knn(x.view(), 7);
+        let order = locality_order(&knn);
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..500).collect::<Vec<u32>>());
+        // Breadth-first: the first point's neighbours come right after it.
+        let mut first: Vec<u32> = knn.indices[..7].to_vec();
+        first.sort_unstable();
+        let mut next: Vec<u32> = order[1..8].to_vec();
+        next.sort_unstable();
+        assert_eq!(order[0], 0);
+        assert_eq!(first, next);
+        let relabelled = relabel(&knn, &order);
+        for (r, &old) in order.iter().enumerate() {
+            let old = old as usize;
+            let mapped: Vec<u32> = relabelled.indices[r * 7..(r + 1) * 7]
+                .iter()
+                .map(|&j| order[j as usize])
+                .collect();
+            assert_eq!(mapped, knn.indices[old * 7..(old + 1) * 7]);
+            assert_eq!(
+                relabelled.d2[r * 7..(r + 1) * 7],
+                knn.d2[old * 7..(old + 1) * 7]
+            );
+        }
     }
 }

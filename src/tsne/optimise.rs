@@ -220,6 +220,10 @@ struct Descent<'a, 'p, 'c> {
     n_iter: usize,
     progress: Option<&'p mut dyn FnMut(&TsneProgress<'_>)>,
     cancel: Option<&'c AtomicBool>,
+    /// `order[r]` is the caller's point r of the optimiser's point r (None: the same).
+    order: Option<&'c [u32]>,
+    /// The embedding in the caller's order, for the progress callback.
+    shown: Array2<f32>,
     /// Iterations run so far (the next iteration's index).
     it: usize,
     /// The last error computed, and the exaggeration it was computed under.
@@ -264,11 +268,18 @@ impl Descent<'_, '_, '_> {
                 && (last
                     || (self.progress_every > 0 && self.it.is_multiple_of(self.progress_every)))
             {
+                let embedding = match self.order {
+                    Some(order) => {
+                        unpermute(&self.y, order, &mut self.shown);
+                        self.shown.view()
+                    }
+                    None => self.y.view(),
+                };
                 cb(&TsneProgress {
                     iteration: self.it,
                     n_iter: self.n_iter,
                     kl_divergence: error.map(|e| true_kl(e, phase.exaggeration)),
-                    embedding: self.y.view(),
+                    embedding,
                 });
             }
             if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
@@ -279,6 +290,13 @@ impl Descent<'_, '_, '_> {
             }
         }
         Ok(())
+    }
+}
+
+/// `out[order[r]] = y[r]`.
+fn unpermute(y: &Array2<f32>, order: &[u32], out: &mut Array2<f32>) {
+    for (row, &o) in y.rows().into_iter().zip(order) {
+        out.row_mut(o as usize).assign(&row);
     }
 }
 
@@ -357,6 +375,7 @@ pub fn run(
     affinities: &Affinities,
     repulsion: Repulsion,
     params: &TsneParams,
+    order: Option<&[u32]>,
     progress: Option<&mut dyn FnMut(&TsneProgress<'_>)>,
     cancel: Option<&AtomicBool>,
 ) -> Result<Embedding, TsneError> {
@@ -373,6 +392,8 @@ pub fn run(
         n_iter: params.n_iter,
         progress,
         cancel,
+        order,
+        shown: Array2::zeros(if order.is_some() { (n, 2) } else { (0, 2) }),
         it: 0,
         error: None,
     };
@@ -393,8 +414,16 @@ pub fn run(
         })?;
     }
     let (error, exaggeration) = descent.error.unwrap_or((f64::NAN, 1.0));
+    let coords = match order {
+        Some(order) => {
+            let mut out = Array2::zeros((n, 2));
+            unpermute(&descent.y, order, &mut out);
+            out
+        }
+        None => descent.y,
+    };
     Ok(Embedding {
-        coords: descent.y,
+        coords,
         kl_divergence: true_kl(error, exaggeration),
         n_iter: descent.it,
     })
@@ -601,7 +630,7 @@ mod tests {
             progress_every: 1,
             ..params.clone()
         };
-        let e = run(init, p, repulsion, &params, Some(&mut record), None).expect("runs");
+        let e = run(init, p, repulsion, &params, None, Some(&mut record), None).expect("runs");
         (ys, e)
     }
 
@@ -780,6 +809,7 @@ mod tests {
             &params,
             None,
             None,
+            None,
         )
         .unwrap();
         assert_eq!(e.n_iter, 100);
@@ -793,6 +823,7 @@ mod tests {
             &p,
             Repulsion::BarnesHut,
             &params,
+            None,
             None,
             None,
         )
