@@ -400,6 +400,63 @@ fn every_simd_path_gives_the_same_embedding_quality() {
 }
 
 #[test]
+fn warm_start_keeps_the_layout_and_its_quality() {
+    let (x, labels) = blobs(5, 80, 20, 12);
+    let cold = tsne(x.view(), &TsneParams::default(), None, None).expect("cold run");
+    // The input moves a little, as a layer's activations do between epochs.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
+    let moved = x.mapv(|v| {
+        let noise: f32 = StandardNormal.sample(&mut rng);
+        v + 0.1 * noise
+    });
+    let warm_params = TsneParams {
+        exaggeration_iter: 0,
+        n_iter: 200,
+        ..TsneParams::default()
+    };
+    let warm =
+        layerscope::tsne::tsne_from(moved.view(), cold.coords.view(), &warm_params, None, None)
+            .expect("warm run");
+    assert_eq!(warm.n_iter, 200);
+    let fresh = tsne(moved.view(), &TsneParams::default(), None, None).expect("fresh run");
+    // As good as a full cold run on the moved input (KL within 5%) ...
+    assert!(
+        warm.kl_divergence < 1.05 * fresh.kl_divergence,
+        "warm {} vs cold {}",
+        warm.kl_divergence,
+        fresh.kl_divergence
+    );
+    assert!(knn_accuracy(warm.coords.view(), &labels, 10) > 0.99);
+    // ... and the points stay where they were: the median move is a small share of the
+    // layout's radius, far below that between two independent runs.
+    let rms = |a: &Array2<f32>| {
+        (a.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / a.nrows() as f64).sqrt()
+    };
+    let median_move = |a: &Array2<f32>, b: &Array2<f32>| {
+        let mut d: Vec<f64> = a
+            .rows()
+            .into_iter()
+            .zip(b.rows())
+            .map(|(p, q)| f64::from((p[0] - q[0]).hypot(p[1] - q[1])))
+            .collect();
+        d.sort_by(f64::total_cmp);
+        d[d.len() / 2] / rms(b)
+    };
+    let warm_move = median_move(&warm.coords, &cold.coords);
+    let cold_move = median_move(&fresh.coords, &cold.coords);
+    assert!(
+        warm_move * 5.0 < cold_move,
+        "warm start moved {warm_move}, an independent run {cold_move}"
+    );
+    // A layout of the wrong shape is refused.
+    let bad = Array2::<f32>::zeros((3, 2));
+    assert!(matches!(
+        layerscope::tsne::tsne_from(moved.view(), bad.view(), &warm_params, None, None),
+        Err(TsneError::InvalidParams(_))
+    ));
+}
+
+#[test]
 fn neighbour_preservation_known_cases() {
     // Two pairs on a line; each point's nearest neighbour is its pair-mate.
     let high = array![[0.0f32, 0.0], [1.0, 0.0], [10.0, 0.0], [11.0, 0.0]];

@@ -210,6 +210,35 @@ pub fn tsne(
     run_with(data, params, None, progress, cancel)
 }
 
+/// [`tsne`] from a given layout instead of a random one: the warm start of an embedding that
+/// follows a changing input (issue "watch each layer learn": each frame starts from the
+/// previous frame's layout). Set `params.exaggeration_iter` to 0 to skip early exaggeration
+/// (the layout is already spread out) and `params.n_iter` to the few iterations wanted;
+/// `params.init` and `params.seed`'s initialisation are not used. `init` must be n x 2 and
+/// finite.
+pub fn tsne_from(
+    data: ArrayView2<f32>,
+    init: ArrayView2<f32>,
+    params: &TsneParams,
+    progress: Option<&mut dyn FnMut(&TsneProgress<'_>)>,
+    cancel: Option<&AtomicBool>,
+) -> Result<Embedding, TsneError> {
+    if init.dim() != (data.nrows(), 2) {
+        return Err(TsneError::InvalidParams(format!(
+            "initial layout is {} x {}, expected {} x 2",
+            init.nrows(),
+            init.ncols(),
+            data.nrows()
+        )));
+    }
+    if init.iter().any(|v| !v.is_finite()) {
+        return Err(TsneError::InvalidParams(
+            "initial layout holds a non-finite value".to_owned(),
+        ));
+    }
+    run_inner(data, params, None, Some(init), progress, cancel)
+}
+
 /// Which repulsion a benchmark forces on the nearest-neighbour affinities.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +267,17 @@ fn run_with(
     data: ArrayView2<f32>,
     params: &TsneParams,
     forced: Option<ForcedRepulsion>,
+    progress: Option<&mut dyn FnMut(&TsneProgress<'_>)>,
+    cancel: Option<&AtomicBool>,
+) -> Result<Embedding, TsneError> {
+    run_inner(data, params, forced, None, progress, cancel)
+}
+
+fn run_inner(
+    data: ArrayView2<f32>,
+    params: &TsneParams,
+    forced: Option<ForcedRepulsion>,
+    given: Option<ArrayView2<f32>>,
     progress: Option<&mut dyn FnMut(&TsneProgress<'_>)>,
     cancel: Option<&AtomicBool>,
 ) -> Result<Embedding, TsneError> {
@@ -282,9 +322,10 @@ fn run_with(
         (None, Method::Exact) => optimise::Repulsion::Exact,
         (None, Method::BarnesHut | Method::Auto) => optimise::Repulsion::BarnesHut,
     };
-    let init = match params.init {
-        Init::Random => optimise::random_init(n, params.seed),
-        Init::Pca => pca::pca_init(data),
+    let init = match (given, params.init) {
+        (Some(layout), _) => layout.to_owned(),
+        (None, Init::Random) => optimise::random_init(n, params.seed),
+        (None, Init::Pca) => pca::pca_init(data),
     };
     let init = match &order {
         Some(o) => init.select(
