@@ -1,7 +1,8 @@
 //! t-SNE with scikit-learn's semantics (van der Maaten & Hinton 2008; van der Maaten 2014), fast.
 //!
 //! The pipeline follows scikit-learn 1.9's `sklearn/manifold/_t_sne.py`:
-//! exact k nearest neighbours ([`neighbours`]) -> per-point perplexity calibration and a
+//! k nearest neighbours, exact or (from 20,000 points) approximate ([`neighbours`]) ->
+//! per-point perplexity calibration and a
 //! symmetric, normalised P ([`affinity`]) -> gradient descent with early exaggeration, momentum
 //! and delta-bar-delta gains ([`optimise`]), the gradient being either the exact O(n^2) sum
 //! ([`gradient`]) or the Barnes-Hut approximation over a quadtree ([`quadtree`]).
