@@ -666,8 +666,16 @@ mod tests {
             recall < 1.0,
             "nothing was approximated: the test would not see a miss"
         );
-        // Same seed, same neighbours.
-        assert_eq!(knn_approximate(x.view(), k, 0).indices, got.indices);
+        // Same seed, same neighbours, on one thread or two.
+        for threads in [1, 2] {
+            let again = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool")
+                .install(|| knn_approximate(x.view(), k, 0));
+            assert_eq!(again.indices, got.indices, "{threads} threads");
+            assert_eq!(again.d2, got.d2, "{threads} threads");
+        }
     }
 
     #[test]
