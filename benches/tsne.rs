@@ -6,7 +6,7 @@
 //! exact-vs-Barnes-Hut crossover table behind `Method::Auto` (`--no-crossover` skips it).
 //!
 //! `cargo bench --bench tsne -- --input X.npy --out Y.npy [--runs 3] [--method auto|exact|bh]
-//! [--perplexity 3] [--seed 0] [--theta 0.5]` embeds a float32 `.npy` matrix instead (what
+//! [--neighbours auto|exact|approximate] [--perplexity 3] [--seed 0] [--theta 0.5]` embeds a float32 `.npy` matrix instead (what
 //! `scripts/bench_tsne.py` drives) and prints one JSON line with the timings and the KL.
 //!
 //! Measured 2026-11-27 with `python3 scripts/bench_tsne.py --runs 3` on the 2-core machine
@@ -27,6 +27,19 @@
 //! | | scikit-learn | 40.68 | 18.3x | 1.922 | 0.385 | 0.941 |
 //! | | openTSNE | 96.71 | 43.4x | 2.094 | 0.386 | 0.936 |
 //!
+//! Measured 2026-12-01 on the same kind of machine (AMD EPYC, Zen 3, 2 cores, AVX2 + FMA, no
+//! AVX-512), heavily loaded by other jobs (load average 7-13), so CPU seconds are the steadier
+//! figure; perplexity 30 is the default now:
+//!
+//! | input | perplexity | layerscope wall / CPU s | scikit-learn wall / CPU s (same run) |
+//! |---|---|---|---|
+//! | layer 2, 1,500 x 512 | 3 | 0.49 / 0.39 (median of 5) | 176.4 / 39.6 (bench_tsne.py, 1 run) |
+//! | layer 2, 1,500 x 512 | 30 | 1.20 / 0.66 (1 run) | 138.4 / 38.7 (1 run): 115x wall, 59x CPU |
+//! | layer 3, 1,500 x 256 | 3 / 30 | 1.01 / 0.52, 1.75 / 0.94 (median of 5) | |
+//! | output, 1,500 x 10 | 3 / 30 | 0.66 / 0.33, 1.23 / 0.60 (median of 5) | |
+//! | pixels, 10,000 x 784 | 30 | exact neighbours: 10.7 CPU s, 10-NN preservation 0.4378; approximate: 12.9 CPU s, 0.4337 | |
+//! | 70,000 x 784 (the 10,000 x 7, noisy copies) | 30 | 83.3 CPU s (430 s wall at load 12); 145.5 CPU s before the locality numbering | |
+//!
 //! An earlier run under heavy load (load average 7-10) gave layerscope 0.45-0.94 s at 1,500
 //! points and 3.65 s at 10,000, against 33-68 s and 208 s for scikit-learn (OpenMP suffers most
 //! from oversubscription); quality figures were identical.
@@ -40,7 +53,8 @@ use std::io::{Read, Write};
 use std::time::Instant;
 
 use layerscope::tsne::{
-    self, Embedding, ForcedRepulsion, Method, TsneParams, knn_accuracy, neighbour_preservation,
+    self, Embedding, ForcedRepulsion, Method, Neighbours, TsneParams, knn_accuracy,
+    neighbour_preservation,
 };
 use ndarray::{Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
@@ -111,24 +125,32 @@ fn time_runs(runs: usize, mut f: impl FnMut() -> Embedding) -> (Figures, Embeddi
 }
 
 fn suite(runs: usize) {
-    println!("layerscope t-SNE, perplexity 3, 1,000 iterations, median of {runs} runs");
-    println!(
-        "{:<34} {:>7} {:>9} {:>8} {:>7} {:>7} {:>7}",
-        "case", "n", "s/run", "ms/iter", "KL", "10-NN", "acc"
-    );
     let cases: [(&str, usize, usize, f32, bool); 4] = [
         ("clusters 512-d relu (layer 2)", 1500, 512, 0.6, true),
         ("clusters 256-d relu (layer 3)", 1500, 256, 0.6, true),
         ("clusters 10-d (output)", 1500, 10, 0.3, false),
         ("clusters 784-d (raw pixels)", 10_000, 784, 0.8, true),
     ];
-    let params = TsneParams::default();
-    for (name, n, dim, spread, relu) in cases {
-        let (x, labels) = clusters(n, dim, spread, relu, 1);
-        let (fig, e) = time_runs(runs, || {
-            tsne::tsne(x.view(), &params, None, None).expect("run")
-        });
-        report(name, x.view(), &labels, &fig, &e);
+    for perplexity in [3.0, 30.0] {
+        println!(
+            "layerscope t-SNE, perplexity {perplexity}, 1,000 iterations, median of {runs} runs"
+        );
+        println!(
+            "{:<34} {:>7} {:>9} {:>8} {:>7} {:>7} {:>7}",
+            "case", "n", "s/run", "ms/iter", "KL", "10-NN", "acc"
+        );
+        let params = TsneParams {
+            perplexity,
+            ..TsneParams::default()
+        };
+        for (name, n, dim, spread, relu) in cases {
+            let (x, labels) = clusters(n, dim, spread, relu, 1);
+            let (fig, e) = time_runs(runs, || {
+                tsne::tsne(x.view(), &params, None, None).expect("run")
+            });
+            report(name, x.view(), &labels, &fig, &e);
+        }
+        println!();
     }
 }
 
@@ -154,7 +176,10 @@ fn crossover(runs: usize) {
         "{:>7} {:>9} {:>9} {:>9} {:>9}",
         "n", "exact", "BH", "KL exact", "KL BH"
     );
-    let params = TsneParams::default();
+    let params = TsneParams {
+        perplexity: 3.0,
+        ..TsneParams::default()
+    };
     for n in [100, 300, 1000, 2000, 4000] {
         let (x, _) = clusters(n, 64, 0.6, true, 2);
         let (fe, _) = time_runs(runs, || {
@@ -242,11 +267,18 @@ fn main() {
             Some("bh") => Method::BarnesHut,
             Some(other) => panic!("unknown method {other}"),
         };
+        let neighbours = match value("--neighbours").as_deref() {
+            None | Some("auto") => Neighbours::Auto,
+            Some("exact") => Neighbours::Exact,
+            Some("approximate") => Neighbours::Approximate,
+            Some(other) => panic!("unknown neighbours {other}"),
+        };
         let params = TsneParams {
             perplexity: value("--perplexity").map_or(3.0, |v| v.parse().expect("perplexity")),
             seed: value("--seed").map_or(0, |v| v.parse().expect("seed")),
             theta: value("--theta").map_or(0.5, |v| v.parse().expect("theta")),
             method,
+            neighbours,
             ..TsneParams::default()
         };
         let mut times = Vec::new();

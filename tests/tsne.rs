@@ -4,12 +4,20 @@ use std::sync::atomic::AtomicBool;
 
 use layerscope::Cancelled;
 use layerscope::tsne::{
-    ForcedRepulsion, Init, Method, TsneError, TsneParams, knn_accuracy, neighbour_preservation,
-    tsne,
+    ForcedRepulsion, Init, Method, Simd, TsneError, TsneParams, force_simd, knn_accuracy,
+    neighbour_preservation, trust, tsne,
 };
 use ndarray::{Array2, array};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
+
+/// Held by the tests that compare runs bit for bit and by the one that forces the SIMD level
+/// (a process-wide switch), so the switch never flips under a comparison.
+static SIMD_SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn simd_lock() -> std::sync::MutexGuard<'static, ()> {
+    SIMD_SWITCH.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// `per` points around each of `centres` well-separated centres in `dim` dimensions.
 fn blobs(centres: usize, per: usize, dim: usize, seed: u64) -> (Array2<f32>, Vec<u8>) {
@@ -56,9 +64,133 @@ fn separated_clusters_stay_separated() {
                 }
             }
         }
+    }
+}
+
+/// The squared Euclidean distances of row i to every row, in f64.
+fn d2_row(x: &Array2<f32>, i: usize) -> Vec<f64> {
+    x.rows()
+        .into_iter()
+        .map(|r| {
+            r.iter()
+                .zip(x.row(i))
+                .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+                .sum()
+        })
+        .collect()
+}
+
+/// scikit-learn's P for the Barnes-Hut path, computed here from scratch in f64: the
+/// 3 * perplexity + 1 nearest neighbours by brute force, a Gaussian per point whose precision is
+/// bisected until the entropy is ln(perplexity), then (P + P^T) / sum. Dense n x n.
+fn independent_p(x: &Array2<f32>, perplexity: f64) -> Vec<Vec<f64>> {
+    let n = x.nrows();
+    let k = ((3.0 * perplexity + 1.0) as usize).min(n - 1);
+    let mut cond = vec![vec![0f64; n]; n];
+    for (i, row) in cond.iter_mut().enumerate() {
+        let d = d2_row(x, i);
+        let mut order: Vec<usize> = (0..n).filter(|&j| j != i).collect();
+        order.sort_by(|&a, &b| d[a].total_cmp(&d[b]));
+        let nb = &order[..k];
+        let (mut lo, mut hi) = (0f64, f64::INFINITY);
+        let mut beta = 1.0;
+        for _ in 0..200 {
+            let w: Vec<f64> = nb
+                .iter()
+                .map(|&j| (-(d[j] - d[nb[0]]) * beta).exp())
+                .collect();
+            let s: f64 = w.iter().sum();
+            let h: f64 = -w
+                .iter()
+                .map(|v| v / s)
+                .filter(|&p| p > 0.0)
+                .map(|p| p * p.ln())
+                .sum::<f64>();
+            for (&j, wj) in nb.iter().zip(&w) {
+                row[j] = wj / s;
+            }
+            if h > perplexity.ln() {
+                lo = beta;
+                beta = if hi.is_finite() {
+                    (beta + hi) / 2.0
+                } else {
+                    beta * 2.0
+                };
+            } else {
+                hi = beta;
+                beta = (beta + lo) / 2.0;
+            }
+        }
+    }
+    let mut p = vec![vec![0f64; n]; n];
+    let mut total = 0.0;
+    for i in 0..n {
+        for j in 0..n {
+            p[i][j] = cond[i][j] + cond[j][i];
+            total += p[i][j];
+        }
+    }
+    for row in &mut p {
+        for v in row.iter_mut() {
+            *v /= total;
+        }
+    }
+    p
+}
+
+fn kl_of(p: &[Vec<f64>], y: ndarray::ArrayView2<f32>) -> f64 {
+    let n = p.len();
+    let w = |i: usize, j: usize| {
+        1.0 / (1.0
+            + (f64::from(y[[i, 0]]) - f64::from(y[[j, 0]])).powi(2)
+            + (f64::from(y[[i, 1]]) - f64::from(y[[j, 1]])).powi(2))
+    };
+    let mut z = 0.0;
+    for i in 0..n {
+        for j in (0..n).filter(|&j| j != i) {
+            z += w(i, j);
+        }
+    }
+    let mut kl = 0.0;
+    for (i, row) in p.iter().enumerate() {
+        for (j, &pij) in row.iter().enumerate() {
+            if j != i && pij > 0.0 {
+                kl += pij * (pij * z / w(i, j)).ln();
+            }
+        }
+    }
+    kl
+}
+
+#[test]
+fn reported_kl_is_what_an_independent_computation_gives() {
+    // The whole pipeline (neighbours, calibration, symmetrisation, the optimiser's KL) against
+    // P and KL computed from scratch here, at the embedding the last error was taken at.
+    let (x, _) = blobs(4, 60, 12, 6);
+    for perplexity in [5.0, 30.0] {
+        let params = TsneParams {
+            perplexity,
+            method: Method::BarnesHut,
+            theta: 0.0,
+            n_iter: 400,
+            progress_every: 1,
+            seed: 2,
+            ..TsneParams::default()
+        };
+        let mut before_last = None;
+        let mut record = |p: &layerscope::tsne::TsneProgress<'_>| {
+            if p.iteration == 399 {
+                before_last = Some(p.embedding.to_owned());
+            }
+        };
+        let e = tsne(x.view(), &params, Some(&mut record), None).expect("runs");
+        let want = kl_of(
+            &independent_p(&x, perplexity),
+            before_last.expect("iteration 399").view(),
+        );
         assert!(
-            e.kl_divergence > 0.0 && e.kl_divergence < 2.0,
-            "KL {}",
+            (e.kl_divergence - want).abs() < 1e-3 * want,
+            "perplexity {perplexity}: reported KL {}, independent {want}",
             e.kl_divergence
         );
     }
@@ -74,12 +206,14 @@ fn run_in_pool(threads: usize, x: &Array2<f32>, params: &TsneParams) -> Array2<f
 
 #[test]
 fn same_seed_same_embedding_on_one_and_two_threads() {
+    let _simd = simd_lock();
     let (x, _) = blobs(5, 120, 40, 2);
     for method in [Method::Auto, Method::BarnesHut] {
         let params = TsneParams {
             method,
             seed: 11,
             n_iter: 400,
+            perplexity: 3.0,
             ..TsneParams::default()
         };
         let one = run_in_pool(1, &x, &params);
@@ -158,17 +292,168 @@ fn progress_is_reported_and_cancel_stops() {
 #[test]
 fn bad_input_is_an_error() {
     let params = TsneParams::default();
+    assert_eq!(params.perplexity, 30.0);
     let tiny = Array2::<f32>::zeros((3, 4));
     assert!(matches!(
         tsne(tiny.view(), &params, None, None),
         Err(TsneError::TooFewPoints { n: 3, .. })
     ));
+    // scikit-learn's rule: perplexity must be less than the number of points.
+    let (x, _) = blobs(2, 15, 3, 8);
+    let err = tsne(x.view(), &params, None, None).unwrap_err();
+    assert_eq!(
+        err,
+        TsneError::TooFewPoints {
+            n: 30,
+            perplexity: 30.0
+        }
+    );
+    assert!(
+        err.to_string()
+            .contains("perplexity must be less than the number of points"),
+        "{err}"
+    );
+    let just_below = TsneParams {
+        perplexity: 29.5,
+        n_iter: 50,
+        ..TsneParams::default()
+    };
+    assert!(tsne(x.view(), &just_below, None, None).is_ok());
+    // A perplexity that is no number is refused as such, not as "needs more points".
+    for perplexity in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -3.0] {
+        let bad = TsneParams {
+            perplexity,
+            ..TsneParams::default()
+        };
+        let err = tsne(x.view(), &bad, None, None).unwrap_err();
+        assert!(
+            matches!(&err, TsneError::InvalidParams(m) if m.contains("perplexity")),
+            "{perplexity}: {err:?}"
+        );
+    }
     let mut x = Array2::<f32>::zeros((20, 3));
     x[[7, 2]] = f32::NAN;
+    let notebook = TsneParams {
+        perplexity: 3.0,
+        ..TsneParams::default()
+    };
     assert_eq!(
-        tsne(x.view(), &params, None, None).unwrap_err(),
+        tsne(x.view(), &notebook, None, None).unwrap_err(),
         TsneError::NonFinite { row: 7, col: 2 }
     );
+}
+
+#[test]
+fn trust_is_ten_neighbour_preservation_above_ten_points() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(10);
+    for n in [2, 10] {
+        let x = Array2::from_shape_fn((n, 3), |_| rng.random::<f32>());
+        let y = Array2::from_shape_fn((n, 2), |_| rng.random::<f32>());
+        assert_eq!(trust(x.view(), y.view()), None, "{n} points");
+    }
+    // 11 points on a line, shown on a line: all 10 neighbours of each are the other 10.
+    let line = Array2::from_shape_fn((11, 1), |(i, _)| i as f32);
+    let shown = Array2::from_shape_fn((11, 2), |(i, j)| if j == 0 { i as f32 } else { 0.0 });
+    assert_eq!(trust(line.view(), shown.view()), Some(1.0));
+    // 40 points: the 10 nearest on a line against a layout that reverses halves.
+    let line = Array2::from_shape_fn((40, 1), |(i, _)| i as f32);
+    let folded = Array2::from_shape_fn(
+        (40, 2),
+        |(i, j)| {
+            if j == 0 { ((i * 17) % 40) as f32 } else { 0.0 }
+        },
+    );
+    let got = trust(line.view(), folded.view()).expect("40 points");
+    assert_eq!(got, neighbour_preservation(line.view(), folded.view(), 10));
+    assert!(got < 0.5, "{got}");
+}
+
+#[test]
+fn every_simd_path_gives_the_same_embedding_quality() {
+    let _simd = simd_lock();
+    let (x, labels) = blobs(4, 100, 20, 1);
+    let params = TsneParams {
+        seed: 3,
+        ..TsneParams::default()
+    };
+    let mut kls = Vec::new();
+    for level in Simd::ALL.into_iter().filter(|s| s.available()) {
+        force_simd(Some(level));
+        let run = tsne(x.view(), &params, None, None);
+        force_simd(None);
+        let e = run.expect("runs");
+        assert!(
+            knn_accuracy(e.coords.view(), &labels, 10) > 0.99,
+            "{level:?}"
+        );
+        kls.push((level, e.kl_divergence));
+    }
+    // The paths round differently, so trajectories part; their end points are equally good.
+    for &(level, kl) in &kls[1..] {
+        assert!(
+            (kl - kls[0].1).abs() < 0.02 * kls[0].1,
+            "{level:?}: KL {kl} vs {:?}: {}",
+            kls[0].0,
+            kls[0].1
+        );
+    }
+}
+
+#[test]
+fn warm_start_keeps_the_layout_and_its_quality() {
+    let (x, labels) = blobs(5, 80, 20, 12);
+    let cold = tsne(x.view(), &TsneParams::default(), None, None).expect("cold run");
+    // The input moves a little, as a layer's activations do between epochs.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
+    let moved = x.mapv(|v| {
+        let noise: f32 = StandardNormal.sample(&mut rng);
+        v + 0.1 * noise
+    });
+    let warm_params = TsneParams {
+        exaggeration_iter: 0,
+        n_iter: 200,
+        ..TsneParams::default()
+    };
+    let warm =
+        layerscope::tsne::tsne_from(moved.view(), cold.coords.view(), &warm_params, None, None)
+            .expect("warm run");
+    assert_eq!(warm.n_iter, 200);
+    let fresh = tsne(moved.view(), &TsneParams::default(), None, None).expect("fresh run");
+    // As good as a full cold run on the moved input (KL within 5%) ...
+    assert!(
+        warm.kl_divergence < 1.05 * fresh.kl_divergence,
+        "warm {} vs cold {}",
+        warm.kl_divergence,
+        fresh.kl_divergence
+    );
+    assert!(knn_accuracy(warm.coords.view(), &labels, 10) > 0.99);
+    // ... and the points stay where they were: the median move is a small share of the
+    // layout's radius, far below that between two independent runs.
+    let rms = |a: &Array2<f32>| {
+        (a.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / a.nrows() as f64).sqrt()
+    };
+    let median_move = |a: &Array2<f32>, b: &Array2<f32>| {
+        let mut d: Vec<f64> = a
+            .rows()
+            .into_iter()
+            .zip(b.rows())
+            .map(|(p, q)| f64::from((p[0] - q[0]).hypot(p[1] - q[1])))
+            .collect();
+        d.sort_by(f64::total_cmp);
+        d[d.len() / 2] / rms(b)
+    };
+    let warm_move = median_move(&warm.coords, &cold.coords);
+    let cold_move = median_move(&fresh.coords, &cold.coords);
+    assert!(
+        warm_move * 5.0 < cold_move,
+        "warm start moved {warm_move}, an independent run {cold_move}"
+    );
+    // A layout of the wrong shape is refused.
+    let bad = Array2::<f32>::zeros((3, 2));
+    assert!(matches!(
+        layerscope::tsne::tsne_from(moved.view(), bad.view(), &warm_params, None, None),
+        Err(TsneError::InvalidParams(_))
+    ));
 }
 
 #[test]

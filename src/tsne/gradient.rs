@@ -12,6 +12,7 @@
 use rayon::prelude::*;
 
 use super::affinity::SparseP;
+use super::simd::Simd;
 
 /// Coordinate given to padding lanes: far enough that their kernel value vanishes in f32.
 pub const PAD_COORD: f32 = 1e18;
@@ -91,14 +92,14 @@ unsafe fn dense_block_avx2(first: usize, xs: &[f32], ys: &[f32], p: &[f32], out:
 }
 
 /// Exact gradient terms over a dense P (row stride = padded length) into `out`.
-pub fn exact_dense(xs: &[f32], ys: &[f32], p: &[f32], out: &mut [Forces]) {
+pub fn exact_dense(xs: &[f32], ys: &[f32], p: &[f32], out: &mut [Forces], simd: Simd) {
     out.par_chunks_mut(ROWS_PER_TASK)
         .enumerate()
         .for_each(|(c, block)| {
             let first = c * ROWS_PER_TASK;
             #[cfg(target_arch = "x86_64")]
             {
-                if std::arch::is_x86_feature_detected!("avx2") {
+                if simd == Simd::Avx2 && simd.available() {
                     // SAFETY: the CPU supports AVX2, checked just above.
                     unsafe { dense_block_avx2(first, xs, ys, p, block) };
                     return;
@@ -320,7 +321,7 @@ impl ExactRepulsion {
 
     /// Exact repulsion for every point into `out[i][2..5]`; `xs`/`ys` padded to a multiple of
     /// [`TILE`] with [`PAD_COORD`].
-    pub fn compute(&mut self, xs: &[f32], ys: &[f32], out: &mut [Forces]) {
+    pub fn compute(&mut self, xs: &[f32], ys: &[f32], out: &mut [Forces], simd: Simd) {
         let n = self.n;
         debug_assert!(xs.len() >= n.div_ceil(TILE) * TILE);
         self.sums
@@ -330,9 +331,7 @@ impl ExactRepulsion {
             .for_each(|(sums, &(bi, bj))| {
                 #[cfg(target_arch = "x86_64")]
                 {
-                    if std::arch::is_x86_feature_detected!("avx2")
-                        && std::arch::is_x86_feature_detected!("fma")
-                    {
+                    if simd == Simd::Avx2 && simd.available() {
                         // SAFETY: the CPU supports AVX2 and FMA, checked just above.
                         unsafe { tile_avx2(bi, bj, n, xs, ys, sums) };
                         return;
@@ -366,21 +365,118 @@ impl ExactRepulsion {
 }
 
 /// Attractive term sum_j p_ij w_ij (y_i - y_j) of point `i` over its sparse row
-/// (scikit-learn's `compute_gradient_positive`).
+/// (scikit-learn's `compute_gradient_positive`); `xs`/`ys` are the coordinates as
+/// structure-of-arrays and `xy` the same interleaved (n x 2 row-major).
 #[inline]
-pub fn attraction(p: &SparseP, values: &[f32], y: &[f32], i: usize) -> [f32; 2] {
-    let (xi, yi) = (y[2 * i], y[2 * i + 1]);
+pub fn attraction(
+    p: &SparseP,
+    values: &[f32],
+    xy: &[f32],
+    xs: &[f32],
+    ys: &[f32],
+    i: usize,
+    simd: Simd,
+) -> [f32; 2] {
+    let row = p.indptr[i]..p.indptr[i + 1];
+    let (idx, vals) = (&p.indices[row.clone()], &values[row]);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if simd == Simd::Avx2 {
+            // SAFETY: `simd` is Avx2 only when the CPU supports AVX2 and FMA (the gradient
+            // state checks it at construction); every index is below xs.len() = ys.len().
+            return unsafe { attraction_avx2(idx, vals, xy, xs, ys, xs[i], ys[i]) };
+        }
+    }
+    attraction_scalar(idx, vals, xs, ys, xs[i], ys[i])
+}
+
+#[inline(always)]
+fn attraction_scalar(
+    idx: &[u32],
+    vals: &[f32],
+    xs: &[f32],
+    ys: &[f32],
+    xi: f32,
+    yi: f32,
+) -> [f32; 2] {
     let mut ax = 0f32;
     let mut ay = 0f32;
-    let row = p.indptr[i]..p.indptr[i + 1];
-    for (&j, &pij) in p.indices[row.clone()].iter().zip(&values[row]) {
+    for (&j, &pij) in idx.iter().zip(vals) {
         let j = j as usize;
-        let dx = xi - y[2 * j];
-        let dy = yi - y[2 * j + 1];
+        let dx = xi - xs[j];
+        let dy = yi - ys[j];
         let pq = pij / (1.0 + dx * dx + dy * dy);
         ax += pq * dx;
         ay += pq * dy;
     }
+    [ax, ay]
+}
+
+/// The attraction with gathers, the kernel as in the repulsion (reciprocal estimate
+/// plus one Newton step).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA, and every index must be below `xs.len()`, `ys.len()`
+/// and `xy.len() / 2`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn attraction_avx2(
+    idx: &[u32],
+    vals: &[f32],
+    xy: &[f32],
+    xs: &[f32],
+    ys: &[f32],
+    xi: f32,
+    yi: f32,
+) -> [f32; 2] {
+    use std::arch::x86_64::*;
+    let len = idx.len().min(vals.len());
+    let whole = len - len % 8;
+    // SAFETY (whole block): AVX2/FMA are enabled here; loads read 8 entries at c with
+    // c + 8 <= whole <= len; gathers read 8-byte pairs of xy at indices the caller
+    // guarantees in bounds.
+    let [mut ax, mut ay] = unsafe {
+        let one = _mm256_set1_ps(1.0);
+        let two = _mm256_set1_ps(2.0);
+        let (xv, yv) = (_mm256_set1_ps(xi), _mm256_set1_ps(yi));
+        let (mut sx, mut sy) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut c = 0;
+        // (x, y) pairs as one 64-bit lane each: two 4-lane gathers fetch 8 neighbours'
+        // coordinates (half the gathered elements of separate x and y gathers).
+        let pairs = xy.as_ptr().cast::<f64>();
+        while c < whole {
+            let lo = _mm_loadu_si128(idx.as_ptr().add(c).cast());
+            let hi = _mm_loadu_si128(idx.as_ptr().add(c + 4).cast());
+            let a = _mm256_castpd_ps(_mm256_i32gather_pd::<8>(pairs, lo));
+            let b = _mm256_castpd_ps(_mm256_i32gather_pd::<8>(pairs, hi));
+            // a = x0 y0 x1 y1 | x2 y2 x3 y3, b likewise for 4..8: even lanes are x, odd y; the
+            // lane order (0 1 4 5 | 2 3 6 7) differs from `vals`, so permute the values alike.
+            let xj = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
+            let yj = _mm256_shuffle_ps::<0b11_01_11_01>(a, b);
+            let pv = _mm256_permutevar8x32_ps(
+                _mm256_loadu_ps(vals.as_ptr().add(c)),
+                _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7),
+            );
+            let dx = _mm256_sub_ps(xv, xj);
+            let dy = _mm256_sub_ps(yv, yj);
+            let d = _mm256_fmadd_ps(dy, dy, _mm256_fmadd_ps(dx, dx, one));
+            let r = _mm256_rcp_ps(d);
+            let q = _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, two));
+            let pq = _mm256_mul_ps(pv, q);
+            sx = _mm256_fmadd_ps(pq, dx, sx);
+            sy = _mm256_fmadd_ps(pq, dy, sy);
+            c += 8;
+        }
+        let hsum = |v: __m256| {
+            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
+        };
+        [hsum(sx), hsum(sy)]
+    };
+    let [tx, ty] = attraction_scalar(&idx[whole..len], &vals[whole..len], xs, ys, xi, yi);
+    ax += tx;
+    ay += ty;
     [ax, ay]
 }
 

@@ -5,6 +5,17 @@ use ndarray::ArrayView2;
 
 use super::neighbours::knn;
 
+/// Neighbours compared by [`trust`].
+pub const TRUST_K: usize = 10;
+
+/// The trust figure shown beside every embedding: the share of each point's 10 nearest
+/// neighbours in `high` kept among its 10 nearest in `low` ([`neighbour_preservation`] with
+/// k = 10). `None` for 10 points or fewer, where every other point is a neighbour and the
+/// figure says nothing.
+pub fn trust(high: ArrayView2<f32>, low: ArrayView2<f32>) -> Option<f64> {
+    (high.nrows() > TRUST_K).then(|| neighbour_preservation(high, low, TRUST_K))
+}
+
 /// Share of each point's `k` nearest neighbours in `high` that stay among its `k` nearest in
 /// `low`, averaged over points (the TUI's trust gauge). 0 when there are fewer than 2 points.
 pub fn neighbour_preservation(high: ArrayView2<f32>, low: ArrayView2<f32>, k: usize) -> f64 {

@@ -1,7 +1,8 @@
 //! t-SNE with scikit-learn's semantics (van der Maaten & Hinton 2008; van der Maaten 2014), fast.
 //!
 //! The pipeline follows scikit-learn 1.9's `sklearn/manifold/_t_sne.py`:
-//! exact k nearest neighbours ([`neighbours`]) -> per-point perplexity calibration and a
+//! k nearest neighbours, exact or (from 20,000 points) approximate ([`neighbours`]) ->
+//! per-point perplexity calibration and a
 //! symmetric, normalised P ([`affinity`]) -> gradient descent with early exaggeration, momentum
 //! and delta-bar-delta gains ([`optimise`]), the gradient being either the exact O(n^2) sum
 //! ([`gradient`]) or the Barnes-Hut approximation over a quadtree ([`quadtree`]).
@@ -19,9 +20,10 @@
 //!   leaves hold up to 8 points summed exactly; theta = 0 gives the exact gradient;
 //! - the 1/(1 + d^2) of the SIMD kernels is a reciprocal estimate plus one Newton step.
 //!
-//! FFT-accelerated interpolation (FIt-SNE) is not implemented: at perplexity 3 it was measured
-//! slower than Barnes-Hut at every size up to 10,000 (see `/work/shared/notes/tsne-facts.md`),
-//! and the grouped Barnes-Hut here is several times faster again.
+//! FFT-accelerated interpolation (FIt-SNE) is not implemented: measured with openTSNE on a
+//! 2-core machine at perplexity 3, its FFT repulsion cost 35-51 ms per iteration at 1,500 to
+//! 10,000 points against 3.5-31 ms for Barnes-Hut (the FFT grid grows with the embedding's
+//! spread, not with n), and the grouped Barnes-Hut here is several times faster again.
 
 mod affinity;
 mod gradient;
@@ -30,6 +32,7 @@ mod neighbours;
 mod optimise;
 mod pca;
 mod quadtree;
+mod simd;
 
 use std::sync::atomic::AtomicBool;
 
@@ -37,13 +40,15 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::Cancelled;
 
-pub use metrics::{knn_accuracy, neighbour_preservation};
+pub use metrics::{knn_accuracy, neighbour_preservation, trust};
+pub use simd::{Simd, force_simd};
 
-#[doc(hidden)]
-pub use neighbours::knn as exact_knn;
+/// The default perplexity (scikit-learn's, openTSNE's and TensorBoard's).
+pub const DEFAULT_PERPLEXITY: f64 = 30.0;
 
-/// Parameters of a t-SNE run; the defaults are scikit-learn's `TSNE(perplexity=3,
-/// learning_rate='auto', init='random')`.
+/// Parameters of a t-SNE run; the defaults are scikit-learn's `TSNE(perplexity=30,
+/// learning_rate='auto', init='random')` (perplexity 30 is also openTSNE's and TensorBoard's
+/// default; the notebook's 3 is one field away).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TsneParams {
     /// Target perplexity of each point's conditional distribution (scikit-learn: `perplexity`).
@@ -60,6 +65,8 @@ pub struct TsneParams {
     pub init: Init,
     /// Affinities and gradient algorithm.
     pub method: Method,
+    /// How the nearest neighbours of the affinities are found (not used by `Method::Exact`).
+    pub neighbours: Neighbours,
     /// Barnes-Hut opening angle (scikit-learn: `angle`).
     pub theta: f64,
     /// Stop when the norm of the (gain-scaled) gradient falls to this.
@@ -75,13 +82,14 @@ pub struct TsneParams {
 impl Default for TsneParams {
     fn default() -> Self {
         Self {
-            perplexity: 3.0,
+            perplexity: DEFAULT_PERPLEXITY,
             n_iter: 1000,
             early_exaggeration: 12.0,
             exaggeration_iter: 250,
             learning_rate: None,
             init: Init::Random,
             method: Method::Auto,
+            neighbours: Neighbours::Auto,
             theta: 0.5,
             min_grad_norm: 1e-7,
             n_iter_without_progress: 300,
@@ -118,6 +126,22 @@ pub enum Method {
     BarnesHut,
 }
 
+/// How the nearest neighbours behind the affinities are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Neighbours {
+    /// Exact up to [`APPROXIMATE_NEIGHBOURS_FROM`] points, approximate from there on.
+    #[default]
+    Auto,
+    /// Exact k nearest neighbours (scikit-learn's).
+    Exact,
+    /// Shortlisted in a 64-d principal subspace, re-ranked exactly (openTSNE also uses
+    /// approximate neighbours: Annoy or NN-descent).
+    Approximate,
+}
+
+/// The size from which `Neighbours::Auto` searches approximately.
+pub const APPROXIMATE_NEIGHBOURS_FROM: usize = 20_000;
+
 /// A snapshot handed to the progress callback.
 #[derive(Debug, Clone, Copy)]
 pub struct TsneProgress<'a> {
@@ -130,13 +154,6 @@ pub struct TsneProgress<'a> {
     pub kl_divergence: Option<f64>,
     /// The current embedding, n x 2.
     pub embedding: ArrayView2<'a, f32>,
-}
-
-// SHIM(middle): the tsne branch's contract; its real version replaces this at merge.
-/// Share of each point's 10 nearest neighbours in `high` kept among its 10 nearest in `low`;
-/// `None` for 10 points or fewer, where the figure means nothing.
-pub fn trust(high: ArrayView2<f32>, low: ArrayView2<f32>) -> Option<f64> {
-    (high.nrows() > 10).then(|| neighbour_preservation(high, low, 10))
 }
 
 /// The result of a run.
@@ -156,8 +173,12 @@ pub enum TsneError {
     /// The cancel flag was raised.
     #[error(transparent)]
     Cancelled(#[from] Cancelled),
-    /// Perplexity must be below the number of points (and there must be at least 2).
-    #[error("t-SNE needs more points than the perplexity: {n} points, perplexity {perplexity}")]
+    /// Perplexity must be below the number of points (scikit-learn: "perplexity must be less
+    /// than n_samples"), and there must be at least 2 points.
+    #[error(
+        "perplexity must be less than the number of points: perplexity {perplexity}, {n} points \
+         (lower the perplexity or embed more points)"
+    )]
     TooFewPoints {
         /// Points given.
         n: usize,
@@ -188,6 +209,35 @@ pub fn tsne(
     cancel: Option<&AtomicBool>,
 ) -> Result<Embedding, TsneError> {
     run_with(data, params, None, progress, cancel)
+}
+
+/// [`tsne`] from a given layout instead of a random one: the warm start of an embedding that
+/// follows a changing input (issue "watch each layer learn": each frame starts from the
+/// previous frame's layout). Set `params.exaggeration_iter` to 0 to skip early exaggeration
+/// (the layout is already spread out) and `params.n_iter` to the few iterations wanted;
+/// `params.init` and `params.seed`'s initialisation are not used. `init` must be n x 2 and
+/// finite.
+pub fn tsne_from(
+    data: ArrayView2<f32>,
+    init: ArrayView2<f32>,
+    params: &TsneParams,
+    progress: Option<&mut dyn FnMut(&TsneProgress<'_>)>,
+    cancel: Option<&AtomicBool>,
+) -> Result<Embedding, TsneError> {
+    if init.dim() != (data.nrows(), 2) {
+        return Err(TsneError::InvalidParams(format!(
+            "initial layout is {} x {}, expected {} x 2",
+            init.nrows(),
+            init.ncols(),
+            data.nrows()
+        )));
+    }
+    if init.iter().any(|v| !v.is_finite()) {
+        return Err(TsneError::InvalidParams(
+            "initial layout holds a non-finite value".to_owned(),
+        ));
+    }
+    run_inner(data, params, None, Some(init), progress, cancel)
 }
 
 /// Which repulsion a benchmark forces on the nearest-neighbour affinities.
@@ -221,16 +271,43 @@ fn run_with(
     progress: Option<&mut dyn FnMut(&TsneProgress<'_>)>,
     cancel: Option<&AtomicBool>,
 ) -> Result<Embedding, TsneError> {
+    run_inner(data, params, forced, None, progress, cancel)
+}
+
+fn run_inner(
+    data: ArrayView2<f32>,
+    params: &TsneParams,
+    forced: Option<ForcedRepulsion>,
+    given: Option<ArrayView2<f32>>,
+    progress: Option<&mut dyn FnMut(&TsneProgress<'_>)>,
+    cancel: Option<&AtomicBool>,
+) -> Result<Embedding, TsneError> {
     validate(data, params)?;
     let n = data.nrows();
     let cancelled = || cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
 
+    // Large runs renumber the points so that neighbours in P sit near each other in memory.
+    let mut order: Option<Vec<u32>> = None;
     let affinities = match params.method {
         Method::Exact => affinity::Affinities::Dense(affinity::dense_p(data, params.perplexity)),
         Method::Auto | Method::BarnesHut => {
             // scikit-learn: n_neighbors = min(n - 1, int(3 * perplexity + 1)).
             let k = (n - 1).min((3.0 * params.perplexity + 1.0) as usize);
-            let knn = neighbours::knn(data, k);
+            let approximate = match params.neighbours {
+                Neighbours::Auto => n >= APPROXIMATE_NEIGHBOURS_FROM,
+                Neighbours::Exact => false,
+                Neighbours::Approximate => true,
+            };
+            let mut knn = if approximate {
+                neighbours::knn_approximate(data, k, params.seed)
+            } else {
+                neighbours::knn(data, k)
+            };
+            if n >= REORDER_FROM {
+                let o = neighbours::locality_order(&knn);
+                knn = neighbours::relabel(&knn, &o);
+                order = Some(o);
+            }
             if cancelled() {
                 return Err(Cancelled.into());
             }
@@ -246,16 +323,44 @@ fn run_with(
         (None, Method::Exact) => optimise::Repulsion::Exact,
         (None, Method::BarnesHut | Method::Auto) => optimise::Repulsion::BarnesHut,
     };
-    let init = match params.init {
-        Init::Random => optimise::random_init(n, params.seed),
-        Init::Pca => pca::pca_init(data),
+    let init = match (given, params.init) {
+        (Some(layout), _) => layout.to_owned(),
+        (None, Init::Random) => optimise::random_init(n, params.seed),
+        (None, Init::Pca) => pca::pca_init(data),
     };
-    optimise::run(init, &affinities, repulsion, params, progress, cancel)
+    let init = match &order {
+        Some(o) => init.select(
+            ndarray::Axis(0),
+            &o.iter().map(|&i| i as usize).collect::<Vec<_>>(),
+        ),
+        None => init,
+    };
+    optimise::run(
+        init,
+        &affinities,
+        repulsion,
+        params,
+        order.as_deref(),
+        progress,
+        cancel,
+    )
 }
+
+/// From this many points the optimiser works on the points in [`neighbours::locality_order`]:
+/// the attraction's gathers then mostly hit the cache (measured at 70,000 points, where the
+/// coordinates outgrow a core's L2).
+const REORDER_FROM: usize = APPROXIMATE_NEIGHBOURS_FROM;
 
 fn validate(data: ArrayView2<f32>, params: &TsneParams) -> Result<(), TsneError> {
     let n = data.nrows();
-    if n < 2 || params.perplexity.is_nan() || params.perplexity >= n as f64 {
+    let bad = |what: String| Err(TsneError::InvalidParams(what));
+    if !params.perplexity.is_finite() || params.perplexity <= 0.0 {
+        return bad(format!(
+            "perplexity must be a positive finite number, got {}",
+            params.perplexity
+        ));
+    }
+    if n < 2 || params.perplexity >= n as f64 {
         return Err(TsneError::TooFewPoints {
             n,
             perplexity: params.perplexity,
@@ -264,24 +369,20 @@ fn validate(data: ArrayView2<f32>, params: &TsneParams) -> Result<(), TsneError>
     if let Some(((row, col), _)) = data.indexed_iter().find(|(_, v)| !v.is_finite()) {
         return Err(TsneError::NonFinite { row, col });
     }
-    let bad = |what: &str| Err(TsneError::InvalidParams(what.to_owned()));
-    if params.perplexity.is_nan() || params.perplexity <= 0.0 {
-        return bad("perplexity must be positive");
-    }
     if data.ncols() == 0 {
-        return bad("data has no columns");
+        return bad("data has no columns".to_owned());
     }
     if params.early_exaggeration.is_nan() || params.early_exaggeration < 1.0 {
-        return bad("early_exaggeration must be at least 1");
+        return bad("early_exaggeration must be at least 1".to_owned());
     }
     if params
         .learning_rate
         .is_some_and(|lr| lr.is_nan() || lr <= 0.0)
     {
-        return bad("learning_rate must be positive");
+        return bad("learning_rate must be positive".to_owned());
     }
     if params.theta.is_nan() || params.theta < 0.0 {
-        return bad("theta must be non-negative");
+        return bad("theta must be non-negative".to_owned());
     }
     Ok(())
 }

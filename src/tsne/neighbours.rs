@@ -83,9 +83,307 @@ pub fn knn(data: ArrayView2<f32>, k: usize) -> Knn {
     if data.ncols() <= DIRECT_MAX_DIM {
         knn_direct(&original.view(), k, &mut indices, &mut d2);
     } else {
-        knn_gemm(&centre(data), &original.view(), k, &mut indices, &mut d2);
+        knn_gemm(
+            &centre(data),
+            &original.view(),
+            k,
+            SHORTLIST_EXTRA,
+            &mut indices,
+            &mut d2,
+        );
     }
     Knn { k, indices, d2 }
+}
+
+/// Dimensions of the subspace the approximate search shortlists in.
+pub const PROJECTED_DIM: usize = 64;
+/// Subspace iterations of the projection (each one multiplication by the covariance).
+const SUBSPACE_STEPS: usize = 4;
+
+/// A numbering of the points in which neighbours are close: breadth-first over the kNN graph
+/// (Cuthill-McKee without the degree sort), each point's neighbours visited nearest first.
+/// `order[new] = old`.
+pub fn locality_order(knn: &Knn) -> Vec<u32> {
+    let k = knn.k;
+    let n = knn.indices.len() / k.max(1);
+    let mut seen = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    for start in 0..n {
+        if seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        let mut head = order.len();
+        order.push(start as u32);
+        while head < order.len() {
+            let i = order[head] as usize;
+            head += 1;
+            for &j in &knn.indices[i * k..(i + 1) * k] {
+                if !seen[j as usize] {
+                    seen[j as usize] = true;
+                    order.push(j);
+                }
+            }
+        }
+    }
+    order
+}
+
+/// The same neighbours with the points renumbered: new point `r` is old point `order[r]`.
+pub fn relabel(knn: &Knn, order: &[u32]) -> Knn {
+    let k = knn.k;
+    let mut new_of = vec![0u32; order.len()];
+    for (r, &old) in order.iter().enumerate() {
+        new_of[old as usize] = r as u32;
+    }
+    let mut indices = Vec::with_capacity(knn.indices.len());
+    let mut d2 = Vec::with_capacity(knn.d2.len());
+    for &old in order {
+        let row = old as usize * k..(old as usize + 1) * k;
+        indices.extend(knn.indices[row.clone()].iter().map(|&j| new_of[j as usize]));
+        d2.extend_from_slice(&knn.d2[row]);
+    }
+    Knn { k, indices, d2 }
+}
+
+/// Points per cell of the approximate search (on average).
+const CELL_SIZE: usize = 200;
+/// Cells searched per cell: its own and the nearest others by centroid.
+const PROBES: usize = 16;
+/// Lloyd iterations of the cell centroids.
+const KMEANS_STEPS: usize = 6;
+/// Points the centroids are fitted on (a seeded sample beyond this).
+const KMEANS_SAMPLE: usize = 20_000;
+
+/// Approximate `k` nearest neighbours for large inputs, an inverted-file search (as FAISS's
+/// IVF) in a principal subspace: the rows are projected on their leading `PROJECTED_DIM`
+/// principal directions (subspace iteration, seeded); k-means splits the projected points into
+/// cells of about `CELL_SIZE`; each cell's points compare themselves, in the subspace, with the
+/// points of the `PROBES` cells nearest to it (itself included); the `2k + 8` nearest there are
+/// re-ranked by their exact distance in the full space. Distances returned are exact; a true
+/// neighbour is missed only when it lies outside the probed cells or the shortlist. Every step
+/// is per point or in a fixed order, so the result does not depend on the thread count.
+pub fn knn_approximate(data: ArrayView2<f32>, k: usize, seed: u64) -> Knn {
+    let n = data.nrows();
+    assert!(k < n, "k = {k} must be below n = {n}");
+    let n_cells = n / CELL_SIZE;
+    if data.ncols() <= PROJECTED_DIM || k == 0 || n_cells <= PROBES {
+        return knn(data, k);
+    }
+    let original = data.as_standard_layout();
+    let flat = original.as_slice().expect("contiguous");
+    let dim = data.ncols();
+    let centred = centre(data);
+    let basis = leading_subspace(&centred, PROJECTED_DIM, seed);
+    let projected = centred.dot(&basis);
+    let m = projected.ncols();
+    let proj = projected.as_slice().expect("contiguous");
+    let (cell_of, centroids) = kmeans(proj, m, n_cells, seed);
+    let mut members: Vec<Vec<u32>> = vec![Vec::new(); n_cells];
+    for (i, &c) in cell_of.iter().enumerate() {
+        members[c as usize].push(i as u32);
+    }
+    // Each cell's probes: the nearest centroids to its own (ties by index).
+    let probes: Vec<Vec<usize>> = (0..n_cells)
+        .into_par_iter()
+        .map(|c| {
+            let a = &centroids[c * m..(c + 1) * m];
+            let mut by: Vec<(f32, usize)> = (0..n_cells)
+                .map(|o| (sq_dist(a, &centroids[o * m..(o + 1) * m]), o))
+                .collect();
+            by.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+            by.iter().take(PROBES).map(|&(_, o)| o).collect()
+        })
+        .collect();
+    let short = (2 * k + SHORTLIST_EXTRA).min(n - 1);
+    // One task per cell; each writes the rows of its own points.
+    let per_cell: Vec<Vec<Row>> = (0..n_cells)
+        .into_par_iter()
+        .with_max_len(1)
+        .map(|c| {
+            let cands: Vec<u32> = probes[c]
+                .iter()
+                .flat_map(|&o| members[o].iter().copied())
+                .collect();
+            let mut scratch: Vec<(f32, u32)> = Vec::with_capacity(cands.len());
+            let mut out = Vec::with_capacity(members[c].len());
+            for &i in &members[c] {
+                let a = &proj[i as usize * m..(i as usize + 1) * m];
+                scratch.clear();
+                scratch.extend(
+                    cands
+                        .iter()
+                        .filter(|&&j| j != i)
+                        .map(|&j| (sq_dist(a, &proj[j as usize * m..(j as usize + 1) * m]), j)),
+                );
+                let take = short.min(scratch.len());
+                let by = |x: &(f32, u32), y: &(f32, u32)| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1));
+                if take < scratch.len() {
+                    scratch.select_nth_unstable_by(take - 1, by);
+                }
+                // Exact distances in the full space, nearest first.
+                let ai = &flat[i as usize * dim..(i as usize + 1) * dim];
+                let mut exact: Vec<(f32, u32)> = scratch[..take]
+                    .iter()
+                    .map(|&(_, j)| {
+                        (
+                            sq_dist(ai, &flat[j as usize * dim..(j as usize + 1) * dim]),
+                            j,
+                        )
+                    })
+                    .collect();
+                exact.sort_by(by);
+                exact.truncate(k);
+                out.push((
+                    i,
+                    exact.iter().map(|e| e.1).collect(),
+                    exact.iter().map(|e| e.0).collect(),
+                ));
+            }
+            out
+        })
+        .collect();
+    let mut indices = vec![0u32; n * k];
+    let mut d2 = vec![f32::INFINITY; n * k];
+    for (i, idx, dist) in per_cell.into_iter().flatten() {
+        let i = i as usize;
+        // A cell whose probes hold fewer than k other points (tiny data only) leaves the rest
+        // of its rows to the exact fallback below.
+        indices[i * k..i * k + idx.len()].copy_from_slice(&idx);
+        d2[i * k..i * k + dist.len()].copy_from_slice(&dist);
+    }
+    if d2.iter().any(|d| d.is_infinite()) {
+        return knn(data, k);
+    }
+    Knn { k, indices, d2 }
+}
+
+/// One point's neighbours: (point, indices, squared distances).
+type Row = (u32, Vec<u32>, Vec<f32>);
+
+/// Squared Euclidean distance in f32 with eight partial sums (vectorises).
+#[inline]
+fn sq_dist(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            let d = x[l] - y[l];
+            acc[l] += d * d;
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in ra.iter().zip(rb) {
+        s += (x - y) * (x - y);
+    }
+    s
+}
+
+/// Lloyd's k-means on the rows of `x` (n x m, row-major) with `cells` centroids, started from
+/// seeded distinct points and fitted on a seeded sample; returns every row's cell and the
+/// centroids (cells x m). Sums run in point order: thread-count independent.
+fn kmeans(x: &[f32], m: usize, cells: usize, seed: u64) -> (Vec<u32>, Vec<f32>) {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let n = x.len() / m;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x6b6d_6561_6e73);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut rng);
+    let mut centroids: Vec<f32> = order[..cells]
+        .iter()
+        .flat_map(|&i| x[i * m..(i + 1) * m].iter().copied())
+        .collect();
+    let sample = &order[..n.min(KMEANS_SAMPLE.max(cells))];
+    let assign = |rows: &[usize], centroids: &[f32]| -> Vec<u32> {
+        rows.par_iter()
+            .with_min_len(256)
+            .map(|&i| {
+                let a = &x[i * m..(i + 1) * m];
+                let mut best = (f32::INFINITY, 0u32);
+                for c in 0..cells {
+                    let d = sq_dist(a, &centroids[c * m..(c + 1) * m]);
+                    if d < best.0 {
+                        best = (d, c as u32);
+                    }
+                }
+                best.1
+            })
+            .collect()
+    };
+    for _ in 0..KMEANS_STEPS {
+        let cell = assign(sample, &centroids);
+        let mut sums = vec![0f64; cells * m];
+        let mut counts = vec![0usize; cells];
+        for (&i, &c) in sample.iter().zip(&cell) {
+            let c = c as usize;
+            counts[c] += 1;
+            for (s, &v) in sums[c * m..(c + 1) * m]
+                .iter_mut()
+                .zip(&x[i * m..(i + 1) * m])
+            {
+                *s += f64::from(v);
+            }
+        }
+        for c in 0..cells {
+            // An empty cell keeps its centroid.
+            if counts[c] > 0 {
+                for (o, s) in centroids[c * m..(c + 1) * m]
+                    .iter_mut()
+                    .zip(&sums[c * m..(c + 1) * m])
+                {
+                    *o = (s / counts[c] as f64) as f32;
+                }
+            }
+        }
+    }
+    let all: Vec<usize> = (0..n).collect();
+    (assign(&all, &centroids), centroids)
+}
+
+/// An orthonormal basis (d x m) of the leading principal subspace of the centred rows, by
+/// subspace iteration from a seeded Gaussian start (Halko, Martinsson and Tropp 2011, alg. 4.4).
+fn leading_subspace(centred: &Array2<f32>, m: usize, seed: u64) -> Array2<f32> {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+    let d = centred.ncols();
+    let m = m.min(d);
+    let cov = centred.t().dot(centred);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut q = Array2::<f32>::from_shape_simple_fn((d, m), || StandardNormal.sample(&mut rng));
+    orthonormalise(&mut q);
+    for _ in 0..SUBSPACE_STEPS {
+        q = cov.dot(&q);
+        orthonormalise(&mut q);
+    }
+    q
+}
+
+/// Modified Gram-Schmidt on the columns, in f64 (a column that vanishes is left at zero).
+fn orthonormalise(q: &mut Array2<f32>) {
+    let mut cols: Vec<Vec<f64>> = (0..q.ncols())
+        .map(|c| q.column(c).iter().map(|&v| f64::from(v)).collect())
+        .collect();
+    for c in 0..cols.len() {
+        let (done, rest) = cols.split_at_mut(c);
+        let v = &mut rest[0];
+        for u in done.iter() {
+            let dot: f64 = u.iter().zip(v.iter()).map(|(a, b)| a * b).sum();
+            for (x, a) in v.iter_mut().zip(u) {
+                *x -= dot * a;
+            }
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+        for x in v.iter_mut() {
+            *x *= scale;
+        }
+    }
+    for (c, col) in cols.iter().enumerate() {
+        for (o, &v) in q.column_mut(c).iter_mut().zip(col) {
+            *o = v as f32;
+        }
+    }
 }
 
 /// Rows minus the column means (in f64), as a contiguous f32 array.
@@ -176,20 +474,21 @@ fn knn_gemm(
     x: &Array2<f32>,
     original: &ArrayView2<f32>,
     k: usize,
+    extra: usize,
     indices: &mut [u32],
     d2: &mut [f32],
 ) {
     let reduced = without_constant_columns(x);
     let xr = reduced.as_ref().unwrap_or(x);
     let n = x.nrows();
-    let dim = x.ncols();
+    let dim = original.ncols();
     let flat = original.as_slice().expect("contiguous");
     let norms: Vec<f32> = xr
         .rows()
         .into_iter()
         .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
         .collect();
-    let short = (k + SHORTLIST_EXTRA).min(n - 1);
+    let short = (k + extra).min(n - 1);
     let mut cand_d = vec![f32::INFINITY; n * short];
     let mut cand_i = vec![u32::MAX; n * short];
     let mut gram = Array2::<f32>::zeros((BLOCK_ROWS.min(n), n));
@@ -319,6 +618,94 @@ mod tests {
                         .all(|w| w[0] <= w[1])
                 );
             }
+        }
+    }
+
+    #[test]
+    fn approximate_search_finds_most_true_neighbours() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        // 8,000 points near a 20-d subspace of 100 dimensions, in 3 broad clusters, plus noise
+        // in every dimension (the regime of pixels and activations): 40 cells, 16 searched
+        // each, so neighbours across cell borders can be missed.
+        let (n, dim, k) = (8000, 100, 30);
+        let centres = Array2::from_shape_fn((3, 20), |_| rng.random::<f32>() * 2.0);
+        let mix = Array2::from_shape_fn((20, dim), |_| rng.random::<f32>() - 0.5);
+        let latent =
+            Array2::from_shape_fn((n, 20), |(i, j)| centres[[i % 3, j]] + rng.random::<f32>());
+        let noise = Array2::from_shape_fn((n, dim), |_| 0.05 * (rng.random::<f32>() - 0.5));
+        let x = latent.dot(&mix) + noise;
+        let got = knn_approximate(x.view(), k, 0);
+        let d2 = |i: usize, j: usize| -> f64 {
+            x.row(i)
+                .iter()
+                .zip(x.row(j))
+                .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+                .sum()
+        };
+        // Brute force for every 10th point.
+        let (mut found, mut asked) = (0, 0);
+        for i in (0..n).step_by(10) {
+            let mut all: Vec<(f64, u32)> = (0..n)
+                .filter(|&j| j != i)
+                .map(|j| (d2(i, j), j as u32))
+                .collect();
+            all.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let row = &got.indices[i * k..(i + 1) * k];
+            found += all[..k].iter().filter(|(_, j)| row.contains(j)).count();
+            asked += k;
+            for (c, &j) in row.iter().enumerate() {
+                let want = d2(i, j as usize);
+                assert!((f64::from(got.d2[i * k + c]) - want).abs() <= 1e-4 * want.max(1e-3));
+            }
+            assert!(got.d2[i * k..(i + 1) * k].windows(2).all(|w| w[0] <= w[1]));
+            assert!(!row.contains(&(i as u32)));
+        }
+        let recall = found as f64 / asked as f64;
+        assert!(recall > 0.98, "recall {recall}");
+        assert!(
+            recall < 1.0,
+            "nothing was approximated: the test would not see a miss"
+        );
+        // Same seed, same neighbours, on one thread or two.
+        for threads in [1, 2] {
+            let again = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool")
+                .install(|| knn_approximate(x.view(), k, 0));
+            assert_eq!(again.indices, got.indices, "{threads} threads");
+            assert_eq!(again.d2, got.d2, "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn locality_order_is_a_permutation_and_relabel_keeps_every_neighbour() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let x = Array2::from_shape_fn((500, 6), |_| rng.random::<f32>());
+        let knn = knn(x.view(), 7);
+        let order = locality_order(&knn);
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..500).collect::<Vec<u32>>());
+        // Breadth-first: the first point's neighbours come right after it.
+        let mut first: Vec<u32> = knn.indices[..7].to_vec();
+        first.sort_unstable();
+        let mut next: Vec<u32> = order[1..8].to_vec();
+        next.sort_unstable();
+        assert_eq!(order[0], 0);
+        assert_eq!(first, next);
+        let relabelled = relabel(&knn, &order);
+        for (r, &old) in order.iter().enumerate() {
+            let old = old as usize;
+            let mapped: Vec<u32> = relabelled.indices[r * 7..(r + 1) * 7]
+                .iter()
+                .map(|&j| order[j as usize])
+                .collect();
+            assert_eq!(mapped, knn.indices[old * 7..(old + 1) * 7]);
+            assert_eq!(
+                relabelled.d2[r * 7..(r + 1) * 7],
+                knn.d2[old * 7..(old + 1) * 7]
+            );
         }
     }
 }

@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use super::affinity::{Affinities, SparseP};
 use super::gradient::{self, Forces, PAD_COORD, PAD_TO, ROWS_PER_TASK};
 use super::quadtree::BarnesHut;
+use super::simd::Simd;
 use super::{Embedding, TsneError, TsneParams, TsneProgress};
 use crate::Cancelled;
 
@@ -54,11 +55,19 @@ pub struct GradientState<'a> {
     forces: Vec<Forces>,
     tree: Option<BarnesHut>,
     exact: Option<gradient::ExactRepulsion>,
+    simd: Simd,
 }
 
 impl<'a> GradientState<'a> {
     /// Buffers for `n` points.
-    pub fn new(affinities: &'a Affinities, repulsion: Repulsion, theta: f64, n: usize) -> Self {
+    pub fn new(
+        affinities: &'a Affinities,
+        repulsion: Repulsion,
+        theta: f64,
+        n: usize,
+        simd: Simd,
+    ) -> Self {
+        let simd = if simd.available() { simd } else { Simd::Scalar };
         let padded = n.div_ceil(PAD_TO) * PAD_TO;
         let (values, dense_padded) = match affinities {
             Affinities::Sparse(p) => (p.values.clone(), Vec::new()),
@@ -74,7 +83,7 @@ impl<'a> GradientState<'a> {
         };
         let tree = (repulsion == Repulsion::BarnesHut
             && matches!(affinities, Affinities::Sparse(_)))
-        .then(|| BarnesHut::new(n, theta));
+        .then(|| BarnesHut::new(n, theta, simd));
         let exact = (repulsion == Repulsion::Exact && matches!(affinities, Affinities::Sparse(_)))
             .then(|| gradient::ExactRepulsion::new(n));
         Self {
@@ -86,6 +95,7 @@ impl<'a> GradientState<'a> {
             forces: vec![[0.0; 5]; n],
             tree,
             exact,
+            simd,
         }
     }
 
@@ -119,16 +129,33 @@ impl<'a> GradientState<'a> {
         }
         match self.affinities {
             Affinities::Dense(_) => {
-                gradient::exact_dense(&self.xs, &self.ys, &self.dense_padded, &mut self.forces);
+                gradient::exact_dense(
+                    &self.xs,
+                    &self.ys,
+                    &self.dense_padded,
+                    &mut self.forces,
+                    self.simd,
+                );
             }
             Affinities::Sparse(p) => {
                 let values = &self.values;
                 if let Some(tree) = self.tree.as_mut() {
                     tree.build(y);
-                    tree.forces(&mut self.forces, |i| gradient::attraction(p, values, y, i));
+                    let (xs, ys, simd) = (&self.xs, &self.ys, self.simd);
+                    tree.forces(&mut self.forces, |i| {
+                        gradient::attraction(p, values, y, xs, ys, i, simd)
+                    });
                 } else if let Some(exact) = self.exact.as_mut() {
-                    exact.compute(&self.xs, &self.ys, &mut self.forces);
-                    attract_all(p, values, y, &mut self.forces);
+                    exact.compute(&self.xs, &self.ys, &mut self.forces, self.simd);
+                    attract_all(
+                        p,
+                        values,
+                        y,
+                        &self.xs,
+                        &self.ys,
+                        &mut self.forces,
+                        self.simd,
+                    );
                 }
             }
         }
@@ -146,123 +173,259 @@ impl<'a> GradientState<'a> {
     }
 }
 
-fn attract_all(p: &SparseP, values: &[f32], y: &[f32], forces: &mut [Forces]) {
+fn attract_all(
+    p: &SparseP,
+    values: &[f32],
+    y: &[f32],
+    xs: &[f32],
+    ys: &[f32],
+    forces: &mut [Forces],
+    simd: Simd,
+) {
     forces
         .par_chunks_mut(ROWS_PER_TASK)
         .enumerate()
         .for_each(|(c, block)| {
             for (r, f) in block.iter_mut().enumerate() {
-                let [ax, ay] = gradient::attraction(p, values, y, c * ROWS_PER_TASK + r);
+                let i = c * ROWS_PER_TASK + r;
+                let [ax, ay] = gradient::attraction(p, values, y, xs, ys, i, simd);
                 f[0] = ax;
                 f[1] = ay;
             }
         });
 }
 
-/// Runs both phases from `init`.
-pub fn run(
-    init: Array2<f32>,
-    affinities: &Affinities,
-    repulsion: Repulsion,
-    params: &TsneParams,
-    mut progress: Option<&mut dyn FnMut(&TsneProgress<'_>)>,
-    cancel: Option<&AtomicBool>,
-) -> Result<Embedding, TsneError> {
-    let n = init.nrows();
-    let mut y = init;
-    let mut state = GradientState::new(affinities, repulsion, params.theta, n);
-    // `_fit`: learning_rate 'auto' = max(n / early_exaggeration / 4, 50).
-    let learning_rate = params
-        .learning_rate
-        .unwrap_or_else(|| (n as f64 / params.early_exaggeration / 4.0).max(50.0))
-        as f32;
-    let mut grad = vec![0f32; 2 * n];
-    let mut update = vec![0f32; 2 * n];
-    let mut gains = vec![1f32; 2 * n];
+/// One call of scikit-learn's `_gradient_descent`: P scaled by `exaggeration`, a fixed
+/// `momentum`, run until iteration `max_iter` (counted over the whole run) or until a stopping
+/// rule fires.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Phase {
+    /// Factor on P (12 in the exploration phase, 1 after it).
+    pub exaggeration: f64,
+    /// Momentum of the updates (0.5, then 0.8).
+    pub momentum: f32,
+    /// The phase ends once this many iterations have run in total.
+    pub max_iter: usize,
+    /// Stop after this many iterations without a lower error.
+    pub n_iter_without_progress: usize,
+}
 
-    let n_iter = params.n_iter;
-    let exploration = params.exaggeration_iter.min(n_iter);
-    let phases = [
-        (params.early_exaggeration, 0.5f32, exploration, exploration),
-        (1.0, 0.8f32, n_iter, params.n_iter_without_progress),
-    ];
-    let mut it = 0usize; // next iteration to run
-    let mut kl = f64::NAN;
-    let mut last_error_exaggeration = 1.0;
-    for (phase, &(exaggeration, momentum, max_iter, without_progress)) in phases.iter().enumerate()
-    {
-        if phase == 1 && it >= max_iter {
-            break;
-        }
-        state.set_exaggeration(exaggeration);
-        update.fill(0.0);
-        gains.fill(1.0);
-        let mut best_error = f64::MAX;
-        let mut best_iter = it;
-        while it < max_iter {
-            let i = it;
-            it += 1;
+/// The state carried across phases: the embedding, the iteration count and the last error.
+struct Descent<'a, 'p, 'c> {
+    y: Array2<f32>,
+    state: GradientState<'a>,
+    learning_rate: f32,
+    min_grad_norm: f64,
+    progress_every: usize,
+    n_iter: usize,
+    progress: Option<&'p mut dyn FnMut(&TsneProgress<'_>)>,
+    cancel: Option<&'c AtomicBool>,
+    /// `order[r]` is the caller's point r of the optimiser's point r (None: the same).
+    order: Option<&'c [u32]>,
+    /// The embedding in the caller's order, for the progress callback.
+    shown: Array2<f32>,
+    /// Iterations run so far (the next iteration's index).
+    it: usize,
+    /// The last error computed, and the exaggeration it was computed under.
+    error: Option<(f64, f64)>,
+}
+
+impl Descent<'_, '_, '_> {
+    /// scikit-learn's `_gradient_descent`: updates and gains start afresh (zero and one).
+    fn gradient_descent(&mut self, phase: &Phase) -> Result<(), TsneError> {
+        let n = self.y.nrows();
+        self.state.set_exaggeration(phase.exaggeration);
+        let mut grad = vec![0f32; 2 * n];
+        let mut update = vec![0f32; 2 * n];
+        let mut gains = vec![1f32; 2 * n];
+        let mut no_progress = NoProgress::new(self.it, phase.n_iter_without_progress);
+        while self.it < phase.max_iter {
+            let i = self.it;
+            self.it += 1;
             let check = (i + 1).is_multiple_of(N_ITER_CHECK);
-            let y_flat = y.as_slice().expect("contiguous");
-            let error = state.gradient(y_flat, &mut grad, check || i == max_iter - 1);
-            let y_flat = y.as_slice_mut().expect("contiguous");
-            let mut grad_norm2 = 0f64;
-            for (((g, u), gain), p) in grad
-                .iter_mut()
-                .zip(update.iter_mut())
-                .zip(gains.iter_mut())
-                .zip(y_flat.iter_mut())
-            {
-                *gain = if *u * *g < 0.0 {
-                    *gain + 0.2
-                } else {
-                    *gain * 0.8
-                }
-                .max(MIN_GAIN);
-                *g *= *gain;
-                *u = momentum * *u - learning_rate * *g;
-                *p += *u;
-                grad_norm2 += f64::from(*g) * f64::from(*g);
-            }
+            let y_flat = self.y.as_slice_mut().expect("contiguous");
+            let error = self
+                .state
+                .gradient(y_flat, &mut grad, check || i == phase.max_iter - 1);
+            let grad_norm2 = step(
+                y_flat,
+                &mut grad,
+                &mut update,
+                &mut gains,
+                phase.momentum,
+                self.learning_rate,
+            );
             if let Some(e) = error {
-                kl = e;
-                last_error_exaggeration = exaggeration;
+                self.error = Some((e, phase.exaggeration));
             }
-            // `_gradient_descent`'s convergence checks, every N_ITER_CHECK iterations.
             let mut stop = false;
             if check {
-                let e = error.expect("computed on checks");
-                if e < best_error {
-                    best_error = e;
-                    best_iter = i;
-                } else if i - best_iter > without_progress {
-                    stop = true;
-                }
-                stop |= grad_norm2.sqrt() <= params.min_grad_norm;
+                stop = no_progress.stalled(i, error.expect("computed on checks"))
+                    || grad_norm2.sqrt() <= self.min_grad_norm;
             }
-            let last = stop || it == n_iter;
-            if let Some(cb) = progress.as_deref_mut()
-                && (last || (params.progress_every > 0 && it.is_multiple_of(params.progress_every)))
+            let last = stop || self.it == self.n_iter;
+            if let Some(cb) = self.progress.as_deref_mut()
+                && (last
+                    || (self.progress_every > 0 && self.it.is_multiple_of(self.progress_every)))
             {
+                let embedding = match self.order {
+                    Some(order) => {
+                        unpermute(&self.y, order, &mut self.shown);
+                        self.shown.view()
+                    }
+                    None => self.y.view(),
+                };
                 cb(&TsneProgress {
-                    iteration: it,
-                    n_iter,
-                    kl_divergence: error.map(|e| true_kl(e, exaggeration)),
-                    embedding: y.view(),
+                    iteration: self.it,
+                    n_iter: self.n_iter,
+                    kl_divergence: error.map(|e| true_kl(e, phase.exaggeration)),
+                    embedding,
                 });
             }
-            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(Cancelled.into());
             }
             if stop {
                 break;
             }
         }
+        Ok(())
     }
+}
+
+/// `out[order[r]] = y[r]`.
+fn unpermute(y: &Array2<f32>, order: &[u32], out: &mut Array2<f32>) {
+    for (row, &o) in y.rows().into_iter().zip(order) {
+        out.row_mut(o as usize).assign(&row);
+    }
+}
+
+/// `_gradient_descent`'s progress rule: the best error so far and where it was reached.
+#[derive(Debug, Clone, Copy)]
+struct NoProgress {
+    best_error: f64,
+    best_iter: usize,
+    patience: usize,
+}
+
+impl NoProgress {
+    fn new(start: usize, patience: usize) -> Self {
+        Self {
+            best_error: f64::MAX,
+            best_iter: start,
+            patience,
+        }
+    }
+
+    /// Records the error of iteration `i`; true when more than `patience` iterations have
+    /// passed since the last improvement (scikit-learn: `elif i - best_iter >
+    /// n_iter_without_progress: break`).
+    fn stalled(&mut self, i: usize, error: f64) -> bool {
+        if error < self.best_error {
+            self.best_error = error;
+            self.best_iter = i;
+            false
+        } else {
+            i - self.best_iter > self.patience
+        }
+    }
+}
+
+/// One update with delta-bar-delta gains (`_gradient_descent`): returns the squared norm of the
+/// gain-scaled gradient.
+fn step(
+    y: &mut [f32],
+    grad: &mut [f32],
+    update: &mut [f32],
+    gains: &mut [f32],
+    momentum: f32,
+    learning_rate: f32,
+) -> f64 {
+    let mut grad_norm2 = 0f64;
+    for (((g, u), gain), p) in grad
+        .iter_mut()
+        .zip(update.iter_mut())
+        .zip(gains.iter_mut())
+        .zip(y.iter_mut())
+    {
+        *gain = if *u * *g < 0.0 {
+            *gain + 0.2
+        } else {
+            *gain * 0.8
+        }
+        .max(MIN_GAIN);
+        *g *= *gain;
+        *u = momentum * *u - learning_rate * *g;
+        *p += *u;
+        grad_norm2 += f64::from(*g) * f64::from(*g);
+    }
+    grad_norm2
+}
+
+/// scikit-learn's `learning_rate='auto'`: max(n / early_exaggeration / 4, 50).
+pub fn auto_learning_rate(n: usize, early_exaggeration: f64) -> f64 {
+    (n as f64 / early_exaggeration / 4.0).max(50.0)
+}
+
+/// Runs the two phases of `_tsne` from `init`: exploration (P x early_exaggeration, momentum
+/// 0.5, `exaggeration_iter` iterations, stopped early only by its own checks) then the rest
+/// (P, momentum 0.8, up to `n_iter` in total).
+pub fn run(
+    init: Array2<f32>,
+    affinities: &Affinities,
+    repulsion: Repulsion,
+    params: &TsneParams,
+    order: Option<&[u32]>,
+    progress: Option<&mut dyn FnMut(&TsneProgress<'_>)>,
+    cancel: Option<&AtomicBool>,
+) -> Result<Embedding, TsneError> {
+    let n = init.nrows();
+    let learning_rate = params
+        .learning_rate
+        .unwrap_or_else(|| auto_learning_rate(n, params.early_exaggeration));
+    let mut descent = Descent {
+        y: init,
+        state: GradientState::new(affinities, repulsion, params.theta, n, Simd::current()),
+        learning_rate: learning_rate as f32,
+        min_grad_norm: params.min_grad_norm,
+        progress_every: params.progress_every,
+        n_iter: params.n_iter,
+        progress,
+        cancel,
+        order,
+        shown: Array2::zeros(if order.is_some() { (n, 2) } else { (0, 2) }),
+        it: 0,
+        error: None,
+    };
+    let exploration = params.exaggeration_iter.min(params.n_iter);
+    descent.gradient_descent(&Phase {
+        exaggeration: params.early_exaggeration,
+        momentum: 0.5,
+        max_iter: exploration,
+        // `_tsne`: the exploration phase checks progress over its own length.
+        n_iter_without_progress: exploration,
+    })?;
+    if descent.it < params.n_iter {
+        descent.gradient_descent(&Phase {
+            exaggeration: 1.0,
+            momentum: 0.8,
+            max_iter: params.n_iter,
+            n_iter_without_progress: params.n_iter_without_progress,
+        })?;
+    }
+    let (error, exaggeration) = descent.error.unwrap_or((f64::NAN, 1.0));
+    let coords = match order {
+        Some(order) => {
+            let mut out = Array2::zeros((n, 2));
+            unpermute(&descent.y, order, &mut out);
+            out
+        }
+        None => descent.y,
+    };
     Ok(Embedding {
-        coords: y,
-        kl_divergence: true_kl(kl, last_error_exaggeration),
-        n_iter: it,
+        coords,
+        kl_divergence: true_kl(error, exaggeration),
+        n_iter: descent.it,
     })
 }
 
@@ -297,7 +460,7 @@ mod tests {
                 [5.0 * c + 3.0 * r * a.cos(), -4.0 * c + 3.0 * r * a.sin()]
             })
             .collect();
-        let mut state = GradientState::new(&p, repulsion, theta, n);
+        let mut state = GradientState::new(&p, repulsion, theta, n, Simd::detect());
         let mut grad = vec![0f32; 2 * n];
         let kl = state.gradient(&y, &mut grad, true).expect("error computed");
         (grad, kl)
@@ -374,6 +537,418 @@ mod tests {
                 "{got} vs {}",
                 g[d]
             );
+        }
+    }
+
+    /// A spread-out sample of 8-d points and its nearest-neighbour P (perplexity 3).
+    fn sample_p(n: usize) -> SparseP {
+        let x = Array2::from_shape_fn((n, 8), |(i, j)| {
+            ((i * 31 + j * 17) % 23) as f32 + (i % 5) as f32 * 7.0
+        });
+        affinity::sparse_p(&neighbours::knn(x.view(), 10), 3.0)
+    }
+
+    /// P as a dense f64 matrix.
+    fn dense_of(p: &SparseP) -> Vec<Vec<f64>> {
+        let n = p.n();
+        let mut d = vec![vec![0f64; n]; n];
+        for (i, row) in d.iter_mut().enumerate() {
+            for e in p.indptr[i]..p.indptr[i + 1] {
+                row[p.indices[e] as usize] = f64::from(p.values[e]);
+            }
+        }
+        d
+    }
+
+    /// The t-SNE gradient of KL(scale * P || Q) at `y` by its definition, in f64 (van der
+    /// Maaten 2014, eq. 5 with scikit-learn's factor 4).
+    fn direct_gradient(p: &[Vec<f64>], scale: f64, y: &[f32]) -> Vec<f64> {
+        let n = p.len();
+        let yy: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
+        let w = |i: usize, j: usize| {
+            1.0 / (1.0 + (yy[2 * i] - yy[2 * j]).powi(2) + (yy[2 * i + 1] - yy[2 * j + 1]).powi(2))
+        };
+        let mut z = 0.0;
+        for i in 0..n {
+            for j in 0..n {
+                if i != j {
+                    z += w(i, j);
+                }
+            }
+        }
+        let mut g = vec![0f64; 2 * n];
+        for i in 0..n {
+            for j in (0..n).filter(|&j| j != i) {
+                let wij = w(i, j);
+                let c = 4.0 * (scale * p[i][j] - wij / z) * wij;
+                g[2 * i] += c * (yy[2 * i] - yy[2 * j]);
+                g[2 * i + 1] += c * (yy[2 * i + 1] - yy[2 * j + 1]);
+            }
+        }
+        g
+    }
+
+    /// KL(P || Q) at `y` by its definition, in f64, over the non-zero p_ij.
+    fn direct_kl(p: &[Vec<f64>], y: &[f32]) -> f64 {
+        let n = p.len();
+        let yy: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
+        let w = |i: usize, j: usize| {
+            1.0 / (1.0 + (yy[2 * i] - yy[2 * j]).powi(2) + (yy[2 * i + 1] - yy[2 * j + 1]).powi(2))
+        };
+        let z: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| w(i, j))
+            .sum();
+        let mut kl = 0.0;
+        for (i, row) in p.iter().enumerate() {
+            for (j, &pij) in row.iter().enumerate() {
+                if j != i && pij > 0.0 {
+                    kl += pij * (pij / (w(i, j) / z)).ln();
+                }
+            }
+        }
+        kl
+    }
+
+    fn max_abs(v: &[f64]) -> f64 {
+        v.iter().fold(0.0, |m, x| m.max(x.abs()))
+    }
+
+    /// Every embedding of a run: `out[t]` after iteration t, `out[0]` the start.
+    fn trajectory(
+        p: &Affinities,
+        repulsion: Repulsion,
+        params: &TsneParams,
+        init: Array2<f32>,
+    ) -> (Vec<Vec<f32>>, Embedding) {
+        let mut ys = vec![init.as_slice().unwrap().to_vec()];
+        let mut record = |pr: &TsneProgress<'_>| {
+            assert_eq!(pr.iteration, ys.len());
+            ys.push(pr.embedding.as_slice().unwrap().to_vec());
+        };
+        let params = TsneParams {
+            progress_every: 1,
+            ..params.clone()
+        };
+        let e = run(init, p, repulsion, &params, None, Some(&mut record), None).expect("runs");
+        (ys, e)
+    }
+
+    /// The update of iteration t predicted from the observed previous update, with gains that
+    /// are known there (`gain_prev`: 1 after a reset, as at a phase's start).
+    fn check_update(
+        ys: &[Vec<f32>],
+        t: usize,
+        grad: &[f64],
+        momentum: f64,
+        learning_rate: f64,
+        gain_prev: f64,
+        fresh: bool,
+    ) {
+        let obs: Vec<f64> = ys[t]
+            .iter()
+            .zip(&ys[t - 1])
+            .map(|(&a, &b)| f64::from(a) - f64::from(b))
+            .collect();
+        let pred: Vec<f64> = (0..grad.len())
+            .map(|c| {
+                let prev = if fresh {
+                    0.0
+                } else {
+                    f64::from(ys[t - 1][c]) - f64::from(ys[t - 2][c])
+                };
+                // `_gradient_descent`: inc = update * grad < 0.
+                let gain = if prev * grad[c] < 0.0 {
+                    gain_prev + 0.2
+                } else {
+                    gain_prev * 0.8
+                };
+                momentum * prev - learning_rate * gain * grad[c]
+            })
+            .collect();
+        let diff: Vec<f64> = obs.iter().zip(&pred).map(|(a, b)| a - b).collect();
+        let scale = max_abs(&pred);
+        assert!(scale > 0.0);
+        assert!(
+            max_abs(&diff) <= 1e-3 * scale,
+            "iteration {t}: update off by {} (scale {scale})",
+            max_abs(&diff)
+        );
+    }
+
+    #[test]
+    fn schedule_follows_scikit_learn_step_by_step() {
+        let sp = sample_p(600);
+        let dense = dense_of(&sp);
+        let p = Affinities::Sparse(sp);
+        // 'auto' = max(600 / 2 / 4, 50) = 75: above the floor.
+        let params = TsneParams {
+            n_iter: 252,
+            early_exaggeration: 2.0,
+            min_grad_norm: 0.0,
+            ..TsneParams::default()
+        };
+        let lr = 75.0;
+        assert_eq!(auto_learning_rate(600, 2.0), lr);
+        let (ys, e) = trajectory(&p, Repulsion::Exact, &params, random_init(600, 1));
+        assert_eq!(e.n_iter, 252);
+        // Iteration 1: zero update, gains 1 -> 0.8 (update * grad is 0, not negative).
+        check_update(
+            &ys,
+            1,
+            &direct_gradient(&dense, 2.0, &ys[0]),
+            0.5,
+            lr,
+            1.0,
+            true,
+        );
+        // Iteration 2: momentum 0.5, gains 0.8 -> 1.0 or 0.64 by the sign rule.
+        check_update(
+            &ys,
+            2,
+            &direct_gradient(&dense, 2.0, &ys[1]),
+            0.5,
+            lr,
+            0.8,
+            false,
+        );
+        // Iteration 251: the 250 exaggerated iterations are over; P un-exaggerated, update and
+        // gains reset.
+        check_update(
+            &ys,
+            251,
+            &direct_gradient(&dense, 1.0, &ys[250]),
+            0.8,
+            lr,
+            1.0,
+            true,
+        );
+        // Iteration 252: momentum 0.8.
+        check_update(
+            &ys,
+            252,
+            &direct_gradient(&dense, 1.0, &ys[251]),
+            0.8,
+            lr,
+            0.8,
+            false,
+        );
+
+        // The floor of 'auto': max(600 / 12 / 4, 50) = 50.
+        let params = TsneParams {
+            n_iter: 1,
+            ..TsneParams::default()
+        };
+        assert_eq!(auto_learning_rate(600, 12.0), 50.0);
+        let (ys, _) = trajectory(&p, Repulsion::Exact, &params, random_init(600, 2));
+        check_update(
+            &ys,
+            1,
+            &direct_gradient(&dense, 12.0, &ys[0]),
+            0.5,
+            50.0,
+            1.0,
+            true,
+        );
+    }
+
+    #[test]
+    fn a_wrong_schedule_would_be_caught() {
+        // Negative control of the check above: the same run against a 1% different learning
+        // rate, and against the exaggerated P after the switch, must fail.
+        let sp = sample_p(300);
+        let dense = dense_of(&sp);
+        let p = Affinities::Sparse(sp);
+        let params = TsneParams {
+            n_iter: 252,
+            ..TsneParams::default()
+        };
+        let (ys, _) = trajectory(&p, Repulsion::Exact, &params, random_init(300, 3));
+        let g1 = direct_gradient(&dense, 12.0, &ys[0]);
+        assert!(
+            std::panic::catch_unwind(|| check_update(&ys, 1, &g1, 0.5, 50.5, 1.0, true)).is_err()
+        );
+        let g251 = direct_gradient(&dense, 12.0, &ys[250]);
+        assert!(
+            std::panic::catch_unwind(|| check_update(&ys, 251, &g251, 0.8, 50.0, 1.0, true))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn no_progress_rule_counts_from_the_last_improvement() {
+        // Errors at the checks i = 49, 99, ...: equal is no improvement, and the rule is
+        // strict (`i - best_iter > n_iter_without_progress`).
+        let errors = [5.0, 4.0, 4.5, 4.0, 3.9, 4.0, 4.0, 4.0, 3.0];
+        let mut rule = NoProgress::new(0, 100);
+        let stalled: Vec<bool> = errors
+            .iter()
+            .enumerate()
+            .map(|(c, &e)| rule.stalled(50 * c + 49, e))
+            .collect();
+        // Best at 99 until 249 (3.9); 399 - 249 = 150 > 100 stops; 349 - 249 = 100 does not.
+        assert_eq!(
+            stalled,
+            [false, false, false, false, false, false, false, true, false]
+        );
+        assert_eq!(rule.best_iter, 449);
+    }
+
+    #[test]
+    fn min_grad_norm_and_patience_stop_each_phase() {
+        let p = Affinities::Sparse(sample_p(200));
+        // A gradient norm floor above any gradient: each phase stops at its first check.
+        let params = TsneParams {
+            min_grad_norm: 1e9,
+            ..TsneParams::default()
+        };
+        let e = run(
+            random_init(200, 0),
+            &p,
+            Repulsion::BarnesHut,
+            &params,
+            None,
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(e.n_iter, 100);
+        // No floor: the full 1,000.
+        let params = TsneParams {
+            min_grad_norm: 0.0,
+            ..TsneParams::default()
+        };
+        let e = run(
+            random_init(200, 0),
+            &p,
+            Repulsion::BarnesHut,
+            &params,
+            None,
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(e.n_iter, 1000);
+    }
+
+    #[test]
+    fn reported_kl_is_the_direct_sum() {
+        let sp = sample_p(300);
+        let dense = dense_of(&sp);
+        let p = Affinities::Sparse(sp);
+        // Ends after the exaggeration (P) and during it (12 P, reported for P).
+        for (n_iter, repulsion) in [
+            (300, Repulsion::BarnesHut),
+            (300, Repulsion::Exact),
+            (100, Repulsion::Exact),
+        ] {
+            let params = TsneParams {
+                n_iter,
+                ..TsneParams::default()
+            };
+            let (ys, e) = trajectory(&p, repulsion, &params, random_init(300, 4));
+            // The error of the last iteration is that of the embedding it started from.
+            let want = direct_kl(&dense, &ys[n_iter - 1]);
+            let tol = if repulsion == Repulsion::BarnesHut {
+                1e-2
+            } else {
+                1e-4
+            };
+            assert!(
+                (e.kl_divergence - want).abs() <= tol * want,
+                "{repulsion:?} after {n_iter}: reported {}, direct sum {want}",
+                e.kl_divergence
+            );
+        }
+        // The dense (exact-method) P: every pair, floored at machine epsilon.
+        let x = Array2::from_shape_fn((150, 5), |(i, j)| ((i * 13 + j * 7) % 19) as f32);
+        let dp = affinity::dense_p(x.view(), 5.0);
+        let dense: Vec<Vec<f64>> = dp
+            .rows()
+            .into_iter()
+            .map(|r| r.iter().map(|&v| f64::from(v)).collect())
+            .collect();
+        let p = Affinities::Dense(dp);
+        let params = TsneParams {
+            n_iter: 300,
+            ..TsneParams::default()
+        };
+        let (ys, e) = trajectory(&p, Repulsion::Exact, &params, random_init(150, 5));
+        let want = direct_kl(&dense, &ys[299]);
+        assert!(
+            (e.kl_divergence - want).abs() <= 1e-4 * want,
+            "dense: reported {}, direct sum {want}",
+            e.kl_divergence
+        );
+    }
+
+    #[test]
+    fn every_kernel_path_matches_the_direct_sum() {
+        // 300 points: not a multiple of the tile or lane width, so padding is exercised.
+        let n = 300;
+        let sp = sample_p(n);
+        let sparse_dense = dense_of(&sp);
+        let x = Array2::from_shape_fn((n, 5), |(i, j)| ((i * 13 + j * 7) % 19) as f32);
+        let dp = affinity::dense_p(x.view(), 5.0);
+        let dense_dense: Vec<Vec<f64>> = dp
+            .rows()
+            .into_iter()
+            .map(|r| r.iter().map(|&v| f64::from(v)).collect())
+            .collect();
+        let sparse = Affinities::Sparse(sp);
+        let dense = Affinities::Dense(dp);
+        let y: Vec<f32> = (0..n)
+            .flat_map(|i| {
+                let c = (i % 7) as f32;
+                let a = (i as f32) * 2.399;
+                [5.0 * c + 2.0 * a.cos(), -4.0 * c + 2.0 * a.sin()]
+            })
+            .collect();
+        let cases = [
+            ("dense P, exact", &dense, &dense_dense, Repulsion::Exact),
+            (
+                "sparse P, exact tiles",
+                &sparse,
+                &sparse_dense,
+                Repulsion::Exact,
+            ),
+            (
+                "sparse P, Barnes-Hut theta 0",
+                &sparse,
+                &sparse_dense,
+                Repulsion::BarnesHut,
+            ),
+        ];
+        let levels: Vec<Simd> = Simd::ALL.into_iter().filter(|s| s.available()).collect();
+        for (name, p, pd, repulsion) in cases {
+            let want = direct_gradient(pd, 1.0, &y);
+            let mut by_level = Vec::new();
+            for &simd in &levels {
+                let mut state = GradientState::new(p, repulsion, 0.0, n, simd);
+                let mut grad = vec![0f32; 2 * n];
+                state.gradient(&y, &mut grad, false);
+                let diff: Vec<f64> = grad
+                    .iter()
+                    .zip(&want)
+                    .map(|(&g, w)| f64::from(g) - w)
+                    .collect();
+                assert!(
+                    max_abs(&diff) <= 1e-4 * max_abs(&want),
+                    "{name}, {simd:?}: off by {} of {}",
+                    max_abs(&diff),
+                    max_abs(&want)
+                );
+                by_level.push(grad);
+            }
+            // The paths agree with each other more closely than with the f64 sum.
+            for g in &by_level[1..] {
+                let d: Vec<f64> = g
+                    .iter()
+                    .zip(&by_level[0])
+                    .map(|(a, b)| f64::from(a - b))
+                    .collect();
+                assert!(max_abs(&d) <= 1e-5 * max_abs(&want), "{name}: paths differ");
+            }
         }
     }
 }

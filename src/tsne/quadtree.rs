@@ -13,6 +13,7 @@
 use rayon::prelude::*;
 
 use super::gradient::Forces;
+use super::simd::Simd;
 
 /// Largest leaf.
 const LEAF_SIZE: usize = 8;
@@ -41,9 +42,11 @@ struct Node {
 }
 
 /// A reusable Barnes-Hut workspace.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BarnesHut {
     theta2: f32,
+    /// Kernels used (checked available at construction).
+    simd: Simd,
     leaf_size: usize,
     group_size: usize,
     /// Point indices in Morton order.
@@ -72,9 +75,10 @@ fn spread(v: u32) -> u32 {
 
 impl BarnesHut {
     /// A workspace for `n` points and opening angle `theta`.
-    pub fn new(n: usize, theta: f64) -> Self {
+    pub fn new(n: usize, theta: f64, simd: Simd) -> Self {
         Self {
             theta2: (theta * theta) as f32,
+            simd: if simd.available() { simd } else { Simd::Scalar },
             leaf_size: LEAF_SIZE,
             group_size: GROUP_SIZE,
             order: (0..n as u32).collect(),
@@ -277,7 +281,7 @@ impl BarnesHut {
                         ];
                         this.interactions((start, end), bbox, stack, list);
                         for k in s..e {
-                            let [fx, fy, z] = list.apply(this.sx[k], this.sy[k]);
+                            let [fx, fy, z] = list.apply(this.sx[k], this.sy[k], this.simd);
                             let [ax, ay] = attraction(this.order[k] as usize);
                             // The point met itself once (as a single point): 1 in z, 0 force.
                             slice[k - base] = [ax, ay, fx, fy, z - 1.0];
@@ -328,12 +332,10 @@ impl InteractionList {
     }
     /// sum_s m_s w_s^2 (p - s) and sum_s m_s w_s over the sources s, w_s = 1 / (1 + |p - s|^2).
     #[inline]
-    fn apply(&self, px: f32, py: f32) -> [f32; 3] {
+    fn apply(&self, px: f32, py: f32, simd: Simd) -> [f32; 3] {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if simd == Simd::Avx2 {
                 // SAFETY: the CPU supports AVX2 and FMA, checked just above.
                 return unsafe { apply_avx2(&self.x, &self.y, &self.m, px, py) };
             }
