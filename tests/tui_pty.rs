@@ -49,7 +49,7 @@ fn opens_switches_tabs_and_quits_restoring_the_terminal() {
     assert_drawing(&s);
     s.wait_for("progress", HANG);
     s.send("2");
-    s.wait_for("perplexity 3 · label", HANG);
+    s.wait_for("perplexity 30 · label", HANG);
     s.send("\t");
     s.wait_for("probabilities", HANG);
     s.send("?");
