@@ -272,17 +272,19 @@ fn main() {
         load.elapsed().as_secs_f64()
     );
     if let Some(path) = &o.dump_split {
-        let labels = |d: &data::Dataset| d.labels.iter().map(|&l| f32::from(l)).collect::<Vec<_>>();
+        let labels = |d: &data::Dataset| {
+            ndarray::Array1::from_iter(d.labels.iter().map(|&l| f32::from(l))).into_dyn()
+        };
         let (ytr, yte) = (labels(&split.train), labels(&split.test));
-        let shape = |d: &data::Dataset| [d.n_rows(), d.n_features()];
-        let (str_, ste) = (shape(&split.train), shape(&split.test));
+        let mut file =
+            std::io::BufWriter::new(std::fs::File::create(path).expect("create the split file"));
         write_npz(
-            path,
+            &mut file,
             &[
-                ("X_train", &str_, split.train.features.as_slice().unwrap()),
-                ("y_train", &[ytr.len()], &ytr),
-                ("X_test", &ste, split.test.features.as_slice().unwrap()),
-                ("y_test", &[yte.len()], &yte),
+                ("X_train", split.train.features.view().into_dyn()),
+                ("y_train", ytr.view()),
+                ("X_test", split.test.features.view().into_dyn()),
+                ("y_test", yte.view()),
             ],
         )
         .expect("write the split");
@@ -318,7 +320,7 @@ fn main() {
                         m.epoch,
                         m.train_loss,
                         m.train_accuracy,
-                        m.test_accuracy,
+                        m.test_accuracy.unwrap_or(f64::NAN),
                         m.seconds,
                         m.samples_per_sec,
                         m.samples_per_sec * flops / 1e9
@@ -333,7 +335,7 @@ fn main() {
                 epochs: h.len(),
                 train_seconds: h.iter().map(|m| m.seconds).sum(),
                 median_samples_per_sec: median(&mut rates),
-                test_accuracy: last.test_accuracy,
+                test_accuracy: last.test_accuracy.unwrap_or(f64::NAN),
                 final_loss: last.train_loss,
                 history: h.clone(),
             };

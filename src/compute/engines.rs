@@ -44,14 +44,13 @@ impl TrainSession {
         on_epoch: &mut dyn FnMut(&EpochRecord),
         cancel: &AtomicBool,
     ) -> anyhow::Result<StopReason> {
-        let finite = |v: f64| v.is_finite().then_some(v);
         let mut forward = |m: &nn::EpochMetrics| {
             on_epoch(&EpochRecord {
                 epoch: m.epoch,
                 train_loss: m.train_loss,
                 train_accuracy: m.train_accuracy,
-                test_loss: finite(m.test_loss),
-                test_accuracy: finite(m.test_accuracy),
+                test_loss: m.test_loss,
+                test_accuracy: m.test_accuracy,
                 seconds: m.seconds,
                 samples_per_sec: m.samples_per_sec,
             });
@@ -66,6 +65,9 @@ impl TrainSession {
             nn::StopReason::Converged => StopReason::Converged,
             nn::StopReason::MaxEpochs => StopReason::MaxEpochs,
             nn::StopReason::Cancelled => StopReason::Cancelled,
+            nn::StopReason::Diverged { epoch } => {
+                anyhow::bail!("the training loss diverged (epoch {epoch})")
+            }
         })
     }
 

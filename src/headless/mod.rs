@@ -91,7 +91,8 @@ fn train_model(cli: &Cli, split: &Split) -> (Trainer, nn::StopReason) {
             b.set_position(m.epoch as u64);
             b.set_message(format!(
                 "loss {:.4} test acc {:.4}",
-                m.train_loss, m.test_accuracy
+                m.train_loss,
+                m.test_accuracy.unwrap_or(f64::NAN)
             ));
         }
         None => eprintln!("{}", epoch_line(m)),
@@ -110,8 +111,8 @@ pub fn epoch_line(m: &EpochMetrics) -> String {
         m.epoch,
         m.train_loss,
         m.train_accuracy,
-        m.test_loss,
-        m.test_accuracy,
+        m.test_loss.unwrap_or(f64::NAN),
+        m.test_accuracy.unwrap_or(f64::NAN),
         m.seconds,
         m.samples_per_sec
     )
@@ -145,7 +146,7 @@ pub fn train(cli: &Cli, args: &TrainArgs) -> anyhow::Result<()> {
     }
     let (_, split) = cli.data.load()?;
     let (trainer, stop) = train_model(cli, &split);
-    nn::save_npz(trainer.model(), &args.save)?;
+    write_atomic(&args.save, |w| nn::write_model(trainer.model(), w))?;
     if let Some(path) = &args.metrics {
         write_atomic(path, |w| {
             writeln!(
@@ -159,8 +160,8 @@ pub fn train(cli: &Cli, args: &TrainArgs) -> anyhow::Result<()> {
                     m.epoch,
                     m.train_loss,
                     m.train_accuracy,
-                    m.test_loss,
-                    m.test_accuracy,
+                    m.test_loss.unwrap_or(f64::NAN),
+                    m.test_accuracy.unwrap_or(f64::NAN),
                     m.seconds,
                     m.samples_per_sec
                 )?;
@@ -173,7 +174,7 @@ pub fn train(cli: &Cli, args: &TrainArgs) -> anyhow::Result<()> {
         "{:?} after {} epochs; test accuracy {:.4}; saved {}",
         stop,
         trainer.epoch(),
-        last.map_or(f64::NAN, |m| m.test_accuracy),
+        last.and_then(|m| m.test_accuracy).unwrap_or(f64::NAN),
         args.save.display()
     );
     Ok(())

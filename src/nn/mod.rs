@@ -9,13 +9,15 @@ mod sparse;
 mod train;
 
 pub use grad::Output;
-pub use io::{ModelError, load_npz, npy_header, save_npz, write_npz};
+pub use io::{ModelError, load_model, load_npz, write_model, write_npz};
 pub use linalg::{GemmBackend, gemm, gemm_backend, set_gemm_backend};
 pub use metrics::{accuracy, confusion_matrix, per_class_accuracy};
 pub use sparse::{
     forward as sparse_forward, set_sparse_first_layer, weight_gradient as sparse_weight_gradient,
 };
-pub use train::{EpochMetrics, StopReason, TrainParams, Trainer, evaluate, loss_gradient};
+pub use train::{
+    DEFAULT_MAX_EPOCHS, EpochMetrics, StopReason, TrainParams, Trainer, evaluate, loss_gradient,
+};
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::{Rng, SeedableRng};

@@ -17,6 +17,10 @@ use super::linalg::gemm;
 use super::sparse;
 use crate::data::Dataset;
 
+/// The most epochs a training runs unless told otherwise (scikit-learn's `max_iter`): the one
+/// place of that default.
+pub const DEFAULT_MAX_EPOCHS: usize = 200;
+
 /// Hyper-parameters, with scikit-learn's defaults for `MLPClassifier(hidden_layer_sizes=(512,
 /// 256))`.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,7 +55,7 @@ impl Default for TrainParams {
     fn default() -> Self {
         TrainParams {
             hidden: vec![512, 256],
-            max_epochs: 200,
+            max_epochs: DEFAULT_MAX_EPOCHS,
             batch_size: 200,
             learning_rate: 1e-3,
             beta1: 0.9,
@@ -76,11 +80,11 @@ pub struct EpochMetrics {
     /// Share of training rows classified right by the minibatch forward passes of this epoch
     /// (each row seen once, before its batch's update; no extra pass over the data).
     pub train_accuracy: f64,
-    /// Mean cross-entropy on the test rows after the epoch (no penalty term); NaN without test
+    /// Mean cross-entropy on the test rows after the epoch (no penalty term); None without test
     /// data.
-    pub test_loss: f64,
-    /// Share of test rows classified right after the epoch; NaN without test data.
-    pub test_accuracy: f64,
+    pub test_loss: Option<f64>,
+    /// Share of test rows classified right after the epoch; None without test data.
+    pub test_accuracy: Option<f64>,
     /// Seconds spent on this epoch's minibatches (the test evaluation is not counted).
     pub seconds: f64,
     /// Training rows per second of `seconds`.
@@ -96,6 +100,12 @@ pub enum StopReason {
     MaxEpochs,
     /// The cancel flag was raised; `run` again resumes at the next minibatch.
     Cancelled,
+    /// The training loss of epoch `epoch` is not finite (NaN or infinite): the weights are
+    /// useless, and `run` refuses to go on.
+    Diverged {
+        /// The epoch (counting from 1) whose loss was not finite.
+        epoch: usize,
+    },
 }
 
 /// Adam's moments for every parameter, and its step count (`t` in Kingma and Ba 2015).
@@ -591,8 +601,10 @@ impl Trainer {
         self.params.max_epochs = max_epochs;
     }
 
-    /// Train until the loss converges, `max_epochs` epochs are done, or `cancel` is raised
-    /// (checked before every minibatch). `on_epoch` receives each finished epoch's metrics.
+    /// Train until the loss converges, `max_epochs` epochs are done, the training loss is no
+    /// longer finite (`Diverged`: every later call returns it too), or `cancel` is raised
+    /// (checked before every minibatch). `on_epoch` receives each finished epoch's metrics,
+    /// the diverged epoch's included.
     /// Calling `run` again after `Cancelled` resumes at the next minibatch, with the same result
     /// as a run that was never interrupted.
     ///
@@ -643,6 +655,11 @@ impl Trainer {
         self.sparse_input = use_sparse_input(train.features.view());
         loop {
             if self.progress.is_none() {
+                if let Some(last) = self.history.last()
+                    && !last.train_loss.is_finite()
+                {
+                    return StopReason::Diverged { epoch: last.epoch };
+                }
                 if self.no_improvement_count > self.params.n_iter_no_change {
                     return StopReason::Converged;
                 }
@@ -778,9 +795,10 @@ impl Trainer {
         let (test_loss, test_accuracy) = match test {
             Some(t) => {
                 let work = self.work.as_mut().expect("workspace allocated in run");
-                evaluate_with(&self.mlp, t.features.view(), &t.labels, work)
+                let (loss, accuracy) = evaluate_with(&self.mlp, t.features.view(), &t.labels, work);
+                (Some(loss), Some(accuracy))
             }
-            None => (f64::NAN, f64::NAN),
+            None => (None, None),
         };
         #[expect(clippy::cast_precision_loss)]
         let train_accuracy = progress.correct as f64 / n_f;
