@@ -118,6 +118,34 @@ fn flops_per_sample(sizes: &[usize]) -> f64 {
         .sum()
 }
 
+/// Floating-point operations of one training sample that the sparse first layer actually
+/// does on `x` (the training rows in their order, batches of `batch` rows): its forward
+/// product runs over the inputs non-zero in any of 4 rows, its weight gradient over the rows
+/// where any of 4 adjacent inputs is non-zero (`nn::sparse`'s groups); the other layers as
+/// `flops_per_sample`.
+fn effective_flops_per_sample(sizes: &[usize], x: &Array2<f32>, batch: usize) -> f64 {
+    let (rows, k) = x.dim();
+    let (mut forward_terms, mut gradient_terms) = (0usize, 0usize);
+    let nz = |r: usize, c: usize| x[(r, c)] != 0.0;
+    for lo in (0..rows).step_by(batch) {
+        let hi = (lo + batch).min(rows);
+        for g in (lo..hi).step_by(4) {
+            forward_terms += (0..k)
+                .filter(|&c| (g..(g + 4).min(hi)).any(|r| nz(r, c)))
+                .count();
+        }
+        for c0 in (0..k).step_by(4) {
+            gradient_terms += (lo..hi)
+                .filter(|&r| (c0..(c0 + 4).min(k)).any(|c| nz(r, c)))
+                .count();
+        }
+    }
+    // Each term is 4 lanes x (units of the first hidden layer) multiply-adds.
+    let first = 2.0 * 4.0 * sizes[1] as f64 * (forward_terms + gradient_terms) as f64 / rows as f64;
+    let dense_first = 2.0 * 2.0 * (sizes[0] * sizes[1]) as f64;
+    flops_per_sample(sizes) - dense_first + first
+}
+
 /// CPU time of every thread of this process so far, in nanoseconds (Linux's per-thread
 /// `schedstat`; 0 elsewhere).
 fn cpu_ns() -> u64 {
@@ -322,6 +350,16 @@ fn main() {
     sizes.extend(&params.hidden);
     sizes.push(full.n_classes());
     let flops = flops_per_sample(&sizes);
+    let effective = if o.dense {
+        flops
+    } else {
+        effective_flops_per_sample(&sizes, &split.train.features, params.batch_size)
+    };
+    eprintln!(
+        "{:.2} MFLOP per training sample dense, {:.2} MFLOP done by the sparse first layer",
+        flops / 1e6,
+        effective / 1e6
+    );
     let mut json = String::from("{\"results\": [");
     for (bi, &backend) in o.backends.iter().enumerate() {
         set_gemm_backend(backend);
@@ -396,7 +434,7 @@ fn main() {
         }
         let _ = write!(
             json,
-            "{{\"backend\": \"{backend:?}\", \"threads\": {threads}, \"gemm_peak_gflops\": {peak:.3}, \"flops_per_sample\": {flops}, \"runs\": ["
+            "{{\"backend\": \"{backend:?}\", \"threads\": {threads}, \"gemm_peak_gflops\": {peak:.3}, \"flops_per_sample\": {flops}, \"effective_flops_per_sample\": {effective}, \"runs\": ["
         );
         for (i, r) in results.iter().enumerate() {
             let per_epoch: Vec<String> = r
