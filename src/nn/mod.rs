@@ -103,6 +103,11 @@ impl Mlp {
         if k == 1 {
             return x.to_owned();
         }
+        // On one of rayon's threads, as training's steps (see `Trainer::run`).
+        rayon::scope(|_| self.layer_output_chunks(x, k))
+    }
+
+    fn layer_output_chunks(&self, x: ArrayView2<f32>, k: usize) -> Array2<f32> {
         let x = x.as_standard_layout();
         let sparse_input = backprop::use_sparse_input(x.view());
         let chunk = LAYER_OUTPUT_ROWS.min(x.nrows().max(1));

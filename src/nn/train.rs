@@ -264,7 +264,10 @@ impl Trainer {
                 }
                 let lo = progress.next_batch * batch_size;
                 let hi = (lo + batch_size).min(n);
-                let (loss, correct) = self.step(train, lo, hi);
+                // On one of rayon's threads: the step's parallel parts (products, joins, Adam)
+                // then run without handing work from the caller's thread to the pool and back,
+                // once per part (on a loaded machine each hand-off waits for a free core).
+                let (loss, correct) = rayon::scope(|_| self.step(train, lo, hi));
                 #[expect(clippy::cast_precision_loss)]
                 let rows = (hi - lo) as f64;
                 progress.loss_sum += loss * rows;
@@ -392,7 +395,9 @@ impl Trainer {
         let (test_loss, test_accuracy) = match test {
             Some(t) => {
                 let work = self.work.as_mut().expect("workspace allocated in run");
-                let (loss, accuracy) = evaluate(&self.mlp, t.features.view(), &t.labels, work);
+                let mlp = &self.mlp;
+                let (loss, accuracy) =
+                    rayon::scope(|_| evaluate(mlp, t.features.view(), &t.labels, work));
                 (Some(loss), Some(accuracy))
             }
             None => (None, None),
