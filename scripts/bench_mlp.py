@@ -94,6 +94,7 @@ def main():
         run = res["runs"][0]
         peaks.append(res["gemm_peak_gflops"])
         flops = res["flops_per_sample"]
+        effective = res.get("effective_flops_per_sample", flops)
         rows["layerscope"].append(dict(seconds=run["train_seconds"], epochs=run["epochs"],
                                        acc=run["test_accuracy"], loss=run["final_loss"]))
         print(f"run {r + 1} layerscope: {run['epochs']} epochs, {run['train_seconds'] / run['epochs']:.4f} s/epoch, "
@@ -105,7 +106,8 @@ def main():
     print()
     print(f"medians of {args.runs} runs; GEMM peak (f32, 2048^3, best of 7 per run, best run, "
           f"{args.threads or 'all'} threads, layerscope's routine): "
-          f"{max(peaks):.1f} GFLOP/s; {flops / 1e6:.2f} MFLOP per training sample")
+          f"{max(peaks):.1f} GFLOP/s; {flops / 1e6:.2f} MFLOP per training sample dense, "
+          f"{effective / 1e6:.2f} MFLOP done by layerscope's sparse first layer")
     print(f"{'':22} {'s/epoch':>8} {'samples/s':>10} {'epochs':>7} {'test acc':>9} {'GFLOP/s':>8}")
     summary = {}
     for name in rows:
@@ -113,7 +115,9 @@ def main():
         sps = med(name, lambda x: n * x["epochs"] / x["seconds"])
         summary[name] = (sps, med(name, lambda x: x["acc"]))
         print(f"{name:22} {spe:8.4f} {sps:10.0f} {med(name, lambda x: x['epochs']):7.0f} "
-              f"{summary[name][1]:9.4f} {sps * flops / 1e9:8.1f}  ({100 * sps * flops / 1e9 / max(peaks):.0f}% of peak)")
+              f"{summary[name][1]:9.4f} {sps * flops / 1e9:8.1f}  ({100 * sps * flops / 1e9 / max(peaks):.0f}% of peak)"
+              + (f"; effective {sps * effective / 1e9:.1f} GFLOP/s ({100 * sps * effective / 1e9 / max(peaks):.0f}%)"
+                 if name == "layerscope" else ""))
     ls_sps, ls_acc = summary["layerscope"]
     for name in ("scikit-learn float64", "scikit-learn float32"):
         sps, acc = summary[name]

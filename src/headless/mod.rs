@@ -316,7 +316,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     };
     split.check_trainable().map_err(anyhow::Error::msg)?;
     let stop = run_training(&mut trainer, &split, max_epochs)?;
-    let mut staged = vec![plan.stage(0, |w| nn::save_npz_into(trainer.model(), w).map(drop))?];
+    let mut staged = vec![plan.stage(0, |w| nn::write_model(trainer.model(), w))?];
     if args.metrics.is_some() {
         staged.push(plan.stage(1, |w| write_metrics(w, trainer.history()))?);
     }

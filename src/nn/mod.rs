@@ -1,6 +1,8 @@
 //! The notebook's multi-layer perceptron: input -> hidden layers with ReLU -> softmax output, in
 //! f32, laid out as scikit-learn's `MLPClassifier` (`coefs_[i]` is fan_in x fan_out).
 
+mod adam;
+mod backprop;
 mod grad;
 mod io;
 mod linalg;
@@ -8,37 +10,24 @@ mod metrics;
 mod sparse;
 mod train;
 
+pub use backprop::loss_gradient;
 pub use grad::Output;
-pub use io::{ModelError, load_npz, npy_header, save_npz, save_npz_into, write_npz};
+pub use io::{ModelError, load_model, load_npz, write_model, write_npz};
 pub use linalg::{GemmBackend, gemm, gemm_backend, set_gemm_backend};
 pub use metrics::{accuracy, confusion_matrix, per_class_accuracy};
 pub use sparse::{
     forward as sparse_forward, set_sparse_first_layer, weight_gradient as sparse_weight_gradient,
 };
-pub use train::{EpochMetrics, StopReason, TrainParams, Trainer, evaluate, loss_gradient};
-
-use std::path::Path;
+pub use train::{
+    BatchProgress, DEFAULT_MAX_EPOCHS, EpochMetrics, StopReason, TrainParams, Trainer,
+};
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-// SHIM(middle): the nn branch's contract; its real versions replace these at merge.
-/// The epoch limit when none is given (scikit-learn's `max_iter`).
-pub const DEFAULT_MAX_EPOCHS: usize = 200;
-
-// SHIM(middle): the nn branch's contract.
-/// Open a saved model and check that it fits data of this width and class count.
-///
-/// # Errors
-/// When the file cannot be read as a model, or the model does not fit.
-pub fn load_model(path: &Path, n_features: usize, n_classes: usize) -> anyhow::Result<Mlp> {
-    let model = load_npz(path)?;
-    model
-        .check_fits(n_features, n_classes)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(model)
-}
+/// Rows per pass of `Mlp::layer_output`: the buffers of a 512-unit layer stay near 2 MB.
+const LAYER_OUTPUT_ROWS: usize = 1024;
 
 /// A trained or freshly initialised network.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,23 +89,39 @@ impl Mlp {
 
     /// The output of layer `k` in the notebook's numbering: k = 1 is the input itself, k = 2 the
     /// first hidden layer (after ReLU), ..., k = `n_layers()` the softmax probabilities.
+    ///
+    /// Computed as training computes it (the GEMM, and the first layer skipping zero inputs
+    /// when most are zero), in chunks of `LAYER_OUTPUT_ROWS` rows: the same values for any
+    /// thread count.
     pub fn layer_output(&self, x: ArrayView2<f32>, k: usize) -> Array2<f32> {
         assert!(
             (1..=self.n_layers()).contains(&k),
             "layer {k} is not in 1..={}",
             self.n_layers()
         );
-        let mut a = x.to_owned();
-        for i in 0..k - 1 {
-            a = a.dot(&self.coefs[i]);
-            a += &self.intercepts[i];
-            if i + 1 == self.coefs.len() {
-                softmax_rows(&mut a);
-            } else {
-                a.mapv_inplace(|v| v.max(0.0));
-            }
+        assert_eq!(x.ncols(), self.n_inputs(), "input width");
+        if k == 1 {
+            return x.to_owned();
         }
-        a
+        // On one of rayon's threads, as training's steps (see `Trainer::run`).
+        rayon::scope(|_| self.layer_output_chunks(x, k))
+    }
+
+    fn layer_output_chunks(&self, x: ArrayView2<f32>, k: usize) -> Array2<f32> {
+        let x = x.as_standard_layout();
+        let sparse_input = backprop::use_sparse_input(x.view());
+        let chunk = LAYER_OUTPUT_ROWS.min(x.nrows().max(1));
+        let mut buffers = backprop::layer_buffers(self, chunk);
+        buffers.truncate(k - 1);
+        let mut out = Array2::zeros((x.nrows(), self.coefs[k - 2].ncols()));
+        for (xc, mut oc) in x
+            .axis_chunks_iter(Axis(0), chunk)
+            .zip(out.axis_chunks_iter_mut(Axis(0), chunk))
+        {
+            backprop::forward_layers(self, xc, &mut buffers, sparse_input);
+            oc.assign(&buffers[k - 2].slice(ndarray::s![..xc.nrows(), ..]));
+        }
+        out
     }
 
     /// Class probabilities, one row per input row.
@@ -167,11 +172,71 @@ mod tests {
         let x = Array2::from_shape_fn((2, 6), |(i, j)| (i + j) as f32 / 10.0);
         assert_eq!(m.layer_output(x.view(), 1), x);
         assert_eq!(m.layer_output(x.view(), 2).dim(), (2, 5));
-        let p = m.predict_proba(x.view());
-        assert_eq!(p, m.layer_output(x.view(), 4));
-        for row in p.rows() {
-            assert!((row.sum() - 1.0).abs() < 1e-6);
+        assert_eq!(m.layer_output(x.view(), 4).dim(), (2, 3));
+    }
+
+    /// A 3 -> 2 -> 3 network small enough to run by hand. Row [1, 2, 3]: hidden
+    /// pre-activations [1 + 1 - 3 + 0.1, -1 + 4 + 0 - 0.5] = [-0.9, 2.5], after ReLU [0, 2.5];
+    /// logits [2.5 * 0.2, 2.5 * -0.4 + 1, 2.5 + 0.5] = [0.5, 0, 3]. Row [0, 0, 2]: hidden
+    /// [-1.9, -0.5] -> [0, 0], logits = the output biases [0, 1, 0.5]. A zero row: hidden
+    /// [0.1, 0], logits [0.1, 1, -0.1 + 0.5].
+    fn hand_network() -> Mlp {
+        Mlp {
+            coefs: vec![
+                ndarray::arr2(&[[1.0, -1.0], [0.5, 2.0], [-1.0, 0.0]]),
+                ndarray::arr2(&[[1.0, 0.0, -1.0], [0.2, -0.4, 1.0]]),
+            ],
+            intercepts: vec![ndarray::arr1(&[0.1, -0.5]), ndarray::arr1(&[0.0, 1.0, 0.5])],
         }
+    }
+
+    /// `predict_proba` against a softmax of the hand-computed logits (in f64, written here),
+    /// through the dense path (two rows, half non-zero) and the sparse first layer (four rows,
+    /// a third non-zero).
+    #[test]
+    fn probabilities_match_hand_computed_logits() {
+        let m = hand_network();
+        let rows = ndarray::arr2(&[[1.0f32, 2.0, 3.0], [0.0, 0.0, 2.0], [0.0; 3], [0.0; 3]]);
+        let hidden = [[0.0, 2.5], [0.0, 0.0], [0.1, 0.0], [0.1, 0.0]];
+        let logits = [
+            [0.5, 0.0, 3.0],
+            [0.0, 1.0, 0.5],
+            [0.1, 1.0, 0.4],
+            [0.1, 1.0, 0.4],
+        ];
+        let softmax = |z: &[f64; 3]| {
+            let e = z.map(f64::exp);
+            let s: f64 = e.iter().sum();
+            e.map(|v| v / s)
+        };
+        for n in [2, 4] {
+            let x = rows.slice(ndarray::s![..n, ..]);
+            assert_eq!(sparse::worth_it(x), n == 4, "the path under test");
+            let h = m.layer_output(x, 2);
+            let p = m.predict_proba(x);
+            for r in 0..n {
+                for j in 0..2 {
+                    assert!(
+                        (f64::from(h[(r, j)]) - hidden[r][j]).abs() < 1e-6,
+                        "{n} rows"
+                    );
+                }
+                let want = softmax(&logits[r]);
+                for j in 0..3 {
+                    let got = f64::from(p[(r, j)]);
+                    assert!(
+                        (got - want[j]).abs() < 1e-6,
+                        "row {r} class {j}: {got} vs {}",
+                        want[j]
+                    );
+                }
+            }
+            assert_eq!(m.predict(x), vec![2, 1, 1, 1][..n].to_vec());
+        }
+        // e^0.5, e^0 and e^3 over their sum, to 7 places by hand.
+        let p = m.predict_proba(rows.view());
+        assert!((p[(0, 0)] - 0.072_521_4).abs() < 1e-6);
+        assert!((p[(0, 2)] - 0.883_492_1).abs() < 1e-6);
     }
 
     #[test]

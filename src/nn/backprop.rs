@@ -1,0 +1,346 @@
+//! scikit-learn's `_backprop` on one minibatch, in steps: the forward pass (the first layer
+//! skipping zero inputs), the loss and the output deltas, then layer by layer downwards the
+//! parameter gradients and the deltas of the layer below.
+
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Zip, s};
+
+use super::Mlp;
+use super::adam::sum_squared_weights;
+use super::linalg::gemm;
+use super::sparse;
+
+/// Buffers for one minibatch, allocated once per batch size.
+#[derive(Debug, Clone)]
+pub(crate) struct Workspace {
+    /// The most rows a batch may have.
+    pub capacity: usize,
+    /// The gathered input rows.
+    pub x: Array2<f32>,
+    /// Output of each layer after its activation (ReLU, or softmax for the last).
+    activations: Vec<Array2<f32>>,
+    /// Gradient of the loss with respect to each layer's pre-activation.
+    deltas: Vec<Array2<f32>>,
+    /// Gradient of the loss with respect to each weight matrix.
+    pub coef_grads: Vec<Array2<f32>>,
+    /// Gradient of the loss with respect to each bias vector.
+    pub intercept_grads: Vec<Array1<f32>>,
+}
+
+impl Workspace {
+    /// Buffers for batches of at most `capacity` rows through `mlp`.
+    pub(crate) fn new(mlp: &Mlp, capacity: usize) -> Workspace {
+        let sizes = mlp.layer_sizes();
+        Workspace {
+            capacity,
+            x: Array2::zeros((capacity, sizes[0])),
+            activations: layer_buffers(mlp, capacity),
+            deltas: layer_buffers(mlp, capacity),
+            coef_grads: mlp
+                .coefs
+                .iter()
+                .map(|c| Array2::zeros(c.raw_dim()))
+                .collect(),
+            intercept_grads: mlp
+                .intercepts
+                .iter()
+                .map(|c| Array1::zeros(c.raw_dim()))
+                .collect(),
+        }
+    }
+}
+
+/// One `rows` x (units) buffer per layer above the input.
+pub(crate) fn layer_buffers(mlp: &Mlp, rows: usize) -> Vec<Array2<f32>> {
+    mlp.coefs
+        .iter()
+        .map(|c| Array2::zeros((rows, c.ncols())))
+        .collect()
+}
+
+/// Whether the first layer should skip the zeros of `x` (see `sparse`).
+pub(crate) fn use_sparse_input(x: ArrayView2<f32>) -> bool {
+    sparse::worth_it(x)
+}
+
+/// Forward pass of `x` through the first `outputs.len()` layers: `outputs[i]` (at least
+/// `x.nrows()` rows) receives layer `i + 1`'s output after its activation (ReLU; softmax for
+/// the network's last layer). With `sparse_input` the first layer skips the zeros of `x`, which
+/// must then be in standard layout.
+pub(crate) fn forward_layers(
+    mlp: &Mlp,
+    x: ArrayView2<f32>,
+    outputs: &mut [Array2<f32>],
+    sparse_input: bool,
+) {
+    let rows = x.nrows();
+    let last = mlp.coefs.len() - 1;
+    for i in 0..outputs.len() {
+        let (done, rest) = outputs.split_at_mut(i);
+        let input = if i == 0 {
+            x.view()
+        } else {
+            done[i - 1].slice(s![..rows, ..])
+        };
+        let mut z = rest[0].slice_mut(s![..rows, ..]);
+        if i == 0 && sparse_input {
+            let bias = mlp.intercepts[0].as_slice().expect("standard layout");
+            sparse::forward(input, mlp.coefs[0].view(), bias, z.view_mut());
+        } else {
+            // z = input @ W + b: fill with the bias, then accumulate the product (beta = 1).
+            for mut row in z.rows_mut() {
+                row.assign(&mlp.intercepts[i]);
+            }
+            gemm(1.0, input, mlp.coefs[i].view(), 1.0, z.view_mut());
+        }
+        if i == last {
+            for mut row in z.rows_mut() {
+                softmax_row(row.as_slice_mut().expect("rows of a standard layout"));
+            }
+        } else {
+            let z = z.as_slice_mut().expect("standard layout");
+            for v in z {
+                *v = v.max(0.0);
+            }
+        }
+    }
+}
+
+/// Softmax of one row, shifted by its maximum for stability.
+pub(crate) fn softmax_row(row: &mut [f32]) {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0.0;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// scikit-learn's `log_loss` clips probabilities to [eps, 1 - eps] of the data's float type.
+fn neg_log_prob(p: f32) -> f64 {
+    -f64::from(p.clamp(f32::EPSILON, 1.0 - f32::EPSILON)).ln()
+}
+
+/// Summed cross-entropy and the count of rows whose most probable class is the label, over
+/// the probability rows `probs` (one per label).
+fn score(probs: ArrayView2<f32>, labels: &[u8]) -> (f64, usize) {
+    let mut cross_entropy = 0.0;
+    let mut correct = 0;
+    for (p, &y) in probs.rows().into_iter().zip(labels) {
+        let y = usize::from(y);
+        assert!(y < p.len(), "label {y} is not a class of this model");
+        cross_entropy += neg_log_prob(p[y]);
+        if super::argmax(p.as_slice().expect("standard layout")) == y {
+            correct += 1;
+        }
+    }
+    (cross_entropy, correct)
+}
+
+/// scikit-learn's `_backprop` on one minibatch: fills `work.coef_grads` and
+/// `work.intercept_grads` with the gradient of the returned loss (mean cross-entropy plus
+/// `alpha / 2 * sum(W^2) / rows`), and returns that loss and the number of rows whose most
+/// probable class was the label (from this same forward pass: scikit-learn's running loss).
+///
+/// `sum_sq` is `sum_squared_weights(mlp)`.
+pub(crate) fn backprop(
+    mlp: &Mlp,
+    x: ArrayView2<f32>,
+    labels: &[u8],
+    alpha: f32,
+    sum_sq: f64,
+    work: &mut Workspace,
+    sparse_input: bool,
+) -> (f64, usize) {
+    let rows = x.nrows();
+    assert_eq!(rows, labels.len(), "one label per row");
+    assert!(
+        rows <= work.capacity,
+        "batch of {rows} rows exceeds the workspace"
+    );
+    // The first layer's gradient terms depend on x only: built while the forward pass runs.
+    let column_groups = if sparse_input {
+        let n1 = mlp.coefs[0].ncols();
+        let (groups, ()) = rayon::join(
+            || sparse::ColumnGroups::new(x, n1),
+            || forward_layers(mlp, x, &mut work.activations, true),
+        );
+        Some(groups)
+    } else {
+        forward_layers(mlp, x, &mut work.activations, false);
+        None
+    };
+    let (cross_entropy, correct) = output_delta(work, labels);
+    // Row counts are far below 2^52: exact in f64.
+    #[expect(clippy::cast_precision_loss)]
+    let n = rows as f64;
+    let loss = cross_entropy / n + 0.5 * f64::from(alpha) * sum_sq / n;
+
+    let step = BackwardStep {
+        mlp,
+        x,
+        rows,
+        alpha,
+        column_groups: column_groups.as_ref(),
+    };
+    for i in (0..mlp.coefs.len()).rev() {
+        step.layer(i, work);
+    }
+    (loss, correct)
+}
+
+/// The loss's summed cross-entropy and correct count, and the output deltas
+/// `delta[last] = probabilities - one-hot labels` (the softmax and cross-entropy together).
+fn output_delta(work: &mut Workspace, labels: &[u8]) -> (f64, usize) {
+    let rows = labels.len();
+    let last = work.activations.len() - 1;
+    let probs = work.activations[last].slice(s![..rows, ..]);
+    let scored = score(probs, labels);
+    let mut delta = work.deltas[last].slice_mut(s![..rows, ..]);
+    delta.assign(&probs);
+    for (mut d, &y) in delta.rows_mut().into_iter().zip(labels) {
+        d[usize::from(y)] -= 1.0;
+    }
+    scored
+}
+
+/// What every layer's backward step reads.
+struct BackwardStep<'a, 'x> {
+    mlp: &'a Mlp,
+    x: ArrayView2<'x, f32>,
+    rows: usize,
+    alpha: f32,
+    /// The first layer's sparse gradient terms, when it skips zero inputs.
+    column_groups: Option<&'a sparse::ColumnGroups>,
+}
+
+impl BackwardStep<'_, '_> {
+    /// Layer `i`'s parameter gradients and, above the first layer, the deltas of layer `i - 1`:
+    /// independent of each other, so computed side by side.
+    fn layer(&self, i: usize, work: &mut Workspace) {
+        let rows = self.rows;
+        let Workspace {
+            activations,
+            deltas,
+            coef_grads,
+            intercept_grads,
+            ..
+        } = work;
+        let (lower, upper) = deltas.split_at_mut(i);
+        let delta = upper[0].slice(s![..rows, ..]);
+        let input = if i == 0 {
+            self.x.view()
+        } else {
+            activations[i - 1].slice(s![..rows, ..])
+        };
+        let mut gradients = || {
+            self.weight_gradient(i, input, delta, coef_grads[i].view_mut());
+            column_means(delta, &mut intercept_grads[i]);
+        };
+        if i > 0 {
+            let below = activations[i - 1].slice(s![..rows, ..]);
+            let prev = lower[i - 1].slice_mut(s![..rows, ..]);
+            rayon::join(gradients, || {
+                self.delta_below(i, delta, below, prev);
+            });
+        } else {
+            gradients();
+        }
+    }
+
+    /// `coef_grads[i] = (input^T @ delta + alpha * W) / rows` (`_compute_loss_grad`).
+    fn weight_gradient(
+        &self,
+        i: usize,
+        input: ArrayView2<f32>,
+        delta: ArrayView2<f32>,
+        mut grad: ArrayViewMut2<f32>,
+    ) {
+        #[expect(clippy::cast_precision_loss)]
+        let inv_n = 1.0 / self.rows as f32;
+        let w = self.mlp.coefs[i].view();
+        if let (0, Some(groups)) = (i, self.column_groups) {
+            sparse::weight_gradient_grouped(groups, delta, inv_n, w, self.alpha * inv_n, grad);
+        } else {
+            Zip::from(&mut grad)
+                .and(&w)
+                .for_each(|g, &w| *g = self.alpha * inv_n * w);
+            gemm(inv_n, input.t(), delta, 1.0, grad);
+        }
+    }
+
+    /// `delta[i - 1] = (delta[i] @ W[i]^T) * relu'(activation[i - 1])`; the ReLU's derivative
+    /// at 0 taken as 0, as scikit-learn's `inplace_relu_derivative`.
+    fn delta_below(
+        &self,
+        i: usize,
+        delta: ArrayView2<f32>,
+        below: ArrayView2<f32>,
+        mut prev: ArrayViewMut2<f32>,
+    ) {
+        gemm(1.0, delta, self.mlp.coefs[i].t(), 0.0, prev.view_mut());
+        let prev = prev.as_slice_mut().expect("standard layout");
+        let below = below.as_slice().expect("standard layout");
+        // Branch-free (a store for every element), so that it vectorises.
+        for (d, &a) in prev.iter_mut().zip(below) {
+            *d = if a <= 0.0 { 0.0 } else { *d };
+        }
+    }
+}
+
+/// `out = column means of d`.
+fn column_means(d: ArrayView2<f32>, out: &mut Array1<f32>) {
+    #[expect(clippy::cast_precision_loss)]
+    let inv_n = 1.0 / d.nrows().max(1) as f32;
+    out.fill(0.0);
+    for row in d.rows() {
+        *out += &row;
+    }
+    *out *= inv_n;
+}
+
+/// The loss of scikit-learn's `_backprop` on `x`, `labels` as one batch, and its gradient with
+/// respect to every weight and bias (`(loss, coef_grads, intercept_grads)`).
+pub fn loss_gradient(
+    mlp: &Mlp,
+    x: ArrayView2<f32>,
+    labels: &[u8],
+    alpha: f32,
+) -> (f64, Vec<Array2<f32>>, Vec<Array1<f32>>) {
+    let mut work = Workspace::new(mlp, x.nrows());
+    let sparse_input = use_sparse_input(x);
+    let sum_sq = sum_squared_weights(mlp);
+    let (loss, _) = backprop(mlp, x, labels, alpha, sum_sq, &mut work, sparse_input);
+    (loss, work.coef_grads, work.intercept_grads)
+}
+
+/// Mean cross-entropy (clipped as scikit-learn's `log_loss`) and accuracy of `mlp` on `x`,
+/// `labels`, through the workspace's buffers in chunks of its capacity.
+pub(crate) fn evaluate(
+    mlp: &Mlp,
+    x: ArrayView2<f32>,
+    labels: &[u8],
+    work: &mut Workspace,
+) -> (f64, f64) {
+    let mut cross_entropy = 0.0;
+    let mut correct = 0usize;
+    let sparse_input = use_sparse_input(x);
+    let last = mlp.coefs.len() - 1;
+    for (xc, yc) in x
+        .axis_chunks_iter(ndarray::Axis(0), work.capacity)
+        .zip(labels.chunks(work.capacity))
+    {
+        forward_layers(mlp, xc, &mut work.activations, sparse_input);
+        let (ce, right) = score(work.activations[last].slice(s![..xc.nrows(), ..]), yc);
+        cross_entropy += ce;
+        correct += right;
+    }
+    #[expect(clippy::cast_precision_loss)]
+    let n = labels.len().max(1) as f64;
+    #[expect(clippy::cast_precision_loss)]
+    let accuracy = correct as f64 / n;
+    (cross_entropy / n, accuracy)
+}
