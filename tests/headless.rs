@@ -449,11 +449,7 @@ fn snapshot_prints_one_frame() {
             _ => [true, false, true],
         };
         for (stage, needed) in stages.iter().zip(needed) {
-            assert_eq!(
-                stderr.contains(stage),
-                needed,
-                "{tab}: {stage}: {stderr}"
-            );
+            assert_eq!(stderr.contains(stage), needed, "{tab}: {stage}: {stderr}");
         }
         let text = String::from_utf8(out.stdout).unwrap();
         assert_eq!(text.lines().count(), 24, "{text}");
