@@ -266,8 +266,7 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "C2")]
     pub versus: Option<usize>,
     /// Write the class-level map of class C instead of one image's: the mean attribution over
-    /// test images of class C, `stderr` the standard error of that mean (per-image budget
-    /// [default: 20 permutations or notebook iterations, the gradient methods' own])
+    /// test images of class C, `stderr` the standard error of that mean
     #[arg(long, value_name = "C")]
     pub class_mean: Option<usize>,
     /// With --class-mean: the first N test images of class C (fewer if the test split has
@@ -278,7 +277,8 @@ pub struct ExplainArgs {
     #[arg(long, value_enum, default_value_t = MethodArg::from(explain::Method::default()), value_name = "M")]
     pub method: MethodArg,
     /// Samples (notebook: iterations per pixel; permutation: permutations; integrated gradients:
-    /// steps) [default: the method's own: 200, 200, 1, 50]
+    /// steps), per image with --class-mean [default: the method's own: 200, 200, 1, 50; 20
+    /// per image for notebook and permutation with --class-mean]
     #[arg(long, value_name = "N", value_parser = at_least_one, allow_negative_numbers = true)]
     pub samples: Option<usize>,
     /// Explain in logits instead of probabilities

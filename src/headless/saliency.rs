@@ -375,9 +375,12 @@ impl fmt::Display for Bookkeeping {
             figure(self.reference),
             figure(self.sum)
         )?;
-        match self.sum_stderr {
-            Some(se) => write!(f, " (SE {})", figure(se))?,
-            None => write!(f, " (deterministic)")?,
+        // A class mean's SE of the sum is its images' sampling error, not their spread.
+        match (self.sum_stderr, self.mean) {
+            (Some(se), false) => write!(f, " (SE {})", figure(se))?,
+            (Some(se), true) => write!(f, " (sampling SE {})", figure(se))?,
+            (None, false) => write!(f, " (deterministic)")?,
+            (None, true) => write!(f, " (no sampling error)")?,
         }
         write!(f, "  completeness gap = {}", figure(self.gap))?;
         if let Some(se) = self.sum_stderr.filter(|&se| se > 0.0) {
@@ -425,7 +428,7 @@ mod tests {
         };
         assert_eq!(
             g.to_string(),
-            "mean f(x) = 0.9731  f(baseline) = 0.1020  sum = 0.8710 (deterministic)  \
+            "mean f(x) = 0.9731  f(baseline) = 0.1020  sum = 0.8710 (no sampling error)  \
              completeness gap = 2.0e-7  [logit difference]"
         );
     }
