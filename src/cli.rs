@@ -47,7 +47,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Embed layer activations with t-SNE; write `index,layer,x,y,label,prediction` as CSV.
     Embed(EmbedArgs),
-    /// Explain one image's prediction (saliency); write `row,col,value,stderr` as CSV.
+    /// Explain one image's prediction (saliency), a contrast of two classes (--versus) or a class's
+    /// mean map (--class-mean); write `row,col,value,stderr` as CSV.
     Explain(ExplainArgs),
     /// Run the pipeline, then print one frame of a tab as text (or ANSI colours).
     Snapshot(SnapshotArgs),
@@ -250,16 +251,34 @@ pub struct ExplainArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Row of the test split to explain
-    #[arg(long, default_value_t = 0, value_name = "I")]
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "I",
+        conflicts_with = "class_mean"
+    )]
     pub index: usize,
     /// Class to explain [default: the predicted one]
-    #[arg(long, value_name = "C")]
+    #[arg(long, value_name = "C", conflicts_with = "class_mean")]
     pub class: Option<usize>,
+    /// Explain the difference f_C - f_C2 instead: "why C and not C2" (with --class-mean, the
+    /// mean difference over the images of class C)
+    #[arg(long, value_name = "C2")]
+    pub versus: Option<usize>,
+    /// Write the class-level map of class C instead of one image's: the mean attribution over
+    /// test images of class C, `stderr` the standard error of that mean
+    #[arg(long, value_name = "C")]
+    pub class_mean: Option<usize>,
+    /// With --class-mean: the first N test images of class C (fewer if the test split has
+    /// fewer) [default: 100]
+    #[arg(long, value_name = "N", requires = "class_mean", value_parser = at_least_one, allow_negative_numbers = true)]
+    pub images: Option<usize>,
     /// Method
     #[arg(long, value_enum, default_value_t = MethodArg::from(explain::Method::default()), value_name = "M")]
     pub method: MethodArg,
     /// Samples (notebook: iterations per pixel; permutation: permutations; integrated gradients:
-    /// steps) [default: the method's own: 200, 200, 1, 50]
+    /// steps), per image with --class-mean [default: the method's own: 200, 200, 1, 50; 20
+    /// per image for notebook and permutation with --class-mean]
     #[arg(long, value_name = "N", value_parser = at_least_one, allow_negative_numbers = true)]
     pub samples: Option<usize>,
     /// Explain in logits instead of probabilities

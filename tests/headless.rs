@@ -449,11 +449,7 @@ fn snapshot_prints_one_frame() {
             _ => [true, false, true],
         };
         for (stage, needed) in stages.iter().zip(needed) {
-            assert_eq!(
-                stderr.contains(stage),
-                needed,
-                "{tab}: {stage}: {stderr}"
-            );
+            assert_eq!(stderr.contains(stage), needed, "{tab}: {stage}: {stderr}");
         }
         let text = String::from_utf8(out.stdout).unwrap();
         assert_eq!(text.lines().count(), 24, "{text}");
@@ -502,4 +498,268 @@ fn no_subcommand_without_a_terminal_points_to_the_subcommands() {
     let stderr = failed(&out);
     assert!(stderr.contains("snapshot"), "{stderr}");
     assert!(out.stdout.is_empty());
+}
+
+/// The map the binary wrote, compared value by value with the engine's (exact equality).
+fn assert_same_map(out: &Path, values: &[f32], stderr: Option<&[f32]>, what: &str) {
+    let (header, rows) = csv_rows(out);
+    assert_eq!(header, ["row", "col", "value", "stderr"]);
+    assert_eq!(rows.len(), values.len(), "{what}");
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(
+            row[2].parse::<f32>().unwrap(),
+            values[i],
+            "{what} pixel {i}"
+        );
+        match stderr {
+            Some(se) => assert_eq!(row[3].parse::<f32>().unwrap(), se[i], "{what} SE {i}"),
+            None => assert_eq!(row[3], "", "{what} SE {i}"),
+        }
+    }
+}
+
+/// The bookkeeping line's figures as the binary prints them (4 decimals here).
+fn bookkeeping(stderr: &str, fx: &str, output: f64, base: &str, reference: f64, sum: f64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with(fx))
+        .unwrap_or_else(|| panic!("no line starting {fx:?}: {stderr}"));
+    let want = format!("{fx} = {output:.4}  {base} = {reference:.4}  sum = {sum:.4}");
+    assert!(line.starts_with(&want), "{want:?} in {line:?}");
+    assert!(line.contains("completeness gap = "), "{line}");
+}
+
+#[test]
+fn explain_versus_writes_the_engines_contrast() {
+    use layerscope::explain::{self, ExplainParams, Method, Units};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = train(d, "m", "2");
+    let split = small_split(0);
+    let mlp = layerscope::nn::load_model(&model, 784, 10).unwrap();
+    let out = d.join("v.csv");
+    for (method, name, logits) in [
+        (Method::Permutation, "permutation", false),
+        (Method::IntegratedGradients, "integrated-gradients", true),
+    ] {
+        let mut args = vec![
+            "explain",
+            "--sample",
+            "600",
+            "--index",
+            "5",
+            "--class",
+            "3",
+            "--versus",
+            "5",
+            "--samples",
+            "12",
+            "--method",
+            name,
+        ];
+        if logits {
+            args.push("--logits");
+        }
+        args.push("--model");
+        let stderr = ok(&layerscope(&args, &[&model, Path::new("--out"), &out]));
+        let params = ExplainParams {
+            class: Some(3),
+            versus: Some(5),
+            samples: 12,
+            units: if logits {
+                Units::Logit
+            } else {
+                Units::Probability
+            },
+            ..ExplainParams::for_method(method)
+        };
+        let a = explain::explain(
+            &mlp,
+            split.test.features.row(5),
+            split.train.features.view(),
+            &params,
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(a.versus, Some(5));
+        assert_same_map(
+            &out,
+            a.values.as_slice().unwrap(),
+            a.stderr.as_ref().map(|s| s.as_slice().unwrap()),
+            name,
+        );
+        let base = if logits { "f(baseline)" } else { "E[f(b)]" };
+        bookkeeping(&stderr, "f(x)", a.output, base, a.reference, a.sum);
+        assert!(stderr.contains("class 3 versus 5"), "{stderr}");
+        let units = if logits {
+            "[logit difference]"
+        } else {
+            "[probability difference]"
+        };
+        assert!(stderr.contains(units), "{stderr}");
+        if let Some(z) = a.gap_in_stderrs() {
+            assert!(stderr.contains(&format!("({z:.1} SE)")), "{stderr}");
+        }
+    }
+    // A contrast of a class with itself, or with a class the data does not have.
+    let predicted = mlp.predict(split.test.features.slice(ndarray::s![5..6, ..]))[0].to_string();
+    let cases: [(Vec<&str>, String); 4] = [
+        (
+            vec!["--class", "3", "--versus", "3"],
+            "--versus 3: the same class as --class 3".to_owned(),
+        ),
+        (
+            vec!["--versus", "10"],
+            "--versus 10: expected 0 to 9".to_owned(),
+        ),
+        (
+            vec!["--class-mean", "4", "--versus", "4"],
+            "--versus 4: the same class as --class-mean 4".to_owned(),
+        ),
+        (
+            vec!["--versus", &predicted],
+            format!("--versus {predicted}: test row 5 is predicted as {predicted}"),
+        ),
+    ];
+    let bad = d.join("bad.csv");
+    for (flags, needle) in cases {
+        let mut args = vec!["explain", "--sample", "600"];
+        if !flags.contains(&"--class-mean") {
+            args.extend(["--index", "5"]);
+        }
+        args.extend(flags);
+        args.push("--model");
+        let stderr = failed(&layerscope(&args, &[&model, Path::new("--out"), &bad]));
+        assert!(stderr.contains(&needle), "{needle}: {stderr}");
+    }
+    assert!(!bad.exists(), "nothing written");
+}
+
+#[test]
+fn explain_class_mean_writes_the_engines_mean() {
+    use layerscope::explain::{self, ExplainParams, Method, Units};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = train(d, "m", "4");
+    let split = small_split(0);
+    let mlp = layerscope::nn::load_model(&model, 784, 10).unwrap();
+    let of_class = |c: u8| -> Vec<usize> {
+        (0..split.test.n_rows())
+            .filter(|&i| split.test.labels[i] == c)
+            .collect()
+    };
+    let out = d.join("m.csv");
+    // (class, versus, --images, method, logits)
+    let runs = [
+        (4, None, Some(5), Method::Permutation, false),
+        (4, Some(9), Some(4), Method::Permutation, true),
+        // Fewer than the default 100 images of class 7 in 300 test rows: all of them.
+        (7, None, None, Method::GradientTimesInput, false),
+    ];
+    for (class, versus, images, method, logits) in runs {
+        let name = if method == Method::Permutation {
+            "permutation"
+        } else {
+            "gradient-x-input"
+        };
+        let (c, v, n) = (
+            class.to_string(),
+            versus.map(|v| v.to_string()),
+            images.map(|n| n.to_string()),
+        );
+        let mut args = vec![
+            "explain",
+            "--sample",
+            "600",
+            "--class-mean",
+            &c,
+            "--method",
+            name,
+        ];
+        if let Some(v) = &v {
+            args.extend(["--versus", v]);
+        }
+        if let Some(n) = &n {
+            args.extend(["--images", n]);
+        }
+        if method == Method::Permutation {
+            args.extend(["--samples", "6"]);
+        }
+        if logits {
+            args.push("--logits");
+        }
+        args.push("--model");
+        let stderr = ok(&layerscope(&args, &[&model, Path::new("--out"), &out]));
+        let rows = of_class(u8::try_from(class).unwrap());
+        let rows = &rows[..rows.len().min(images.unwrap_or(100))];
+        let mut params = ExplainParams::for_class_mean(method, class);
+        params.versus = versus;
+        if method == Method::Permutation {
+            params.samples = 6;
+        }
+        if logits {
+            params.units = Units::Logit;
+        }
+        let m = explain::explain_class_mean(
+            &mlp,
+            split.test.features.select(ndarray::Axis(0), rows).view(),
+            split.train.features.view(),
+            None,
+            &params,
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(m.images, rows.len());
+        let what = format!("class mean {class} {versus:?} {name}");
+        assert_same_map(
+            &out,
+            m.values.as_slice().unwrap(),
+            Some(m.stderr.as_slice().unwrap()),
+            &what,
+        );
+        // Progress per image (stderr is not a terminal here: one line each), then the figures.
+        for j in 1..=rows.len() {
+            let line = format!("class mean: {j}/{} images", rows.len());
+            assert!(stderr.contains(&line), "{what}: {line}: {stderr}");
+        }
+        let base = if method == Method::Permutation {
+            "E[f(b)]"
+        } else {
+            "f(baseline)"
+        };
+        bookkeeping(&stderr, "mean f(x)", m.output, base, m.reference, m.sum);
+        let fewer = format!(
+            "--class-mean 7: the test split has only {} images of class 7",
+            rows.len()
+        );
+        assert_eq!(
+            stderr.contains(&fewer),
+            images.is_none(),
+            "{what}: {stderr}"
+        );
+    }
+    // --images needs --class-mean; --index and --class are single-image flags.
+    for flags in [
+        &["--images", "5"][..],
+        &["--class-mean", "4", "--index", "2"],
+        &["--class-mean", "4", "--class", "2"],
+        &["--class-mean", "10"],
+    ] {
+        let mut args = vec!["explain", "--sample", "600"];
+        args.extend(flags);
+        args.push("--model");
+        let bad = d.join("bad.csv");
+        let stderr = failed(&layerscope(&args, &[&model, Path::new("--out"), &bad]));
+        let needle = if flags[0] == "--images" {
+            "--class-mean"
+        } else if flags[1] == "10" {
+            "--class-mean 10: expected 0 to 9"
+        } else {
+            "cannot be used with"
+        };
+        assert!(stderr.contains(needle), "{flags:?}: {stderr}");
+        assert!(!bad.exists());
+    }
 }

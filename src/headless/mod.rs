@@ -14,6 +14,9 @@ macro_rules! note {
 }
 
 pub mod output;
+mod saliency;
+
+pub use saliency::{CLASS_MEAN_IMAGES, explain};
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
@@ -25,10 +28,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array2, Axis};
 
 use crate::cli::{
-    Cli, DataArgs, EmbedArgs, ExplainArgs, InfoArgs, ModelArgs, SnapshotArgs, TrainArgs, ViewArgs,
+    Cli, DataArgs, EmbedArgs, InfoArgs, ModelArgs, SnapshotArgs, TrainArgs, ViewArgs,
 };
 use crate::data::{self, Dataset, Split};
-use crate::explain::{self, ExplainParams, Method, Units};
 use crate::nn::{self, EpochMetrics, Mlp, StopReason, TrainParams, Trainer};
 use crate::tsne::{self, TsneParams};
 use crate::tui::Tab;
@@ -474,131 +476,6 @@ pub fn embed(args: &EmbedArgs) -> anyhow::Result<()> {
                     prediction,
                 ])?;
             }
-        }
-        csv.flush()
-    })?;
-    Plan::commit(vec![staged])
-}
-
-/// Model evaluations above which the notebook estimator earns a warning (about a minute here).
-const NOTEBOOK_WARN_EVALUATIONS: u128 = 50_000_000;
-
-/// `layerscope explain`.
-pub fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
-    let data = &args.data;
-    let method = Method::from(args.method);
-    let plan = Plan::new(
-        &[("--out", args.out.as_path())],
-        &inputs(data, args.model.model.as_deref()),
-    )?;
-    let split = load_data(data)?;
-    if args.index >= split.test.n_rows() {
-        bail!(
-            "--index {}: expected 0 to {} (rows of the test split)",
-            args.index,
-            split.test.n_rows() - 1
-        );
-    }
-    let n_classes = split.train.n_classes();
-    if let Some(c) = args.class
-        && c >= n_classes
-    {
-        bail!(
-            "--class {c}: expected 0 to {} (the data's classes)",
-            n_classes - 1
-        );
-    }
-    let mut params = ExplainParams::for_method(method);
-    params.class = args.class;
-    params.units = if args.logits {
-        Units::Logit
-    } else {
-        Units::Probability
-    };
-    if let Some(s) = args.samples {
-        params.samples = s;
-    }
-    params.seed = data.seed;
-    if method == Method::Notebook {
-        // Two evaluations per feature, sample and background row drawn.
-        let evaluations = 2 * params.samples as u128 * split.train.n_features() as u128;
-        if evaluations > NOTEBOOK_WARN_EVALUATIONS {
-            note!(
-                "warning: the notebook estimator will evaluate the network {evaluations} times \
-                 (2 x {} samples x {} features); this may take a long time: \
-                 --method permutation gives the same values for less",
-                params.samples,
-                split.train.n_features()
-            );
-        }
-    }
-    let model = model_for(&args.model, &split, data.seed)?;
-    let x = split.test.features.row(args.index);
-    let bar = progress_bar(params.samples as u64, "explain");
-    let mut tenths_shown = 0;
-    let started = Instant::now();
-    let mut on_progress = |p: &explain::ExplainProgress<'_>| match &bar {
-        Some(b) => {
-            b.set_length(p.samples_total as u64);
-            b.set_position(p.samples_done as u64);
-        }
-        None => {
-            let tenths = (p.samples_done * 10)
-                .checked_div(p.samples_total)
-                .unwrap_or(10);
-            if tenths > tenths_shown && p.samples_done < p.samples_total {
-                tenths_shown = tenths;
-                note!(
-                    "explain: {}/{} samples, {:.1} s",
-                    p.samples_done,
-                    p.samples_total,
-                    started.elapsed().as_secs_f64()
-                );
-            }
-        }
-    };
-    let a = explain::explain(
-        &model,
-        x,
-        split.train.features.view(),
-        &params,
-        Some(&mut on_progress),
-        None,
-    )?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    let names = &split.test.class_names;
-    note!(
-        "test row {}: label {}, explained class {}; f(x) {:.4}, reference {:.4}, sum {:.4}, \
-         completeness gap {:.2e}; {} samples, {} model evaluations, {:.2} s",
-        args.index,
-        printable(&names[usize::from(split.test.labels[args.index])]),
-        names.get(a.class).map_or("?".to_owned(), |n| printable(n)),
-        a.output,
-        a.reference,
-        a.values.sum(),
-        a.completeness_gap,
-        a.samples,
-        a.model_evaluations,
-        started.elapsed().as_secs_f64()
-    );
-    let width = split.test.image_shape.map_or(a.values.len(), |(_, w)| w);
-    let staged = plan.stage(0, |w| {
-        let mut csv = csv::Writer::from_writer(w);
-        csv.write_record(["row", "col", "value", "stderr"])?;
-        for (i, v) in a.values.iter().enumerate() {
-            let se = a
-                .stderr
-                .as_ref()
-                .map(|s| s[i].to_string())
-                .unwrap_or_default();
-            csv.write_record([
-                (i / width).to_string(),
-                (i % width).to_string(),
-                v.to_string(),
-                se,
-            ])?;
         }
         csv.flush()
     })?;
