@@ -642,7 +642,10 @@ mod tests {
     #[test]
     fn control_characters_are_escaped() {
         assert_eq!(printable("caf\u{e9}"), "caf\u{e9}");
-        assert_eq!(printable("\u{1b}[31mred\r\u{202e}"), "\\u{1b}[31mred\\u{d}\\u{202e}");
+        assert_eq!(
+            printable("\u{1b}[31mred\r\u{202e}"),
+            "\\u{1b}[31mred\\u{d}\\u{202e}"
+        );
     }
 
     #[test]
