@@ -7,9 +7,6 @@ use ratatui::widgets::Widget;
 
 use crate::tui::theme::Theme;
 
-/// Eighth blocks for the fractional end of a bar.
-const EIGHTHS: [char; 8] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
-
 /// One bar per class.
 pub struct ProbabilityBars<'a> {
     /// Probabilities, one per class.
@@ -44,15 +41,12 @@ impl Widget for &ProbabilityBars<'_> {
             // p in [0, 1]: eighths of the bar width, non-negative.
             #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let eighths = (f64::from(p.clamp(0.0, 1.0)) * (bar_w * 8) as f64).round() as usize;
-            let mut bar: String = if self.theme.braille {
-                let mut s = "█".repeat(eighths / 8);
-                if !eighths.is_multiple_of(8) {
-                    s.push(EIGHTHS[eighths % 8]);
-                }
-                s
-            } else {
-                "#".repeat(((eighths + 4) / 8).min(bar_w))
-            };
+            let g = self.theme.glyphs;
+            let mut bar: String = std::iter::repeat_n(g.bar_full, eighths / 8).collect();
+            let part = g.bar_eighths[eighths % 8];
+            if part != ' ' {
+                bar.push(part);
+            }
             let len = bar.chars().count();
             bar.extend(std::iter::repeat_n(' ', bar_w.saturating_sub(len)));
             let bar_style = Style::default().fg(self.theme.class(c));
