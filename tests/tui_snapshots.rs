@@ -331,3 +331,32 @@ fn numbers_are_never_cut_at_60x16() {
     let saliency = snapshot(Tab::Saliency, 60, 16);
     assert!(saliency.contains("200/200 samples"), "{saliency}");
 }
+
+/// Issue 11 (6): the data's class names, not their indices, in the legend, the selection, the
+/// titles and the probabilities.
+#[test]
+fn class_names_are_shown() {
+    let mut app = demo_app();
+    let mut split = (*app.session.split.clone().unwrap()).clone();
+    let names: Vec<String> = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ]
+    .map(String::from)
+    .to_vec();
+    split.train.class_names.clone_from(&names);
+    split.test.class_names = names;
+    app.session.split = Some(std::sync::Arc::new(split));
+    let saliency = render_snapshot(&app, Tab::Saliency, 120, 40, false);
+    for want in [
+        "label three",
+        "saliency for class three",
+        ">three",
+        " seven ",
+    ] {
+        assert!(saliency.contains(want), "{want}:\n{saliency}");
+    }
+    let embeddings = render_snapshot(&app, Tab::Embeddings, 160, 48, false);
+    for want in ["label seven", "pred eight wrong", "nine"] {
+        assert!(embeddings.contains(want), "{want}:\n{embeddings}");
+    }
+}

@@ -173,6 +173,20 @@ impl Session {
         self.split.as_ref().map_or(0, |s| s.train.n_classes())
     }
 
+    /// The data's name of class `c` (iris: "setosa"), or its digit when it has none.
+    pub fn class_name(&self, c: usize) -> String {
+        self.class_names()
+            .get(c)
+            .filter(|n| !n.is_empty())
+            .cloned()
+            .unwrap_or_else(|| super::theme::Theme::class_glyph(c).to_string())
+    }
+
+    /// The data's class names (empty before the data).
+    pub fn class_names(&self) -> &[String] {
+        self.split.as_ref().map_or(&[], |s| &s.train.class_names)
+    }
+
     /// Images in a part (the embedded training images for [`Part::Train`]).
     pub fn image_count(&self, part: Part) -> usize {
         match part {

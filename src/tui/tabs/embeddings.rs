@@ -675,7 +675,7 @@ impl EmbeddingsView<'_> {
                         group_glyph(by, g)
                     };
                     spans.push(Span::styled(
-                        format!("{glyph}{} ", Theme::class_glyph(c)),
+                        format!("{glyph}{} ", self.session.class_name(c)),
                         Style::default().fg(group_color(theme, by, g)),
                     ));
                 }
@@ -726,7 +726,7 @@ impl EmbeddingsView<'_> {
         let mut spans = vec![
             Span::styled("label ", theme.dim()),
             Span::styled(
-                label.to_string(),
+                self.session.class_name(usize::from(label)),
                 Style::default().fg(theme.class(usize::from(label))),
             ),
         ];
@@ -738,7 +738,8 @@ impl EmbeddingsView<'_> {
                 theme.bad()
             };
             let mark = if p == label { "" } else { " wrong" };
-            spans.push(Span::styled(format!("{p}{mark}"), style));
+            let name = self.session.class_name(usize::from(p));
+            spans.push(Span::styled(format!("{name}{mark}"), style));
         }
         Line::from(spans).render(info, buf);
         if let Some(probs) = self.session.probabilities(Part::Train, i)
@@ -747,6 +748,7 @@ impl EmbeddingsView<'_> {
             (&ProbabilityBars {
                 probs: p,
                 marked: pred.map(usize::from),
+                names: self.session.class_names(),
                 theme,
             })
                 .render(bars, buf);

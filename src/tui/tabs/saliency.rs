@@ -365,7 +365,7 @@ impl Widget for &SaliencyView<'_> {
                 " {} ",
                 theme.join(&[
                     &format!("{part_name} image {}", s.index),
-                    &format!("label {label}")
+                    &format!("label {}", self.session.class_name(usize::from(label)))
                 ])
             ),
             None => format!(" {part_name} image {} ", s.index),
@@ -382,7 +382,7 @@ impl Widget for &SaliencyView<'_> {
         );
         let class = s.explained_class.or(s.class);
         let map_title = match class {
-            Some(c) => format!(" saliency for class {c} "),
+            Some(c) => format!(" saliency for class {} ", self.session.class_name(c)),
             None => " saliency ".to_string(),
         };
         let values = s.estimate.as_ref().map(|e| e.values.as_slice());
@@ -406,6 +406,7 @@ impl Widget for &SaliencyView<'_> {
             Some(p) => (&ProbabilityBars {
                 probs: &p,
                 marked: class,
+                names: self.session.class_names(),
                 theme,
             })
                 .render(inner, buf),
@@ -413,7 +414,7 @@ impl Widget for &SaliencyView<'_> {
                 .style(theme.dim())
                 .render(inner, buf),
         }
-        render_info(s, theme, info, buf);
+        render_info(s, self.session, theme, info, buf);
     }
 }
 
@@ -457,10 +458,10 @@ fn render_heatmap(
     (&Legend { scale, theme }).render(Rect::new(lx, ly, legend_w, 1), buf);
 }
 
-fn render_info(s: &SaliencyTab, theme: &Theme, area: Rect, buf: &mut Buffer) {
+fn render_info(s: &SaliencyTab, session: &Session, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let class_text = match (s.class, s.explained_class) {
-        (Some(c), _) => format!("class {c}"),
-        (None, Some(c)) => format!("class {c} (predicted)"),
+        (Some(c), _) => format!("class {}", session.class_name(c)),
+        (None, Some(c)) => format!("class {} (predicted)", session.class_name(c)),
         (None, None) => "the predicted class".to_string(),
     };
     let mut spans = vec![

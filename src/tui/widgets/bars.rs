@@ -13,6 +13,8 @@ pub struct ProbabilityBars<'a> {
     pub probs: &'a [f32],
     /// A class to mark (the one explained).
     pub marked: Option<usize>,
+    /// Class names (the data's); empty for digits.
+    pub names: &'a [String],
     /// Theme.
     pub theme: &'a Theme,
 }
@@ -20,7 +22,19 @@ pub struct ProbabilityBars<'a> {
 impl Widget for &ProbabilityBars<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let area = area.intersection(buf.area);
-        let bar_w = usize::from(area.width).saturating_sub(9);
+        // Names up to 12 characters, all padded to the longest; digits without names.
+        let name = |c: usize| {
+            self.names.get(c).filter(|n| !n.is_empty()).map_or_else(
+                || Theme::class_glyph(c).to_string(),
+                |n| n.chars().take(12).collect(),
+            )
+        };
+        let name_w = (0..self.probs.len())
+            .map(|c| name(c).chars().count())
+            .max()
+            .unwrap_or(1);
+        let head_w = name_w + 2;
+        let bar_w = usize::from(area.width).saturating_sub(head_w + 6);
         for (c, &p) in self.probs.iter().enumerate() {
             let Ok(dy) = u16::try_from(c) else { break };
             if dy >= area.height {
@@ -28,7 +42,7 @@ impl Widget for &ProbabilityBars<'_> {
             }
             let y = area.y + dy;
             let mark = if self.marked == Some(c) { '>' } else { ' ' };
-            let head = format!("{mark}{} ", Theme::class_glyph(c));
+            let head = format!("{mark}{:<name_w$} ", name(c));
             let style = if self.marked == Some(c) {
                 self.theme.accent()
             } else {
@@ -50,8 +64,9 @@ impl Widget for &ProbabilityBars<'_> {
             let len = bar.chars().count();
             bar.extend(std::iter::repeat_n(' ', bar_w.saturating_sub(len)));
             let bar_style = Style::default().fg(self.theme.class(c));
-            buf.set_stringn(area.x + 3, y, &bar, bar_w, bar_style);
-            let x = area.x + 3 + u16::try_from(bar_w).unwrap_or(0);
+            let head_x = area.x + u16::try_from(head_w).unwrap_or(3);
+            buf.set_stringn(head_x, y, &bar, bar_w, bar_style);
+            let x = head_x + u16::try_from(bar_w).unwrap_or(0);
             buf.set_stringn(x, y, format!(" {p:.2}"), 6, style);
         }
     }
@@ -69,6 +84,7 @@ mod tests {
         let b = ProbabilityBars {
             probs: &[0.5, 1.0, 0.0],
             marked: Some(1),
+            names: &[],
             theme: &theme,
         };
         let mut buf = Buffer::empty(Rect::new(0, 0, 13, 3));
@@ -76,6 +92,22 @@ mod tests {
         assert_eq!(
             buffer_lines(&buf),
             [" 0 ##   0.50 ", ">1 #### 1.00 ", " 2      0.00 "]
+        );
+        let names = [
+            "setosa".to_string(),
+            "versicolor".into(),
+            "virginica".into(),
+        ];
+        let b = ProbabilityBars { names: &names, ..b };
+        let mut buf = Buffer::empty(Rect::new(0, 0, 22, 3));
+        (&b).render(buf.area, &mut buf);
+        assert_eq!(
+            buffer_lines(&buf),
+            [
+                " setosa     ##   0.50 ",
+                ">versicolor #### 1.00 ",
+                " virginica       0.00 "
+            ]
         );
     }
 }
