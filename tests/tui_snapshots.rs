@@ -323,6 +323,19 @@ fn numbers_are_never_cut_at_60x16() {
     for trust in ["0.42", "0.54", "0.66"] {
         assert!(embeddings.contains(trust), "{trust}:\n{embeddings}");
     }
+    // Panel titles and footers: whole fields or none.
+    for line in embeddings.lines().filter(|l| l.contains("L4 out")) {
+        let after = line.split("L4 out").nth(1).unwrap();
+        let field: String = after.chars().take_while(|c| !"━┓─┐".contains(*c)).collect();
+        assert!(
+            field == " " || field == " · 10 ",
+            "{field:?}:\n{embeddings}"
+        );
+    }
+    assert!(
+        embeddings.contains("KL 1.90 ") && !embeddings.contains(" d┘"),
+        "{embeddings}"
+    );
     let training = snapshot(Tab::Training, 60, 16);
     assert!(training.contains("epoch 40/200"), "{training}");
     let last = app.training.history.last().unwrap();

@@ -590,21 +590,32 @@ impl EmbeddingsView<'_> {
         } else {
             (theme.block(), theme.text())
         };
+        // The first of these that fits between the corners: a field goes whole, never a cut
+        // number.
+        let room = usize::from(area.width.saturating_sub(2));
+        let fit = |options: Vec<String>| {
+            options
+                .into_iter()
+                .find(|t| t.chars().count() <= room)
+                .unwrap_or_default()
+        };
+        let title = fit(vec![
+            format!(" {} ", theme.join(&[&name, &panel.size.to_string()])),
+            format!(" {name} "),
+        ]);
+        let bottom = if panel.done {
+            fit(vec![format!("{kl} done "), format!("{kl} ")])
+        } else if panel.n_iter == 0 {
+            String::new()
+        } else {
+            fit(vec![
+                format!(" it {}/{}{kl} ", panel.iteration, panel.n_iter),
+                format!(" it {}/{} ", panel.iteration, panel.n_iter),
+            ])
+        };
         let block = block
-            .title(Line::styled(
-                format!(" {} ", theme.join(&[&name, &panel.size.to_string()])),
-                title_style,
-            ))
-            .title_bottom(Line::styled(
-                if panel.done {
-                    format!("{kl} done ")
-                } else if panel.n_iter == 0 {
-                    String::new()
-                } else {
-                    format!(" it {}/{}{kl} ", panel.iteration, panel.n_iter)
-                },
-                theme.dim(),
-            ));
+            .title(Line::styled(title, title_style))
+            .title_bottom(Line::styled(bottom, theme.dim()));
         let inner = block.inner(area);
         block.render(area, buf);
         let [plot, trust] = inner.layout(&Layout::vertical([
