@@ -38,18 +38,68 @@ fn tabs_cycle_and_jump() {
     assert_eq!(app.tab, Tab::Embeddings);
     press(&mut app, KeyCode::Char('3'));
     assert_eq!(app.tab, Tab::Saliency);
-    // In Saliency digits choose the class, so '1' stays here.
+    // Issue 11 (12): digits switch tabs in every tab, Saliency too.
     let cmds = press(&mut app, KeyCode::Char('1'));
-    assert_eq!(app.tab, Tab::Saliency);
-    assert!(matches!(cmds[..], [Command::Explain(r)] if r.class == Some(1)));
+    assert_eq!(app.tab, Tab::Training);
+    assert!(cmds.is_empty());
+}
+
+/// Issue 11 (12): in Saliency the class is picked with [ and ], wrapping over the classes.
+#[test]
+fn brackets_pick_the_class_in_saliency() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('3'));
+    let explained = app.saliency.explained_class.unwrap();
+    let cmds = press(&mut app, KeyCode::Char(']'));
+    let want = (explained + 1) % 10;
+    assert!(
+        matches!(cmds[..], [Command::Explain(r)] if r.class == Some(want)),
+        "{cmds:?}"
+    );
+    press(&mut app, KeyCode::Char('['));
+    let cmds = press(&mut app, KeyCode::Char('['));
+    let want = (explained + 9) % 10;
+    assert!(
+        matches!(cmds[..], [Command::Explain(r)] if r.class == Some(want)),
+        "{cmds:?}"
+    );
+    let bar = layerscope::tui::render_snapshot(&app, Tab::Saliency, 120, 40, false);
+    assert!(bar.contains("[ ] class"), "{bar}");
+}
+
+/// Issue 11 (13): in Saliency, t switches between test and training images, and n/N step
+/// over the images the model gets wrong.
+#[test]
+fn saliency_switches_parts_and_steps_over_mistakes() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('3'));
+    assert_eq!(app.saliency.part, Part::Test);
+    let cmds = press(&mut app, KeyCode::Char('n'));
+    // The fixture gets every 9th row wrong, starting at 4.
+    assert_eq!(app.saliency.index, 4);
+    assert!(matches!(cmds[..], [Command::Explain(r)] if r.part == Part::Test && r.index == 4));
+    press(&mut app, KeyCode::Char('n'));
+    assert_eq!(app.saliency.index, 13);
+    press(&mut app, KeyCode::Char('N'));
+    assert_eq!(app.saliency.index, 4);
+    let cmds = press(&mut app, KeyCode::Char('t'));
+    assert_eq!(app.saliency.part, Part::Train);
+    assert!(matches!(cmds[..], [Command::Explain(r)] if r.part == Part::Train));
+    press(&mut app, KeyCode::Char('t'));
+    assert_eq!(app.saliency.part, Part::Test);
 }
 
 #[test]
 fn quit_keys() {
-    for code in [KeyCode::Char('q'), KeyCode::Esc] {
+    let mut app = demo_app();
+    assert_eq!(press(&mut app, KeyCode::Char('q')), vec![Command::Quit]);
+    assert!(app.should_quit);
+    // Issue 11 (12): Esc never quits, on any tab.
+    for tab in Tab::ALL {
         let mut app = demo_app();
-        assert_eq!(press(&mut app, code), vec![Command::Quit]);
-        assert!(app.should_quit);
+        app.tab = tab;
+        assert!(press(&mut app, KeyCode::Esc).is_empty());
+        assert!(!app.should_quit, "{tab}");
     }
     let app = demo_app();
     let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
@@ -84,9 +134,128 @@ fn pause_resume_stop_restart() {
     app.training.status = TrainStatus::Converged;
     assert!(press(&mut app, KeyCode::Char(' ')).is_empty());
     assert!(app.message.is_some());
+    // Issue 11 (12): r asks first; y restarts, anything else (n, Esc, another key) does not.
+    for no in [KeyCode::Char('n'), KeyCode::Esc, KeyCode::Char('s')] {
+        assert!(press(&mut app, KeyCode::Char('r')).is_empty());
+        assert!(app.question.is_some());
+        let text = layerscope::tui::render_snapshot(&app, Tab::Training, 80, 24, false);
+        assert!(text.contains("y/n"), "{text}");
+        assert!(press(&mut app, no).is_empty(), "{no:?}");
+        assert!(app.question.is_none() && !app.should_quit);
+    }
+    assert!(press(&mut app, KeyCode::Char('r')).is_empty());
     assert_eq!(
-        press(&mut app, KeyCode::Char('r')),
+        press(&mut app, KeyCode::Char('y')),
         vec![Command::RestartTraining { seed: 1 }]
+    );
+}
+
+/// Issue 11 (11): a message goes after a few keys, or when the tab changes; its line is
+/// reserved, so the panels keep their size when it comes.
+#[test]
+fn messages_expire_and_do_not_move_the_panels() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('2'));
+    let before = layerscope::tui::render_snapshot(&app, Tab::Embeddings, 80, 24, false);
+    press(&mut app, KeyCode::Char('+'));
+    assert!(app.message.is_some());
+    let after = layerscope::tui::render_snapshot(&app, Tab::Embeddings, 80, 24, false);
+    let lines = |t: &str| t.lines().take(20).map(str::to_string).collect::<Vec<_>>();
+    // Only the legend (the pending perplexity) changes above the message line.
+    let changed: Vec<usize> = (0..20)
+        .filter(|&i| lines(&before)[i] != lines(&after)[i])
+        .collect();
+    assert!(changed.len() <= 1, "{changed:?}\n{before}\n{after}");
+    for _ in 0..layerscope::tui::app::MESSAGE_KEYS {
+        press(&mut app, KeyCode::Char('c'));
+        assert!(app.message.is_some());
+    }
+    press(&mut app, KeyCode::Char('c'));
+    assert!(app.message.is_none(), "gone after a few keys");
+    press(&mut app, KeyCode::Char('+'));
+    assert!(app.message.is_some());
+    press(&mut app, KeyCode::Char('1'));
+    assert!(app.message.is_none(), "gone with the tab");
+}
+
+/// Issue 11 (11): the legend says a perplexity change waits for r.
+#[test]
+fn the_legend_tells_a_pending_perplexity() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('2'));
+    let text = layerscope::tui::render_snapshot(&app, Tab::Embeddings, 120, 40, false);
+    assert!(text.contains("perplexity 3 ·"), "{text}");
+    press(&mut app, KeyCode::Char('+'));
+    let text = layerscope::tui::render_snapshot(&app, Tab::Embeddings, 120, 40, false);
+    assert!(text.contains("perplexity 3 (next 5: r re-runs)"), "{text}");
+}
+
+/// Issue 11 (11): at the edge of a cloud the cursor stays put rather than wandering sideways.
+#[test]
+fn arrows_stay_put_when_nothing_lies_that_way() {
+    // Point 1 is far off to the side, barely to the right.
+    let coords = array![[0.0f32, 0.0], [0.2, 5.0], [-1.0, 0.0]];
+    assert_eq!(nearest_in_direction(&coords, 0, Direction::Right), None);
+    assert_eq!(nearest_in_direction(&coords, 0, Direction::Left), Some(2));
+    assert_eq!(nearest_in_direction(&coords, 0, Direction::Up), Some(1));
+}
+
+/// Issue 11 (14): with --model the Training tab shows the loaded model and says so; r tells
+/// why it cannot restart, without asking.
+#[test]
+fn a_loaded_model_is_shown_not_waited_for() {
+    use layerscope::compute::{Event, Slots};
+    let demo = demo_app();
+    let mut app = App::new(3.0);
+    let slots = Slots::default();
+    app.on_event(
+        Event::DataReady {
+            split: demo.session.split.clone().unwrap(),
+            embed_n: 200,
+        },
+        &slots,
+    );
+    app.on_event(
+        Event::ModelReady(demo.session.model.clone().unwrap()),
+        &slots,
+    );
+    assert_eq!(app.training.status, TrainStatus::Loaded);
+    let text = layerscope::tui::render_snapshot(&app, Tab::Training, 80, 24, false);
+    assert!(text.contains("loaded (--model)"), "{text}");
+    assert!(!text.contains("waiting for the first epoch"), "{text}");
+    assert!(text.contains("784-512-256-10"), "{text}");
+    let m = demo.session.model.as_ref().unwrap();
+    #[expect(clippy::cast_precision_loss)]
+    let acc = m.confusion.diag().sum() as f64 / m.confusion.sum() as f64;
+    assert!(
+        text.contains(&format!("test accuracy {:.1}%", acc * 100.0)),
+        "{text}"
+    );
+    assert!(text.contains("t\\p"), "the confusion matrix: {text}");
+    assert!(press(&mut app, KeyCode::Char('r')).is_empty());
+    assert!(app.question.is_none());
+    assert!(
+        app.message
+            .as_deref()
+            .is_some_and(|m| m.contains("not possible with --model"))
+    );
+}
+
+/// Issue 11 (10): g puts the loss on a log scale.
+#[test]
+fn g_toggles_a_log_scale_loss() {
+    let mut app = demo_app();
+    let linear = layerscope::tui::render_snapshot(&app, Tab::Training, 120, 40, false);
+    press(&mut app, KeyCode::Char('g'));
+    assert!(app.training.log_loss);
+    let log = layerscope::tui::render_snapshot(&app, Tab::Training, 120, 40, false);
+    assert!(
+        !linear.contains("loss (log)") && log.contains("loss (log)"),
+        "{log}"
+    );
+    assert_eq!(
+        app.training.series.train_loss_log.len(),
+        app.training.series.train_loss.len()
     );
 }
 
@@ -272,7 +441,8 @@ fn a_failed_job_becomes_a_message() {
 fn a_restart_clears_the_old_run() {
     use layerscope::compute::{Event, Slots};
     let mut app = demo_app();
-    let cmds = press(&mut app, KeyCode::Char('r'));
+    press(&mut app, KeyCode::Char('r'));
+    let cmds = press(&mut app, KeyCode::Char('y'));
     assert_eq!(cmds, vec![Command::RestartTraining { seed: 1 }]);
     assert!(!app.idle, "busy again");
     app.on_event(

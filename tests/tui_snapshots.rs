@@ -213,3 +213,163 @@ fn saliency_colours_80x24() {
 fn embeddings_colours_80x24() {
     insta::assert_snapshot!(colour_grid(&demo_app(), Tab::Embeddings, 80, 24));
 }
+
+/// Issue 11 (7): under `--ascii` (and a non-UTF-8 locale with colour) every widget draws ASCII
+/// by itself, from `theme.glyphs`: no cell needs the character-by-character fallback.
+#[test]
+fn ascii_themes_draw_only_ascii_themselves() {
+    let mut app = demo_app();
+    let themes = [
+        Theme::new(ColorDepth::None, true),
+        Theme::for_terminal(ColorDepth::Ansi256, false, false),
+    ];
+    for help in [false, true] {
+        app.show_help = help;
+        for theme in &themes {
+            for (w, h) in [(60, 16), (80, 24), (120, 40), (160, 48)] {
+                for tab in Tab::ALL {
+                    let text = render_snapshot_with(&app, tab, w, h, false, theme);
+                    let bad: String = text.chars().filter(|c| !c.is_ascii()).collect();
+                    assert!(bad.is_empty(), "{tab} {w}x{h} help {help}: {bad}\n{text}");
+                }
+            }
+        }
+    }
+}
+
+fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
+    text.lines().filter(|l| l.contains(needle)).collect()
+}
+
+/// Issue 11 (8, 10): each chart names its series in its title at 80x24 and 120x40, and without
+/// colour train and test keep distinct markers (braille stays: NO_COLOR is about colour).
+#[test]
+fn chart_legends_and_markers_without_colour() {
+    let app = demo_app();
+    for (w, h) in [(80, 24), (120, 40)] {
+        let text = snapshot(Tab::Training, w, h);
+        for title in [" loss ", " accuracy "] {
+            let line = lines_with(&text, title);
+            assert!(
+                line.iter()
+                    .any(|l| l.contains("train") && l.contains("test")),
+                "{title} at {w}x{h}:\n{text}"
+            );
+        }
+    }
+    let no_color = Theme::new(ColorDepth::None, false);
+    let text = render_snapshot_with(&app, Tab::Training, 120, 40, false, &no_color);
+    assert!(
+        text.chars().any(|c| ('\u{2801}'..='\u{28FF}').contains(&c)),
+        "braille: {text}"
+    );
+    assert!(text.contains('•'), "the test series' own marker: {text}");
+    let ascii = Theme::new(ColorDepth::None, true);
+    let text = render_snapshot_with(&app, Tab::Training, 120, 40, false, &ascii);
+    assert!(
+        text.contains("* train") && text.contains("o test"),
+        "{text}"
+    );
+}
+
+/// Issue 11 (10): the accuracy axis is ranged to the values (the loss axis alone starts at 0),
+/// and a converged run fills the progress bar.
+#[test]
+fn accuracy_axis_is_ranged_and_a_converged_bar_is_full() {
+    let text = snapshot(Tab::Training, 120, 40);
+    assert_eq!(text.matches("0.00").count(), 1, "{text}");
+    let bar = text.lines().nth(2).unwrap();
+    assert!(bar.contains("converged") && !bar.contains('─'), "{bar}");
+}
+
+/// Issue 11 (11): the focused panel has a heavier border (not only a title colour), and each
+/// trust bar is coloured by its value.
+#[test]
+fn focus_border_and_trust_colours() {
+    let app = demo_app();
+    let text = snapshot(Tab::Embeddings, 120, 40);
+    assert_eq!(text.matches('┏').count(), 1, "{text}");
+    let ascii = Theme::new(ColorDepth::None, true);
+    let text = render_snapshot_with(&app, Tab::Embeddings, 120, 40, false, &ascii);
+    assert!(text.contains("==#"), "{text}");
+    let theme = Theme::new(ColorDepth::TrueColor, false);
+    let area = Rect::new(0, 0, 120, 40);
+    let mut buf = Buffer::empty(area);
+    render(&app, Tab::Embeddings, &theme, area, &mut buf);
+    let mut colours = Vec::new();
+    for y in 0..40 {
+        let row: String = (0..120).map(|x| buf[(x, y)].symbol().to_string()).collect();
+        if !row.contains("trust") {
+            continue;
+        }
+        for x in 0..120 {
+            let cell = &buf[(x, y)];
+            if cell.symbol() == "█" && !colours.contains(&cell.fg) {
+                colours.push(cell.fg);
+            }
+        }
+    }
+    // The fixture's trusts are 0.42, 0.54 (fair) and 0.66 (good).
+    assert_eq!(colours.len(), 2, "{colours:?}");
+    assert_ne!(theme.quality(0.2), theme.quality(0.5));
+    assert_ne!(theme.quality(0.5), theme.quality(0.7));
+}
+
+/// Issue 11 (16): at 60x16 numbers are whole: a field is dropped rather than a number cut.
+#[test]
+fn numbers_are_never_cut_at_60x16() {
+    let app = demo_app();
+    let embeddings = snapshot(Tab::Embeddings, 60, 16);
+    for trust in ["0.42", "0.54", "0.66"] {
+        assert!(embeddings.contains(trust), "{trust}:\n{embeddings}");
+    }
+    // Panel titles and footers: whole fields or none.
+    for line in embeddings.lines().filter(|l| l.contains("L4 out")) {
+        let after = line.split("L4 out").nth(1).unwrap();
+        let field: String = after.chars().take_while(|c| !"━┓─┐".contains(*c)).collect();
+        assert!(
+            field == " " || field == " · 10 ",
+            "{field:?}:\n{embeddings}"
+        );
+    }
+    assert!(
+        embeddings.contains("KL 1.90 ") && !embeddings.contains(" d┘"),
+        "{embeddings}"
+    );
+    let training = snapshot(Tab::Training, 60, 16);
+    assert!(training.contains("epoch 40/200"), "{training}");
+    let last = app.training.history.last().unwrap();
+    let acc = format!("{:.1}%", last.train_accuracy * 100.0);
+    assert!(training.contains(&acc), "{acc}:\n{training}");
+    let saliency = snapshot(Tab::Saliency, 60, 16);
+    assert!(saliency.contains("200/200 samples"), "{saliency}");
+}
+
+/// Issue 11 (6): the data's class names, not their indices, in the legend, the selection, the
+/// titles and the probabilities.
+#[test]
+fn class_names_are_shown() {
+    let mut app = demo_app();
+    let mut split = (*app.session.split.clone().unwrap()).clone();
+    let names: Vec<String> = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ]
+    .map(String::from)
+    .to_vec();
+    split.train.class_names.clone_from(&names);
+    split.test.class_names = names;
+    app.session.split = Some(std::sync::Arc::new(split));
+    let saliency = render_snapshot(&app, Tab::Saliency, 120, 40, false);
+    for want in [
+        "label three",
+        "saliency for class three",
+        ">three",
+        " seven ",
+    ] {
+        assert!(saliency.contains(want), "{want}:\n{saliency}");
+    }
+    let embeddings = render_snapshot(&app, Tab::Embeddings, 160, 48, false);
+    for want in ["label seven", "pred eight wrong", "nine"] {
+        assert!(embeddings.contains(want), "{want}:\n{embeddings}");
+    }
+}

@@ -73,8 +73,12 @@ impl Tab {
 pub enum Action {
     /// Quit the app and stop the worker.
     Quit,
-    /// Close the help overlay (Esc with help open).
+    /// Close the help overlay, or dismiss the message (Esc; it never quits).
     CloseHelp,
+    /// Answer yes to the pending question.
+    Confirm,
+    /// Answer no to the pending question.
+    Cancel,
     /// Show or hide every key.
     ToggleHelp,
     /// Next tab.
@@ -116,15 +120,22 @@ pub const GLOBAL_KEYS: &[Binding] = &[
     .shown(Show::Help),
     bind(&[KeyCode::F(2)], Action::GoTo(Tab::Embeddings), "F2", "").shown(Show::Hidden),
     bind(&[KeyCode::F(3)], Action::GoTo(Tab::Saliency), "F3", "").shown(Show::Hidden),
-    bind(&[KeyCode::Char('?')], Action::ToggleHelp, "?", "help").long("?", "help (esc closes)"),
-    bind(
-        &[KeyCode::Char('q'), KeyCode::Esc],
-        Action::Quit,
-        "q",
-        "quit",
-    )
-    .long("q, esc, ctrl-c", "quit"),
+    bind(&[KeyCode::Char('?')], Action::ToggleHelp, "?", "help"),
+    bind(&[KeyCode::Esc], Action::CloseHelp, "esc", "close help").shown(Show::Help),
+    bind(&[KeyCode::Char('q')], Action::Quit, "q", "quit").long("q, ctrl-c", "quit"),
 ];
+
+/// Keys a message lives for: it goes with the key after the last of these (or a tab change).
+pub const MESSAGE_KEYS: u8 = 3;
+
+/// A question in the message line, waiting for y or n (a destructive key asks first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question {
+    /// The words, ending in "y/n".
+    pub text: String,
+    /// What `y` does.
+    pub action: Action,
+}
 
 /// The digit keys that switch tabs (on the tabs where digits mean nothing else).
 pub const TAB_DIGITS: [Binding; 3] = [
@@ -160,6 +171,20 @@ impl Session {
     /// Number of classes in the data.
     pub fn n_classes(&self) -> usize {
         self.split.as_ref().map_or(0, |s| s.train.n_classes())
+    }
+
+    /// The data's name of class `c` (iris: "setosa"), or its digit when it has none.
+    pub fn class_name(&self, c: usize) -> String {
+        self.class_names()
+            .get(c)
+            .filter(|n| !n.is_empty())
+            .cloned()
+            .unwrap_or_else(|| super::theme::Theme::class_glyph(c).to_string())
+    }
+
+    /// The data's class names (empty before the data).
+    pub fn class_names(&self) -> &[String] {
+        self.split.as_ref().map_or(&[], |s| &s.train.class_names)
     }
 
     /// Images in a part (the embedded training images for [`Part::Train`]).
@@ -210,6 +235,8 @@ pub enum Effect {
     Send(Command),
     /// Show a message.
     Say(String),
+    /// Ask first: `action` happens only if the user answers y.
+    Ask(Question),
     /// Explain this image in the Saliency tab (from the Embeddings tab).
     Explain {
         /// Its part of the split.
@@ -236,8 +263,12 @@ pub struct App {
     pub embed: EmbeddingsTab,
     /// Saliency tab.
     pub saliency: SaliencyTab,
-    /// Latest message for the user (an error, a hint).
+    /// Latest message for the user (an error, a hint); it expires (`MESSAGE_KEYS`).
     pub message: Option<String>,
+    /// Keys pressed since the message appeared.
+    pub message_age: u8,
+    /// A question waiting for y/n (shown in the message line; every other key answers no).
+    pub question: Option<Question>,
     /// The worker has nothing left to do.
     pub idle: bool,
 }
@@ -261,8 +292,11 @@ impl App {
         if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
             return Some(Action::Quit);
         }
-        if key.code == KeyCode::Esc && self.show_help {
-            return Some(Action::CloseHelp);
+        if self.question.is_some() {
+            return Some(match key.code {
+                KeyCode::Char('y' | 'Y') => Action::Confirm,
+                _ => Action::Cancel,
+            });
         }
         if let Some(action) = keys::lookup(GLOBAL_KEYS, key.code) {
             return Some(action);
@@ -275,14 +309,26 @@ impl App {
 
     /// Apply an action; returns what the worker must be told.
     pub fn update(&mut self, action: Action) -> Vec<Command> {
+        self.age_message();
         let effects = match action {
             Action::Quit => {
                 self.should_quit = true;
                 return vec![Command::Quit];
             }
             Action::CloseHelp => {
+                if !self.show_help {
+                    self.message = None;
+                }
                 self.show_help = false;
                 Vec::new()
+            }
+            Action::Confirm => match self.question.take() {
+                Some(q) => return self.update(q.action),
+                None => Vec::new(),
+            },
+            Action::Cancel => {
+                self.question = None;
+                vec![Effect::Say("cancelled".into())]
             }
             Action::ToggleHelp => {
                 self.show_help = !self.show_help;
@@ -304,8 +350,26 @@ impl App {
     }
 
     fn go_to(&mut self, tab: Tab) -> Vec<Effect> {
+        if tab != self.tab {
+            // A message is about the tab it came from.
+            self.message = None;
+        }
         self.tab = tab;
         Vec::new()
+    }
+
+    /// Show a message (it lives for `MESSAGE_KEYS` keys).
+    pub fn say(&mut self, message: String) {
+        self.message = Some(message);
+        self.message_age = 0;
+    }
+
+    /// One more key: an old message goes.
+    fn age_message(&mut self) {
+        self.message_age = self.message_age.saturating_add(1);
+        if self.message_age > MESSAGE_KEYS {
+            self.message = None;
+        }
     }
 
     /// Carry out the tabs' effects; the commands for the worker.
@@ -314,7 +378,8 @@ impl App {
         for effect in effects {
             match effect {
                 Effect::Send(c) => commands.push(c),
-                Effect::Say(m) => self.message = Some(m),
+                Effect::Say(m) => self.say(m),
+                Effect::Ask(q) => self.question = Some(q),
                 Effect::Explain { part, index } => {
                     self.tab = Tab::Saliency;
                     commands.extend(self.saliency.open(part, index));
@@ -373,7 +438,7 @@ impl App {
                 "saliency"
             }
         };
-        self.message = Some(format!("{what} failed: {message}"));
+        self.say(format!("{what} failed: {message}"));
     }
 
     /// Number of classes in the data.

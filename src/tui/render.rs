@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Tabs, Widget, Wrap};
+use ratatui::widgets::{Clear, Paragraph, Tabs, Widget, Wrap};
 
 use super::app::{App, GLOBAL_KEYS, Tab};
 use super::keys;
@@ -42,11 +42,11 @@ pub fn render(app: &App, tab: Tab, theme: &Theme, area: Rect, buf: &mut Buffer) 
             .render(area, buf);
         return;
     }
-    let message_h = u16::from(app.message.is_some());
+    // The message line is always there, so a message never shrinks (and re-rasterises) a panel.
     let [tabs_area, body, message_area, keys] = area.layout(&Layout::vertical([
         Constraint::Length(1),
         Constraint::Fill(1),
-        Constraint::Length(message_h),
+        Constraint::Length(1),
         Constraint::Length(1),
     ]));
     render_tab_bar(app, tab, theme, tabs_area, buf);
@@ -71,7 +71,15 @@ pub fn render(app: &App, tab: Tab, theme: &Theme, area: Rect, buf: &mut Buffer) 
         })
             .render(body, buf),
     }
-    if let Some(m) = &app.message {
+    if let Some(q) = &app.question {
+        buf.set_stringn(
+            message_area.x,
+            message_area.y,
+            &q.text,
+            usize::from(message_area.width),
+            theme.highlight(),
+        );
+    } else if let Some(m) = &app.message {
         let style = if m.contains("failed") {
             theme.bad()
         } else {
@@ -177,7 +185,11 @@ fn render_help(theme: &Theme, area: Rect, buf: &mut Buffer) {
         ));
     }
     lines.push(Line::styled(
-        "* in Saliency, digits pick the class to explain",
+        "* everywhere; in Saliency [ and ] pick the class to explain",
+        theme.dim(),
+    ));
+    lines.push(Line::styled(
+        "trust: share of 10 nearest neighbours (in the layer) kept in the map",
         theme.dim(),
     ));
     let h = u16::try_from(lines.len() + 2)
@@ -191,6 +203,6 @@ fn render_help(theme: &Theme, area: Rect, buf: &mut Buffer) {
     );
     Clear.render(popup, buf);
     Paragraph::new(lines)
-        .block(Block::bordered().title(" keys "))
+        .block(theme.block().title(" keys "))
         .render(popup, buf);
 }

@@ -27,6 +27,9 @@ use crate::compute::{Config, Event, Worker};
 /// At most one frame per this long for worker progress.
 const FRAME: Duration = Duration::from_millis(33);
 
+/// A message goes after this long (or after `app::MESSAGE_KEYS` keys, whichever comes first).
+const MESSAGE_TTL: Duration = Duration::from_secs(6);
+
 /// What the UI loop receives.
 enum UiEvent {
     Input(TermEvent),
@@ -117,13 +120,18 @@ fn event_loop(
     let mut dirty = false;
     let mut urgent = false;
     let mut last_draw = Instant::now();
+    // The message on screen and when it appeared.
+    let mut shown_message: Option<(String, Instant)> = None;
     loop {
-        let timeout = if dirty {
+        let mut timeout = if dirty {
             let wait = if urgent { Duration::ZERO } else { FRAME };
             wait.saturating_sub(last_draw.elapsed())
         } else {
             Duration::from_secs(3600)
         };
+        if let Some((_, since)) = &shown_message {
+            timeout = timeout.min(MESSAGE_TTL.saturating_sub(since.elapsed()));
+        }
         let first = match rx.recv_timeout(timeout) {
             Ok(ev) => Some(ev),
             Err(RecvTimeoutError::Timeout) => None,
@@ -182,6 +190,18 @@ fn event_loop(
         }
         if app.should_quit {
             break;
+        }
+        match (&app.message, &shown_message) {
+            (None, _) => shown_message = None,
+            (Some(m), Some((old, since))) if m == old => {
+                if since.elapsed() >= MESSAGE_TTL {
+                    app.message = None;
+                    shown_message = None;
+                    dirty = true;
+                    urgent = true;
+                }
+            }
+            (Some(m), _) => shown_message = Some((m.clone(), Instant::now())),
         }
         let due = if urgent { Duration::ZERO } else { FRAME };
         if dirty && last_draw.elapsed() >= due {

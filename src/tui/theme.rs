@@ -5,6 +5,7 @@
 use ratatui::buffer::Buffer;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::{Marker, border};
+use ratatui::widgets::Block;
 
 /// How many colours the terminal shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +91,8 @@ pub struct Glyphs {
     pub unicode: bool,
     /// Borders of blocks (`Block::bordered().border_set(theme.glyphs.border)`).
     pub border: border::Set<'static>,
+    /// The heavier border of the focused block.
+    pub border_focus: border::Set<'static>,
     /// Between fields of a title or status line (`epoch 3/200 · 512 samples/s`).
     pub separator: &'static str,
     /// Shades from light to dark ink, for heatmaps without colour.
@@ -121,6 +124,7 @@ pub struct Glyphs {
 pub const UNICODE_GLYPHS: Glyphs = Glyphs {
     unicode: true,
     border: border::PLAIN,
+    border_focus: border::THICK,
     separator: "·",
     shades: SHADES,
     negative_shades: NEGATIVE_SHADES,
@@ -147,10 +151,23 @@ pub const ASCII_BORDER: border::Set<'static> = border::Set {
     horizontal_bottom: "-",
 };
 
+/// The ASCII border of the focused block: `#==#` and `#`.
+pub const ASCII_FOCUS_BORDER: border::Set<'static> = border::Set {
+    top_left: "#",
+    top_right: "#",
+    bottom_left: "#",
+    bottom_right: "#",
+    vertical_left: "#",
+    vertical_right: "#",
+    horizontal_top: "=",
+    horizontal_bottom: "=",
+};
+
 /// Glyphs for `--ascii` and non-UTF-8 locales: printable ASCII only.
 pub const ASCII_GLYPHS: Glyphs = Glyphs {
     unicode: false,
     border: ASCII_BORDER,
+    border_focus: ASCII_FOCUS_BORDER,
     separator: "|",
     shades: [' ', '+', '*', '#', '@'],
     negative_shades: NEGATIVE_SHADES,
@@ -265,6 +282,37 @@ impl Theme {
     /// True when colours are shown.
     pub fn has_color(&self) -> bool {
         self.depth != ColorDepth::None
+    }
+
+    /// A bordered block in this theme's border glyphs.
+    pub fn block<'a>(&self) -> Block<'a> {
+        Block::bordered().border_set(self.glyphs.border)
+    }
+
+    /// The block of the focused panel: a heavier border, so focus shows without colour too.
+    pub fn focused_block<'a>(&self) -> Block<'a> {
+        Block::bordered().border_set(self.glyphs.border_focus)
+    }
+
+    /// " a · b · c ": fields joined by the theme's separator.
+    pub fn join(&self, fields: &[&str]) -> String {
+        fields.join(&format!(" {} ", self.glyphs.separator))
+    }
+
+    /// A value in [0, 1] where higher is better (the trust of a map): bad below 0.3, fair below
+    /// 0.6, good from there.
+    pub fn quality(&self, v: f64) -> Style {
+        if !self.has_color() {
+            return Style::default();
+        }
+        let rgb = if v < 0.3 {
+            (0xD5, 0x5E, 0x00)
+        } else if v < 0.6 {
+            (0xF0, 0xE4, 0x42)
+        } else {
+            (0x00, 0x9E, 0x73)
+        };
+        Style::default().fg(self.rgb(rgb))
     }
 
     fn rgb(&self, (r, g, b): (u8, u8, u8)) -> Color {
@@ -471,6 +519,22 @@ pub fn asciify(buf: &mut Buffer) {
     }
 }
 
+/// [`asciify`] within `area` only: for widgets that draw glyphs of their own (ratatui's chart
+/// axes).
+pub fn asciify_area(buf: &mut Buffer, area: ratatui::layout::Rect) {
+    let area = area.intersection(buf.area);
+    for y in area.top()..area.bottom() {
+        for x in area.left()..area.right() {
+            if let Some(cell) = buf.cell_mut((x, y))
+                && !cell.symbol().is_ascii()
+            {
+                let c = cell.symbol().chars().next().map_or(' ', ascii_fallback);
+                cell.set_char(c);
+            }
+        }
+    }
+}
+
 fn to_byte(v: f32) -> u8 {
     // Clamped to [0, 255] first: the cast cannot truncate.
     #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -596,8 +660,11 @@ mod tests {
     }
 
     fn glyph_text(g: &Glyphs) -> String {
-        let b = g.border;
+        let (b, f) = (g.border, g.border_focus);
         let mut text: String = [
+            f.top_left,
+            f.vertical_left,
+            f.horizontal_top,
             b.top_left,
             b.top_right,
             b.bottom_left,

@@ -11,7 +11,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Widget};
+use ratatui::widgets::{Paragraph, Widget};
 use strum::{EnumIter, IntoEnumIterator};
 
 use crate::compute::{Command, EmbedSnapshot, Event, ModelReport, Slots};
@@ -460,13 +460,14 @@ fn next_perplexity(p: f64, up: bool) -> f64 {
     }
 }
 
-/// The point nearest to `from` in direction `d`: within a 45-degree cone if any, else the
-/// nearest with any progress that way.
+/// The point nearest to `from` in direction `d`: within a 45-degree cone if any, else within
+/// a 63-degree one (at most two steps across per step along); `None` when nothing lies that
+/// way, so that the cursor stays put at the edge of a cloud instead of wandering sideways.
 pub fn nearest_in_direction(coords: &Array2<f32>, from: usize, d: Direction) -> Option<usize> {
     let origin = coords.row(from);
     let (ox, oy) = (origin[0], origin[1]);
     let mut in_cone: Option<(usize, f32)> = None;
-    let mut any: Option<(usize, f32)> = None;
+    let mut wide: Option<(usize, f32)> = None;
     for (i, p) in coords.axis_iter(Axis(0)).enumerate() {
         if i == from {
             continue;
@@ -486,11 +487,11 @@ pub fn nearest_in_direction(coords: &Array2<f32>, from: usize, d: Direction) -> 
             in_cone = Some((i, dist));
         }
         let score = along + 2.0 * across.abs();
-        if any.is_none_or(|(_, b)| score < b) {
-            any = Some((i, score));
+        if across.abs() <= 2.0 * along && wide.is_none_or(|(_, b)| score < b) {
+            wide = Some((i, score));
         }
     }
-    in_cone.or(any).map(|(i, _)| i)
+    in_cone.or(wide).map(|(i, _)| i)
 }
 
 /// The Embeddings tab drawn from its state and the session.
@@ -529,7 +530,7 @@ impl Widget for &EmbeddingsView<'_> {
             };
             Paragraph::new(text)
                 .style(theme.dim())
-                .block(Block::bordered().title(" layers "))
+                .block(theme.block().title(" layers "))
                 .render(panels_area, buf);
         } else {
             let n = u32::try_from(panels.len()).unwrap_or(1);
@@ -584,26 +585,37 @@ impl EmbeddingsView<'_> {
         let kl = panel
             .kl_divergence
             .map_or(String::new(), |k| format!(" KL {k:.2}"));
-        let title_style = if focused {
-            theme.accent()
+        let (block, title_style) = if focused {
+            (theme.focused_block(), theme.key())
         } else {
-            theme.text()
+            (theme.block(), theme.text())
         };
-        let block = Block::bordered()
-            .title(Line::styled(
-                format!(" {name} · {} ", panel.size),
-                title_style,
-            ))
-            .title_bottom(Line::styled(
-                if panel.done {
-                    format!("{kl} done ")
-                } else if panel.n_iter == 0 {
-                    String::new()
-                } else {
-                    format!(" it {}/{}{kl} ", panel.iteration, panel.n_iter)
-                },
-                theme.dim(),
-            ));
+        // The first of these that fits between the corners: a field goes whole, never a cut
+        // number.
+        let room = usize::from(area.width.saturating_sub(2));
+        let fit = |options: Vec<String>| {
+            options
+                .into_iter()
+                .find(|t| t.chars().count() <= room)
+                .unwrap_or_default()
+        };
+        let title = fit(vec![
+            format!(" {} ", theme.join(&[&name, &panel.size.to_string()])),
+            format!(" {name} "),
+        ]);
+        let bottom = if panel.done {
+            fit(vec![format!("{kl} done "), format!("{kl} ")])
+        } else if panel.n_iter == 0 {
+            String::new()
+        } else {
+            fit(vec![
+                format!(" it {}/{}{kl} ", panel.iteration, panel.n_iter),
+                format!(" it {}/{} ", panel.iteration, panel.n_iter),
+            ])
+        };
+        let block = block
+            .title(Line::styled(title, title_style))
+            .title_bottom(Line::styled(bottom, theme.dim()));
         let inner = block.inner(area);
         block.render(area, buf);
         let [plot, trust] = inner.layout(&Layout::vertical([
@@ -636,8 +648,22 @@ impl EmbeddingsView<'_> {
     fn render_legend(&self, area: Rect, buf: &mut Buffer) {
         let theme = self.theme;
         let by = self.tab.color_by;
+        // The maps show the perplexity they were run with; a change waits for r.
+        let shown = self
+            .tab
+            .panels
+            .first()
+            .map_or(self.tab.perplexity, |p| p.perplexity);
+        let perplexity = if (shown - self.tab.perplexity).abs() > 1e-9 {
+            format!(
+                "perplexity {shown} (next {}: r re-runs)",
+                self.tab.perplexity
+            )
+        } else {
+            format!("perplexity {shown}")
+        };
         let mut spans = vec![Span::styled(
-            format!("perplexity {} · {} ", self.tab.perplexity, by.label()),
+            format!("{} ", theme.join(&[&perplexity, by.label()])),
             theme.dim(),
         )];
         match by {
@@ -655,12 +681,12 @@ impl EmbeddingsView<'_> {
                 for c in 0..self.session.n_classes() {
                     let g = u8::try_from(c).unwrap_or(0);
                     let glyph = if theme.braille {
-                        '●'
+                        theme.glyphs.bullet
                     } else {
                         group_glyph(by, g)
                     };
                     spans.push(Span::styled(
-                        format!("{glyph}{} ", Theme::class_glyph(c)),
+                        format!("{glyph}{} ", self.session.class_name(c)),
                         Style::default().fg(group_color(theme, by, g)),
                     ));
                 }
@@ -675,7 +701,7 @@ impl EmbeddingsView<'_> {
     fn render_selection(&self, area: Rect, buf: &mut Buffer) {
         let theme = self.theme;
         let i = self.tab.selected;
-        let block = Block::bordered().title(format!(" image {i} "));
+        let block = theme.block().title(format!(" image {i} "));
         let inner = block.inner(area);
         block.render(area, buf);
         let Some((pixels, label)) = self.session.image(Part::Train, i) else {
@@ -711,7 +737,7 @@ impl EmbeddingsView<'_> {
         let mut spans = vec![
             Span::styled("label ", theme.dim()),
             Span::styled(
-                label.to_string(),
+                self.session.class_name(usize::from(label)),
                 Style::default().fg(theme.class(usize::from(label))),
             ),
         ];
@@ -723,7 +749,8 @@ impl EmbeddingsView<'_> {
                 theme.bad()
             };
             let mark = if p == label { "" } else { " wrong" };
-            spans.push(Span::styled(format!("{p}{mark}"), style));
+            let name = self.session.class_name(usize::from(p));
+            spans.push(Span::styled(format!("{name}{mark}"), style));
         }
         Line::from(spans).render(info, buf);
         if let Some(probs) = self.session.probabilities(Part::Train, i)
@@ -732,6 +759,7 @@ impl EmbeddingsView<'_> {
             (&ProbabilityBars {
                 probs: p,
                 marked: pred.map(usize::from),
+                names: self.session.class_names(),
                 theme,
             })
                 .render(bars, buf);
@@ -754,20 +782,20 @@ fn render_trust(trust: Option<f64>, theme: &Theme, area: Rect, buf: &mut Buffer)
         );
         return;
     };
-    let tail = format!(" {t:.2}");
-    let tail_w = u16::try_from(tail.len())
-        .unwrap_or(u16::MAX)
-        .min(area.width);
-    let [bar, value] = area.layout(&Layout::horizontal([
+    let value = format!("{t:.2}");
+    let value_w = u16::try_from(value.len()).unwrap_or(u16::MAX);
+    // Too narrow for a bar: the number alone, whole, or nothing (never a cut number).
+    if area.width < value_w + 7 {
+        if area.width >= value_w {
+            buf.set_string(area.x, area.y, &value, theme.quality(t));
+        }
+        return;
+    }
+    let [bar, tail] = area.layout(&Layout::horizontal([
         Constraint::Fill(1),
-        Constraint::Length(tail_w),
+        Constraint::Length(value_w + 1),
     ]));
-    line_gauge(t, "trust".to_string(), theme).render(bar, buf);
-    buf.set_stringn(
-        value.x,
-        value.y,
-        &tail,
-        usize::from(value.width),
-        theme.text(),
-    );
+    // Coloured by value: red below 0.3, yellow below 0.6, green above (see the help).
+    line_gauge(t, "trust".to_string(), theme, theme.quality(t)).render(bar, buf);
+    buf.set_string(tail.x + 1, tail.y, &value, theme.text());
 }

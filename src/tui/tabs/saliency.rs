@@ -7,11 +7,11 @@ use crossterm::event::KeyCode;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
+use ratatui::widgets::{Paragraph, Widget, Wrap};
 
 use crate::compute::{Command, Event, ExplainRequest, Method, SaliencySnapshot, Slots};
 use crate::data::Part;
-use crate::tui::app::{Action, Effect, Session};
+use crate::tui::app::{Action, Effect, Session, TAB_DIGITS};
 use crate::tui::keys::{Binding, Show, bind};
 use crate::tui::tabs::training::duration;
 use crate::tui::theme::Theme;
@@ -48,8 +48,16 @@ pub enum SaliencyAction {
     PrevImage,
     /// Next image.
     NextImage,
-    /// Explain this class.
-    ExplainClass(usize),
+    /// Explain the next class (`[`/`]`: digits switch tabs everywhere).
+    NextClass,
+    /// Explain the previous class.
+    PrevClass,
+    /// Switch between test images and the embedded training images.
+    TogglePart,
+    /// The next misclassified image of this part.
+    NextMisclassified,
+    /// The previous misclassified image of this part.
+    PrevMisclassified,
     /// Explain the predicted class.
     ExplainPredicted,
     /// Cycle the attribution method.
@@ -60,29 +68,7 @@ const fn act(a: SaliencyAction) -> Action {
     Action::Saliency(a)
 }
 
-const fn class(c: usize, key: KeyCode) -> Binding {
-    bind(
-        match key {
-            KeyCode::Char('0') => &[KeyCode::Char('0')],
-            KeyCode::Char('1') => &[KeyCode::Char('1')],
-            KeyCode::Char('2') => &[KeyCode::Char('2')],
-            KeyCode::Char('3') => &[KeyCode::Char('3')],
-            KeyCode::Char('4') => &[KeyCode::Char('4')],
-            KeyCode::Char('5') => &[KeyCode::Char('5')],
-            KeyCode::Char('6') => &[KeyCode::Char('6')],
-            KeyCode::Char('7') => &[KeyCode::Char('7')],
-            KeyCode::Char('8') => &[KeyCode::Char('8')],
-            _ => &[KeyCode::Char('9')],
-        },
-        act(SaliencyAction::ExplainClass(c)),
-        "",
-        "",
-    )
-    .shown(Show::Hidden)
-}
-
-/// The Saliency tab's keys. Digits pick the class here; Tab, Shift-Tab and F1-F3 still switch
-/// tabs.
+/// The Saliency tab's keys. Digits switch tabs here as everywhere; `[` and `]` pick the class.
 pub const KEYS: &[Binding] = &[
     bind(
         &[KeyCode::Left, KeyCode::Char('h')],
@@ -98,20 +84,39 @@ pub const KEYS: &[Binding] = &[
     )
     .shown(Show::Hidden),
     bind(
-        &[KeyCode::Char('0')],
-        act(SaliencyAction::ExplainClass(0)),
-        "0-9",
+        &[KeyCode::Char(']')],
+        act(SaliencyAction::NextClass),
+        "[ ]",
         "class",
+    )
+    .long("[ ]", "previous/next class"),
+    bind(
+        &[KeyCode::Char('[')],
+        act(SaliencyAction::PrevClass),
+        "[",
+        "",
+    )
+    .shown(Show::Hidden),
+    bind(
+        &[KeyCode::Char('n')],
+        act(SaliencyAction::NextMisclassified),
+        "n/N",
+        "wrong",
+    )
+    .long("n/N", "next/prev. wrong"),
+    bind(
+        &[KeyCode::Char('N')],
+        act(SaliencyAction::PrevMisclassified),
+        "N",
+        "",
+    )
+    .shown(Show::Hidden),
+    bind(
+        &[KeyCode::Char('t')],
+        act(SaliencyAction::TogglePart),
+        "t",
+        "test/train",
     ),
-    class(1, KeyCode::Char('1')),
-    class(2, KeyCode::Char('2')),
-    class(3, KeyCode::Char('3')),
-    class(4, KeyCode::Char('4')),
-    class(5, KeyCode::Char('5')),
-    class(6, KeyCode::Char('6')),
-    class(7, KeyCode::Char('7')),
-    class(8, KeyCode::Char('8')),
-    class(9, KeyCode::Char('9')),
     bind(
         &[KeyCode::Char('p')],
         act(SaliencyAction::ExplainPredicted),
@@ -124,7 +129,9 @@ pub const KEYS: &[Binding] = &[
         "m",
         "method",
     ),
-    bind(&[KeyCode::Tab], Action::NextTab, "tab", "tabs").shown(Show::Bar),
+    TAB_DIGITS[0],
+    TAB_DIGITS[1],
+    TAB_DIGITS[2],
 ];
 
 /// The Saliency tab's state.
@@ -196,12 +203,36 @@ impl SaliencyTab {
                     (self.index + n - 1) % n
                 };
             }
-            SaliencyAction::ExplainClass(c) => {
-                let n_classes = session.n_classes();
-                if n_classes > 0 && c >= n_classes {
-                    return vec![Effect::Say(format!("there is no class {c}"))];
+            SaliencyAction::NextClass | SaliencyAction::PrevClass => {
+                let n = session.n_classes();
+                if n == 0 {
+                    return Vec::new();
                 }
-                self.class = Some(c);
+                let current = self.class.or(self.explained_class).unwrap_or(0) % n;
+                self.class = Some(if action == SaliencyAction::NextClass {
+                    (current + 1) % n
+                } else {
+                    (current + n - 1) % n
+                });
+            }
+            SaliencyAction::TogglePart => {
+                self.part = match self.part {
+                    Part::Test => Part::Train,
+                    Part::Train => Part::Test,
+                };
+                let n = session.image_count(self.part);
+                self.index = self.index.min(n.saturating_sub(1));
+                self.class = None;
+            }
+            SaliencyAction::NextMisclassified | SaliencyAction::PrevMisclassified => {
+                let forward = action == SaliencyAction::NextMisclassified;
+                match next_misclassified(session, self.part, self.index, forward) {
+                    Some(i) => {
+                        self.index = i;
+                        self.class = None;
+                    }
+                    None => return vec![Effect::Say("no misclassified image here".into())],
+                }
             }
             SaliencyAction::ExplainPredicted => self.class = None,
             SaliencyAction::CycleMethod => self.method = next_method(self.method),
@@ -280,6 +311,26 @@ impl SaliencyTab {
     }
 }
 
+/// The next (or previous) image of `part` after `from` that the model gets wrong, wrapping.
+fn next_misclassified(session: &Session, part: Part, from: usize, forward: bool) -> Option<usize> {
+    let n = session.image_count(part);
+    (1..=n)
+        .map(|step| {
+            if forward {
+                (from + step) % n
+            } else {
+                (from + n * step - step) % n
+            }
+        })
+        .find(|&i| {
+            let label = session.image(part, i).map(|(_, l)| usize::from(l));
+            let predicted = session
+                .probabilities(part, i)
+                .and_then(|p| p.to_slice().map(crate::nn::argmax));
+            label.is_some() && predicted.is_some() && label != predicted
+        })
+}
+
 /// The Saliency tab drawn from its state and the session.
 pub struct SaliencyView<'a> {
     /// The tab's state.
@@ -310,7 +361,13 @@ impl Widget for &SaliencyView<'_> {
         let image = self.session.image(s.part, s.index);
         let shape = self.session.image_shape();
         let title = match image {
-            Some((_, label)) => format!(" {part_name} image {} · label {label} ", s.index),
+            Some((_, label)) => format!(
+                " {} ",
+                theme.join(&[
+                    &format!("{part_name} image {}", s.index),
+                    &format!("label {}", self.session.class_name(usize::from(label)))
+                ])
+            ),
             None => format!(" {part_name} image {} ", s.index),
         };
         let pixels = image.as_ref().and_then(|(p, _)| p.to_slice());
@@ -325,7 +382,7 @@ impl Widget for &SaliencyView<'_> {
         );
         let class = s.explained_class.or(s.class);
         let map_title = match class {
-            Some(c) => format!(" saliency for class {c} "),
+            Some(c) => format!(" saliency for class {} ", self.session.class_name(c)),
             None => " saliency ".to_string(),
         };
         let values = s.estimate.as_ref().map(|e| e.values.as_slice());
@@ -338,7 +395,7 @@ impl Widget for &SaliencyView<'_> {
             map_area,
             buf,
         );
-        let block = Block::bordered().title(" probabilities ");
+        let block = theme.block().title(" probabilities ");
         let inner = block.inner(probs_area);
         block.render(probs_area, buf);
         match self
@@ -349,6 +406,7 @@ impl Widget for &SaliencyView<'_> {
             Some(p) => (&ProbabilityBars {
                 probs: &p,
                 marked: class,
+                names: self.session.class_names(),
                 theme,
             })
                 .render(inner, buf),
@@ -356,7 +414,7 @@ impl Widget for &SaliencyView<'_> {
                 .style(theme.dim())
                 .render(inner, buf),
         }
-        render_info(s, theme, info, buf);
+        render_info(s, self.session, theme, info, buf);
     }
 }
 
@@ -369,7 +427,7 @@ fn render_heatmap(
     area: Rect,
     buf: &mut Buffer,
 ) {
-    let block = Block::bordered().title(title.to_string());
+    let block = theme.block().title(title.to_string());
     let inner = block.inner(area);
     block.render(area, buf);
     let [map, legend] = inner.layout(&Layout::vertical([
@@ -400,10 +458,10 @@ fn render_heatmap(
     (&Legend { scale, theme }).render(Rect::new(lx, ly, legend_w, 1), buf);
 }
 
-fn render_info(s: &SaliencyTab, theme: &Theme, area: Rect, buf: &mut Buffer) {
+fn render_info(s: &SaliencyTab, session: &Session, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let class_text = match (s.class, s.explained_class) {
-        (Some(c), _) => format!("class {c}"),
-        (None, Some(c)) => format!("class {c} (predicted)"),
+        (Some(c), _) => format!("class {}", session.class_name(c)),
+        (None, Some(c)) => format!("class {} (predicted)", session.class_name(c)),
         (None, None) => "the predicted class".to_string(),
     };
     let mut spans = vec![
@@ -414,16 +472,14 @@ fn render_info(s: &SaliencyTab, theme: &Theme, area: Rect, buf: &mut Buffer) {
     ];
     let progress = match &s.estimate {
         Some(e) => {
-            let se = s
-                .mean_stderr
-                .map_or(String::new(), |v| format!(" · mean s.e. {v:.2e}"));
+            let se = s.mean_stderr.map(|v| format!("mean s.e. {v:.2e}"));
             let state = if s.done { "done" } else { "refining" };
-            format!(
-                "{}/{} samples · {}{se} · {state}",
-                e.samples_done,
-                e.samples_total,
-                duration(e.seconds)
-            )
+            let samples = format!("{}/{} samples", e.samples_done, e.samples_total);
+            let time = duration(e.seconds);
+            let mut fields = vec![samples.as_str(), time.as_str()];
+            fields.extend(se.as_deref());
+            fields.push(state);
+            theme.join(&fields)
         }
         None if s.running => "queued: the worker starts it after the model is ready".to_string(),
         None => "not started".to_string(),
@@ -441,6 +497,6 @@ fn render_info(s: &SaliencyTab, theme: &Theme, area: Rect, buf: &mut Buffer) {
     ];
     Paragraph::new(lines)
         .wrap(Wrap { trim: true })
-        .block(Block::bordered().title(" explanation "))
+        .block(theme.block().title(" explanation "))
         .render(area, buf);
 }

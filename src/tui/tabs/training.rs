@@ -8,14 +8,12 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{
-    Axis, Block, Chart, Dataset, GraphType, LegendPosition, LineGauge, Paragraph, Widget,
-};
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LineGauge, Paragraph, Widget};
 
 use crate::compute::{Command, EpochMetrics, ModelReport, StopReason};
-use crate::tui::app::{Action, Effect, Session, TAB_DIGITS, Tab};
+use crate::tui::app::{Action, Effect, Question, Session, TAB_DIGITS, Tab};
 use crate::tui::keys::{Binding, Show, bind};
-use crate::tui::theme::Theme;
+use crate::tui::theme::{Theme, asciify_area};
 use crate::tui::widgets::ConfusionGrid;
 
 /// A test metric the engine may not have (no test split): `None` then. Takes the engine's
@@ -31,8 +29,12 @@ pub enum TrainingAction {
     TogglePause,
     /// Stop training now and keep the model so far.
     Stop,
-    /// Train again with the next seed.
+    /// Ask whether to train again with the next seed.
     Restart,
+    /// Train again with the next seed (the answer to `Restart`'s question).
+    RestartNow,
+    /// Loss on a log scale, or a linear one.
+    ToggleLogLoss,
 }
 
 /// The Training tab's keys.
@@ -53,7 +55,14 @@ pub const KEYS: &[Binding] = &[
         &[KeyCode::Char('r')],
         Action::Training(TrainingAction::Restart),
         "r",
-        "restart (new seed)",
+        "restart",
+    )
+    .long("r", "restart (asks)"),
+    bind(
+        &[KeyCode::Char('g')],
+        Action::Training(TrainingAction::ToggleLogLoss),
+        "g",
+        "log loss",
     ),
     bind(
         &[KeyCode::Char('1')],
@@ -126,6 +135,10 @@ pub struct TrainingSeries {
     pub train_accuracy: Vec<(f64, f64)>,
     /// Test accuracy.
     pub test_accuracy: Vec<(f64, f64)>,
+    /// Training loss, log10.
+    pub train_loss_log: Vec<(f64, f64)>,
+    /// Test loss, log10.
+    pub test_loss_log: Vec<(f64, f64)>,
 }
 
 /// The Training tab's state.
@@ -143,6 +156,10 @@ pub struct TrainingTab {
     pub status: TrainStatus,
     /// Chart series (epoch, value), kept with the history so drawing converts nothing.
     pub series: TrainingSeries,
+    /// The loss chart on a log scale.
+    pub log_loss: bool,
+    /// Test accuracy of a loaded model (from its confusion matrix), shown instead of epochs.
+    pub loaded_accuracy: Option<f64>,
 }
 
 impl TrainingTab {
@@ -166,12 +183,28 @@ impl TrainingTab {
                 vec![Effect::Send(Command::StopTraining)]
             }
             TrainingAction::Stop => not_running(),
-            TrainingAction::Restart if self.status == TrainStatus::Loaded => vec![Effect::Say(
-                "a saved model was given (--model): nothing to retrain".into(),
-            )],
-            TrainingAction::Restart => vec![Effect::Send(Command::RestartTraining {
+            TrainingAction::Restart | TrainingAction::RestartNow
+                if self.status == TrainStatus::Loaded =>
+            {
+                vec![Effect::Say(
+                    "restarting is not possible with --model: the model was loaded, not trained"
+                        .into(),
+                )]
+            }
+            TrainingAction::Restart => vec![Effect::Ask(Question {
+                text: format!(
+                    "restart training with seed {}, dropping this model? y/n",
+                    self.seed.wrapping_add(1)
+                ),
+                action: Action::Training(TrainingAction::RestartNow),
+            })],
+            TrainingAction::RestartNow => vec![Effect::Send(Command::RestartTraining {
                 seed: self.seed.wrapping_add(1),
             })],
+            TrainingAction::ToggleLogLoss => {
+                self.log_loss = !self.log_loss;
+                Vec::new()
+            }
         }
     }
 
@@ -182,6 +215,7 @@ impl TrainingTab {
             max_epochs,
             layer_sizes,
             status: TrainStatus::Running,
+            log_loss: self.log_loss,
             ..TrainingTab::default()
         };
     }
@@ -194,9 +228,15 @@ impl TrainingTab {
         #[expect(clippy::cast_precision_loss)]
         let x = m.epoch as f64;
         self.series.train_loss.push((x, m.train_loss));
+        if m.train_loss > 0.0 {
+            self.series.train_loss_log.push((x, m.train_loss.log10()));
+        }
         self.series.train_accuracy.push((x, m.train_accuracy));
         if let Some(v) = metric(m.test_loss) {
             self.series.test_loss.push((x, v));
+            if v > 0.0 {
+                self.series.test_loss_log.push((x, v.log10()));
+            }
         }
         if let Some(v) = metric(m.test_accuracy) {
             self.series.test_accuracy.push((x, v));
@@ -220,7 +260,13 @@ impl TrainingTab {
             self.layer_sizes.clone_from(&report.layer_sizes);
         }
         match self.status {
-            TrainStatus::Waiting => self.status = TrainStatus::Loaded,
+            TrainStatus::Waiting => {
+                self.status = TrainStatus::Loaded;
+                let total = report.confusion.sum();
+                #[expect(clippy::cast_precision_loss)]
+                let accuracy = report.confusion.diag().sum() as f64 / total as f64;
+                self.loaded_accuracy = (total > 0).then_some(accuracy);
+            }
             TrainStatus::Running | TrainStatus::Paused | TrainStatus::Stopping => {
                 self.status = TrainStatus::Stopped;
             }
@@ -265,7 +311,12 @@ impl Widget for &TrainingView<'_> {
             Constraint::Fill(1),
         ]));
         self.render_gauge(gauge, buf);
-        let side_w = if area.width >= 120 { 62 } else { 51 };
+        // The confusion matrix needs 41 columns for 10 classes; the charts keep 28 at least.
+        let side_w = if area.width >= 120 {
+            62
+        } else {
+            51.min(area.width.saturating_sub(28))
+        };
         let [charts, side] = rest.layout(&Layout::horizontal([
             Constraint::Fill(1),
             Constraint::Length(side_w),
@@ -276,36 +327,68 @@ impl Widget for &TrainingView<'_> {
         ]));
         let s = &self.tab.series;
         let max_epoch = self.tab.history.last().map_or(1, |e| e.epoch).max(2);
-        render_chart(
-            " loss (cross-entropy) ",
-            &[
-                ("train", &s.train_loss, theme.series_train()),
-                ("test", &s.test_loss, theme.series_test()),
-            ],
-            max_epoch,
-            None,
-            theme,
-            loss,
-            buf,
-        );
-        render_chart(
-            " accuracy ",
-            &[
-                ("train", &s.train_accuracy, theme.series_train()),
-                ("test", &s.test_accuracy, theme.series_test()),
-            ],
-            max_epoch,
-            Some((0.0, 1.0)),
-            theme,
-            accuracy,
-            buf,
-        );
+        if self.tab.status == TrainStatus::Loaded {
+            Paragraph::new(vec![
+                Line::raw("the model was loaded (--model):"),
+                Line::raw("no training, so no curves"),
+            ])
+            .style(theme.dim())
+            .block(theme.block().title(" training "))
+            .render(charts, buf);
+        } else {
+            let (train_loss, test_loss, scale) = if self.tab.log_loss {
+                (&s.train_loss_log, &s.test_loss_log, YScale::Log)
+            } else {
+                (&s.train_loss, &s.test_loss, YScale::Linear)
+            };
+            render_chart(
+                if self.tab.log_loss {
+                    "loss (log)"
+                } else {
+                    "loss"
+                },
+                &[
+                    ("train", train_loss, theme.series_train()),
+                    ("test", test_loss, theme.series_test()),
+                ],
+                max_epoch,
+                scale,
+                theme,
+                loss,
+                buf,
+            );
+            render_chart(
+                "accuracy",
+                &[
+                    ("train", &s.train_accuracy, theme.series_train()),
+                    ("test", &s.test_accuracy, theme.series_test()),
+                ],
+                max_epoch,
+                YScale::Accuracy,
+                theme,
+                accuracy,
+                buf,
+            );
+        }
         let n = self.session.n_classes().max(1);
+        // The matrix whole (labels, n columns of 3, accuracy, borders) and 4 lines of numbers
+        // under it, or the numbers alone: a matrix cut short would show wrong columns.
+        let grid_w = 11 + 3 * n;
+        let grid_h = n + 3;
+        if usize::from(side.width) < grid_w || usize::from(side.height) < grid_h + 4 {
+            self.render_stats(side, buf);
+            return;
+        }
         let [grid, stats] = side.layout(&Layout::vertical([
-            Constraint::Length(u16::try_from(n + 3).unwrap_or(13)),
+            Constraint::Length(u16::try_from(grid_h).unwrap_or(13)),
             Constraint::Fill(1),
         ]));
-        let block = Block::bordered().title(" confusion (test, true x predicted) ");
+        let title = if side.width >= 40 {
+            " confusion (test, true x predicted) "
+        } else {
+            " confusion (test) "
+        };
+        let block = theme.block().title(title);
         let inner = block.inner(grid);
         block.render(grid, buf);
         match &self.session.model {
@@ -326,33 +409,54 @@ impl Widget for &TrainingView<'_> {
 impl TrainingView<'_> {
     fn render_gauge(&self, area: Rect, buf: &mut Buffer) {
         let (t, theme) = (self.tab, self.theme);
-        let block = Block::bordered().title(" progress ");
+        let block = theme.block().title(" progress ");
         let inner = block.inner(area);
         block.render(area, buf);
         if inner.is_empty() {
             return;
         }
+        if t.status == TrainStatus::Loaded {
+            let accuracy = t.loaded_accuracy.map_or(String::new(), |a| {
+                format!("test accuracy {:.1}%", a * 100.0)
+            });
+            let label = theme.join(&["model loaded (--model), not trained", &accuracy]);
+            line_gauge(1.0, label, theme, theme.good()).render(inner, buf);
+            return;
+        }
         let epoch = t.history.last().map_or(0, |e| e.epoch);
         let rate = t.history.last().map_or(0.0, |e| e.samples_per_sec);
+        let epochs = format!("epoch {epoch}/{}", t.max_epochs);
+        let rate = format!("{rate:.0} samples/s");
+        // The engine stops early once the loss stops improving: the time left is at most this.
         let left = if t.status.is_active() {
             t.seconds_left()
-                .map_or(String::new(), |s| format!(" · ~{} left", duration(s)))
+                .map(|s| format!("up to ~{} left", duration(s)))
         } else {
-            String::new()
+            None
         };
-        let label = format!(
-            "epoch {epoch}/{} · {rate:.0} samples/s{left} · {} · seed {} ",
-            t.max_epochs,
-            t.status.label(),
-            t.seed
-        );
+        let seed = format!("seed {}", t.seed);
+        // Fields go whole, least needed first, so that no number is cut.
+        let mut fields: Vec<&str> = vec![&epochs, t.status.label()];
+        let optional = [Some(rate.as_str()), left.as_deref(), Some(seed.as_str())];
+        for f in optional.into_iter().flatten() {
+            let mut more = fields.clone();
+            more.push(f);
+            // Leave the bar 8 cells at least.
+            if theme.join(&more).chars().count() + 9 <= usize::from(inner.width) {
+                fields = more;
+            }
+        }
+        let label = format!("{} ", theme.join(&fields));
+        // A finished run fills the bar: converging early is finishing.
         #[expect(clippy::cast_precision_loss)]
-        let ratio = if t.max_epochs == 0 {
+        let ratio = if matches!(t.status, TrainStatus::Converged | TrainStatus::MaxEpochs) {
+            1.0
+        } else if t.max_epochs == 0 {
             0.0
         } else {
             (epoch as f64 / t.max_epochs as f64).min(1.0)
         };
-        line_gauge(ratio, label, theme).render(inner, buf);
+        line_gauge(ratio, label, theme, theme.good()).render(inner, buf);
     }
 
     fn render_stats(&self, area: Rect, buf: &mut Buffer) {
@@ -368,7 +472,18 @@ impl TrainingView<'_> {
             Span::styled("network ", theme.dim()),
             Span::raw(sizes),
         ]));
-        if let Some(e) = t.history.last() {
+        if t.status == TrainStatus::Loaded {
+            lines.push(Line::from(vec![
+                Span::styled("model   ", theme.dim()),
+                Span::raw("loaded from --model"),
+            ]));
+            if let Some(a) = t.loaded_accuracy {
+                lines.push(Line::from(vec![
+                    Span::styled("acc     ", theme.dim()),
+                    Span::styled(format!("test {:.1}%", a * 100.0), theme.series_test()),
+                ]));
+            }
+        } else if let Some(e) = t.history.last() {
             let test = |v: Option<f64>, pct: bool| {
                 v.map_or("-".to_string(), |v| {
                     if pct {
@@ -407,45 +522,70 @@ impl TrainingView<'_> {
         } else {
             lines.push(Line::styled("waiting for the first epoch", theme.dim()));
         }
+        // Narrow: drop whole lines and fields rather than cut a number.
+        let inner_w = usize::from(area.width.saturating_sub(2));
+        let lines: Vec<Line> = lines
+            .into_iter()
+            .filter_map(|l| {
+                if l.width() <= inner_w {
+                    return Some(l);
+                }
+                // "label  train X  test Y": keep the label and the first field.
+                let spans: Vec<Span> = l.spans.into_iter().take(2).collect();
+                let short = Line::from(spans);
+                (short.width() <= inner_w).then_some(short)
+            })
+            .collect();
         Paragraph::new(lines)
-            .block(Block::bordered().title(" latest "))
+            .block(theme.block().title(" latest "))
             .render(area, buf);
     }
 }
 
-/// A one-line gauge in the theme: a heavy line where colour shows it, `#` and `.` without.
-pub fn line_gauge<'a>(ratio: f64, label: String, theme: &Theme) -> LineGauge<'a> {
+/// A one-line gauge in the theme's glyphs, its filled part in `filled` (colour only where
+/// there is colour).
+pub fn line_gauge<'a>(ratio: f64, label: String, theme: &Theme, filled: Style) -> LineGauge<'a> {
+    let g = theme.glyphs;
     let gauge = LineGauge::default()
         .ratio(ratio.clamp(0.0, 1.0))
-        .label(Span::styled(label, theme.text()));
+        .label(Span::styled(label, theme.text()))
+        .filled_symbol(symbol(g.gauge_on))
+        .unfilled_symbol(symbol(g.gauge_off));
     if theme.has_color() {
-        gauge
-            .filled_symbol("█")
-            .unfilled_symbol("─")
-            .filled_style(theme.good())
-            .unfilled_style(theme.dim())
+        gauge.filled_style(filled).unfilled_style(theme.dim())
     } else {
-        gauge.filled_symbol("#").unfilled_symbol(".")
+        gauge
     }
+}
+
+/// A glyph as the `&'static str` ratatui's symbols take.
+fn symbol(c: char) -> &'static str {
+    match c {
+        '█' => "█",
+        '─' => "─",
+        '#' => "#",
+        '-' => "-",
+        '.' => ".",
+        _ => " ",
+    }
+}
+
+/// How a chart's y axis is ranged and labelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum YScale {
+    /// From 0 (or below) to just above the largest value.
+    Linear,
+    /// log10 values, labelled with the values themselves.
+    Log,
+    /// Fractions: up to 1, from a floor just below the smallest value, at least 0.05 tall.
+    Accuracy,
 }
 
 /// A named curve and its style.
 type Series<'a> = (&'a str, &'a Vec<(f64, f64)>, Style);
 
-fn render_chart(
-    title: &str,
-    series: &[Series],
-    max_epoch: usize,
-    y_fixed: Option<(f64, f64)>,
-    theme: &Theme,
-    area: Rect,
-    buf: &mut Buffer,
-) {
-    let marker = if theme.braille {
-        Marker::Braille
-    } else {
-        Marker::Dot
-    };
+/// The y range of a chart's values.
+fn y_range(series: &[Series], scale: YScale) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::MAX, f64::MIN);
     for (_, s, _) in series {
         for &(_, v) in s.iter() {
@@ -453,16 +593,48 @@ fn render_chart(
             hi = hi.max(v);
         }
     }
-    let (lo, hi) = match y_fixed {
-        Some(b) => b,
-        None if lo <= hi => (0.0f64.min(lo), (hi * 1.05).max(lo + 1e-6)),
-        None => (0.0, 1.0),
-    };
+    if lo > hi {
+        return (0.0, 1.0);
+    }
+    match scale {
+        YScale::Linear => (0.0f64.min(lo), (hi * 1.05).max(lo + 1e-6)),
+        YScale::Log => {
+            let pad = ((hi - lo) * 0.05).max(0.05);
+            (lo - pad, hi + pad)
+        }
+        YScale::Accuracy => {
+            // Round the floor down to 5 points, keep 5 points of room at least.
+            let floor = ((lo - 0.01) * 20.0).floor() / 20.0;
+            let top = (((hi + 0.01) * 20.0).ceil() / 20.0).min(1.0);
+            let floor = floor.clamp(0.0, (top - 0.05).max(0.0));
+            (floor, top)
+        }
+    }
+}
+
+fn render_chart(
+    title: &str,
+    series: &[Series],
+    max_epoch: usize,
+    scale: YScale,
+    theme: &Theme,
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    let (lo, hi) = y_range(series, scale);
+    // The legend lives in the title, so it shows at every size.
+    let mut title_spans = vec![Span::styled(format!(" {title} "), theme.text())];
     let datasets: Vec<Dataset> = series
         .iter()
-        .map(|(name, data, style)| {
+        .enumerate()
+        .map(|(i, (name, data, style))| {
+            let marker = theme.series_marker(i);
+            let glyph = match marker {
+                Marker::Custom(c) => c,
+                _ => theme.glyphs.bullet,
+            };
+            title_spans.push(Span::styled(format!("{glyph} {name} "), *style));
             Dataset::default()
-                .name(*name)
                 .marker(marker)
                 .graph_type(GraphType::Line)
                 .style(*style)
@@ -471,16 +643,13 @@ fn render_chart(
         .collect();
     #[expect(clippy::cast_precision_loss)]
     let xmax = max_epoch as f64;
-    // Loss falls towards the bottom right, accuracy rises to the top right: keep the legend
-    // out of the curves' way.
-    let legend = if y_fixed.is_some() {
-        LegendPosition::BottomRight
-    } else {
-        LegendPosition::TopRight
+    let label = |v: f64| match scale {
+        YScale::Log => format_loss(10f64.powf(v)),
+        _ => format!("{v:.2}"),
     };
     let chart = Chart::new(datasets)
-        .legend_position(Some(legend))
-        .block(Block::bordered().title(title.to_string()))
+        .legend_position(None)
+        .block(theme.block().title(Line::from(title_spans)))
         .x_axis(
             Axis::default()
                 .style(theme.dim())
@@ -491,9 +660,24 @@ fn render_chart(
             Axis::default()
                 .style(theme.dim())
                 .bounds([lo, hi])
-                .labels([format!("{lo:.2}"), format!("{hi:.2}")]),
+                .labels([label(lo), label(hi)]),
         );
     chart.render(area, buf);
+    if !theme.glyphs.unicode {
+        // ratatui draws the axes in box-drawing lines of its own.
+        asciify_area(buf, area);
+    }
+}
+
+/// A loss for an axis label: 3 significant digits at most.
+fn format_loss(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.0}")
+    } else if v >= 0.1 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
 }
 
 /// Seconds as "1h02m", "3m20s" or "12s".

@@ -73,7 +73,10 @@ impl Widget for &ConfusionGrid<'_> {
             for c in 0..n {
                 let count = self.matrix[[r, c]];
                 let (text, style) = if count == 0 {
-                    (format!("{:>cw$}", "·"), self.theme.dim())
+                    (
+                        format!("{:>cw$}", self.theme.glyphs.empty_cell),
+                        self.theme.dim(),
+                    )
                 } else if r == c {
                     (format!("{:>cw$}", compact(count, cw)), self.theme.good())
                 } else {
@@ -126,7 +129,7 @@ mod tests {
             [
                 "t\\p   0   1   acc ",
                 "  0   8   2  80.0 ",
-                "  1   ·  10 100.0 "
+                "  1   .  10 100.0 "
             ]
         );
     }

@@ -6,7 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::widgets::Widget;
 
-use crate::tui::theme::{NEGATIVE_SHADES, SHADES, Theme};
+use crate::tui::theme::Theme;
 
 /// How values map to colours.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,15 +41,15 @@ impl Scale {
         }
     }
 
-    fn shade(&self, v: f32) -> char {
+    fn shade(&self, theme: &Theme, v: f32) -> char {
         let p = self.position(v);
         // |p| <= 1: the index stays in 0..=4.
         #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let i = (p.abs() * 4.0).round() as usize;
         if p < 0.0 {
-            NEGATIVE_SHADES[i.min(4)]
+            theme.glyphs.negative_shades[i.min(4)]
         } else {
-            SHADES[i.min(4)]
+            theme.glyphs.shades[i.min(4)]
         }
     }
 }
@@ -116,19 +116,25 @@ impl Widget for &Heatmap<'_> {
                 };
                 if self.theme.has_color() {
                     let fg = self.scale.color(self.theme, upper);
-                    let mut style = Style::default().fg(fg);
-                    if let Some(l) = lower {
-                        style = style.bg(self.scale.color(self.theme, l));
+                    if let Some(half) = self.theme.glyphs.upper_half {
+                        let mut style = Style::default().fg(fg);
+                        if let Some(l) = lower {
+                            style = style.bg(self.scale.color(self.theme, l));
+                        }
+                        cell.set_char(half);
+                        cell.set_style(style);
+                    } else {
+                        // No half block in ASCII: the cell shows its upper pixel.
+                        cell.set_char(' ');
+                        cell.set_style(Style::default().bg(fg));
                     }
-                    cell.set_char('▀');
-                    cell.set_style(style);
                 } else {
                     // Two pixels in one shade: the one further from the scale's zero.
                     let v = match lower {
                         Some(l) if l.abs() > upper.abs() => l,
                         _ => upper,
                     };
-                    cell.set_char(self.scale.shade(v));
+                    cell.set_char(self.scale.shade(self.theme, v));
                 }
             }
         }
@@ -180,7 +186,7 @@ impl Widget for &Legend<'_> {
                 cell.set_char(' ');
                 cell.set_style(Style::default().bg(self.scale.color(self.theme, v)));
             } else {
-                cell.set_char(self.scale.shade(v));
+                cell.set_char(self.scale.shade(self.theme, v));
             }
         }
         let xr = x0 + u16::try_from(ramp_w + 1).unwrap_or(0);

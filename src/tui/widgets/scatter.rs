@@ -145,7 +145,7 @@ impl Widget for &Scatter<'_> {
                 area.x + u16::try_from(px / sub_x).unwrap_or(0),
                 area.y + u16::try_from(py / sub_y).unwrap_or(0),
             );
-            let glyph = if self.theme.braille { '◆' } else { '@' };
+            let glyph = self.theme.glyphs.selected;
             // The point's own colour, not its cell's majority.
             let own = self
                 .selected
