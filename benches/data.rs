@@ -112,7 +112,6 @@ fn median(mut times: Vec<f64>) -> f64 {
 fn onboard_alternatives() -> (Vec<u8>, Vec<u8>) {
     let digits = data::load_onboard().expect("on-board");
     // Pixel values are bytes: exact.
-    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let raw: Vec<u8> = digits.features.iter().map(|&v| v as u8).collect();
     let mut gz = GzEncoder::new(Vec::new(), Compression::best());
     gz.write_all(&raw).expect("gzip");

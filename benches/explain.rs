@@ -114,7 +114,6 @@ fn read_npy(archive: &mut zip::ZipArchive<std::fs::File>, name: &str) -> (Vec<us
             .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
             .collect()
     } else if header.contains("'<i8'") {
-        #[expect(clippy::cast_precision_loss)]
         data.chunks_exact(8)
             .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as f64)
             .collect()
@@ -124,7 +123,6 @@ fn read_npy(archive: &mut zip::ZipArchive<std::fs::File>, name: &str) -> (Vec<us
     (shape, values)
 }
 
-#[expect(clippy::cast_possible_truncation)]
 fn load_model(path: &Path) -> (Mlp, Vec<usize>, Vec<usize>) {
     let mut archive =
         zip::ZipArchive::new(std::fs::File::open(path).expect("open model")).expect("npz");
@@ -185,7 +183,6 @@ fn rel_l2(a: ArrayView1<f32>, reference: ArrayView1<f32>) -> f64 {
 }
 
 fn correlation(a: ArrayView1<f32>, b: ArrayView1<f32>) -> f64 {
-    #[expect(clippy::cast_precision_loss)]
     let n = a.len() as f64;
     let ma = a.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
     let mb = b.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
@@ -248,7 +245,6 @@ fn measure(
         drift = drift.max(a.max_drift);
         last = Some(a);
     }
-    #[expect(clippy::cast_precision_loss)]
     let cpu = (cpu_seconds() - cpu0) / runs as f64;
     let a = last.expect("at least one run");
     let m = Measured {
@@ -497,7 +493,6 @@ fn main() {
                 m.samples
             ),
             Method::Permutation => {
-                #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 let need = ((m.samples as f64) * (m.rel_l2 / target).powi(2)).ceil() as usize;
                 let need = need.max(2);
                 let p = ExplainParams {

@@ -93,7 +93,6 @@ fn train(dir: &Path, name: &str, seed: &str) -> std::path::PathBuf {
         .zip(&split.test.labels)
         .filter(|(p, l)| p == l)
         .count();
-    #[expect(clippy::cast_precision_loss)]
     let accuracy = right as f64 / split.test.n_rows() as f64;
     let last: f64 = rows[3][4].parse().unwrap();
     // At most one row apart: the trainer's forward pass may round differently at a tie.

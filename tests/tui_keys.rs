@@ -225,7 +225,6 @@ fn a_loaded_model_is_shown_not_waited_for() {
     assert!(!text.contains("waiting for the first epoch"), "{text}");
     assert!(text.contains("784-512-256-10"), "{text}");
     let m = demo.session.model.as_ref().unwrap();
-    #[expect(clippy::cast_precision_loss)]
     let acc = m.confusion.diag().sum() as f64 / m.confusion.sum() as f64;
     assert!(
         text.contains(&format!("test accuracy {:.1}%", acc * 100.0)),

@@ -132,7 +132,6 @@ fn the_fixture_is_a_possible_state() {
         split.test.n_rows(),
         "one count per test row"
     );
-    #[expect(clippy::cast_precision_loss)]
     let accuracy = confusion.diag().sum() as f64 / confusion.sum() as f64;
     let last = app.training.history.last().unwrap();
     let test_accuracy = layerscope::tui::app::metric(last.test_accuracy).unwrap();

@@ -44,7 +44,6 @@ pub fn load_onboard() -> Result<Dataset, DataError> {
         .split_at_checked(LABELS_HEADER + ROWS)
         .ok_or_else(|| damaged("no labels"))?;
     // Sizes of the on-board digits: small constants.
-    #[expect(clippy::cast_possible_truncation)]
     let (rows, side) = (ROWS as u32, SIDE as u32);
     if images_header != be_words(&[0x803, rows, side, side])
         || labels_file[..LABELS_HEADER] != be_words(&[0x801, rows])

@@ -34,11 +34,6 @@ pub(super) fn sample_order(n_rows: usize, n: usize, seed: u64) -> Vec<usize> {
 /// leaving at least one row on each side.
 fn test_rows(test_fraction: f64, n: usize) -> Result<usize, String> {
     // Float-to-int: a share of a row count, rounded up, always in 0..=n.
-    #[expect(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
     let n_test = ((test_fraction * n as f64).ceil() as usize).min(n);
     if n_test == 0 || n_test == n {
         return Err(format!(

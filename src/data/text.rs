@@ -474,7 +474,6 @@ fn parse_number(cell: &[u8]) -> Option<f32> {
             v = v * 10 + u32::from(b - b'0');
         }
         // At most seven digits: exact in an f32.
-        #[expect(clippy::cast_precision_loss)]
         return Some(v as f32);
     }
     std::str::from_utf8(cell).ok()?.parse::<f32>().ok()

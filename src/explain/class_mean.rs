@@ -103,7 +103,6 @@ pub fn relative_stderr(values: ArrayView1<f32>, stderr: ArrayView1<f32>) -> f64 
         .iter()
         .map(|v| f64::from(v.abs()))
         .fold(0.0, f64::max);
-    #[expect(clippy::cast_precision_loss)]
     let mean_se = stderr.iter().map(|&s| f64::from(s)).sum::<f64>() / stderr.len().max(1) as f64;
     if largest > 0.0 {
         mean_se / largest
@@ -162,7 +161,6 @@ impl MapMean {
 
     fn add(&mut self, a: &Attribution) {
         self.count += 1;
-        #[expect(clippy::cast_precision_loss)]
         let k = self.count as f64;
         for (i, &v) in a.values.iter().enumerate() {
             let v = f64::from(v);
@@ -193,7 +191,6 @@ impl MapMean {
             let n = self.mean.len();
             return self.last_stderr.clone().unwrap_or_else(|| Array1::zeros(n));
         }
-        #[expect(clippy::cast_precision_loss)]
         let k = self.count as f64;
         self.m2
             .iter()
@@ -205,7 +202,6 @@ impl MapMean {
         if !self.has_stderr || self.count < 2 {
             return None;
         }
-        #[expect(clippy::cast_precision_loss)]
         let k = self.count as f64;
         let total: f64 = self.m2.iter().sum::<f64>() / (k - 1.0) / k;
         let own: f64 = self.own_var.iter().sum::<f64>() / (k * k);
@@ -213,7 +209,6 @@ impl MapMean {
     }
 }
 
-#[expect(clippy::cast_possible_truncation)]
 fn to_f32(v: f64) -> f32 {
     v as f32
 }
@@ -279,7 +274,6 @@ pub fn explain_class_mean(
         }
     }
     let first = first.expect("at least one image");
-    #[expect(clippy::cast_precision_loss)]
     let k = acc.count as f64;
     let values = acc.values();
     let sum: f64 = acc.mean.iter().sum();

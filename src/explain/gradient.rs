@@ -75,7 +75,6 @@ pub(crate) fn attribute(
         Some(m) => {
             let mut ks: Vec<usize> = (0..m).collect();
             ks.sort_by(|&a, &b| van_der_corput(a).total_cmp(&van_der_corput(b)));
-            #[expect(clippy::cast_precision_loss)]
             ks.into_iter()
                 .map(|k| (k as f64 + 0.5) / m as f64)
                 .collect()
@@ -102,7 +101,6 @@ pub(crate) fn attribute(
             grad_sum.zip_mut_with(&g, |s, &v| *s += f64::from(v));
         }
         done += chunk.len();
-        #[expect(clippy::cast_precision_loss)]
         let scale = 1.0 / done as f64;
         values = grad_sum
             .iter()

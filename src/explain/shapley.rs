@@ -281,7 +281,6 @@ fn report(
     }
 }
 
-#[expect(clippy::cast_possible_truncation)]
 pub(crate) fn to_f32(v: f64) -> f32 {
     v as f32
 }
@@ -547,7 +546,6 @@ pub(crate) fn background_means(
             logit[c] += l[c];
         }
     }
-    #[expect(clippy::cast_precision_loss)]
     let n = rows.max(1) as f64;
     prob.iter_mut()
         .chain(logit.iter_mut())

@@ -56,7 +56,6 @@ impl Running {
 
     /// Sample mean per feature.
     pub fn mean(&self) -> Array1<f64> {
-        #[expect(clippy::cast_precision_loss)]
         let n = self.count.max(1) as f64;
         self.sum.iter().map(|s| s / n).collect()
     }
@@ -84,7 +83,6 @@ fn stderr_of_mean(sum: f64, sum_sq: f64, count: usize) -> f64 {
     if count < 2 {
         return 0.0;
     }
-    #[expect(clippy::cast_precision_loss)]
     let n = count as f64;
     let mean = sum / n;
     let var = ((sum_sq / n - mean * mean) * n / (n - 1.0)).max(0.0);

@@ -73,7 +73,6 @@ fn memory_available() -> Option<u128> {
     Some(kb * 1024)
 }
 
-#[expect(clippy::cast_precision_loss, reason = "a size shown to 3 digits")]
 fn gigabytes(bytes: u128) -> String {
     format!("{:.1} GB", bytes as f64 / 1e9)
 }
@@ -375,7 +374,6 @@ pub fn embed_rows(train: &Dataset, n: usize) -> Array2<f32> {
 /// the options' words, before minutes of training.
 fn check_tsne(perplexity: f64, embed_n: usize, train_rows: usize) -> anyhow::Result<()> {
     let n = embed_n.min(train_rows);
-    #[expect(clippy::cast_precision_loss, reason = "a point count")]
     if n < 2 || perplexity >= n as f64 {
         bail!(
             "--perplexity {perplexity} needs more points than that: --n {embed_n} embeds {} \

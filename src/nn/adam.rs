@@ -63,7 +63,6 @@ impl Adam {
         self.t += 1;
         let (b1, b2) = (f64::from(h.beta1), f64::from(h.beta2));
         // AdamOptimizer: learning_rate_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t), in f64.
-        #[expect(clippy::cast_possible_truncation)]
         let learning_rate = (f64::from(h.learning_rate) * (1.0 - b2.powi(self.t)).sqrt()
             / (1.0 - b1.powi(self.t))) as f32;
         let h = AdamParams {

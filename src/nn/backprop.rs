@@ -175,7 +175,6 @@ pub(crate) fn backprop(
     };
     let (cross_entropy, correct) = output_delta(work, labels);
     // Row counts are far below 2^52: exact in f64.
-    #[expect(clippy::cast_precision_loss)]
     let n = rows as f64;
     let loss = cross_entropy / n + 0.5 * f64::from(alpha) * sum_sq / n;
 
@@ -259,7 +258,6 @@ impl BackwardStep<'_, '_> {
         delta: ArrayView2<f32>,
         mut grad: ArrayViewMut2<f32>,
     ) {
-        #[expect(clippy::cast_precision_loss)]
         let inv_n = 1.0 / self.rows as f32;
         let w = self.mlp.coefs[i].view();
         if let (0, Some(groups)) = (i, self.column_groups) {
@@ -293,7 +291,6 @@ impl BackwardStep<'_, '_> {
 
 /// `out = column means of d`.
 fn column_means(d: ArrayView2<f32>, out: &mut Array1<f32>) {
-    #[expect(clippy::cast_precision_loss)]
     let inv_n = 1.0 / d.nrows().max(1) as f32;
     out.fill(0.0);
     for row in d.rows() {
@@ -338,9 +335,7 @@ pub(crate) fn evaluate(
         cross_entropy += ce;
         correct += right;
     }
-    #[expect(clippy::cast_precision_loss)]
     let n = labels.len().max(1) as f64;
-    #[expect(clippy::cast_precision_loss)]
     let accuracy = correct as f64 / n;
     (cross_entropy / n, accuracy)
 }

@@ -221,7 +221,6 @@ fn read_array<R: Read + Seek>(
     let array = match npz.by_name::<OwnedRepr<f32>, IxDyn>(name) {
         Ok(a) => a,
         Err(ReadNpzError::Npy(ReadNpyError::WrongDescriptor(_))) => {
-            #[expect(clippy::cast_possible_truncation)]
             match npz.by_name::<OwnedRepr<f64>, IxDyn>(name) {
                 Ok(a) => a.mapv(|v| v as f32),
                 Err(e) => return Err(fail(npy_problem(e))),

@@ -26,7 +26,6 @@ pub fn per_class_accuracy(confusion: &Array2<usize>) -> Vec<f64> {
         .map(|(c, row)| {
             let total: usize = row.sum();
             // Counts are far below 2^52: exact in f64.
-            #[expect(clippy::cast_precision_loss)]
             let share = row[c] as f64 / total as f64;
             if total == 0 { f64::NAN } else { share }
         })
@@ -40,9 +39,8 @@ pub fn accuracy(labels: &[u8], predictions: &[u8]) -> f64 {
         .zip(predictions)
         .filter(|(t, p)| t == p)
         .count();
-    #[expect(clippy::cast_precision_loss)]
-    let share = right as f64 / labels.len().max(1) as f64;
-    share
+
+    right as f64 / labels.len().max(1) as f64
 }
 
 #[cfg(test)]

@@ -53,7 +53,6 @@ impl Mlp {
         for pair in layer_sizes.windows(2) {
             let (fan_in, fan_out) = (pair[0], pair[1]);
             // Layer widths are small integers: exact in f64.
-            #[expect(clippy::cast_precision_loss)]
             let bound = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
             coefs.push(Array2::from_shape_simple_fn((fan_in, fan_out), || {
                 rng.random_range(-bound..bound)

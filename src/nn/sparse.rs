@@ -55,9 +55,8 @@ pub fn worth_it(x: ArrayView2<f32>) -> bool {
 pub fn density(x: ArrayView2<f32>) -> f64 {
     let nonzero = x.iter().filter(|&&v| v != 0.0).count();
     // Counts are far below 2^52: exact in f64.
-    #[expect(clippy::cast_precision_loss)]
-    let share = nonzero as f64 / x.len().max(1) as f64;
-    share
+
+    nonzero as f64 / x.len().max(1) as f64
 }
 
 /// `z[r, :] = bias + sum over k with x[r, k] != 0 of x[r, k] * w[k, :]`.

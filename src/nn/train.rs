@@ -268,7 +268,6 @@ impl Trainer {
                 // then run without handing work from the caller's thread to the pool and back,
                 // once per part (on a loaded machine each hand-off waits for a free core).
                 let (loss, correct) = rayon::scope(|_| self.step(train, lo, hi));
-                #[expect(clippy::cast_precision_loss)]
                 let rows = (hi - lo) as f64;
                 progress.loss_sum += loss * rows;
                 progress.correct += correct;
@@ -387,7 +386,6 @@ impl Trainer {
         n: usize,
         test: Option<&Dataset>,
     ) -> EpochMetrics {
-        #[expect(clippy::cast_precision_loss)]
         let n_f = n as f64;
         let train_loss = progress.loss_sum / n_f;
         self.epoch += 1;
@@ -402,7 +400,6 @@ impl Trainer {
             }
             None => (None, None),
         };
-        #[expect(clippy::cast_precision_loss)]
         let train_accuracy = progress.correct as f64 / n_f;
         EpochMetrics {
             epoch: self.epoch,

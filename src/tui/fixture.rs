@@ -22,9 +22,8 @@ fn unit(i: u64) -> f32 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
     // The top 24 bits, exactly representable in f32.
-    #[expect(clippy::cast_precision_loss)]
-    let u = (z >> 40) as f32 / (1u64 << 24) as f32;
-    u
+
+    (z >> 40) as f32 / (1u64 << 24) as f32
 }
 
 /// Made-up class probabilities: right except every 9th row, which goes to the next class.
@@ -41,9 +40,7 @@ fn probabilities(labels: &[u8], n_classes: usize) -> Array2<f32> {
         } else if c == label {
             0.1
         } else {
-            #[expect(clippy::cast_precision_loss)]
-            let rest = 0.08 / (n_classes - 2) as f32;
-            rest
+            0.08 / (n_classes - 2) as f32
         }
     })
 }
@@ -89,10 +86,8 @@ pub fn demo_app() -> App {
         let pred = crate::nn::argmax(p.as_slice().unwrap_or(&[]));
         confusion[[usize::from(split.test.labels[i]), pred]] += 1;
     }
-    #[expect(clippy::cast_precision_loss)]
     let final_test_accuracy = confusion.diag().sum() as f64 / confusion.sum() as f64;
     for e in 1..=40usize {
-        #[expect(clippy::cast_precision_loss)]
         let t = e as f64;
         app.on_event(
             Event::Epoch(EpochMetrics {
@@ -128,11 +123,9 @@ pub fn demo_app() -> App {
         .enumerate()
     {
         // Classes on a circle; tighter clusters in deeper layers.
-        #[expect(clippy::cast_precision_loss)]
         let spread = 3.5 - k as f32;
         let labels = &split.train.labels;
         let coords = Array2::from_shape_fn((N_TRAIN, 2), |(i, d)| {
-            #[expect(clippy::cast_precision_loss)]
             let angle =
                 f32::from(labels[i]) / n_classes as f32 * std::f32::consts::TAU + k as f32 * 0.3;
             let centre = if d == 0 { angle.cos() } else { angle.sin() } * 10.0;
@@ -171,7 +164,6 @@ pub fn demo_app() -> App {
                 return 0.0;
             }
             let (r, c) = (i / 28, i % 28);
-            #[expect(clippy::cast_precision_loss)]
             let wave = ((r as f32) / 5.0).sin() * ((c as f32) / 7.0).cos();
             0.02 * (v * wave - 0.2 * (1.0 - v) * wave.abs() * f32::from(u8::from(r % 3 == 0)))
         })

@@ -537,16 +537,14 @@ pub fn asciify_area(buf: &mut Buffer, area: ratatui::layout::Rect) {
 
 fn to_byte(v: f32) -> u8 {
     // Clamped to [0, 255] first: the cast cannot truncate.
-    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let b = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
-    b
+
+    (v.clamp(0.0, 1.0) * 255.0).round() as u8
 }
 
 fn to_step(v: f32, steps: u8) -> u8 {
     // Clamped to [0, steps] first.
-    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let s = (v.clamp(0.0, 1.0) * f32::from(steps)).round() as u8;
-    s
+
+    (v.clamp(0.0, 1.0) * f32::from(steps)).round() as u8
 }
 
 /// The nearest entry of the xterm 6x6x6 cube or gray ramp.

@@ -273,7 +273,6 @@ impl SaliencyTab {
     /// Show `snap` as the current estimate.
     pub fn set_estimate(&mut self, snap: SaliencySnapshot) {
         self.max_abs = snap.values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        #[expect(clippy::cast_precision_loss)]
         let mean = |s: &Vec<f32>| s.iter().sum::<f32>() / s.len().max(1) as f32;
         self.mean_stderr = snap.stderr.as_ref().map(mean);
         self.estimate = Some(snap);

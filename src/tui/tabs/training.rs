@@ -225,7 +225,6 @@ impl TrainingTab {
         if self.status == TrainStatus::Waiting {
             self.status = TrainStatus::Running;
         }
-        #[expect(clippy::cast_precision_loss)]
         let x = m.epoch as f64;
         self.series.train_loss.push((x, m.train_loss));
         if m.train_loss > 0.0 {
@@ -263,7 +262,6 @@ impl TrainingTab {
             TrainStatus::Waiting => {
                 self.status = TrainStatus::Loaded;
                 let total = report.confusion.sum();
-                #[expect(clippy::cast_precision_loss)]
                 let accuracy = report.confusion.diag().sum() as f64 / total as f64;
                 self.loaded_accuracy = (total > 0).then_some(accuracy);
             }
@@ -285,9 +283,7 @@ impl TrainingTab {
     pub fn seconds_left(&self) -> Option<f64> {
         let last = self.history.last()?;
         let recent = &self.history[self.history.len().saturating_sub(5)..];
-        #[expect(clippy::cast_precision_loss)]
         let per_epoch = recent.iter().map(|e| e.seconds).sum::<f64>() / recent.len() as f64;
-        #[expect(clippy::cast_precision_loss)]
         let left = self.max_epochs.saturating_sub(last.epoch) as f64;
         Some(per_epoch * left)
     }
@@ -448,7 +444,6 @@ impl TrainingView<'_> {
         }
         let label = format!("{} ", theme.join(&fields));
         // A finished run fills the bar: converging early is finishing.
-        #[expect(clippy::cast_precision_loss)]
         let ratio = if matches!(t.status, TrainStatus::Converged | TrainStatus::MaxEpochs) {
             1.0
         } else if t.max_epochs == 0 {
@@ -641,7 +636,6 @@ fn render_chart(
                 .data(data)
         })
         .collect();
-    #[expect(clippy::cast_precision_loss)]
     let xmax = max_epoch as f64;
     let label = |v: f64| match scale {
         YScale::Log => format_loss(10f64.powf(v)),
@@ -683,7 +677,6 @@ fn format_loss(v: f64) -> String {
 /// Seconds as "1h02m", "3m20s" or "12s".
 pub fn duration(seconds: f64) -> String {
     // Non-negative and far below u64::MAX for any run.
-    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let s = seconds.max(0.0).round() as u64;
     if s >= 3600 {
         format!("{}h{:02}m", s / 3600, (s % 3600) / 60)

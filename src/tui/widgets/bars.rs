@@ -53,7 +53,6 @@ impl Widget for &ProbabilityBars<'_> {
                 continue;
             }
             // p in [0, 1]: eighths of the bar width, non-negative.
-            #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let eighths = (f64::from(p.clamp(0.0, 1.0)) * (bar_w * 8) as f64).round() as usize;
             let g = self.theme.glyphs;
             let mut bar: String = std::iter::repeat_n(g.bar_full, eighths / 8).collect();

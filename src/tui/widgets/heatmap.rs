@@ -44,7 +44,6 @@ impl Scale {
     fn shade(&self, theme: &Theme, v: f32) -> char {
         let p = self.position(v);
         // |p| <= 1: the index stays in 0..=4.
-        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let i = (p.abs() * 4.0).round() as usize;
         if p < 0.0 {
             theme.glyphs.negative_shades[i.min(4)]
@@ -176,7 +175,6 @@ impl Widget for &Legend<'_> {
         buf.set_string(area.x, area.y, &left, self.theme.dim());
         let x0 = area.x + u16::try_from(left.chars().count() + 1).unwrap_or(0);
         for i in 0..ramp_w {
-            #[expect(clippy::cast_precision_loss)]
             let t = i as f32 / (ramp_w - 1) as f32;
             let v = lo + (hi - lo) * t;
             let Some(cell) = buf.cell_mut((x0 + u16::try_from(i).unwrap_or(0), area.y)) else {

@@ -53,10 +53,8 @@ impl Scatter<'_> {
         let span_y = (y1 - y0).max(1e-6);
         let w = usize::from(area.width) * sub_x;
         let h = usize::from(area.height) * sub_y;
-        #[expect(clippy::cast_precision_loss)]
         let (wf, hf) = ((w - 1) as f32, (h - 1) as f32);
         // A dot's size in cell heights: a cell is about half as wide as it is tall.
-        #[expect(clippy::cast_precision_loss)]
         let (dot_w, dot_h) = (0.5 / sub_x as f32, 1.0 / sub_y as f32);
         // The largest scale (cell heights per data unit) at which both spans fit.
         let scale = (wf * dot_w / span_x).min(hf * dot_h / span_y);
@@ -68,9 +66,7 @@ impl Scatter<'_> {
                 let fx = ((p[0] - mid_x) * scale / dot_w + wf / 2.0).clamp(0.0, wf);
                 let fy = ((mid_y - p[1]) * scale / dot_h + hf / 2.0).clamp(0.0, hf);
                 // In [0, w-1] and [0, h-1] by the clamp above.
-                #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 let px = fx.round() as usize;
-                #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 let py = fy.round() as usize;
                 (px, py)
             })
