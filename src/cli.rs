@@ -337,6 +337,10 @@ pub struct SnapshotArgs {
     /// Keep colours as ANSI escape codes
     #[arg(long)]
     pub ansi: bool,
+    /// Also write the frame as an SVG picture (24-bit colour; braille dots and blocks drawn as
+    /// shapes, so it looks the same in every viewer)
+    #[arg(long, value_name = "PATH")]
+    pub svg: Option<PathBuf>,
 }
 
 /// Which data, how much of it, and how to split it.

@@ -762,3 +762,50 @@ fn explain_class_mean_writes_the_engines_mean() {
         assert!(!bad.exists());
     }
 }
+
+#[test]
+fn snapshot_writes_the_frame_as_svg_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("frame.svg");
+    let mut args = vec![
+        "snapshot", "--tab", "training", "--width", "80", "--height", "24", "--epochs", "2",
+        "--sample", "600", "--hidden", "32,16", "--svg",
+    ];
+    args.extend([svg.to_str().unwrap()]);
+    let out = layerscope(&args, &[]);
+    ok(&out);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        text.starts_with("<svg") || text.starts_with("<?xml"),
+        "{}",
+        &text[..80]
+    );
+    assert!(text.trim_end().ends_with("</svg>"));
+    // 80 x 24 cells of 8 x 16 pixels.
+    assert!(
+        text.contains("width=\"640\"") && text.contains("height=\"384\""),
+        "{}",
+        &text[..200]
+    );
+    // The text of the frame is in it (the tab bar), and the stdout frame is still printed.
+    assert!(text.contains("Training"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 24);
+    // An SVG path that is the run's own input is refused before any work.
+    let data = dir.path().join("d.csv");
+    std::fs::write(&data, "a,b,target\n0,1,0\n1,0,1\n0,0,0\n1,1,1\n").unwrap();
+    let out = layerscope(
+        &[
+            "snapshot",
+            "--data",
+            data.to_str().unwrap(),
+            "--svg",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    );
+    failed(&out);
+    assert_eq!(
+        std::fs::read_to_string(&data).unwrap(),
+        "a,b,target\n0,1,0\n1,0,1\n0,0,0\n1,1,1\n"
+    );
+}

@@ -483,6 +483,8 @@ pub fn embed(args: &EmbedArgs) -> anyhow::Result<()> {
 /// `layerscope snapshot`: run the pipeline to the end, then print one frame of a tab.
 pub fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
     let data = &args.data;
+    let outputs: Vec<(&str, &Path)> = args.svg.iter().map(|p| ("--svg", p.as_path())).collect();
+    let plan = Plan::new(&outputs, &inputs(data, args.model.model.as_deref()))?;
     let tab = Tab::from(args.tab);
     let tab_name = clap::ValueEnum::to_possible_value(&args.tab)
         .map_or(String::new(), |v| v.get_name().to_owned());
@@ -506,6 +508,12 @@ pub fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
     };
     let theme = Theme::new(depth, args.view.ascii);
     let frame = render_snapshot_with(&app, tab, args.width, args.height, args.ansi, &theme);
+    if args.svg.is_some() {
+        let theme = Theme::new(ColorDepth::TrueColor, args.view.ascii);
+        let buf = crate::tui::snapshot::render_buffer(&app, tab, args.width, args.height, &theme);
+        let svg = crate::tui::svg::buffer_to_svg(&buf, &crate::tui::svg::SvgStyle::default());
+        Plan::commit(vec![plan.stage(0, |w| w.write_all(svg.as_bytes()))?])?;
+    }
     write_stdout(frame.as_bytes())
 }
 

@@ -29,10 +29,19 @@ pub fn render_snapshot_with(
     ansi: bool,
     theme: &Theme,
 ) -> String {
+    buffer_to_text(&render_buffer(state, tab, width, height, theme), ansi)
+}
+
+/// One frame of `tab` at `width` x `height` as cells, drawn with `theme` (ASCII themes are
+/// made all ASCII, as on screen).
+pub fn render_buffer(state: &App, tab: Tab, width: u16, height: u16, theme: &Theme) -> Buffer {
     let area = Rect::new(0, 0, width, height);
     let mut buf = Buffer::empty(area);
     render::render(state, tab, theme, area, &mut buf);
-    buffer_to_text(&buf, ansi)
+    if !theme.glyphs.unicode {
+        super::theme::asciify(&mut buf);
+    }
+    buf
 }
 
 /// The cells of a buffer as lines of text, optionally with SGR codes.
