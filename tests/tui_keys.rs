@@ -522,3 +522,29 @@ fn stop_early_keeps_the_model_and_restart_is_refused_with_a_saved_model() {
     );
     assert_eq!(app.training.status, TrainStatus::Loaded, "still loaded");
 }
+
+/// Issue 11 (15): `g` in the Embeddings tab swaps braille dots for class digits in class colours
+/// (and back); in 16 colours, where classes share hues, digits are the default. The key is in the
+/// tab's key table, so the key bar and help name it.
+#[test]
+fn g_draws_class_digits_in_class_colours() {
+    use layerscope::tui::theme::{ColorDepth, Theme};
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('2'));
+    let truecolor = Theme::new(ColorDepth::TrueColor, false);
+    let ansi16 = Theme::new(ColorDepth::Ansi16, false);
+    assert!(!app.embed.draws_glyphs(&truecolor));
+    assert!(app.embed.draws_glyphs(&ansi16));
+    let dots = layerscope::tui::render_snapshot(&app, Tab::Embeddings, 120, 40, false);
+    let has_braille = |t: &str| t.chars().any(|c| ('\u{2801}'..='\u{28ff}').contains(&c));
+    assert!(has_braille(&dots), "{dots}");
+    let wide = layerscope::tui::render_snapshot(&app, Tab::Embeddings, 160, 48, false);
+    assert!(wide.contains("g digits"), "the key bar names it: {wide}");
+    assert!(press(&mut app, KeyCode::Char('g')).is_empty());
+    assert!(app.embed.draws_glyphs(&truecolor));
+    assert!(!app.embed.draws_glyphs(&ansi16));
+    let digits = layerscope::tui::render_snapshot(&app, Tab::Embeddings, 120, 40, false);
+    assert!(!has_braille(&digits), "{digits}");
+    press(&mut app, KeyCode::Char('g'));
+    assert!(!app.embed.draws_glyphs(&truecolor));
+}

@@ -90,6 +90,8 @@ pub enum EmbeddingsAction {
     ToggleInputLayer,
     /// Focus the next scatter panel (the cursor moves in its picture).
     NextPanel,
+    /// Switch the scatter between braille dots and class digits in class colours.
+    ToggleGlyphs,
 }
 
 const fn act(a: EmbeddingsAction) -> Action {
@@ -182,6 +184,12 @@ pub const KEYS: &[Binding] = &[
         "f",
         "focus panel",
     ),
+    bind(
+        &[KeyCode::Char('g')],
+        act(EmbeddingsAction::ToggleGlyphs),
+        "g",
+        "digits",
+    ),
     TAB_DIGITS[0],
     TAB_DIGITS[1],
     TAB_DIGITS[2],
@@ -242,6 +250,9 @@ pub struct EmbeddingsTab {
     pub perplexity: f64,
     /// Whether the input pixels get a panel.
     pub include_input: bool,
+    /// The user swapped the scatter's drawing away from the theme's default (braille dots, or
+    /// digits in 16 colours where classes share hues): see [`EmbeddingsTab::draws_glyphs`].
+    pub glyphs_swapped: bool,
     /// True label of each embedded image.
     pub labels: Vec<u8>,
     /// Prediction for each embedded image (empty until a model is ready).
@@ -257,6 +268,12 @@ impl EmbeddingsTab {
             perplexity,
             ..EmbeddingsTab::default()
         }
+    }
+
+    /// Whether the scatter draws each cell's group as its glyph (digit) in the group's colour
+    /// rather than braille dots: the theme's default, swapped by `g`.
+    pub fn draws_glyphs(&self, theme: &Theme) -> bool {
+        theme.class_glyphs_by_default() != self.glyphs_swapped
     }
 
     /// The group of every point under the current colouring.
@@ -296,6 +313,7 @@ impl EmbeddingsTab {
                 self.include_input = !self.include_input;
                 return self.rerun(session);
             }
+            EmbeddingsAction::ToggleGlyphs => self.glyphs_swapped = !self.glyphs_swapped,
             EmbeddingsAction::NextPanel => {
                 if !self.panels.is_empty() {
                     self.focus = (self.focus + 1) % self.panels.len();
@@ -639,6 +657,7 @@ impl EmbeddingsView<'_> {
             selected: Some(self.tab.selected),
             // The wrong predictions are what the correct/wrong colouring is for.
             emphasis: (by == ColorBy::Correctness).then_some(0),
+            glyphs: self.tab.draws_glyphs(theme),
             theme,
         };
         (&scatter).render(plot, buf);
@@ -680,7 +699,7 @@ impl EmbeddingsView<'_> {
             _ => {
                 for c in 0..self.session.n_classes() {
                     let g = u8::try_from(c).unwrap_or(0);
-                    let glyph = if theme.braille {
+                    let glyph = if theme.braille && !self.tab.draws_glyphs(theme) {
                         theme.glyphs.bullet
                     } else {
                         group_glyph(by, g)
