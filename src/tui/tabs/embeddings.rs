@@ -3,6 +3,7 @@
 //! side by side, a trust gauge under each, the selected image with its label, prediction and
 //! probabilities.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crossterm::event::KeyCode;
@@ -250,6 +251,13 @@ pub struct EmbeddingsTab {
     pub perplexity: f64,
     /// Whether the input pixels get a panel.
     pub include_input: bool,
+    /// Finished layouts of the current model by (layer, perplexity bits), kept when a re-run
+    /// or `i` replaces the panels, so that only what is new is computed. t-SNE's seed is fixed
+    /// for the session; a new model (a new training seed) drops them all.
+    pub layouts: BTreeMap<(usize, u64), Panel>,
+    /// The perplexity of the embeddings last asked of the worker: a panel started at another
+    /// (a superseded run's event still in flight) is not shown.
+    pub requested: Option<f64>,
     /// The user swapped the scatter's drawing away from the theme's default (braille dots, or
     /// digits in 16 colours where classes share hues): see [`EmbeddingsTab::draws_glyphs`].
     pub glyphs_swapped: bool,
@@ -342,6 +350,8 @@ impl EmbeddingsTab {
             .zip(&self.labels)
             .map(|(p, l)| u8::from(p == l))
             .collect();
+        // Layouts of another model mean nothing for this one.
+        self.layouts.clear();
         self.plan_panels(&report.layer_sizes);
     }
 
@@ -352,7 +362,12 @@ impl EmbeddingsTab {
                 layer,
                 size,
                 perplexity,
-            } => self.upsert_panel(Panel::waiting(layer, size, perplexity)),
+            } if self
+                .requested
+                .is_none_or(|p| p.to_bits() == perplexity.to_bits()) =>
+            {
+                self.upsert_panel(Panel::waiting(layer, size, perplexity));
+            }
             Event::EmbedProgress => {
                 if let Some(snap) = slots.embedding.take() {
                     self.apply_embedding(snap, None, false);
@@ -390,13 +405,43 @@ impl EmbeddingsTab {
         self.focus = self.panels.len().saturating_sub(1);
     }
 
+    /// Panels for the layers wanted at the current perplexity: a layout already computed is
+    /// shown again as it was; only the missing layers are asked of the worker (all of them:
+    /// `Command::Embed`; some: `Command::EmbedLayers`).
     fn rerun(&mut self, session: &Session) -> Vec<Effect> {
-        self.panels.clear();
-        self.plan_panels(session.layer_sizes());
-        vec![Effect::Send(Command::Embed {
-            perplexity: self.perplexity,
-            include_input: self.include_input,
-        })]
+        for panel in self.panels.drain(..) {
+            if panel.done {
+                self.layouts
+                    .insert((panel.layer, panel.perplexity.to_bits()), panel);
+            }
+        }
+        self.requested = Some(self.perplexity);
+        let sizes = session.layer_sizes();
+        let first = if self.include_input { 1 } else { 2 };
+        let mut missing = Vec::new();
+        for layer in first..=sizes.len() {
+            match self.layouts.get(&(layer, self.perplexity.to_bits())) {
+                Some(panel) => self.upsert_panel(panel.clone()),
+                None => {
+                    self.upsert_panel(Panel::waiting(layer, sizes[layer - 1], self.perplexity));
+                    missing.push(layer);
+                }
+            }
+        }
+        self.focus = self.panels.len().saturating_sub(1);
+        let command = if missing.len() == self.panels.len() {
+            Command::Embed {
+                perplexity: self.perplexity,
+                include_input: self.include_input,
+            }
+        } else {
+            Command::EmbedLayers {
+                perplexity: self.perplexity,
+                include_input: self.include_input,
+                layers: missing,
+            }
+        };
+        vec![Effect::Send(command)]
     }
 
     fn upsert_panel(&mut self, panel: Panel) {
@@ -410,7 +455,13 @@ impl EmbeddingsTab {
     }
 
     fn apply_embedding(&mut self, snap: EmbedSnapshot, trust: Option<f64>, done: bool) {
-        let Some(panel) = self.panels.iter_mut().find(|p| p.layer == snap.layer) else {
+        // A finished panel is final (a layout kept from before, or a superseded run's late
+        // event): a new run first replaces it by a waiting one.
+        let Some(panel) = self
+            .panels
+            .iter_mut()
+            .find(|p| p.layer == snap.layer && !p.done)
+        else {
             return;
         };
         panel.iteration = snap.iteration;
