@@ -539,7 +539,10 @@ fn g_draws_class_digits_in_class_colours() {
     let has_braille = |t: &str| t.chars().any(|c| ('\u{2801}'..='\u{28ff}').contains(&c));
     assert!(has_braille(&dots), "{dots}");
     let wide = layerscope::tui::render_snapshot(&app, Tab::Embeddings, 160, 48, false);
-    assert!(wide.contains("g digits"), "the key bar names it: {wide}");
+    assert!(
+        wide.contains("g dots/digits"),
+        "the key bar names it: {wide}"
+    );
     assert!(press(&mut app, KeyCode::Char('g')).is_empty());
     assert!(app.embed.draws_glyphs(&truecolor));
     assert!(!app.embed.draws_glyphs(&ansi16));

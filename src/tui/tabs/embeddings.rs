@@ -189,7 +189,7 @@ pub const KEYS: &[Binding] = &[
         &[KeyCode::Char('g')],
         act(EmbeddingsAction::ToggleGlyphs),
         "g",
-        "digits",
+        "dots/digits",
     ),
     TAB_DIGITS[0],
     TAB_DIGITS[1],
