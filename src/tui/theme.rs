@@ -53,7 +53,7 @@ impl ColorDepth {
 /// too dark for a black background); Tableau 10 0.9, Paired 4.2, Set3 4.0.
 ///
 /// Worst pair (CIE76), this palette / the previous (Okabe-Ito + two of Tol's):
-/// normal 27.2 / 18.6, protanopia 26.3 / 10.9, deuteranopia 26.4 / 4.3 (classes 6 and 9),
+/// normal 27.2 / 18.6, protanopia 26.2 / 10.9, deuteranopia 26.4 / 4.3 (classes 6 and 9),
 /// tritanopia 26.2 / 5.9 (`cargo test --lib palette_figures -- --nocapture` prints them).
 pub const CLASS_RGB: [(u8, u8, u8); 10] = [
     (0xCC, 0x33, 0x00), // red
@@ -477,9 +477,10 @@ impl Theme {
         Style::default().fg(self.class(1))
     }
 
-    /// Test-split series in charts.
+    /// Test-split series in charts: blue beside the train series' orange (classes 0 and 1,
+    /// red and orange, are the palette's closest pair under deuteranopia and tritanopia).
     pub fn series_test(&self) -> Style {
-        Style::default().fg(self.class(0))
+        Style::default().fg(self.class(7))
     }
 }
 
