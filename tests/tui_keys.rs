@@ -521,3 +521,108 @@ fn stop_early_keeps_the_model_and_restart_is_refused_with_a_saved_model() {
     );
     assert_eq!(app.training.status, TrainStatus::Loaded, "still loaded");
 }
+
+/// Issue 11 (15): `g` in the Embeddings tab swaps braille dots for class digits in class colours
+/// (and back); in 16 colours, where classes share hues, digits are the default. The key is in the
+/// tab's key table, so the key bar and help name it.
+#[test]
+fn g_draws_class_digits_in_class_colours() {
+    use layerscope::tui::theme::{ColorDepth, Theme};
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('2'));
+    let truecolor = Theme::new(ColorDepth::TrueColor, false);
+    let ansi16 = Theme::new(ColorDepth::Ansi16, false);
+    assert!(!app.embed.draws_glyphs(&truecolor));
+    assert!(app.embed.draws_glyphs(&ansi16));
+    let dots = layerscope::tui::render_snapshot(&app, Tab::Embeddings, 120, 40, false);
+    let has_braille = |t: &str| t.chars().any(|c| ('\u{2801}'..='\u{28ff}').contains(&c));
+    assert!(has_braille(&dots), "{dots}");
+    let wide = layerscope::tui::render_snapshot(&app, Tab::Embeddings, 160, 48, false);
+    assert!(
+        wide.contains("g dots/digits"),
+        "the key bar names it: {wide}"
+    );
+    assert!(press(&mut app, KeyCode::Char('g')).is_empty());
+    assert!(app.embed.draws_glyphs(&truecolor));
+    assert!(!app.embed.draws_glyphs(&ansi16));
+    let digits = layerscope::tui::render_snapshot(&app, Tab::Embeddings, 120, 40, false);
+    assert!(!has_braille(&digits), "{digits}");
+    press(&mut app, KeyCode::Char('g'));
+    assert!(!app.embed.draws_glyphs(&truecolor));
+}
+
+/// Issue 11 (11): `i` adds the input pixels without re-running the layers already shown: their
+/// layouts stay as they are and only layer 1 is asked of the worker; layouts are kept by
+/// (layer, perplexity), so going back to a perplexity already run asks for nothing.
+#[test]
+fn i_embeds_only_the_input_layer_and_keeps_the_layouts() {
+    use layerscope::compute::{EmbedSnapshot, Event, Slots};
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('2'));
+    let before: Vec<_> = app.embed.panels.clone();
+    assert!((app.embed.perplexity - 3.0).abs() < 1e-9);
+    let cmds = press(&mut app, KeyCode::Char('i'));
+    assert_eq!(
+        cmds,
+        vec![Command::EmbedLayers {
+            perplexity: 3.0,
+            include_input: true,
+            layers: vec![1],
+        }]
+    );
+    let layers: Vec<usize> = app.embed.panels.iter().map(|p| p.layer).collect();
+    assert_eq!(layers, vec![1, 2, 3, 4]);
+    assert!(!app.embed.panels[0].done);
+    assert_eq!(
+        app.embed.panels[1..],
+        before[..],
+        "the layouts being studied stay"
+    );
+    // Removing the input again asks for nothing new.
+    let cmds = press(&mut app, KeyCode::Char('i'));
+    assert_eq!(
+        cmds,
+        vec![Command::EmbedLayers {
+            perplexity: 3.0,
+            include_input: false,
+            layers: vec![],
+        }]
+    );
+    assert_eq!(app.embed.panels, before);
+    // A new perplexity runs every layer; back at 3 the kept layouts return at once.
+    press(&mut app, KeyCode::Char('+'));
+    let cmds = press(&mut app, KeyCode::Char('r'));
+    assert_eq!(
+        cmds,
+        vec![Command::Embed {
+            perplexity: 5.0,
+            include_input: false
+        }]
+    );
+    press(&mut app, KeyCode::Char('-'));
+    let cmds = press(&mut app, KeyCode::Char('r'));
+    assert!(
+        matches!(&cmds[..], [Command::EmbedLayers { layers, .. }] if layers.is_empty()),
+        "{cmds:?}"
+    );
+    assert_eq!(app.embed.panels, before);
+    // Late events of the superseded run at 5 do not replace them.
+    let slots = Slots::default();
+    app.on_event(
+        Event::EmbedStarted {
+            layer: 2,
+            size: 512,
+            perplexity: 5.0,
+        },
+        &slots,
+    );
+    slots.embedding.put(EmbedSnapshot {
+        layer: 3,
+        iteration: 10,
+        n_iter: 1000,
+        kl_divergence: None,
+        coords: ndarray::Array2::zeros((before[1].coords.nrows(), 2)),
+    });
+    app.on_event(Event::EmbedProgress, &slots);
+    assert_eq!(app.embed.panels, before);
+}

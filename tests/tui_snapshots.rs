@@ -372,3 +372,33 @@ fn class_names_are_shown() {
         assert!(embeddings.contains(want), "{want}:\n{embeddings}");
     }
 }
+
+/// Issue 11 (15): in 16 colours, where ten classes share seven hues, the scatter draws each
+/// cell's class digit in its class colour from the start; `g` turns braille dots back on.
+#[test]
+fn sixteen_colours_draw_class_digits_in_class_colours() {
+    let mut app = demo_app();
+    let theme = Theme::new(ColorDepth::Ansi16, false);
+    let area = Rect::new(0, 0, 120, 40);
+    let draw = |app: &layerscope::tui::App| {
+        let mut buf = Buffer::empty(area);
+        render(app, Tab::Embeddings, &theme, area, &mut buf);
+        buf
+    };
+    let is_braille = |s: &str| s.chars().any(|c| ('\u{2801}'..='\u{28ff}').contains(&c));
+    let buf = draw(&app);
+    assert!(!buf.content.iter().any(|c| is_braille(c.symbol())));
+    // Some scatter cell shows each class's digit in that class's colour.
+    for class in 0..10 {
+        let digit = char::from_digit(class, 10).unwrap().to_string();
+        let colour = theme.class(class as usize);
+        assert!(
+            buf.content
+                .iter()
+                .any(|c| c.symbol() == digit && c.fg == colour),
+            "class {class}"
+        );
+    }
+    app.embed.glyphs_swapped = true;
+    assert!(draw(&app).content.iter().any(|c| is_braille(c.symbol())));
+}

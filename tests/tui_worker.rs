@@ -272,3 +272,31 @@ fn integrated_gradients_use_the_engines_steps() {
     assert_eq!(attribution.samples, 50);
     assert!(worker.shutdown(Duration::from_secs(10)));
 }
+
+/// Issue 11 (11): `Command::EmbedLayers` embeds only the layers it names (the front-end keeps
+/// the others), at its perplexity, and layers the model does not have are ignored.
+#[test]
+fn embed_layers_runs_only_the_layers_asked_for() {
+    let (worker, rx) = spawn(config(&[
+        "--sample", "300", "--epochs", "2", "--n", "60", "--hidden", "16",
+    ]));
+    // The opening run: layers 2 and 3 (the hidden layer and the output).
+    until(&rx, |e| matches!(e, Event::Idle));
+    worker.send(Command::EmbedLayers {
+        perplexity: 5.0,
+        include_input: true,
+        layers: vec![1, 9],
+    });
+    let (seen, _) = until(&rx, |e| matches!(e, Event::Idle));
+    let started: Vec<(usize, f64)> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::EmbedStarted {
+                layer, perplexity, ..
+            } => Some((*layer, *perplexity)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, vec![(1, 5.0)], "{seen:?}");
+    assert!(worker.shutdown(Duration::from_secs(10)));
+}

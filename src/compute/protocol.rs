@@ -96,6 +96,17 @@ pub enum Command {
         /// Also embed the input pixels (layer 1).
         include_input: bool,
     },
+    /// Run t-SNE on these layers only, with this perplexity (supersedes the embeddings asked
+    /// for): the front-end keeps the layouts it has (`i` adds the input pixels without
+    /// re-running the layers already shown).
+    EmbedLayers {
+        /// Perplexity.
+        perplexity: f64,
+        /// Whether the input pixels (layer 1) are among the layers shown: what a restart embeds.
+        include_input: bool,
+        /// Layers to embed, notebook numbering.
+        layers: Vec<usize>,
+    },
     /// Explain one image (supersedes the explanation asked for before).
     Explain(ExplainRequest),
     /// Stop everything and end the thread.

@@ -37,7 +37,7 @@ fn supersedes(command: &Command, kind: JobKind) -> bool {
     match command {
         Command::Pause | Command::StopTraining => kind == JobKind::Train,
         Command::RestartTraining { .. } | Command::Quit => true,
-        Command::Embed { .. } => kind == JobKind::Embed,
+        Command::Embed { .. } | Command::EmbedLayers { .. } => kind == JobKind::Embed,
         Command::Explain(_) => kind == JobKind::Explain,
         Command::Resume => false,
     }
@@ -312,6 +312,16 @@ impl WorkerState {
                 self.include_input = include_input;
                 self.wants.perplexity = perplexity;
                 self.wants.layers = self.layers();
+            }
+            Command::EmbedLayers {
+                perplexity,
+                include_input,
+                layers,
+            } => {
+                self.include_input = include_input;
+                self.wants.perplexity = perplexity;
+                let valid = self.layers();
+                self.wants.layers = layers.into_iter().filter(|l| valid.contains(l)).collect();
             }
             Command::Explain(request) => {
                 self.last_explain = request;

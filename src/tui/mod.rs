@@ -4,6 +4,7 @@
 //! worker, and the terminal's lifecycle ([`terminal`]: setup, restore, signals).
 
 pub mod app;
+pub mod cvd;
 #[cfg(feature = "test-support")]
 pub mod fixture;
 pub mod keys;

@@ -41,31 +41,55 @@ impl ColorDepth {
     }
 }
 
-/// Class colours: Okabe and Ito's colour-blind-safe palette, extended with two of Paul Tol's.
-const CLASS_RGB: [(u8, u8, u8); 10] = [
-    (0xE6, 0x9F, 0x00), // orange
-    (0x56, 0xB4, 0xE9), // sky blue
-    (0x00, 0x9E, 0x73), // bluish green
-    (0xF0, 0xE4, 0x42), // yellow
-    (0x00, 0x72, 0xB2), // blue
-    (0xD5, 0x5E, 0x00), // vermillion
-    (0xCC, 0x79, 0xA7), // reddish purple
-    (0xBB, 0xBB, 0xBB), // grey
-    (0xAA, 0x33, 0x77), // Tol purple
-    (0x44, 0xAA, 0x99), // Tol teal
+/// Class colours, chosen by measurement (see [`crate::tui::cvd`]): the 10 colours whose closest
+/// pair is farthest apart (CIE76 in CIELAB) under normal vision, protanopia, deuteranopia and
+/// tritanopia at once (Machado et al. 2009, severity 1.0, in linear RGB).
+///
+/// The search: candidates were the colours of Okabe-Ito, Paul Tol's bright, muted, light and
+/// vibrant, Tableau 10, ColorBrewer Set1, Set2, Set3, Dark2 and Paired, plus the sRGB grid in
+/// steps of 0x33, kept when L* >= 45 (visible on a dark terminal background); 237 colours. A
+/// greedy max-min pick from each start colour, then single swaps while the worst pair improved.
+/// No named palette comes close: the best, Tol muted, has a worst pair of 15.6 (and a colour
+/// too dark for a black background); Tableau 10 0.9, Paired 4.2, Set3 4.0.
+///
+/// Worst pair (CIE76), this palette / the previous (Okabe-Ito + two of Tol's):
+/// normal 27.2 / 18.6, protanopia 26.2 / 10.9, deuteranopia 26.4 / 4.3 (classes 6 and 9),
+/// tritanopia 26.2 / 5.9 (`cargo test --lib palette_figures -- --nocapture` prints them).
+pub const CLASS_RGB: [(u8, u8, u8); 10] = [
+    (0xCC, 0x33, 0x00), // red
+    (0xFF, 0x7F, 0x00), // orange
+    (0x9C, 0x75, 0x5F), // brown
+    (0xCC, 0xCC, 0x99), // khaki
+    (0x00, 0xFF, 0x66), // green
+    (0x76, 0xB7, 0xB2), // teal
+    (0xCC, 0xFF, 0xFF), // pale cyan
+    (0x66, 0x66, 0xCC), // blue
+    (0x99, 0x33, 0xFF), // violet
+    (0xFF, 0x99, 0xFF), // pink
 ];
 
-const CLASS_16: [Color; 10] = [
-    Color::Yellow,
-    Color::LightBlue,
-    Color::Green,
-    Color::LightYellow,
-    Color::Blue,
+/// Class colours in the xterm 256-colour palette: not the nearest entries of [`CLASS_RGB`]
+/// (their worst pair falls to 13.1, under protanopia), but from each class's 12 nearest entries
+/// (CIELAB) the ones whose worst pair over the four visions is largest (coordinate ascent):
+/// normal 27.7, protanopia 26.8, deuteranopia 23.8, tritanopia 24.5.
+pub const CLASS_256: [u8; 10] = [160, 208, 137, 187, 47, 109, 195, 98, 129, 219];
+
+/// Class colours in 16 colours: ten different named colours, none the background's black. Many
+/// terminals draw a bright colour as its dark one in bold or barely lighter, so pairs sharing a
+/// hue (0/1 red, 2/3 yellow, 8/9 magenta: ten classes in seven hues plus white) can still look
+/// alike; in 16 colours the scatter therefore starts in glyph mode (each cell its class digit in
+/// the class colour, [`Theme::class_glyphs_by_default`]).
+pub const CLASS_16: [Color; 10] = [
     Color::Red,
-    Color::LightMagenta,
-    Color::Gray,
-    Color::Magenta,
+    Color::LightRed,
+    Color::Yellow,
+    Color::LightYellow,
+    Color::LightGreen,
     Color::Cyan,
+    Color::White,
+    Color::Blue,
+    Color::Magenta,
+    Color::LightMagenta,
 ];
 
 /// Stops of the diverging scale, after Vega's `blueorange` (the notebook's, `domainMid = 0`).
@@ -328,8 +352,15 @@ impl Theme {
     pub fn class(&self, c: usize) -> Color {
         match self.depth {
             ColorDepth::Ansi16 => CLASS_16[c % 10],
+            ColorDepth::Ansi256 => Color::Indexed(CLASS_256[c % 10]),
             _ => self.rgb(CLASS_RGB[c % 10]),
         }
+    }
+
+    /// Whether the scatter should start drawing class digits in class colours rather than
+    /// braille dots: in 16 colours some classes share a hue (see [`CLASS_16`]).
+    pub fn class_glyphs_by_default(&self) -> bool {
+        self.depth == ColorDepth::Ansi16
     }
 
     /// The glyph for class `c` when there is no colour: its digit (or a letter past 9).
@@ -446,9 +477,10 @@ impl Theme {
         Style::default().fg(self.class(1))
     }
 
-    /// Test-split series in charts.
+    /// Test-split series in charts: blue beside the train series' orange (classes 0 and 1,
+    /// red and orange, are the palette's closest pair under deuteranopia and tritanopia).
     pub fn series_test(&self) -> Style {
-        Style::default().fg(self.class(0))
+        Style::default().fg(self.class(7))
     }
 }
 
@@ -640,6 +672,103 @@ mod tests {
             panic!()
         };
         assert!(b > r / 2, "negative is blueish");
+    }
+
+    /// The palette before the measured one (Okabe-Ito plus two of Tol's).
+    const OLD_CLASS_RGB: [(u8, u8, u8); 10] = [
+        (0xE6, 0x9F, 0x00),
+        (0x56, 0xB4, 0xE9),
+        (0x00, 0x9E, 0x73),
+        (0xF0, 0xE4, 0x42),
+        (0x00, 0x72, 0xB2),
+        (0xD5, 0x5E, 0x00),
+        (0xCC, 0x79, 0xA7),
+        (0xBB, 0xBB, 0xBB),
+        (0xAA, 0x33, 0x77),
+        (0x44, 0xAA, 0x99),
+    ];
+
+    /// The worst pair distance any shipped palette must keep under every vision: well above
+    /// the ~2.3 of a just noticeable difference and the ~10 under which small dots blur.
+    const MIN_WORST_PAIR: f64 = 20.0;
+
+    /// RGB of an xterm 256-colour index (cube and gray ramp).
+    fn xterm_rgb(i: u8) -> (u8, u8, u8) {
+        const LEVELS: [u8; 6] = [0, 95, 135, 175, 215, 255];
+        if i >= 232 {
+            let g = 8 + 10 * (i - 232);
+            (g, g, g)
+        } else {
+            let k = i - 16;
+            (
+                LEVELS[usize::from(k / 36)],
+                LEVELS[usize::from(k / 6 % 6)],
+                LEVELS[usize::from(k % 6)],
+            )
+        }
+    }
+
+    #[test]
+    fn class_palette_stays_apart_under_colour_vision_deficiencies() {
+        use crate::tui::cvd::{Vision, worst_pair};
+        let indexed = CLASS_256.map(xterm_rgb);
+        for v in Vision::ALL {
+            let (d, i, j) = worst_pair(&CLASS_RGB, v);
+            assert!(
+                d > MIN_WORST_PAIR,
+                "24-bit {v:?}: classes {i} and {j} {d:.1} apart"
+            );
+            let (d, i, j) = worst_pair(&indexed, v);
+            assert!(
+                d > MIN_WORST_PAIR,
+                "256 {v:?}: classes {i} and {j} {d:.1} apart"
+            );
+        }
+        // The old palette fails: classes 6 and 9 about 4 apart under deuteranopia.
+        let (d, i, j) = worst_pair(&OLD_CLASS_RGB, Vision::Deuteranopia);
+        assert_eq!((i, j), (6, 9));
+        assert!(d < 5.0, "{d}");
+        // Every shipped depth has ten different colours.
+        for depth in [
+            ColorDepth::TrueColor,
+            ColorDepth::Ansi256,
+            ColorDepth::Ansi16,
+        ] {
+            let t = Theme::new(depth, false);
+            let colours: Vec<Color> = (0..10).map(|c| t.class(c)).collect();
+            for (a, ca) in colours.iter().enumerate() {
+                assert_ne!(*ca, Color::Black, "{depth:?} class {a} is the background");
+                for (b, cb) in colours.iter().enumerate().skip(a + 1) {
+                    assert_ne!(ca, cb, "{depth:?}: classes {a} and {b} share a colour");
+                }
+            }
+        }
+        assert!(Theme::new(ColorDepth::Ansi16, false).class_glyphs_by_default());
+        assert!(!Theme::new(ColorDepth::TrueColor, false).class_glyphs_by_default());
+    }
+
+    /// The figures quoted on [`CLASS_RGB`]: `cargo test --lib palette_figures -- --nocapture`.
+    #[test]
+    fn palette_figures() {
+        use crate::tui::cvd::{Vision, worst_pair};
+        let indexed = CLASS_256.map(xterm_rgb);
+        let nearest = CLASS_RGB.map(|(r, g, b)| xterm_rgb(xterm_index(r, g, b)));
+        let old_indexed = OLD_CLASS_RGB.map(|(r, g, b)| xterm_rgb(xterm_index(r, g, b)));
+        for v in Vision::ALL {
+            let f = |p: &[(u8, u8, u8)]| {
+                let (d, i, j) = worst_pair(p, v);
+                format!("{d:.1} ({i}/{j})")
+            };
+            println!(
+                "{v:?}: new {} old {} | 256: new {} nearest {} old {}",
+                f(&CLASS_RGB),
+                f(&OLD_CLASS_RGB),
+                f(&indexed),
+                f(&nearest),
+                f(&old_indexed)
+            );
+        }
+        assert!(crate::tui::cvd::worst_over_visions(&CLASS_RGB) > MIN_WORST_PAIR);
     }
 
     #[test]

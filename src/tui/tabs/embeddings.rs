@@ -3,6 +3,7 @@
 //! side by side, a trust gauge under each, the selected image with its label, prediction and
 //! probabilities.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crossterm::event::KeyCode;
@@ -90,6 +91,8 @@ pub enum EmbeddingsAction {
     ToggleInputLayer,
     /// Focus the next scatter panel (the cursor moves in its picture).
     NextPanel,
+    /// Switch the scatter between braille dots and class digits in class colours.
+    ToggleGlyphs,
 }
 
 const fn act(a: EmbeddingsAction) -> Action {
@@ -182,6 +185,12 @@ pub const KEYS: &[Binding] = &[
         "f",
         "focus panel",
     ),
+    bind(
+        &[KeyCode::Char('g')],
+        act(EmbeddingsAction::ToggleGlyphs),
+        "g",
+        "dots/digits",
+    ),
     TAB_DIGITS[0],
     TAB_DIGITS[1],
     TAB_DIGITS[2],
@@ -242,6 +251,16 @@ pub struct EmbeddingsTab {
     pub perplexity: f64,
     /// Whether the input pixels get a panel.
     pub include_input: bool,
+    /// Finished layouts of the current model by (layer, perplexity bits), kept when a re-run
+    /// or `i` replaces the panels, so that only what is new is computed. t-SNE's seed is fixed
+    /// for the session; a new model (a new training seed) drops them all.
+    pub layouts: BTreeMap<(usize, u64), Panel>,
+    /// The perplexity of the embeddings last asked of the worker: a panel started at another
+    /// (a superseded run's event still in flight) is not shown.
+    pub requested: Option<f64>,
+    /// The user swapped the scatter's drawing away from the theme's default (braille dots, or
+    /// digits in 16 colours where classes share hues): see [`EmbeddingsTab::draws_glyphs`].
+    pub glyphs_swapped: bool,
     /// True label of each embedded image.
     pub labels: Vec<u8>,
     /// Prediction for each embedded image (empty until a model is ready).
@@ -257,6 +276,12 @@ impl EmbeddingsTab {
             perplexity,
             ..EmbeddingsTab::default()
         }
+    }
+
+    /// Whether the scatter draws each cell's group as its glyph (digit) in the group's colour
+    /// rather than braille dots: the theme's default, swapped by `g`.
+    pub fn draws_glyphs(&self, theme: &Theme) -> bool {
+        theme.class_glyphs_by_default() != self.glyphs_swapped
     }
 
     /// The group of every point under the current colouring.
@@ -296,6 +321,7 @@ impl EmbeddingsTab {
                 self.include_input = !self.include_input;
                 return self.rerun(session);
             }
+            EmbeddingsAction::ToggleGlyphs => self.glyphs_swapped = !self.glyphs_swapped,
             EmbeddingsAction::NextPanel => {
                 if !self.panels.is_empty() {
                     self.focus = (self.focus + 1) % self.panels.len();
@@ -324,6 +350,8 @@ impl EmbeddingsTab {
             .zip(&self.labels)
             .map(|(p, l)| u8::from(p == l))
             .collect();
+        // Layouts of another model mean nothing for this one.
+        self.layouts.clear();
         self.plan_panels(&report.layer_sizes);
     }
 
@@ -334,7 +362,12 @@ impl EmbeddingsTab {
                 layer,
                 size,
                 perplexity,
-            } => self.upsert_panel(Panel::waiting(layer, size, perplexity)),
+            } if self
+                .requested
+                .is_none_or(|p| p.to_bits() == perplexity.to_bits()) =>
+            {
+                self.upsert_panel(Panel::waiting(layer, size, perplexity));
+            }
             Event::EmbedProgress => {
                 if let Some(snap) = slots.embedding.take() {
                     self.apply_embedding(snap, None, false);
@@ -372,13 +405,43 @@ impl EmbeddingsTab {
         self.focus = self.panels.len().saturating_sub(1);
     }
 
+    /// Panels for the layers wanted at the current perplexity: a layout already computed is
+    /// shown again as it was; only the missing layers are asked of the worker (all of them:
+    /// `Command::Embed`; some: `Command::EmbedLayers`).
     fn rerun(&mut self, session: &Session) -> Vec<Effect> {
-        self.panels.clear();
-        self.plan_panels(session.layer_sizes());
-        vec![Effect::Send(Command::Embed {
-            perplexity: self.perplexity,
-            include_input: self.include_input,
-        })]
+        for panel in self.panels.drain(..) {
+            if panel.done {
+                self.layouts
+                    .insert((panel.layer, panel.perplexity.to_bits()), panel);
+            }
+        }
+        self.requested = Some(self.perplexity);
+        let sizes = session.layer_sizes();
+        let first = if self.include_input { 1 } else { 2 };
+        let mut missing = Vec::new();
+        for layer in first..=sizes.len() {
+            match self.layouts.get(&(layer, self.perplexity.to_bits())) {
+                Some(panel) => self.upsert_panel(panel.clone()),
+                None => {
+                    self.upsert_panel(Panel::waiting(layer, sizes[layer - 1], self.perplexity));
+                    missing.push(layer);
+                }
+            }
+        }
+        self.focus = self.panels.len().saturating_sub(1);
+        let command = if missing.len() == self.panels.len() {
+            Command::Embed {
+                perplexity: self.perplexity,
+                include_input: self.include_input,
+            }
+        } else {
+            Command::EmbedLayers {
+                perplexity: self.perplexity,
+                include_input: self.include_input,
+                layers: missing,
+            }
+        };
+        vec![Effect::Send(command)]
     }
 
     fn upsert_panel(&mut self, panel: Panel) {
@@ -392,7 +455,13 @@ impl EmbeddingsTab {
     }
 
     fn apply_embedding(&mut self, snap: EmbedSnapshot, trust: Option<f64>, done: bool) {
-        let Some(panel) = self.panels.iter_mut().find(|p| p.layer == snap.layer) else {
+        // A finished panel is final (a layout kept from before, or a superseded run's late
+        // event): a new run first replaces it by a waiting one.
+        let Some(panel) = self
+            .panels
+            .iter_mut()
+            .find(|p| p.layer == snap.layer && !p.done)
+        else {
             return;
         };
         panel.iteration = snap.iteration;
@@ -639,6 +708,7 @@ impl EmbeddingsView<'_> {
             selected: Some(self.tab.selected),
             // The wrong predictions are what the correct/wrong colouring is for.
             emphasis: (by == ColorBy::Correctness).then_some(0),
+            glyphs: self.tab.draws_glyphs(theme),
             theme,
         };
         (&scatter).render(plot, buf);
@@ -680,7 +750,7 @@ impl EmbeddingsView<'_> {
             _ => {
                 for c in 0..self.session.n_classes() {
                     let g = u8::try_from(c).unwrap_or(0);
-                    let glyph = if theme.braille {
+                    let glyph = if theme.braille && !self.tab.draws_glyphs(theme) {
                         theme.glyphs.bullet
                     } else {
                         group_glyph(by, g)

@@ -1,7 +1,8 @@
 //! A scatter plot in braille dots (2 x 4 per cell), each cell coloured by the most common group
 //! among its points, except that an emphasised group (e.g. the wrong predictions) wins every cell
 //! it is in, drawn in a second pass; without braille, each cell shows that group's glyph (a
-//! digit). Both axes share one scale, centred: t-SNE means local distances, so a circle must stay
+//! digit). The glyphs can also be asked for with colour (`glyphs`): each cell its group's digit
+//! in the group's colour, the most legible view when colours are close. Both axes share one scale, centred: t-SNE means local distances, so a circle must stay
 //! a circle (braille dots are about square; a plain cell is about twice as tall as wide).
 
 use ndarray::Array2;
@@ -29,6 +30,8 @@ pub struct Scatter<'a> {
     pub selected: Option<usize>,
     /// A group that wins every cell it has a point in (a minority the user looks for).
     pub emphasis: Option<u8>,
+    /// Draw each cell's group glyph (in its colour) even where braille dots could be drawn.
+    pub glyphs: bool,
     /// Theme.
     pub theme: &'a Theme,
 }
@@ -80,7 +83,8 @@ impl Widget for &Scatter<'_> {
         if area.is_empty() {
             return;
         }
-        let (sub_x, sub_y) = if self.theme.braille { (2, 4) } else { (1, 1) };
+        let dots = self.theme.braille && !self.glyphs;
+        let (sub_x, sub_y) = if dots { (2, 4) } else { (1, 1) };
         let points = self.project(area, sub_x, sub_y);
         let (w, h) = (usize::from(area.width), usize::from(area.height));
         let n_groups = self
@@ -94,7 +98,7 @@ impl Widget for &Scatter<'_> {
         for (i, &(px, py)) in points.iter().enumerate() {
             let (cx, cy) = (px / sub_x, py / sub_y);
             let cell = cy * w + cx;
-            if self.theme.braille {
+            if dots {
                 bits[cell] |= BRAILLE_BITS[px % 2][py % 4];
             } else {
                 bits[cell] = 1;
@@ -120,7 +124,7 @@ impl Widget for &Scatter<'_> {
                         .and_then(|g| u8::try_from(g).ok())
                         .unwrap_or(0)
                 });
-                let ch = if self.theme.braille {
+                let ch = if dots {
                     char::from_u32(0x2800 + u32::from(bits[cell])).unwrap_or('.')
                 } else {
                     (self.glyph)(group)
@@ -176,6 +180,7 @@ mod tests {
             glyph: &glyph,
             selected: Some(2),
             emphasis: None,
+            glyphs: false,
             theme: &theme,
         };
         // One scale for both axes: the unit square is 1 row tall, so 2 columns wide (a cell is
@@ -200,6 +205,7 @@ mod tests {
             glyph: &glyph,
             selected: None,
             emphasis: None,
+            glyphs: false,
             theme: &theme,
         };
         // 20 x 5 cells: 40 x 20 dots.
@@ -236,6 +242,7 @@ mod tests {
             glyph: &glyph,
             selected,
             emphasis,
+            glyphs: false,
             theme: &theme,
         };
         let mut buf = Buffer::empty(Rect::new(0, 0, 8, 4));
@@ -293,6 +300,7 @@ mod tests {
             glyph: &glyph,
             selected: None,
             emphasis: None,
+            glyphs: false,
             theme: &theme,
         };
         let mut buf = Buffer::empty(Rect::new(0, 0, 1, 1));
@@ -300,5 +308,42 @@ mod tests {
         // The unit square, 2 dots wide, is 2 dots tall (one scale) and centred in the 4 rows:
         // (1, 1) is dot (1, 1), (0, 0) is dot (0, 2).
         assert_eq!(buf[(0, 0)].symbol(), "⠔");
+    }
+
+    /// Issue 11 (15): with colour and braille available, `glyphs` draws each cell's majority
+    /// class as its digit in the class colour.
+    #[test]
+    fn glyphs_in_class_colours() {
+        let coords = array![[0.0f32, 0.0], [0.01, 0.0], [0.02, 0.0], [1.0, 1.0]];
+        let groups = [6u8, 9, 9, 3];
+        let theme = Theme::new(ColorDepth::TrueColor, false);
+        let glyph = |g: u8| Theme::class_glyph(usize::from(g));
+        let color = |g: u8| theme.class(usize::from(g));
+        let scatter = |glyphs| {
+            let s = Scatter {
+                coords: &coords,
+                groups: &groups,
+                color: &color,
+                glyph: &glyph,
+                selected: None,
+                emphasis: None,
+                glyphs,
+                theme: &theme,
+            };
+            let mut buf = Buffer::empty(Rect::new(0, 0, 4, 2));
+            (&s).render(buf.area, &mut buf);
+            buf
+        };
+        let mut expected = Buffer::with_lines(["   3", " 9  "]);
+        expected.set_style(Rect::new(3, 0, 1, 1), Style::default().fg(theme.class(3)));
+        expected.set_style(Rect::new(1, 1, 1, 1), Style::default().fg(theme.class(9)));
+        assert_eq!(scatter(true), expected);
+        // Without the flag the same theme draws braille dots.
+        let dots = scatter(false);
+        assert!(
+            dots.content.iter().all(|c| c.symbol() == " "
+                || ('\u{2800}'..='\u{28ff}').contains(&c.symbol().chars().next().unwrap())),
+            "{dots:?}"
+        );
     }
 }
