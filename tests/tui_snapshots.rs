@@ -134,7 +134,7 @@ fn the_fixture_is_a_possible_state() {
     );
     let accuracy = confusion.diag().sum() as f64 / confusion.sum() as f64;
     let last = app.training.history.last().unwrap();
-    let test_accuracy = layerscope::tui::app::metric(last.test_accuracy).unwrap();
+    let test_accuracy = last.test_accuracy.unwrap();
     assert!(
         (test_accuracy - accuracy).abs() < 1e-12,
         "{test_accuracy} vs {accuracy}"

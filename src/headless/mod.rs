@@ -27,9 +27,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array2, Axis};
 
-use crate::cli::{
-    Cli, DataArgs, EmbedArgs, InfoArgs, ModelArgs, SnapshotArgs, TrainArgs, ViewArgs,
-};
+use crate::cli::{DataArgs, EmbedArgs, InfoArgs, ModelArgs, SnapshotArgs, TrainArgs, ViewArgs};
 use crate::data::{self, Dataset, Split};
 use crate::nn::{self, EpochMetrics, Mlp, StopReason, TrainParams, Trainer};
 use crate::tsne::{self, TsneParams};
@@ -172,11 +170,6 @@ pub fn train_params(model: &ModelArgs, seed: u64) -> TrainParams {
     }
 }
 
-/// A test figure that may be absent (no test rows): `Some` only when it is a number.
-fn test_figure(v: impl Into<Option<f64>>) -> Option<f64> {
-    v.into().filter(|x| !x.is_nan())
-}
-
 /// A progress bar on stderr when it is a terminal; hidden otherwise (lines are printed instead).
 fn progress_bar(len: u64, what: &str) -> Option<ProgressBar> {
     if !std::io::stderr().is_terminal() {
@@ -212,7 +205,9 @@ fn run_training(
     let mut on_epoch = |m: &EpochMetrics| match &bar {
         Some(b) => {
             b.set_position(m.epoch as u64);
-            let test = test_figure(m.test_accuracy).map_or("n/a".to_owned(), |a| format!("{a:.4}"));
+            let test = m
+                .test_accuracy
+                .map_or("n/a".to_owned(), |a| format!("{a:.4}"));
             b.set_message(format!("loss {:.4} test acc {test}", m.train_loss));
         }
         None => note!("{}", epoch_line(m)),
@@ -239,8 +234,8 @@ pub fn epoch_line(m: &EpochMetrics) -> String {
         m.epoch,
         m.train_loss,
         m.train_accuracy,
-        figure(test_figure(m.test_loss), 5),
-        figure(test_figure(m.test_accuracy), 4),
+        figure(m.test_loss, 5),
+        figure(m.test_accuracy, 4),
         m.seconds,
         m.samples_per_sec
     )
@@ -325,7 +320,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let accuracy = trainer
         .history()
         .last()
-        .and_then(|m| test_figure(m.test_accuracy))
+        .and_then(|m| m.test_accuracy)
         .map_or("n/a (no test rows)".to_owned(), |a| format!("{a:.4}"));
     note!(
         "{}; test accuracy {accuracy}; saved {}",
@@ -356,8 +351,8 @@ fn write_metrics(w: &mut dyn output::Sink, history: &[EpochMetrics]) -> std::io:
             m.epoch.to_string(),
             m.train_loss.to_string(),
             m.train_accuracy.to_string(),
-            figure(test_figure(m.test_loss)),
-            figure(test_figure(m.test_accuracy)),
+            figure(m.test_loss),
+            figure(m.test_accuracy),
         ])?;
     }
     csv.flush()
@@ -492,13 +487,7 @@ pub fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
         "snapshot: running the pipeline as far as the {tab_name} tab shows (train or load, embed \
          every layer, explain a test image)"
     );
-    let cli = Cli {
-        command: None,
-        data: data.clone(),
-        model: args.model.clone(),
-        view: args.view.clone(),
-    };
-    let app = snapshot_app(&cli, tab)?;
+    let app = snapshot_app(data, &args.model, &args.view, tab)?;
     // Plain text has no colours to tell pixels and classes apart: draw it as the no-colour
     // theme does (shade characters, digit glyphs); with --ansi, in 24-bit colour.
     let depth = if args.ansi {
@@ -522,16 +511,18 @@ pub fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
 /// (when the explanation would start), the saliency tab runs to the end. A line of progress goes
 /// to stderr for each stage (epochs, each layer's t-SNE, the explanation), so a long run is never
 /// silent.
-fn snapshot_app(cli: &Cli, tab: Tab) -> anyhow::Result<crate::tui::App> {
+fn snapshot_app(
+    data: &DataArgs,
+    model: &ModelArgs,
+    view: &ViewArgs,
+    tab: Tab,
+) -> anyhow::Result<crate::tui::App> {
     use crate::compute::{self, Event};
-    let mut app = crate::tui::App::new(cli.view.perplexity);
+    let mut app = crate::tui::App::new(view.perplexity);
     let (tx, rx) = std::sync::mpsc::channel();
-    let worker = compute::Worker::spawn(
-        crate::tui::config(&cli.data, &cli.model, &cli.view)?,
-        move |e| {
-            let _ = tx.send(e);
-        },
-    );
+    let worker = compute::Worker::spawn(crate::tui::config(data, model, view)?, move |e| {
+        let _ = tx.send(e);
+    });
     let started = Instant::now();
     let mut failure = None;
     while let Ok(event) = rx.recv() {

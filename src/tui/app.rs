@@ -20,7 +20,7 @@ use crate::data::{Part, Split};
 
 pub use super::tabs::embeddings::{ColorBy, Direction, Panel, nearest_in_direction};
 pub use super::tabs::saliency::{METHODS, method_label, next_method};
-pub use super::tabs::training::{TrainStatus, TrainingSeries, metric};
+pub use super::tabs::training::{TrainStatus, TrainingSeries};
 
 /// The three tabs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, EnumIter, strum::Display)]

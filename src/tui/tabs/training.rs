@@ -16,12 +16,6 @@ use crate::tui::keys::{Binding, Show, bind};
 use crate::tui::theme::{Theme, asciify_area};
 use crate::tui::widgets::ConfusionGrid;
 
-/// A test metric the engine may not have (no test split): `None` then. Takes the engine's
-/// `Option<f64>` as it is, and reads a non-finite value as missing.
-pub fn metric(v: impl Into<Option<f64>>) -> Option<f64> {
-    v.into().filter(|v| v.is_finite())
-}
-
 /// What the Training tab's keys do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrainingAction {
@@ -231,13 +225,13 @@ impl TrainingTab {
             self.series.train_loss_log.push((x, m.train_loss.log10()));
         }
         self.series.train_accuracy.push((x, m.train_accuracy));
-        if let Some(v) = metric(m.test_loss) {
+        if let Some(v) = m.test_loss {
             self.series.test_loss.push((x, v));
             if v > 0.0 {
                 self.series.test_loss_log.push((x, v.log10()));
             }
         }
-        if let Some(v) = metric(m.test_accuracy) {
+        if let Some(v) = m.test_accuracy {
             self.series.test_accuracy.push((x, v));
         }
         self.history.push(m);
@@ -493,7 +487,7 @@ impl TrainingView<'_> {
                 Span::styled(format!("train {:.4}", e.train_loss), theme.series_train()),
                 Span::raw("  "),
                 Span::styled(
-                    format!("test {}", test(metric(e.test_loss), false)),
+                    format!("test {}", test(e.test_loss, false)),
                     theme.series_test(),
                 ),
             ]));
@@ -505,7 +499,7 @@ impl TrainingView<'_> {
                 ),
                 Span::raw("  "),
                 Span::styled(
-                    format!("test {}", test(metric(e.test_accuracy), true)),
+                    format!("test {}", test(e.test_accuracy, true)),
                     theme.series_test(),
                 ),
             ]));
