@@ -17,7 +17,7 @@ use layerscope::explain::{
     Attribution, ClassMeanProgress, ExplainParams, Method, PreparedBackground, explain,
     explain_class_mean, explain_prepared,
 };
-use layerscope::nn::Mlp;
+use layerscope::nn::{Activation, Mlp};
 use ndarray::{Array1, Array2, ArrayView1};
 
 struct Args {
@@ -144,7 +144,11 @@ fn load_model(path: &Path) -> (Mlp, Vec<usize>, Vec<usize>) {
     };
     let train = idx("train_idx", &mut archive);
     let test = idx("test_idx", &mut archive);
-    (Mlp { coefs, intercepts }, train, test)
+    (
+        Mlp::from_layers(coefs, intercepts, Activation::Relu, true),
+        train,
+        test,
+    )
 }
 
 /// CPU seconds (user + system, all threads) this process has used: /proc/self/stat, in ticks of

@@ -126,6 +126,66 @@ pub struct ModelArgs {
     /// goes on training it (its weights, a fresh optimiser) and never overwrites it
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
+    /// scikit-learn's training options (issue 16 item 4).
+    #[command(flatten)]
+    pub training: TrainingArgs,
+}
+
+// Issue 16 item 4: scikit-learn's MLPClassifier training options, with its names and defaults.
+/// The optimiser and activation of a network trained here, as scikit-learn's `MLPClassifier`
+/// names them. Unset: a warm start (`train --model`) takes the values saved in the model file,
+/// anything else scikit-learn's defaults.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TrainingArgs {
+    /// Adam's step size, scikit-learn's learning_rate_init: a number above 0 [default: 0.001]
+    #[arg(long, value_name = "LR", value_parser = learning_rate, allow_negative_numbers = true)]
+    pub learning_rate: Option<f32>,
+    /// L2 penalty on the weights, scikit-learn's alpha: a number of at least 0 [default:
+    /// 0.0001]
+    #[arg(long, value_name = "A", value_parser = penalty, allow_negative_numbers = true)]
+    pub alpha: Option<f32>,
+    /// Rows per minibatch, scikit-learn's batch_size (min(200, training rows) when unset)
+    /// [default: 200]
+    #[arg(long, value_name = "N", value_parser = at_least_one, allow_negative_numbers = true)]
+    pub batch_size: Option<usize>,
+    /// Hidden layers' activation, scikit-learn's activation: identity, logistic, tanh or relu
+    /// [default: relu]; a saved model (--model) keeps its own
+    #[arg(long, value_name = "NAME", value_parser = activation, conflicts_with = "model")]
+    pub activation: Option<crate::nn::Activation>,
+}
+
+/// A step size: a finite number above 0.
+fn learning_rate(s: &str) -> Result<f32, String> {
+    let v: f32 = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("{e}: expected a number above 0 (scikit-learn's default is 0.001)"))?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(
+            "expected a finite number above 0 (scikit-learn's default is 0.001)".to_owned(),
+        );
+    }
+    Ok(v)
+}
+
+/// An L2 penalty: a finite number of at least 0.
+fn penalty(s: &str) -> Result<f32, String> {
+    let v: f32 = s.trim().parse().map_err(|e| {
+        format!("{e}: expected a number of at least 0 (scikit-learn's default is 0.0001)")
+    })?;
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(
+            "expected a finite number of at least 0 (scikit-learn's default is 0.0001)".to_owned(),
+        );
+    }
+    Ok(v)
+}
+
+/// An activation by scikit-learn's name.
+fn activation(s: &str) -> Result<crate::nn::Activation, String> {
+    crate::nn::Activation::from_name(s.trim()).ok_or_else(|| {
+        "expected identity, logistic, tanh or relu (scikit-learn's names; default relu)".to_owned()
+    })
 }
 
 /// The t-SNE options.

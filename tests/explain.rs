@@ -8,7 +8,7 @@ use layerscope::explain::{
     PreparedBackground, Units, explain, explain_class_mean, explain_prepared, first_layer_path,
     permutation_contributions,
 };
-use layerscope::nn::Mlp;
+use layerscope::nn::{Activation, Mlp};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -1054,14 +1054,13 @@ fn degenerate_models_are_errors_not_panics() {
     no_outputs.intercepts[1] = Array1::zeros(0);
     let mut mismatched = wide.clone();
     mismatched.intercepts[0] = Array1::zeros(2);
-    let no_layers = Mlp {
-        coefs: vec![],
-        intercepts: vec![],
-    };
-    let no_features = Mlp {
-        coefs: vec![Array2::zeros((0, 3)), Array2::zeros((3, 2))],
-        intercepts: vec![Array1::zeros(3), Array1::zeros(2)],
-    };
+    let no_layers = Mlp::from_layers(vec![], vec![], Activation::Relu, true);
+    let no_features = Mlp::from_layers(
+        vec![Array2::zeros((0, 3)), Array2::zeros((3, 2))],
+        vec![Array1::zeros(3), Array1::zeros(2)],
+        Activation::Relu,
+        true,
+    );
     let x = Array1::<f32>::from(vec![0.1, 0.2, 0.3, 0.4]);
     let bg = Array2::<f32>::from_elem((3, 4), 0.5);
     let cases = [

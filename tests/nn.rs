@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use layerscope::data::{self, Dataset};
 use layerscope::nn::{
-    Mlp, ModelError, Output, StopReason, TrainParams, Trainer, confusion_matrix, load_model,
-    load_npz, loss_gradient, per_class_accuracy, write_model,
+    Activation, Mlp, ModelError, Output, StopReason, TrainParams, Trainer, confusion_matrix,
+    load_model, load_npz, loss_gradient, per_class_accuracy, write_model,
 };
 use ndarray::{Array1, Array2, ArrayView1};
 use ndarray_npy::WriteNpyExt;
@@ -38,7 +38,18 @@ fn random_rows(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
     Array2::from_shape_simple_fn((rows, cols), || rng.random_range(0.0..1.0))
 }
 
-/// The network's logits in f64, written independently of the engine.
+/// A hidden activation in f64, written independently of the engine.
+fn activate_f64(activation: Activation, v: f64) -> f64 {
+    match activation {
+        Activation::Identity => v,
+        Activation::Logistic => 1.0 / (1.0 + (-v).exp()),
+        Activation::Tanh => v.tanh(),
+        Activation::Relu => v.max(0.0),
+    }
+}
+
+/// The network's logits (its output scores before any softmax) in f64, written independently
+/// of the engine.
 fn logits_f64(mlp: &Mlp, x: ArrayView1<f64>) -> Vec<f64> {
     let mut a: Vec<f64> = x.to_vec();
     for (i, (w, b)) in mlp.coefs.iter().zip(&mlp.intercepts).enumerate() {
@@ -49,7 +60,8 @@ fn logits_f64(mlp: &Mlp, x: ArrayView1<f64>) -> Vec<f64> {
             }
         }
         if i + 1 < mlp.coefs.len() {
-            z.iter_mut().for_each(|v| *v = v.max(0.0));
+            z.iter_mut()
+                .for_each(|v| *v = activate_f64(mlp.activation, *v));
         }
         a = z;
     }
@@ -83,12 +95,11 @@ fn loss_f64(mlp: &Mlp, x: &Array2<f32>, labels: &[u8], alpha: f64) -> f64 {
 }
 
 /// The training gradient matches central differences of an independent f64 loss, weight by
-/// weight and bias by bias, penalty included: on dense inputs (through the GEMM) and on mostly
-/// zero inputs (through the first layer's sparse kernels).
+/// weight and bias by bias, penalty included, for each of the four activations: on dense inputs
+/// (through the GEMM) and on mostly zero inputs (through the first layer's sparse kernels).
 #[test]
 fn training_gradient_matches_finite_differences() {
     let dense = random_rows(9, 6, 1);
-    check_training_gradient(&dense);
     let mut sparse = dense.clone();
     sparse.indexed_iter_mut().for_each(|((r, c), v)| {
         if (r + 2 * c) % 4 != 0 {
@@ -96,12 +107,15 @@ fn training_gradient_matches_finite_differences() {
         }
     });
     assert!(sparse.iter().filter(|&&v| v != 0.0).count() * 10 < sparse.len() * 4);
-    check_training_gradient(&sparse);
+    for activation in Activation::ALL {
+        check_training_gradient(&dense, activation);
+        check_training_gradient(&sparse, activation);
+    }
 }
 
-fn check_training_gradient(x: &Array2<f32>) {
+fn check_training_gradient(x: &Array2<f32>, activation: Activation) {
     let x = x.clone();
-    let mlp = Mlp::new(&[6, 5, 4, 3], 7);
+    let mlp = Mlp::initialised(&[6, 5, 4, 3], activation, 7);
     let labels: Vec<u8> = (0..9).map(|i| (i % 3) as u8).collect();
     let alpha = 0.3;
     let (loss, cg, ig) = loss_gradient(&mlp, x.view(), &labels, alpha);
@@ -126,7 +140,7 @@ fn check_training_gradient(x: &Array2<f32>) {
             let an = f64::from(cg[layer][(r, c)]);
             assert!(
                 (fd - an).abs() < 1e-4 + 1e-3 * fd.abs(),
-                "coefs_{layer}[{r},{c}]: backprop {an}, finite difference {fd}"
+                "{activation}: coefs_{layer}[{r},{c}]: backprop {an}, finite difference {fd}"
             );
             checked += 1;
         }
@@ -141,7 +155,7 @@ fn check_training_gradient(x: &Array2<f32>) {
             let an = f64::from(an);
             assert!(
                 (fd - an).abs() < 1e-4 + 1e-3 * fd.abs(),
-                "intercepts_{layer}[{j}]: backprop {an}, finite difference {fd}"
+                "{activation}: intercepts_{layer}[{j}]: backprop {an}, finite difference {fd}"
             );
             checked += 1;
         }
@@ -149,11 +163,21 @@ fn check_training_gradient(x: &Array2<f32>) {
     assert_eq!(checked, 6 * 5 + 5 + 5 * 4 + 4 + 4 * 3 + 3);
 }
 
-/// `input_gradient` of a probability and of a logit matches central differences, and the
-/// batched form gives the same rows.
+/// `input_gradient` of a probability and of a logit matches central differences, for each
+/// activation and for a model without a softmax (its logit is its raw score), and the batched
+/// form gives the same rows.
 #[test]
 fn input_gradient_matches_finite_differences() {
-    let mlp = Mlp::new(&[7, 6, 5, 4], 3);
+    for activation in Activation::ALL {
+        for softmax in [true, false] {
+            let mut mlp = Mlp::initialised(&[7, 6, 5, 4], activation, 3);
+            mlp.softmax = softmax;
+            check_input_gradient(&mlp);
+        }
+    }
+}
+
+fn check_input_gradient(mlp: &Mlp) {
     let x = random_rows(3, 7, 2);
     for output in [Output::Probability, Output::Logit] {
         for class in 0..4 {
@@ -165,7 +189,7 @@ fn input_gradient_matches_finite_differences() {
                     assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "batched row {r}");
                 }
                 let f = |v: &Array1<f64>| {
-                    let z = logits_f64(&mlp, v.view());
+                    let z = logits_f64(mlp, v.view());
                     match output {
                         Output::Logit => z[class],
                         Output::Probability => softmax_f64(&z)[class],
@@ -181,8 +205,9 @@ fn input_gradient_matches_finite_differences() {
                     let an = f64::from(g[k]);
                     assert!(
                         (fd - an).abs() < 1e-5 + 1e-4 * fd.abs(),
-                        "{output:?} class {class} row {r} input {k}: backprop {an}, finite \
-                         difference {fd}"
+                        "{} {output:?} class {class} row {r} input {k}: backprop {an}, \
+                         finite difference {fd}",
+                        mlp.activation
                     );
                 }
             }
@@ -190,9 +215,16 @@ fn input_gradient_matches_finite_differences() {
     }
 }
 
-/// Two well-separated clusters in 2-D are learned perfectly.
+/// Three well-separated clusters in 2-D are learned perfectly, with each activation (ReLU,
+/// and tanh, logistic and identity: training converges with every one).
 #[test]
 fn learns_a_separable_problem() {
+    for activation in Activation::ALL {
+        learns_a_separable_problem_with(activation);
+    }
+}
+
+fn learns_a_separable_problem_with(activation: Activation) {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let n = 60;
     let mut x = Array2::zeros((n, 2));
@@ -207,18 +239,35 @@ fn learns_a_separable_problem() {
     let train = dataset(x, labels.clone(), 3);
     let params = TrainParams {
         hidden: vec![16],
+        activation,
         batch_size: 10,
         learning_rate: 1e-2,
         ..TrainParams::default()
     };
     let mut trainer = Trainer::new(2, 3, params);
+    assert_eq!(trainer.model().activation, activation);
     let reason = trainer.run(&train, Some(&train), &mut |_| {}, None);
-    assert_ne!(reason, StopReason::Cancelled);
+    assert_eq!(reason, StopReason::Converged, "{activation}");
     let predicted = trainer.model().predict(train.features.view());
-    assert_eq!(predicted, labels, "after {} epochs", trainer.epoch());
+    assert_eq!(
+        predicted,
+        labels,
+        "{activation} after {} epochs",
+        trainer.epoch()
+    );
     let last = trainer.history().last().unwrap();
     assert_eq!(last.test_accuracy, Some(1.0));
-    assert!(last.train_loss < 0.1, "loss {}", last.train_loss);
+    assert!(
+        last.train_loss < 0.1,
+        "{activation}: loss {}",
+        last.train_loss
+    );
+    assert!(
+        last.train_loss < trainer.history()[0].train_loss / 5.0,
+        "{activation}: the loss fell from {} to {}",
+        trainer.history()[0].train_loss,
+        last.train_loss
+    );
     // The probabilities are the softmax of the logits an independent f64 pass computes.
     let p = trainer.model().predict_proba(train.features.view());
     for (row, probs) in train.features.rows().into_iter().zip(p.rows()) {
@@ -449,7 +498,7 @@ fn fixture_model() -> Mlp {
             (0.1 * (c + 1) as f64 * (i + 1) as f64) as f32
         }));
     }
-    Mlp { coefs, intercepts }
+    Mlp::from_layers(coefs, intercepts, Activation::Relu, true)
 }
 
 /// Files numpy wrote as a scikit-learn user would save a model: `savez` of float32 and float64
@@ -974,4 +1023,176 @@ fn one_epoch_is_one_adam_step() {
         }
     }
     assert!(moved > 20, "the step moved the weights");
+}
+
+/// The 3 -> 2 -> 3 network of `hand_network` below, with each activation, against values worked
+/// out by hand. Row [1, 2, 3] has hidden pre-activations [-0.9, 2.5]; row [0, 0, 2] has
+/// [-1.9, -0.5]. Output weights [[1, 0, -1], [0.2, -0.4, 1]], biases [0, 1, 0.5]: logits
+/// [h0 + 0.2 h1, 1 - 0.4 h1, 0.5 - h0 + h1].
+fn hand_network(activation: Activation, softmax: bool) -> Mlp {
+    Mlp::from_layers(
+        vec![
+            ndarray::arr2(&[[1.0, -1.0], [0.5, 2.0], [-1.0, 0.0]]),
+            ndarray::arr2(&[[1.0, 0.0, -1.0], [0.2, -0.4, 1.0]]),
+        ],
+        vec![ndarray::arr1(&[0.1, -0.5]), ndarray::arr1(&[0.0, 1.0, 0.5])],
+        activation,
+        softmax,
+    )
+}
+
+/// Each activation's forward output against hand-computed hidden values (tanh(-0.9) =
+/// -0.716298, tanh(2.5) = 0.986614, 1 / (1 + e^0.9) = 0.289050, 1 / (1 + e^-2.5) = 0.924142,
+/// tanh(-1.9) = -0.956237, tanh(-0.5) = -0.462117, 1 / (1 + e^1.9) = 0.130108, 1 / (1 + e^0.5)
+/// = 0.377541) and the logits they give, through the dense path (two rows) and the sparse first
+/// layer (the same rows among zero rows); and a model without a softmax returns those logits as
+/// its output while `predict_proba` still gives their softmax.
+#[test]
+fn each_activation_forward_matches_hand_computed_values() {
+    let hidden: [(Activation, [[f64; 2]; 2]); 4] = [
+        (Activation::Identity, [[-0.9, 2.5], [-1.9, -0.5]]),
+        (Activation::Relu, [[0.0, 2.5], [0.0, 0.0]]),
+        (
+            Activation::Tanh,
+            [[-0.716_298, 0.986_614], [-0.956_237, -0.462_117]],
+        ),
+        (
+            Activation::Logistic,
+            [[0.289_050, 0.924_142], [0.130_108, 0.377_541]],
+        ),
+    ];
+    let rows = ndarray::arr2(&[[1.0f32, 2.0, 3.0], [0.0, 0.0, 2.0]]);
+    let mut with_zeros = Array2::<f32>::zeros((8, 3));
+    with_zeros.row_mut(0).assign(&rows.row(0));
+    with_zeros.row_mut(1).assign(&rows.row(1));
+    for (activation, h) in hidden {
+        let logits: Vec<[f64; 3]> = h
+            .iter()
+            .map(|h| [h[0] + 0.2 * h[1], 1.0 - 0.4 * h[1], 0.5 - h[0] + h[1]])
+            .collect();
+        for softmax in [true, false] {
+            let m = hand_network(activation, softmax);
+            for x in [rows.view(), with_zeros.view()] {
+                let got_h = m.layer_output(x, 2);
+                let out = m.layer_output(x, 3);
+                let probs = m.predict_proba(x);
+                for r in 0..2 {
+                    for j in 0..2 {
+                        let got = f64::from(got_h[(r, j)]);
+                        assert!(
+                            (got - h[r][j]).abs() < 2e-6,
+                            "{activation} row {r} unit {j}: {got} vs {}",
+                            h[r][j]
+                        );
+                    }
+                    let want_p = softmax_f64(&logits[r]);
+                    for c in 0..3 {
+                        let want = if softmax { want_p[c] } else { logits[r][c] };
+                        let got = f64::from(out[(r, c)]);
+                        assert!(
+                            (got - want).abs() < 5e-6,
+                            "{activation} softmax {softmax} row {r} class {c}: {got} vs {want}"
+                        );
+                        assert!((f64::from(probs[(r, c)]) - want_p[c]).abs() < 5e-6);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The activation, the output and the training options go into the model file and come back;
+/// a file without `meta.json` (numpy's, or an older layerscope's) opens as ReLU with a softmax,
+/// and `meta.json` is an entry any zip reader sees by that name.
+#[test]
+fn model_file_keeps_activation_and_training_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mlp = Mlp::initialised(&[4, 3, 2], Activation::Logistic, 5);
+    mlp.softmax = false;
+    let record = layerscope::nn::TrainingRecord {
+        params: TrainParams {
+            hidden: vec![3],
+            activation: Activation::Logistic,
+            learning_rate: 0.002,
+            alpha: 0.5,
+            batch_size: 17,
+            seed: 9,
+            ..TrainParams::default()
+        },
+        epochs: 4,
+        data: vec![("data".to_owned(), "digits.tsv".to_owned())],
+    };
+    let path = dir.path().join("m.npz");
+    let mut bytes = Vec::new();
+    layerscope::nn::write_trained_model(&mlp, Some(&record), &mut bytes).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let back = load_npz(&path).unwrap();
+    assert_eq!(back, mlp);
+    assert_eq!(layerscope::nn::read_training(&path).unwrap(), Some(record));
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let mut names: Vec<String> = zip.file_names().map(str::to_owned).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "coefs_0.npy",
+            "coefs_1.npy",
+            "intercepts_0.npy",
+            "intercepts_1.npy",
+            "meta.json"
+        ]
+    );
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("meta.json").unwrap(), &mut text).unwrap();
+    assert!(text.contains("\"activation\": \"logistic\", \"out_activation\": \"identity\""));
+    assert!(text.contains("\"learning_rate_init\": 0.002, \"alpha\": 0.5, \"batch_size\": 17"));
+
+    // write_model records the activations, no training.
+    let plain = dir.path().join("plain.npz");
+    write_model_file(&mlp, &plain);
+    assert_eq!(load_npz(&plain).unwrap().activation, Activation::Logistic);
+    assert_eq!(layerscope::nn::read_training(&plain).unwrap(), None);
+
+    // Without meta.json: ReLU, softmax, no training record.
+    let old = dir.path().join("old.npz");
+    write_zip(
+        &old,
+        &[
+            ("coefs_0.npy", npy_f64(&[4, 2], &[0.5; 8])),
+            ("intercepts_0.npy", npy_f64(&[2], &[0.0; 2])),
+        ],
+    );
+    let m = load_npz(&old).unwrap();
+    assert_eq!((m.activation, m.softmax), (Activation::Relu, true));
+    assert_eq!(layerscope::nn::read_training(&old).unwrap(), None);
+
+    // A malformed meta.json is a clear error naming the file and the entry.
+    let bad = dir.path().join("bad.npz");
+    write_zip(
+        &bad,
+        &[
+            ("coefs_0.npy", npy_f64(&[4, 2], &[0.5; 8])),
+            ("intercepts_0.npy", npy_f64(&[2], &[0.0; 2])),
+            ("meta.json", b"{\"activation\": \"softplus\"}".to_vec()),
+        ],
+    );
+    let err = load_npz(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("bad.npz: meta.json: activation is \"softplus\": expected identity"),
+        "{err}"
+    );
+}
+
+/// `.safetensors` and `.onnx` files go to their own readers (not the .npz one), with a message
+/// naming the file.
+#[test]
+fn load_model_dispatches_on_the_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["m.safetensors", "m.ONNX"] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, b"not an npz").unwrap();
+        let err = format!("{:#}", load_model(&path, 4, 2).unwrap_err());
+        assert!(err.contains(name), "{err}");
+        assert!(!err.contains("zip"), "{name} was read as an .npz: {err}");
+    }
 }

@@ -30,6 +30,9 @@ pub struct Config {
     pub embed_n: usize,
     /// Seed for training, t-SNE and Shapley.
     pub seed: u64,
+    /// The other training options (learning rate, penalty, batch size, activation; issue 16
+    /// item 4); `hidden`, `max_epochs` and `seed` above take precedence over its own.
+    pub train: nn::TrainParams,
 }
 
 impl Config {
@@ -43,6 +46,7 @@ impl Config {
             perplexity: tsne::TsneParams::default().perplexity,
             embed_n: 1500,
             seed: 0,
+            train: nn::TrainParams::default(),
         }
     }
 }

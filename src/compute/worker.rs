@@ -262,7 +262,7 @@ impl WorkerState {
             hidden: self.config.hidden.clone(),
             max_epochs: self.config.max_epochs,
             seed,
-            ..nn::TrainParams::default()
+            ..self.config.train.clone()
         };
         self.trainer = Some(Trainer::new(n_features, n_classes, params));
         self.model = None;

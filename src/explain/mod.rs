@@ -431,7 +431,7 @@ impl<'a> Request<'a> {
         let target = Target {
             class,
             versus,
-            units: params.units,
+            units: explained_units(model, params.units),
         };
         let output = net.outputs(x2, target)[0];
         Ok(Request {
@@ -444,6 +444,14 @@ impl<'a> Request<'a> {
             output,
         })
     }
+}
+
+/// The units a model is explained in: those asked for, except that a model without a softmax
+/// (raw scores out, `Mlp::softmax` false) is always explained in logits, its own outputs. (A
+/// softmax added by the explainer would explain a function the model does not compute.) The
+/// attribution's `units` says which were used.
+pub fn explained_units(model: &Mlp, asked: Units) -> Units {
+    if model.softmax { asked } else { Units::Logit }
 }
 
 fn check_class<T: Real>(net: &Net<T>, class: usize) -> Result<usize, ExplainError> {

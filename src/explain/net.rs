@@ -8,7 +8,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, Linal
 use rayon::prelude::*;
 
 use super::Units;
-use crate::nn::Mlp;
+use crate::nn::{Activation, Mlp};
 
 /// A float type the attribution code runs in: f32 for speed, f64 for exactness checks.
 pub trait Real:
@@ -26,6 +26,8 @@ pub trait Real:
     fn from_f32(v: f32) -> Self;
     /// The value as f64 (exact for both types).
     fn to_f64(self) -> f64;
+    /// A hidden activation applied to the value, in this type.
+    fn activate(self, activation: Activation) -> Self;
     /// `c = a b`, overwriting `c`.
     fn matmul(a: ArrayView2<Self>, b: ArrayView2<Self>, mut c: ArrayViewMut2<Self>) {
         ndarray::linalg::general_mat_mul(Self::one(), &a, &b, Self::zero(), &mut c);
@@ -50,6 +52,9 @@ impl Real for f32 {
     }
     fn to_f64(self) -> f64 {
         f64::from(self)
+    }
+    fn activate(self, activation: Activation) -> Self {
+        activation.apply(self)
     }
     fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>) {
         // The engine's one f32 GEMM (the gemm crate's AVX-512 kernels by default); it splits
@@ -107,10 +112,9 @@ impl Real for f64 {
     fn to_f64(self) -> f64 {
         self
     }
-}
-
-fn relu<T: Real>(v: T) -> T {
-    if v > T::zero() { v } else { T::zero() }
+    fn activate(self, activation: Activation) -> Self {
+        activation.apply_f64(self)
+    }
 }
 
 /// `acc += scale * row`, the one-input update of a first-layer pre-activation.
@@ -126,6 +130,8 @@ pub(crate) struct Net<T> {
     pub layers: Vec<(Array2<T>, Array1<T>)>,
     /// Inputs whose first-layer row is all zero: they cannot change the output.
     pub dead_input: Vec<bool>,
+    /// The hidden layers' activation.
+    pub activation: Activation,
 }
 
 impl<T: Real> Net<T> {
@@ -150,7 +156,11 @@ impl<T: Real> Net<T> {
             .into_iter()
             .map(|r| r.iter().all(|&v| v == T::zero()))
             .collect();
-        Net { layers, dead_input }
+        Net {
+            layers,
+            dead_input,
+            activation: model.activation,
+        }
     }
 
     pub fn width1(&self) -> usize {
@@ -212,12 +222,14 @@ impl<T: Real> Net<T> {
         h
     }
 
-    /// Logits from first-layer pre-activations (one row each); `h1` is overwritten.
+    /// Logits (the output layer's scores before any softmax) from first-layer pre-activations
+    /// (one row each); `h1` is overwritten.
     pub fn logits_from_first(&self, mut h1: ArrayViewMut2<T>) -> Array2<T> {
         if self.layers.len() == 1 {
             return h1.to_owned();
         }
-        h1.mapv_inplace(relu);
+        let activation = self.activation;
+        h1.mapv_inplace(|v| v.activate(activation));
         let mut a: Option<Array2<T>> = None;
         for (l, (w, b)) in self.layers.iter().enumerate().skip(1) {
             let input = a.as_ref().map_or(h1.view(), Array2::view);
@@ -225,7 +237,7 @@ impl<T: Real> Net<T> {
             T::matmul(input, w.view(), z.view_mut());
             z += b;
             if l + 1 < self.layers.len() {
-                z.mapv_inplace(relu);
+                z.mapv_inplace(|v| v.activate(activation));
             }
             a = Some(z);
         }

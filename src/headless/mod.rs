@@ -126,6 +126,33 @@ pub fn info(args: &InfoArgs) -> anyhow::Result<()> {
             sizes.join(" -> "),
             parameters
         );
+        let _ = writeln!(
+            text,
+            "layers:    hidden {}, output {}",
+            mlp.activation,
+            if mlp.softmax {
+                "softmax"
+            } else {
+                "raw scores (no softmax)"
+            }
+        );
+        match nn::read_training(path)? {
+            Some(r) => {
+                let _ = writeln!(
+                    text,
+                    "trained:   {} epochs, seed {}; {}",
+                    r.epochs,
+                    r.params.seed,
+                    training_words(&r.params)
+                );
+                for (k, v) in &r.data {
+                    let _ = writeln!(text, "  {k:>13}  {}", printable(v));
+                }
+            }
+            None => {
+                let _ = writeln!(text, "trained:   not recorded in the file");
+            }
+        }
         let _ = match mlp.check_fits(split.train.n_features(), split.train.n_classes()) {
             Ok(()) => writeln!(text, "fits:      yes"),
             Err(e) => writeln!(text, "fits:      no: {e}"),
@@ -162,12 +189,32 @@ pub fn summary(split: &Split) -> String {
 
 /// The training parameters the command line asks for.
 pub fn train_params(model: &ModelArgs, seed: u64) -> TrainParams {
+    train_params_from(model, seed, None)
+}
+
+/// The training parameters the command line asks for; the training options not given on it
+/// come from `saved` (a warm start's model file) when it has them, else scikit-learn's defaults.
+fn train_params_from(model: &ModelArgs, seed: u64, saved: Option<&TrainParams>) -> TrainParams {
+    let base = saved.cloned().unwrap_or_default();
+    let t = &model.training;
     TrainParams {
         hidden: model.hidden.clone(),
         max_epochs: model.epochs.unwrap_or(nn::DEFAULT_MAX_EPOCHS),
         seed,
-        ..TrainParams::default()
+        learning_rate: t.learning_rate.unwrap_or(base.learning_rate),
+        alpha: t.alpha.unwrap_or(base.alpha),
+        batch_size: t.batch_size.unwrap_or(base.batch_size),
+        activation: t.activation.unwrap_or(base.activation),
+        ..base
     }
+}
+
+/// The options of a training run, as `info` and the epoch log show them.
+pub fn training_words(p: &TrainParams) -> String {
+    format!(
+        "activation {}, learning_rate_init {}, alpha {}, batch_size {}",
+        p.activation, p.learning_rate, p.alpha, p.batch_size
+    )
 }
 
 /// A progress bar on stderr when it is a terminal; hidden otherwise (lines are printed instead).
@@ -290,7 +337,11 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     }
     let plan = Plan::new(&outputs, &inputs(data, args.model.model.as_deref()))?;
     let split = load_data(data)?;
-    let params = train_params(&args.model, data.seed);
+    let saved = match &args.model.model {
+        Some(path) => nn::read_training(path)?.map(|r| r.params),
+        None => None,
+    };
+    let params = train_params_from(&args.model, data.seed, saved.as_ref());
     let max_epochs = params.max_epochs;
     let mut trainer = match &args.model.model {
         Some(path) => {
@@ -311,8 +362,12 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         }
     };
     split.check_trainable().map_err(anyhow::Error::msg)?;
+    note!("training: {}", training_words(trainer.params()));
     let stop = run_training(&mut trainer, &split, max_epochs)?;
-    let mut staged = vec![plan.stage(0, |w| nn::write_model(trainer.model(), w))?];
+    let record = training_record(&trainer, data, args.model.model.as_deref());
+    let mut staged = vec![plan.stage(0, |w| {
+        nn::write_trained_model(trainer.model(), Some(&record), w)
+    })?];
     if args.metrics.is_some() {
         staged.push(plan.stage(1, |w| write_metrics(w, trainer.history()))?);
     }
@@ -332,6 +387,34 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         }
     );
     Ok(())
+}
+
+/// What the model file records of this run, so that it can be repeated: the options, the epochs,
+/// and the data options (the data file, the sample, the split, and a warm start's model).
+fn training_record(
+    trainer: &Trainer,
+    data: &DataArgs,
+    warm_start: Option<&Path>,
+) -> nn::TrainingRecord {
+    let mut notes = vec![(
+        "data".to_owned(),
+        data.data
+            .as_ref()
+            .map_or("on-board digits".to_owned(), |p| p.display().to_string()),
+    )];
+    if let Some(n) = data.sample {
+        notes.push(("sample".to_owned(), n.to_string()));
+    }
+    notes.push(("test_fraction".to_owned(), data.test_fraction.to_string()));
+    notes.push(("seed".to_owned(), data.seed.to_string()));
+    if let Some(p) = warm_start {
+        notes.push(("warm_start".to_owned(), p.display().to_string()));
+    }
+    nn::TrainingRecord {
+        params: trainer.params().clone(),
+        epochs: trainer.epoch(),
+        data: notes,
+    }
 }
 
 /// The metrics file: one row per epoch, no timings (the same seed gives the same file; the

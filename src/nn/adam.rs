@@ -243,6 +243,8 @@ mod tests {
         let mut mlp = Mlp {
             coefs: vec![arr2(&[[0.5f32, -0.25], [1.0, 0.0]])],
             intercepts: vec![arr1(&[0.1f32, -0.2])],
+            activation: crate::nn::Activation::Relu,
+            softmax: true,
         };
         let h = AdamParams {
             learning_rate: 0.01,

@@ -16,7 +16,7 @@ pub(crate) struct Workspace {
     pub capacity: usize,
     /// The gathered input rows.
     pub x: Array2<f32>,
-    /// Output of each layer after its activation (ReLU, or softmax for the last).
+    /// Output of each layer after its activation (the hidden activation, softmax for the last).
     activations: Vec<Array2<f32>>,
     /// Gradient of the loss with respect to each layer's pre-activation.
     deltas: Vec<Array2<f32>>,
@@ -63,14 +63,16 @@ pub(crate) fn use_sparse_input(x: ArrayView2<f32>) -> bool {
 }
 
 /// Forward pass of `x` through the first `outputs.len()` layers: `outputs[i]` (at least
-/// `x.nrows()` rows) receives layer `i + 1`'s output after its activation (ReLU; softmax for
-/// the network's last layer). With `sparse_input` the first layer skips the zeros of `x`, which
-/// must then be in standard layout.
+/// `x.nrows()` rows) receives layer `i + 1`'s output after its activation (the model's hidden
+/// activation; for the network's last layer a softmax when `softmax`, the raw scores
+/// otherwise). With `sparse_input` the first layer skips the zeros of `x`, which must then be in
+/// standard layout.
 pub(crate) fn forward_layers(
     mlp: &Mlp,
     x: ArrayView2<f32>,
     outputs: &mut [Array2<f32>],
     sparse_input: bool,
+    softmax: bool,
 ) {
     let rows = x.nrows();
     let last = mlp.coefs.len() - 1;
@@ -93,14 +95,14 @@ pub(crate) fn forward_layers(
             gemm(1.0, input, mlp.coefs[i].view(), 1.0, z.view_mut());
         }
         if i == last {
-            for mut row in z.rows_mut() {
-                softmax_row(row.as_slice_mut().expect("rows of a standard layout"));
+            if softmax {
+                for mut row in z.rows_mut() {
+                    softmax_row(row.as_slice_mut().expect("rows of a standard layout"));
+                }
             }
         } else {
             let z = z.as_slice_mut().expect("standard layout");
-            for v in z {
-                *v = v.max(0.0);
-            }
+            mlp.activation.apply_slice(z);
         }
     }
 }
@@ -166,11 +168,11 @@ pub(crate) fn backprop(
         let n1 = mlp.coefs[0].ncols();
         let (groups, ()) = rayon::join(
             || sparse::ColumnGroups::new(x, n1),
-            || forward_layers(mlp, x, &mut work.activations, true),
+            || forward_layers(mlp, x, &mut work.activations, true, true),
         );
         Some(groups)
     } else {
-        forward_layers(mlp, x, &mut work.activations, false);
+        forward_layers(mlp, x, &mut work.activations, false, true);
         None
     };
     let (cross_entropy, correct) = output_delta(work, labels);
@@ -270,8 +272,8 @@ impl BackwardStep<'_, '_> {
         }
     }
 
-    /// `delta[i - 1] = (delta[i] @ W[i]^T) * relu'(activation[i - 1])`; the ReLU's derivative
-    /// at 0 taken as 0, as scikit-learn's `inplace_relu_derivative`.
+    /// `delta[i - 1] = (delta[i] @ W[i]^T) * f'(activation[i - 1])`, f' taken from the
+    /// activation's output as scikit-learn's `inplace_*_derivative` (the ReLU's at 0 is 0).
     fn delta_below(
         &self,
         i: usize,
@@ -282,10 +284,7 @@ impl BackwardStep<'_, '_> {
         gemm(1.0, delta, self.mlp.coefs[i].t(), 0.0, prev.view_mut());
         let prev = prev.as_slice_mut().expect("standard layout");
         let below = below.as_slice().expect("standard layout");
-        // Branch-free (a store for every element), so that it vectorises.
-        for (d, &a) in prev.iter_mut().zip(below) {
-            *d = if a <= 0.0 { 0.0 } else { *d };
-        }
+        self.mlp.activation.multiply_derivative(prev, below);
     }
 }
 
@@ -330,7 +329,7 @@ pub(crate) fn evaluate(
         .axis_chunks_iter(ndarray::Axis(0), work.capacity)
         .zip(labels.chunks(work.capacity))
     {
-        forward_layers(mlp, xc, &mut work.activations, sparse_input);
+        forward_layers(mlp, xc, &mut work.activations, sparse_input, true);
         let (ce, right) = score(work.activations[last].slice(s![..xc.nrows(), ..]), yc);
         cross_entropy += ce;
         correct += right;

@@ -17,8 +17,10 @@ pub enum Output {
 
 impl Mlp {
     /// Gradient of class `class`'s output (probability or logit) with respect to the input row
-    /// `x`. At a ReLU's kink (pre-activation exactly 0) the derivative taken is 0, as
-    /// scikit-learn's `inplace_relu_derivative` does.
+    /// `x`. The hidden activation's derivative is taken from its output as scikit-learn's
+    /// `inplace_*_derivative` do (at a ReLU's kink, pre-activation exactly 0, it is 0). For a
+    /// model without a softmax, `Logit` is its raw score and `Probability` the softmax of its
+    /// scores (as `predict_proba`).
     pub fn input_gradient(&self, x: ArrayView1<f32>, class: usize, output: Output) -> Array1<f32> {
         let rows = x.insert_axis(Axis(0));
         self.input_gradients(rows, class, output)
@@ -37,7 +39,9 @@ impl Mlp {
         );
         assert_eq!(x.ncols(), self.n_inputs(), "input width");
         let last = self.coefs.len() - 1;
-        // Forward, keeping every layer's output (after ReLU; softmax for the last).
+        // Forward, keeping every layer's output (after the hidden activation; softmax for the
+        // last: its probabilities are needed for `Probability` only, and the logits' derivative
+        // is the same whatever the output).
         let mut activations: Vec<Array2<f32>> = Vec::with_capacity(self.coefs.len());
         for i in 0..=last {
             let input = if i == 0 {
@@ -51,7 +55,8 @@ impl Mlp {
             }
             gemm(1.0, input, self.coefs[i].view(), 1.0, z.view_mut());
             if i < last {
-                z.mapv_inplace(|v| v.max(0.0));
+                self.activation
+                    .apply_slice(z.as_slice_mut().expect("a fresh array is contiguous"));
             } else {
                 super::softmax_rows(&mut z);
             }
@@ -70,18 +75,17 @@ impl Mlp {
                 }
             }
         }
-        // Back through each layer: delta @ W^T, then the ReLU's derivative below.
+        // Back through each layer: delta @ W^T, then the activation's derivative below.
         for i in (0..=last).rev() {
             let mut below = Array2::zeros((x.nrows(), self.coefs[i].nrows()));
             gemm(1.0, delta.view(), self.coefs[i].t(), 0.0, below.view_mut());
             if i > 0 {
-                Zip::from(&mut below)
-                    .and(&activations[i - 1])
-                    .for_each(|d, &a| {
-                        if a <= 0.0 {
-                            *d = 0.0;
-                        }
-                    });
+                self.activation.multiply_derivative(
+                    below.as_slice_mut().expect("a fresh array is contiguous"),
+                    activations[i - 1]
+                        .as_slice()
+                        .expect("a fresh array is contiguous"),
+                );
             }
             delta = below;
         }

@@ -3,6 +3,11 @@
 //! here when scikit-learn wrote them (float64 or float32). The `.npy` and zip formats are
 //! `ndarray-npy`'s; what is checked here is the model's own sense (names, shapes that chain,
 //! finite values), each problem named with the file.
+//!
+//! Beside the arrays, layerscope writes a `meta.json` entry: the model's activations and, for a
+//! trained model, the training options with scikit-learn's parameter names (`numpy.load` returns
+//! it as bytes: `json.loads(np.load(path)["meta.json"])`). A file without it (an older
+//! layerscope's, or a scikit-learn model saved by hand) is a ReLU network with a softmax output.
 
 use std::fs::File;
 use std::io::{BufReader, Cursor, Read, Seek, Write};
@@ -11,7 +16,8 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array2, ArrayD, ArrayViewD, IxDyn, OwnedRepr};
 use ndarray_npy::{NpzReader, NpzWriter, ReadNpyError, ReadNpzError};
 
-use super::Mlp;
+use super::meta::{self, TrainingRecord};
+use super::{Activation, Mlp};
 
 /// A model file that cannot be read or written, or a model that does not fit the data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,18 +73,28 @@ impl Mlp {
     }
 }
 
-/// Open the model file `path` (an `.npz` as `load_npz` reads it) and check that it classifies
-/// data of `n_features` columns into `n_classes` classes: the one model-loading function of the
-/// front-ends. Every error names the file.
+/// Open the model file `path` and check that it classifies data of `n_features` columns into
+/// `n_classes` classes: the one model-loading function of the front-ends. `.safetensors` and
+/// `.onnx` files (by extension, any case) go to `nn::import`; anything else is read as an `.npz`
+/// (`load_npz`). Every error names the file.
 pub fn load_model(path: &Path, n_features: usize, n_classes: usize) -> anyhow::Result<Mlp> {
-    let mlp = load_npz(path)?;
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let mlp = match extension.as_deref() {
+        Some("safetensors") => import_shim::load_safetensors(path)?,
+        Some("onnx") => import_shim::load_onnx(path)?,
+        _ => load_npz(path)?,
+    };
     mlp.check_fits(n_features, n_classes)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(mlp)
 }
 
 /// Write `mlp` to `out` as an `.npz` archive (NumPy's `savez` layout, uncompressed) of float32
-/// arrays `coefs_0`, `intercepts_0`, `coefs_1`, ...: what `numpy.load` and `load_npz` read.
+/// arrays `coefs_0`, `intercepts_0`, `coefs_1`, ... and a `meta.json` entry with its
+/// activations: what `numpy.load` and `load_npz` read.
 ///
 /// Writes the whole archive to `out` or fails; the caller owns where the bytes go (a front-end
 /// writes a file through its atomic-write helper, so a reader never sees half a file).
@@ -86,6 +102,19 @@ pub fn load_model(path: &Path, n_features: usize, n_classes: usize) -> anyhow::R
 /// # Errors
 /// When `out` fails.
 pub fn write_model(mlp: &Mlp, out: &mut dyn Write) -> std::io::Result<()> {
+    write_trained_model(mlp, None, out)
+}
+
+/// `write_model`, with how the model was trained (`training`) recorded in `meta.json` so that
+/// the run can be repeated (`read_training` reads it back).
+///
+/// # Errors
+/// When `out` fails.
+pub fn write_trained_model(
+    mlp: &Mlp,
+    training: Option<&TrainingRecord>,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let mut arrays = Vec::new();
     for (i, (c, b)) in mlp.coefs.iter().zip(&mlp.intercepts).enumerate() {
         arrays.push((format!("coefs_{i}"), c.view().into_dyn()));
@@ -93,7 +122,17 @@ pub fn write_model(mlp: &Mlp, out: &mut dyn Write) -> std::io::Result<()> {
     }
     let named: Vec<(&str, ArrayViewD<f32>)> =
         arrays.iter().map(|(n, a)| (n.as_str(), a.view())).collect();
-    write_npz(out, &named)
+    let npz = npz_bytes(&named)?;
+    // The arrays' archive, with one more (stored) entry appended.
+    let mut zip = zip::ZipWriter::new_append(Cursor::new(npz)).map_err(std::io::Error::other)?;
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file(meta::ENTRY, options)
+        .map_err(std::io::Error::other)?;
+    zip.write_all(meta::to_json(mlp, training).as_bytes())?;
+    let bytes = zip.finish().map_err(std::io::Error::other)?.into_inner();
+    out.write_all(&bytes)?;
+    out.flush()
 }
 
 /// Write float32 arrays `(name, values)` to `out` as an uncompressed `.npz` archive, through
@@ -102,14 +141,63 @@ pub fn write_model(mlp: &Mlp, out: &mut dyn Write) -> std::io::Result<()> {
 /// # Errors
 /// When `out` fails.
 pub fn write_npz(out: &mut dyn Write, arrays: &[(&str, ArrayViewD<f32>)]) -> std::io::Result<()> {
+    let bytes = npz_bytes(arrays)?;
+    out.write_all(&bytes)?;
+    out.flush()
+}
+
+/// The `.npz` archive of these arrays, in memory.
+fn npz_bytes(arrays: &[(&str, ArrayViewD<f32>)]) -> std::io::Result<Vec<u8>> {
     let mut npz = NpzWriter::new(Cursor::new(Vec::new()));
     for (name, values) in arrays {
         npz.add_array(*name, values)
             .map_err(std::io::Error::other)?;
     }
-    let bytes = npz.finish().map_err(std::io::Error::other)?.into_inner();
-    out.write_all(&bytes)?;
-    out.flush()
+    Ok(npz.finish().map_err(std::io::Error::other)?.into_inner())
+}
+
+/// The raw `meta.json` entry of the archive at `path`, if it has one.
+fn meta_entry(path: &Path) -> Result<Option<String>, ModelError> {
+    let file = File::open(path).map_err(|e| ModelError::file(path, format!("cannot open: {e}")))?;
+    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| {
+        ModelError::file(
+            path,
+            format!("not a zip archive ({e}): expected an .npz file written by numpy.savez"),
+        )
+    })?;
+    let mut entry = match zip.by_name(meta::ENTRY) {
+        Ok(entry) => entry,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => {
+            return Err(ModelError::file(
+                path,
+                format!("{}: cannot read it ({e})", meta::ENTRY),
+            ));
+        }
+    };
+    let mut text = String::new();
+    entry.read_to_string(&mut text).map_err(|e| {
+        ModelError::file(
+            path,
+            format!("{}: not UTF-8 text ({e}): expected JSON", meta::ENTRY),
+        )
+    })?;
+    Ok(Some(text))
+}
+
+/// How the model in `path` (an `.npz`) was trained, as `write_trained_model` recorded it: `None`
+/// for a file without a training record (written by `write_model`, an older layerscope, or
+/// numpy by hand).
+///
+/// # Errors
+/// When the file cannot be read, or its `meta.json` is malformed (the problem named).
+pub fn read_training(path: &Path) -> Result<Option<TrainingRecord>, ModelError> {
+    match meta_entry(path)? {
+        None => Ok(None),
+        Some(text) => meta::parse(&text)
+            .map(|m| m.training)
+            .map_err(|e| ModelError::file(path, format!("{}: {e}", meta::ENTRY))),
+    }
 }
 
 /// Load a model saved by `write_model`, or by NumPy's `savez` / `savez_compressed` from a
@@ -207,7 +295,15 @@ pub fn load_npz(path: &Path) -> Result<Mlp, ModelError> {
             ),
         ));
     }
-    Ok(Mlp { coefs, intercepts })
+    let (activation, softmax) = match meta_entry(path)? {
+        None => (Activation::Relu, true),
+        Some(text) => {
+            let m = meta::parse(&text)
+                .map_err(|e| ModelError::file(path, format!("{}: {e}", meta::ENTRY)))?;
+            (m.activation, m.softmax)
+        }
+    };
+    Ok(Mlp::from_layers(coefs, intercepts, activation, softmax))
 }
 
 /// Read array `name` of the archive as f32 in standard layout: float32 as stored, float64
@@ -253,5 +349,28 @@ fn npy_problem(e: ReadNpzError) -> String {
             format!("not an .npy array ({h}): expected NumPy's .npy header")
         }
         other => other.to_string(),
+    }
+}
+
+/// Stand-ins for branch `import`'s readers (`nn::import::load_safetensors`, `load_onnx`), so
+/// that `load_model` already dispatches to them.
+// SHIM(import): replace with `super::import::{load_safetensors, load_onnx}` when it lands.
+mod import_shim {
+    use std::path::Path;
+
+    use super::{Mlp, ModelError};
+
+    pub(super) fn load_safetensors(path: &Path) -> Result<Mlp, ModelError> {
+        Err(ModelError::file(
+            path,
+            "PyTorch .safetensors models are not supported yet: expected an .npz model",
+        ))
+    }
+
+    pub(super) fn load_onnx(path: &Path) -> Result<Mlp, ModelError> {
+        Err(ModelError::file(
+            path,
+            "ONNX models are not supported yet: expected an .npz model",
+        ))
     }
 }

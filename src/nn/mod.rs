@@ -1,19 +1,26 @@
-//! The notebook's multi-layer perceptron: input -> hidden layers with ReLU -> softmax output, in
-//! f32, laid out as scikit-learn's `MLPClassifier` (`coefs_[i]` is fan_in x fan_out).
+//! The notebook's multi-layer perceptron: input -> hidden layers (ReLU by default, or any of
+//! scikit-learn's activations) -> softmax output (or raw scores, for an imported model without
+//! one), in f32, laid out as scikit-learn's `MLPClassifier` (`coefs_[i]` is fan_in x fan_out).
 
+mod activation;
 mod adam;
 mod backprop;
 mod grad;
 mod io;
 mod linalg;
+mod meta;
 mod metrics;
 mod sparse;
 mod train;
 
+pub use activation::Activation;
 pub use backprop::loss_gradient;
 pub use grad::Output;
-pub use io::{ModelError, load_model, load_npz, write_model, write_npz};
+pub use io::{
+    ModelError, load_model, load_npz, read_training, write_model, write_npz, write_trained_model,
+};
 pub use linalg::{GemmBackend, gemm, gemm_backend, set_gemm_backend};
+pub use meta::TrainingRecord;
 pub use metrics::{accuracy, confusion_matrix, per_class_accuracy};
 pub use sparse::{
     forward as sparse_forward, set_sparse_first_layer, weight_gradient as sparse_weight_gradient,
@@ -36,6 +43,12 @@ pub struct Mlp {
     pub coefs: Vec<Array2<f32>>,
     /// Bias vectors, `intercepts[i]` of length (units in layer i + 1).
     pub intercepts: Vec<Array1<f32>>,
+    /// The hidden layers' activation (scikit-learn's `activation`).
+    pub activation: Activation,
+    /// Whether the output layer applies a softmax (scikit-learn's `out_activation_ ==
+    /// "softmax"`): true for trained and scikit-learn models; false for a model whose outputs
+    /// are raw scores (logits), which the explain engine then explains in logits.
+    pub softmax: bool,
 }
 
 impl Mlp {
@@ -43,6 +56,13 @@ impl Mlp {
     /// scikit-learn's `_init_coef` does for ReLU: weights and biases uniform in +-sqrt(6 / (fan_in
     /// + fan_out)) (Glorot and Bengio 2010).
     pub fn new(layer_sizes: &[usize], seed: u64) -> Mlp {
+        Mlp::initialised(layer_sizes, Activation::Relu, seed)
+    }
+
+    /// A network with the given layer sizes and hidden activation, initialised as
+    /// scikit-learn's `_init_coef`: uniform in +-sqrt(factor / (fan_in + fan_out)) with factor
+    /// 2 for the logistic activation and 6 for the others; softmax output.
+    pub fn initialised(layer_sizes: &[usize], activation: Activation, seed: u64) -> Mlp {
         assert!(
             layer_sizes.len() >= 2,
             "a network needs an input and an output layer"
@@ -53,7 +73,12 @@ impl Mlp {
         for pair in layer_sizes.windows(2) {
             let (fan_in, fan_out) = (pair[0], pair[1]);
             // Layer widths are small integers: exact in f64.
-            let bound = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
+            let factor = if activation == Activation::Logistic {
+                2.0
+            } else {
+                6.0
+            };
+            let bound = (factor / (fan_in + fan_out) as f64).sqrt() as f32;
             coefs.push(Array2::from_shape_simple_fn((fan_in, fan_out), || {
                 rng.random_range(-bound..bound)
             }));
@@ -61,7 +86,24 @@ impl Mlp {
                 rng.random_range(-bound..bound)
             }));
         }
-        Mlp { coefs, intercepts }
+        Mlp::from_layers(coefs, intercepts, activation, true)
+    }
+
+    /// A network of these weights (`coefs[i]` fan_in x fan_out) and biases, hidden activation,
+    /// and output (softmax, or raw scores when `softmax` is false). The shapes are checked where
+    /// a model comes in (`load_model`, the explain engine's `check_model`), not here.
+    pub fn from_layers(
+        coefs: Vec<Array2<f32>>,
+        intercepts: Vec<Array1<f32>>,
+        activation: Activation,
+        softmax: bool,
+    ) -> Mlp {
+        Mlp {
+            coefs,
+            intercepts,
+            activation,
+            softmax,
+        }
     }
 
     /// Units per layer, input first, output last.
@@ -87,7 +129,8 @@ impl Mlp {
     }
 
     /// The output of layer `k` in the notebook's numbering: k = 1 is the input itself, k = 2 the
-    /// first hidden layer (after ReLU), ..., k = `n_layers()` the softmax probabilities.
+    /// first hidden layer (after its activation), ..., k = `n_layers()` the model's output: the
+    /// softmax probabilities, or the raw scores of a model without a softmax.
     ///
     /// Computed as training computes it (the GEMM, and the first layer skipping zero inputs
     /// when most are zero), in chunks of `LAYER_OUTPUT_ROWS` rows: the same values for any
@@ -103,10 +146,12 @@ impl Mlp {
             return x.to_owned();
         }
         // On one of rayon's threads, as training's steps (see `Trainer::run`).
-        rayon::scope(|_| self.layer_output_chunks(x, k))
+        rayon::scope(|_| self.layer_output_chunks(x, k, self.softmax))
     }
 
-    fn layer_output_chunks(&self, x: ArrayView2<f32>, k: usize) -> Array2<f32> {
+    /// `layer_output`, the output layer's softmax applied when `softmax` (whatever the model's
+    /// own output).
+    fn layer_output_chunks(&self, x: ArrayView2<f32>, k: usize, softmax: bool) -> Array2<f32> {
         let x = x.as_standard_layout();
         let sparse_input = backprop::use_sparse_input(x.view());
         let chunk = LAYER_OUTPUT_ROWS.min(x.nrows().max(1));
@@ -117,15 +162,17 @@ impl Mlp {
             .axis_chunks_iter(Axis(0), chunk)
             .zip(out.axis_chunks_iter_mut(Axis(0), chunk))
         {
-            backprop::forward_layers(self, xc, &mut buffers, sparse_input);
+            backprop::forward_layers(self, xc, &mut buffers, sparse_input, softmax);
             oc.assign(&buffers[k - 2].slice(ndarray::s![..xc.nrows(), ..]));
         }
         out
     }
 
-    /// Class probabilities, one row per input row.
+    /// Class probabilities, one row per input row: the softmax output, or for a model without
+    /// one the softmax of its scores (what its argmax and the training loss read them as).
     pub fn predict_proba(&self, x: ArrayView2<f32>) -> Array2<f32> {
-        self.layer_output(x, self.n_layers())
+        assert_eq!(x.ncols(), self.n_inputs(), "input width");
+        rayon::scope(|_| self.layer_output_chunks(x, self.n_layers(), true))
     }
 
     /// The most probable class of each row.
@@ -186,6 +233,8 @@ mod tests {
                 ndarray::arr2(&[[1.0, 0.0, -1.0], [0.2, -0.4, 1.0]]),
             ],
             intercepts: vec![ndarray::arr1(&[0.1, -0.5]), ndarray::arr1(&[0.0, 1.0, 0.5])],
+            activation: Activation::Relu,
+            softmax: true,
         }
     }
 

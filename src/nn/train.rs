@@ -11,9 +11,9 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::Mlp;
 use super::adam::{Adam, AdamParams, sum_squared_weights};
 use super::backprop::{Workspace, backprop, evaluate, use_sparse_input};
+use super::{Activation, Mlp};
 use crate::data::Dataset;
 
 /// The most epochs a training runs unless told otherwise (scikit-learn's `max_iter`): the one
@@ -26,6 +26,8 @@ pub const DEFAULT_MAX_EPOCHS: usize = 200;
 pub struct TrainParams {
     /// Units of each hidden layer, first to last.
     pub hidden: Vec<usize>,
+    /// The hidden layers' activation (scikit-learn's `activation`, default `relu`).
+    pub activation: Activation,
     /// The most epochs (passes over the training rows); `max_iter` in scikit-learn.
     pub max_epochs: usize,
     /// Rows per minibatch (the last one of an epoch may be smaller).
@@ -55,6 +57,7 @@ impl Default for TrainParams {
     fn default() -> Self {
         TrainParams {
             hidden: vec![512, 256],
+            activation: Activation::Relu,
             max_epochs: DEFAULT_MAX_EPOCHS,
             batch_size: 200,
             learning_rate: 1e-3,
@@ -150,21 +153,23 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// A trainer for a fresh network of `n_inputs` -> `params.hidden` -> `n_classes` units,
-    /// initialised from `params.seed`.
+    /// A trainer for a fresh network of `n_inputs` -> `params.hidden` -> `n_classes` units with
+    /// `params.activation`, initialised from `params.seed` as scikit-learn initialises it.
     pub fn new(n_inputs: usize, n_classes: usize, params: TrainParams) -> Trainer {
         let mut sizes = vec![n_inputs];
         sizes.extend(&params.hidden);
         sizes.push(n_classes);
-        let mlp = Mlp::new(&sizes, params.seed);
+        let mlp = Mlp::initialised(&sizes, params.activation, params.seed);
         Trainer::from_model(mlp, params)
     }
 
-    /// A trainer that continues from `mlp` with fresh optimiser state; `params.hidden` is set
-    /// to the model's hidden layers.
+    /// A trainer that continues from `mlp` with fresh optimiser state; `params.hidden` and
+    /// `params.activation` are set to the model's own. A model without a softmax is trained on
+    /// the cross-entropy of the softmax of its scores, and keeps its raw-score output.
     pub fn from_model(mlp: Mlp, mut params: TrainParams) -> Trainer {
         let sizes = mlp.layer_sizes();
         params.hidden = sizes[1..sizes.len() - 1].to_vec();
+        params.activation = mlp.activation;
         // The shuffles draw from their own stream, apart from the initialisation's.
         let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
         rng.set_stream(1);
@@ -187,6 +192,12 @@ impl Trainer {
     /// The network as trained so far.
     pub fn model(&self) -> &Mlp {
         &self.mlp
+    }
+
+    /// The hyper-parameters in use (for a warm start, with the model's hidden layers and
+    /// activation).
+    pub fn params(&self) -> &TrainParams {
+        &self.params
     }
 
     /// Epochs completed.

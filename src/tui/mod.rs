@@ -39,6 +39,7 @@ pub fn config(data: &DataArgs, model: &ModelArgs, view: &ViewArgs) -> anyhow::Re
         perplexity: view.perplexity,
         embed_n: view.embed_n,
         seed: data.seed,
+        train: crate::headless::train_params(model, data.seed),
         ..Config::new(session.split, session.model)
     })
 }
