@@ -22,13 +22,15 @@ The values follow one formula, which tests/nn.rs computes on its own:
 
 `layerscope_model_f32.npz` is the file layerscope's writer makes from model_f32.npz (the test
 `npz_written_by_layerscope_is_pinned` in tests/nn.rs writes it when LAYERSCOPE_BLESS_FIXTURES=1
-is set); this script then checks that numpy.load reads it back as the same float32 arrays.
+is set); this script then checks that numpy.load reads it back as the same float32 arrays, and
+its `meta.json` entry (the activations) as JSON.
 
     python3 scripts/make_npz_fixtures.py           # write the numpy fixtures, check layerscope's
     python3 scripts/make_npz_fixtures.py --check   # only check layerscope's file
 """
 import argparse
 import contextlib
+import json
 import os
 import sys
 import zipfile
@@ -90,13 +92,16 @@ def check_layerscope_file():
         return 1
     expected = model(np.float32)
     with np.load(path, allow_pickle=False) as got:
-        assert sorted(got.files) == sorted(expected), got.files
+        assert sorted(got.files) == sorted(list(expected) + ["meta.json"]), got.files
         for name, want in expected.items():
             have = got[name]
             assert have.dtype == np.float32 and have.shape == want.shape, (name, have.dtype, have.shape)
             assert np.array_equal(have, want), name
+        # Not an .npy entry: numpy hands back its bytes.
+        meta = json.loads(got["meta.json"])
+        assert meta["activation"] == "relu" and meta["out_activation"] == "softmax", meta
     print(f"numpy {np.__version__} reads layerscope_model_f32.npz: {len(expected)} float32 arrays, "
-          "values equal to model_f32.npz")
+          f"values equal to model_f32.npz, and meta.json as JSON: {meta}")
     return 0
 
 

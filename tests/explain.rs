@@ -27,7 +27,14 @@ fn logits64(model: &Mlp, z: &[f64]) -> Vec<f64> {
             }
         }
         if l + 1 < model.coefs.len() {
-            next.iter_mut().for_each(|v| *v = v.max(0.0));
+            next.iter_mut().for_each(|v| {
+                *v = match model.activation {
+                    Activation::Identity => *v,
+                    Activation::Logistic => 1.0 / (1.0 + (-*v).exp()),
+                    Activation::Tanh => v.tanh(),
+                    Activation::Relu => v.max(0.0),
+                }
+            });
         }
         a = next;
     }
@@ -1622,5 +1629,95 @@ fn a_real_map_is_exactly_zero_where_image_and_background_agree() {
     assert!(everywhere.len() > 30);
     for &i in &everywhere {
         assert_eq!((m.values[i], m.stderr[i]), (0.0, 0.0), "pixel {i}");
+    }
+}
+
+// ---------- activations other than ReLU, and models without a softmax ----------
+
+/// With tanh, logistic and identity hidden layers, the permutation walks still average to the
+/// exact Shapley values, and gradient x input matches finite differences of the f64 reference.
+#[test]
+fn every_activation_is_explained_exactly() {
+    let n = 6;
+    for activation in [Activation::Identity, Activation::Logistic, Activation::Tanh] {
+        let (relu_model, x, bg) = fixture(n, 21);
+        let model = Mlp::from_layers(
+            relu_model.coefs.clone(),
+            relu_model.intercepts.clone(),
+            activation,
+            true,
+        );
+        let perms = all_permutations(n);
+        for units in [Units::Probability, Units::Logit] {
+            let exact = exact_shapley(&model, x.view(), bg.view(), 0, units);
+            let mut mean = vec![0.0; n];
+            for b in bg.rows() {
+                for order in &perms {
+                    let c = permutation_contributions(&model, x.view(), b, order, 0, None, units)
+                        .unwrap();
+                    for (m, v) in mean.iter_mut().zip(c) {
+                        *m += v;
+                    }
+                }
+            }
+            let count = (perms.len() * bg.nrows()) as f64;
+            for (i, (m, e)) in mean.iter().zip(&exact).enumerate() {
+                assert!(
+                    (m / count - e).abs() < 1e-9,
+                    "{activation} {units:?} feature {i}: {} vs exact {e}",
+                    m / count
+                );
+            }
+            assert!(
+                exact.iter().any(|v| v.abs() > 1e-4),
+                "{activation}: trivial"
+            );
+
+            let a = run(
+                &model,
+                &x,
+                &bg,
+                &params(Method::GradientTimesInput, 1, units, 0),
+            );
+            let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+            for i in 0..n {
+                let h = 1e-6;
+                let (mut up, mut down) = (x64.clone(), x64.clone());
+                up[i] += h;
+                down[i] -= h;
+                let g = (f64_output(&model, &up, 0, units) - f64_output(&model, &down, 0, units))
+                    / (2.0 * h);
+                assert!(
+                    (f64::from(a.values[i]) - g * x64[i]).abs() < 1e-4,
+                    "{activation} {units:?} {i}: {} vs {}",
+                    a.values[i],
+                    g * x64[i]
+                );
+            }
+        }
+    }
+}
+
+/// A model without a softmax is explained in logits (its own outputs) whatever units are asked
+/// for: the attribution says so, and its values are the logit explanation of the same weights.
+#[test]
+fn a_model_without_softmax_is_explained_in_logits() {
+    let n = 6;
+    let (model, x, bg) = fixture(n, 33);
+    let mut raw = model.clone();
+    raw.softmax = false;
+    for method in [Method::Permutation, Method::IntegratedGradients] {
+        let asked = params(method, 20, Units::Probability, 1);
+        let a = run(&raw, &x, &bg, &asked);
+        assert_eq!(a.units, Units::Logit, "{method:?}");
+        let logit = run(&model, &x, &bg, &params(method, 20, Units::Logit, 1));
+        assert_eq!(a.values, logit.values, "{method:?}");
+        assert!(
+            (a.output - f64_output(&model, &x.mapv(f64::from).to_vec(), 1, Units::Logit)).abs()
+                < 1e-5
+        );
+        let prob = run(&model, &x, &bg, &asked);
+        assert_eq!(prob.units, Units::Probability);
+        assert_ne!(prob.values, a.values);
     }
 }

@@ -578,7 +578,19 @@ fn npz_written_by_layerscope_is_pinned() {
         out
     };
     let theirs = entries(std::fs::read(fixture("model_f32.npz")).unwrap());
-    let ours = entries(ours);
+    let (ours, meta): (Vec<_>, Vec<_>) = entries(ours)
+        .into_iter()
+        .partition(|(name, _)| name.ends_with(".npy"));
+    // Beside numpy's arrays, the activations (a trained model's file also has its options).
+    assert_eq!(
+        meta,
+        vec![(
+            "meta.json".to_owned(),
+            b"{\"format\": \"layerscope-model/1\", \"activation\": \"relu\", \
+              \"out_activation\": \"softmax\"}\n"
+                .to_vec()
+        )]
+    );
     assert_eq!(
         ours.iter().map(|e| &e.0).collect::<Vec<_>>(),
         theirs.iter().map(|e| &e.0).collect::<Vec<_>>()

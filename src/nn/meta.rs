@@ -541,14 +541,14 @@ mod tests {
             ),
             (
                 "{\"activation\": \"relu\"",
-                "line 1, column 23: expected ',' or '}'",
+                "line 1, column 22: expected ',' or '}'",
             ),
             ("{\"a\": tru}", "unexpected 't'"),
             ("[1, 2]", "expected a JSON object"),
             ("{} x", "text after the JSON value"),
             (
                 "{\"a\":\n  \"b}",
-                "line 2, column 7: the string is not closed",
+                "line 2, column 6: the string is not closed",
             ),
         ] {
             let err = parse(text).expect_err(text);
