@@ -52,6 +52,24 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "?".to_owned())
 }
 
+/// CPU seconds of this process, all threads (steadier than wall time on a loaded machine).
+fn cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write into.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &raw mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Wall and CPU seconds of `f`.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
+    let (wall, cpu) = (Instant::now(), cpu_seconds());
+    let out = f();
+    (out, wall.elapsed().as_secs_f64(), cpu_seconds() - cpu)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -91,13 +109,16 @@ fn main() {
     println!("# cargo bench --bench place: {}", cpu());
     println!("# load average at start: {}", load_average());
     let split = LoadOptions::default().load().expect("on-board digits");
-    let model: Mlp = match arg("--model") {
-        Some(path) => nn::load_model(
-            std::path::Path::new(&path),
-            split.train.n_features(),
-            split.train.n_classes(),
-        )
-        .expect("model"),
+    // The trained model is kept for the next run (delete it to train again).
+    let cached = std::path::PathBuf::from("target/bench_place/model.npz");
+    let model_path = arg("--model")
+        .map(std::path::PathBuf::from)
+        .or_else(|| cached.exists().then(|| cached.clone()));
+    let model: Mlp = match model_path {
+        Some(path) => {
+            println!("# model: {}", path.display());
+            nn::load_model(&path, split.train.n_features(), split.train.n_classes()).expect("model")
+        }
         None => {
             let started = Instant::now();
             let mut trainer = Trainer::new(
@@ -116,6 +137,10 @@ fn main() {
                     .and_then(|m| m.test_accuracy)
                     .unwrap_or(f64::NAN)
             );
+            let _ = std::fs::create_dir_all("target/bench_place");
+            if let Ok(mut file) = std::fs::File::create(&cached) {
+                let _ = nn::write_model(trainer.model(), &mut file);
+            }
             trainer.model().clone()
         }
     };
@@ -133,8 +158,8 @@ fn main() {
         params.n_iter
     );
     println!(
-        "layer | units | place s (median) | place s (min..max) | agreement placed | agreement joint \
-         t-SNE | difference | load"
+        "layer | units | place wall s (median, min..max) | place CPU s (median) | of which k-NN + \
+         init, CPU s | agreement placed | agreement joint t-SNE | difference | load"
     );
     let mut layer_outputs: Vec<Array2<f32>> = Vec::new();
     for layer in 1..=model.n_layers() {
@@ -143,12 +168,31 @@ fn main() {
         let tparams = TsneParams::default();
         let map = tsne::tsne(high_ref.view(), &tparams, None, None).expect("t-SNE");
         let mut times = Vec::new();
+        let mut cpus = Vec::new();
+        let mut setup = Vec::new();
         let mut placed = Array2::zeros((0, 2));
+        let no_steps = PlaceParams {
+            n_iter: 0,
+            ..params.clone()
+        };
         for _ in 0..runs {
-            let started = Instant::now();
-            placed = tsne::place(high_ref.view(), map.coords.view(), high_new.view(), &params)
-                .expect("place");
-            times.push(started.elapsed().as_secs_f64());
+            let (p, wall, cpu) = timed(|| {
+                tsne::place(high_ref.view(), map.coords.view(), high_new.view(), &params)
+                    .expect("place")
+            });
+            placed = p;
+            times.push(wall);
+            cpus.push(cpu);
+            let (_, _, cpu0) = timed(|| {
+                tsne::place(
+                    high_ref.view(),
+                    map.coords.view(),
+                    high_new.view(),
+                    &no_steps,
+                )
+                .expect("place")
+            });
+            setup.push(cpu0);
         }
         let placed_agreement = agreement(map.coords.view(), ref_labels, placed.view(), new_labels);
         let all = concatenate![ndarray::Axis(0), high_ref, high_new];
@@ -162,10 +206,12 @@ fn main() {
         let lo = times.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = times.iter().copied().fold(0.0, f64::max);
         println!(
-            "{layer} | {} | {:.4} | {lo:.4}..{hi:.4} | {placed_agreement:.4} | {joint_agreement:.4} \
-             | {:+.4} | {}",
+            "{layer} | {} | {:.4} ({lo:.4}..{hi:.4}) | {:.4} | {:.4} | {placed_agreement:.4} | \
+             {joint_agreement:.4} | {:+.4} | {}",
             high_ref.ncols(),
             median(times),
+            median(cpus),
+            median(setup),
             placed_agreement - joint_agreement,
             load_average()
         );
@@ -176,24 +222,29 @@ fn main() {
     // layer against the 1,500 embedded images' activations (what the app holds in
     // `ModelReport::embed_layers`).
     let mut times = Vec::new();
+    let mut cpus = Vec::new();
     for i in 0..200 {
-        let started = Instant::now();
         let x = split.test.features.slice(s![i..=i, ..]);
-        let mut found = 0;
-        for (k, reference) in layer_outputs.iter().enumerate() {
-            let q = model.layer_output(x, k + 1);
-            found += nearest(reference.view(), q.row(0), 8, None).len();
-        }
+        let (found, wall, cpu) = timed(|| {
+            let mut found = 0;
+            for (k, reference) in layer_outputs.iter().enumerate() {
+                let q = model.layer_output(x, k + 1);
+                found += nearest(reference.view(), q.row(0), 8, None).len();
+            }
+            found
+        });
         assert_eq!(found, 8 * layer_outputs.len());
-        times.push(started.elapsed().as_secs_f64() * 1e3);
+        times.push(wall * 1e3);
+        cpus.push(cpu * 1e3);
     }
     let lo = times.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = times.iter().copied().fold(0.0, f64::max);
     println!(
         "neighbours of one image in all {} layers (k = 8, {N_REF} points): median {:.3} ms \
-         (min {lo:.3}, max {hi:.3}) over 200 images; load {}",
+         wall (min {lo:.3}, max {hi:.3}), {:.3} ms CPU, over 200 images; load {}",
         layer_outputs.len(),
         median(times),
+        median(cpus),
         load_average()
     );
 }

@@ -45,7 +45,8 @@ pub enum Command {
     /// Train the network (or go on training a saved one); one line per epoch on stderr; save the
     /// model as .npz.
     Train(TrainArgs),
-    /// Embed layer activations with t-SNE; write `index,layer,x,y,label,prediction` as CSV.
+    /// Embed layer activations with t-SNE; write `index,layer,x,y,label,prediction,row,split` as
+    /// CSV.
     Embed(EmbedArgs),
     /// Explain one image's prediction (saliency), a contrast of two classes (--versus) or a class's
     /// mean map (--class-mean); write `row,col,value,stderr` as CSV.
