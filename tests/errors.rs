@@ -535,3 +535,27 @@ fn neighbours_writes_k_rows_per_layer_and_refuses_bad_input() {
         assert!(!out.exists(), "{flag}: a file was written");
     }
 }
+
+#[test]
+fn every_part_keeps_the_rows_of_its_source() {
+    let all = layerscope::data::load_onboard().unwrap();
+    assert_eq!(all.rows, (0..all.n_rows()).collect::<Vec<_>>());
+    for (sample, fraction, seed) in [(None, 0.5, 0u64), (Some(700), 0.3, 4)] {
+        let split = all.clone().into_split(sample, fraction, seed).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for part in [&split.train, &split.test] {
+            assert_eq!(part.rows.len(), part.n_rows());
+            for (i, &row) in part.rows.iter().enumerate() {
+                assert_eq!(part.features.row(i), all.features.row(row), "row {row}");
+                assert_eq!(part.labels[i], all.labels[row]);
+                assert!(seen.insert(row), "row {row} in two places");
+            }
+        }
+        assert_eq!(seen.len(), sample.unwrap_or(all.n_rows()));
+    }
+    // `sample` and `select` carry the rows along.
+    let s = all.sample(50, 9).unwrap();
+    let picked = s.select(&[3, 1]);
+    assert_eq!(picked.rows, vec![s.rows[3], s.rows[1]]);
+    assert_eq!(picked.features.row(0), all.features.row(s.rows[3]));
+}
