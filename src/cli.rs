@@ -45,13 +45,18 @@ pub enum Command {
     /// Train the network (or go on training a saved one); one line per epoch on stderr; save the
     /// model as .npz.
     Train(TrainArgs),
-    /// Embed layer activations with t-SNE; write `index,layer,x,y,label,prediction` as CSV.
+    /// Embed layer activations with t-SNE; write `index,layer,x,y,label,prediction,row,split` as
+    /// CSV.
     Embed(EmbedArgs),
     /// Explain one image's prediction (saliency), a contrast of two classes (--versus) or a class's
     /// mean map (--class-mean); write `row,col,value,stderr` as CSV.
     Explain(ExplainArgs),
     /// Run the pipeline, then print one frame of a tab as text (or ANSI colours).
     Snapshot(SnapshotArgs),
+    // Issue 13 (errors and neighbours).
+    /// The k nearest training images (of the embedded sample) of one test image in each layer's
+    /// own space; write `layer,rank,row,label,prediction,distance,in_map` as CSV.
+    Neighbours(NeighboursArgs),
 }
 
 /// A hidden layer size: a whole number of at least 1 (spaces around it are fine).
@@ -258,6 +263,44 @@ pub struct EmbedArgs {
     #[arg(long, value_delimiter = ',', value_name = "K,K", value_parser = at_least_one, allow_negative_numbers = true)]
     pub layers: Vec<usize>,
     /// Where to write the embedding (CSV; `-` for stdout)
+    #[arg(long, value_name = "PATH")]
+    pub out: PathBuf,
+    // Issue 13: test images placed into each map.
+    /// Also place the first N test images into each layer's map without moving it (openTSNE's
+    /// transform); they are written with split = test [default: 0, none]
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub place: usize,
+}
+
+// Issue 13 (errors and neighbours): `layerscope neighbours`.
+/// `layerscope neighbours`.
+#[derive(Debug, Clone, Args)]
+pub struct NeighboursArgs {
+    /// Data and split options.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The model (train one or open a saved one).
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The t-SNE options: --n is the embedded sample the neighbours come from; with --maps,
+    /// --perplexity makes the maps
+    #[command(flatten)]
+    pub tsne: TsneArgs,
+    /// Row of the test split whose neighbours are wanted
+    #[arg(long, value_name = "I")]
+    pub index: usize,
+    /// Only this layer (1 = input pixels) [default: every layer, 1 to the output]
+    #[arg(long, value_name = "K")]
+    pub layer: Option<usize>,
+    /// Neighbours per layer
+    #[arg(long, default_value_t = 8, value_name = "K")]
+    pub k: usize,
+    /// Also make each layer's t-SNE map (as `embed` does, same seed), place the test image in it
+    /// and fill `in_map`: whether each neighbour is also among its k nearest in the map (about
+    /// 0.5 s a layer; without it `in_map` is empty)
+    #[arg(long)]
+    pub maps: bool,
+    /// Where to write the neighbours (CSV; `-` for stdout)
     #[arg(long, value_name = "PATH")]
     pub out: PathBuf,
 }

@@ -8,6 +8,7 @@ pub mod compute;
 pub mod data;
 pub mod explain;
 pub mod headless;
+pub mod neighbours;
 pub mod nn;
 pub mod tsne;
 pub mod tui;

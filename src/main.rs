@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Some(Command::Embed(args)) => headless::embed(args),
         Some(Command::Explain(args)) => headless::explain(args),
         Some(Command::Snapshot(args)) => headless::snapshot(args),
+        Some(Command::Neighbours(args)) => headless::neighbours(args),
         // Data and model are loaded and checked before the alternate screen: an error is a
         // message and exit 2, never a stuck panel.
         None => layerscope::tui::config(&cli.data, &cli.model, &cli.view)

@@ -384,6 +384,7 @@ fn numbered(rows: usize, cols: usize) -> Dataset {
         feature_names: (0..cols).map(|c| format!("f{c}")).collect(),
         image_shape: None,
         source: "numbered".into(),
+        rows: (0..rows).collect(),
     }
 }
 

@@ -131,7 +131,20 @@ fn train_embed_explain_reproducibly() {
     }
     assert!(stderr.contains("trust"), "{stderr}");
     let (header, rows) = csv_rows(&e1);
-    assert_eq!(header, ["index", "layer", "x", "y", "label", "prediction"]);
+    // Issue 13 (branch errcore): `row` and `split` join the table back to the data.
+    assert_eq!(
+        header,
+        [
+            "index",
+            "layer",
+            "x",
+            "y",
+            "label",
+            "prediction",
+            "row",
+            "split"
+        ]
+    );
     assert_eq!(rows.len(), 300);
     for row in &rows {
         let x: f32 = row[2].parse().unwrap();

@@ -17,6 +17,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn dataset(features: Array2<f32>, labels: Vec<u8>, n_classes: usize) -> Dataset {
+    let n_rows = features.nrows();
     Dataset {
         feature_names: (0..features.ncols()).map(|i| format!("f{i}")).collect(),
         features,
@@ -24,6 +25,7 @@ fn dataset(features: Array2<f32>, labels: Vec<u8>, n_classes: usize) -> Dataset 
         class_names: (0..n_classes).map(|c| c.to_string()).collect(),
         image_shape: None,
         source: "test".to_owned(),
+        rows: (0..n_rows).collect(),
     }
 }
 

@@ -33,6 +33,9 @@ pub struct Config {
     /// The other training options (learning rate, penalty, batch size, activation; issue 16
     /// item 4); `hidden`, `max_epochs` and `seed` above take precedence over its own.
     pub train: nn::TrainParams,
+    /// Issue 13: the first `place_n` test rows are placed into each layer's final map
+    /// (`tsne::place`); 0 places none.
+    pub place_n: usize,
 }
 
 impl Config {
@@ -47,9 +50,13 @@ impl Config {
             embed_n: 1500,
             seed: 0,
             train: nn::TrainParams::default(),
+            place_n: DEFAULT_PLACE_N,
         }
     }
 }
+
+/// Test rows placed into each map by default (issue 13).
+pub const DEFAULT_PLACE_N: usize = 500;
 
 /// A request to explain one image.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -143,6 +150,11 @@ pub struct ModelReport {
     pub confusion: Array2<usize>,
     /// Accuracy of each true class on the test split (`nn::per_class_accuracy`; NaN: no rows).
     pub per_class_accuracy: Vec<f64>,
+    /// The model these figures are of (issue 13: the UI computes neighbours with it).
+    pub model: Arc<Mlp>,
+    /// Activations of the embedded training images per layer: index k - 1 is layer k, from the
+    /// input pixels to the output (each embedded images x the layer's units).
+    pub embed_layers: Vec<Array2<f32>>,
 }
 
 /// An owned copy of `tsne::TsneProgress`, tagged with its layer, for the slot.
@@ -235,6 +247,9 @@ pub enum Event {
         embedding: Embedding,
         /// Neighbour preservation at k = 10 (`tsne::trust`).
         trust: Option<f64>,
+        /// Test rows `0..place_n` placed into this map (`tsne::place`), place_n x 2, in order;
+        /// `None` when none were asked for.
+        placed: Option<Array2<f32>>,
     },
     /// An explanation starts.
     ExplainStarted {

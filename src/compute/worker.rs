@@ -403,7 +403,12 @@ impl WorkerState {
         let test_probs = model.predict_proba(split.test.features.view());
         let preds = model.predict(split.test.features.view());
         let confusion = nn::confusion_matrix(&split.test.labels, &preds, split.test.n_classes());
+        let embed_layers = (1..=model.n_layers())
+            .map(|k| model.layer_output(embed, k))
+            .collect();
         self.emit(Event::ModelReady(Arc::new(ModelReport {
+            model: Arc::new(model.clone()),
+            embed_layers,
             layer_sizes: model.layer_sizes(),
             embed_probs,
             test_probs,
@@ -458,12 +463,45 @@ impl WorkerState {
         cancel.check()?;
         let embedding = result?;
         let trust = tsne::trust(high.view(), embedding.coords.view());
+        let placed = self.place(model, &high, &embedding, layer, cancel)?;
         self.emit(Event::EmbedDone {
             layer,
             embedding,
             trust,
+            placed,
         });
         Ok(())
+    }
+
+    /// Issue 13: the first `place_n` test rows placed into a layer's final map, which stays as
+    /// it is; cancellable with the embedding's token.
+    fn place(
+        &self,
+        model: &Mlp,
+        reference: &ndarray::Array2<f32>,
+        embedding: &tsne::Embedding,
+        layer: usize,
+        cancel: &Cancel,
+    ) -> anyhow::Result<Option<ndarray::Array2<f32>>> {
+        let test = &self.config.split.test.features;
+        let m = self.config.place_n.min(test.nrows());
+        if m == 0 {
+            return Ok(None);
+        }
+        let new = model.layer_output(test.slice(s![..m, ..]), layer);
+        let params = tsne::PlaceParams {
+            seed: self.config.seed,
+            ..tsne::PlaceParams::default()
+        };
+        let result = tsne::place_with(
+            reference.view(),
+            embedding.coords.view(),
+            new.view(),
+            &params,
+            Some(cancel.flag()),
+        );
+        cancel.check()?;
+        Ok(Some(result?))
     }
 
     fn explain(&mut self, request: ExplainRequest, cancel: &Cancel) -> anyhow::Result<()> {

@@ -192,6 +192,7 @@ pub(super) fn read_idx(mut images: Box<dyn BufRead>, path: &Path) -> Result<Data
         feature_names: (0..n_features).map(|i| format!("pixel{i}")).collect(),
         image_shape: shape,
         source: path.display().to_string(),
+        rows: (0..n).collect(),
     })
 }
 

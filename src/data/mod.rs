@@ -45,6 +45,11 @@ pub struct Dataset {
     pub image_shape: Option<(usize, usize)>,
     /// Where the data came from, for messages.
     pub source: String,
+    /// Each row's 0-based row in its source file, as pandas numbers the data rows after the
+    /// header (blank lines skipped); for IDX files and the on-board digits, the image index.
+    /// Sampling, [`Dataset::select`] and the split carry it along, so a table written from any
+    /// part joins back to the user's file.
+    pub rows: Vec<usize>,
 }
 
 /// The two parts of a split.
@@ -270,6 +275,7 @@ impl Dataset {
             feature_names: self.feature_names.clone(),
             image_shape: self.image_shape,
             source: self.source.clone(),
+            rows: indices.iter().map(|&i| self.rows[i]).collect(),
         }
     }
 

@@ -61,6 +61,7 @@ pub fn load_onboard() -> Result<Dataset, DataError> {
         feature_names: (1..=SIDE * SIDE).map(|i| i.to_string()).collect(),
         image_shape: square_image_shape(SIDE * SIDE),
         source: ONBOARD_NAME.to_owned(),
+        rows: (0..ROWS).collect(),
     })
 }
 

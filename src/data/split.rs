@@ -74,6 +74,7 @@ pub(super) fn into_split(
         feature_names,
         image_shape,
         source,
+        rows: source_rows,
     } = data;
     let d = features.ncols();
     let mut values = into_row_major(features);
@@ -90,6 +91,7 @@ pub(super) fn into_split(
         feature_names: feature_names.clone(),
         image_shape,
         source: source.clone(),
+        rows: rows.iter().map(|&i| source_rows[i]).collect(),
     };
     let train = part(values, &perm[..n_train], class_names.clone());
     let test = part(test_values, &perm[n_train..m], class_names);

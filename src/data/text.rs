@@ -312,6 +312,7 @@ fn utf8_cell<'a>(
 
 fn into_dataset(header: Header, rows: Rows, path: &Path) -> Result<Dataset, DataError> {
     let (labels, class_names) = classes(&rows.labels, path)?;
+    let n_rows = labels.len();
     let n_features = header.names.len() - 1;
     let features = Array2::from_shape_vec((labels.len(), n_features), rows.features)
         .map_err(|e| DataError::file(path, format!("internal shape error: {e}")))?;
@@ -330,6 +331,7 @@ fn into_dataset(header: Header, rows: Rows, path: &Path) -> Result<Dataset, Data
         feature_names,
         image_shape: square_image_shape(n_features),
         source: path.display().to_string(),
+        rows: (0..n_rows).collect(),
     })
 }
 

@@ -13,9 +13,11 @@ macro_rules! note {
     }};
 }
 
+mod neighbours;
 pub mod output;
 mod saliency;
 
+pub use neighbours::neighbours;
 pub use saliency::{CLASS_MEAN_IMAGES, explain};
 
 use std::fmt::Write as _;
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::{Array2, Axis};
+use ndarray::Array2;
 
 use crate::cli::{DataArgs, EmbedArgs, InfoArgs, ModelArgs, SnapshotArgs, TrainArgs, ViewArgs};
 use crate::data::{self, Dataset, Split};
@@ -492,14 +494,13 @@ pub fn embed(args: &EmbedArgs) -> anyhow::Result<()> {
         args.tsne.embed_n,
         split.train.n_rows(),
     )?;
+    neighbours::check_place(args.place, split.test.n_rows())?;
     let model = match loaded {
         Some(m) => m,
         None => model_for(&args.model, &split, data.seed)?,
     };
     let x = embed_rows(&split.train, args.tsne.embed_n);
     let n = x.nrows();
-    let labels = &split.train.labels[..n];
-    let predictions = model.predict(x.view());
     let mut tables = Vec::new();
     for &k in &layers {
         let activations = model.layer_output(x.view(), k);
@@ -532,28 +533,24 @@ pub fn embed(args: &EmbedArgs) -> anyhow::Result<()> {
             embedding.n_iter,
             started.elapsed().as_secs_f64()
         );
-        tables.push((k, embedding.coords));
+        // Issue 13: the first --place test images placed into this map.
+        let placed = neighbours::place_into(
+            &model,
+            activations.view(),
+            embedding.coords.view(),
+            &split.test,
+            args.place,
+            k,
+            data.seed,
+        )?;
+        tables.push(neighbours::LayerMap {
+            layer: k,
+            coords: embedding.coords,
+            placed,
+        });
     }
-    let names = &split.train.class_names;
     let staged = plan.stage(0, |w| {
-        let mut csv = csv::Writer::from_writer(w);
-        csv.write_record(["index", "layer", "x", "y", "label", "prediction"])?;
-        for (k, coords) in &tables {
-            for (i, xy) in coords.axis_iter(Axis(0)).enumerate() {
-                let prediction = names
-                    .get(usize::from(predictions[i]))
-                    .map_or("?", String::as_str);
-                csv.write_record([
-                    i.to_string().as_str(),
-                    &k.to_string(),
-                    &xy[0].to_string(),
-                    &xy[1].to_string(),
-                    &names[usize::from(labels[i])],
-                    prediction,
-                ])?;
-            }
-        }
-        csv.flush()
+        neighbours::write_embedding(w, &split, &model, &tables)
     })?;
     Plan::commit(vec![staged])
 }
@@ -698,6 +695,7 @@ mod tests {
             feature_names: vec!["x".into(), "y".into(), "z".into()],
             image_shape: None,
             source: "test".into(),
+            rows: (0..rows).collect(),
         }
     }
 

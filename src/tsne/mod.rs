@@ -31,6 +31,7 @@ mod metrics;
 mod neighbours;
 mod optimise;
 mod pca;
+mod place;
 mod quadtree;
 mod simd;
 
@@ -41,6 +42,9 @@ use ndarray::{Array2, ArrayView2};
 use crate::Cancelled;
 
 pub use metrics::{knn_accuracy, neighbour_preservation, trust};
+// Issue 13 (branch errcore): placing new points into a map; the exact k-NN for `crate::neighbours`.
+pub(crate) use neighbours::knn;
+pub use place::{PlaceParams, place, place_with};
 pub use simd::{Simd, force_simd};
 
 /// The default perplexity (scikit-learn's, openTSNE's and TensorBoard's).

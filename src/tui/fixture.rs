@@ -110,6 +110,9 @@ pub fn demo_app() -> App {
             test_probs,
             per_class_accuracy: crate::nn::per_class_accuracy(&confusion),
             confusion,
+            // Issue 13 (branch errcore): the report carries its model and the embedded layers.
+            model: Arc::new(crate::nn::Mlp::new(&[784, 512, 256, n_classes], 0)),
+            embed_layers: Vec::new(),
         })),
         &slots,
     );

@@ -377,6 +377,7 @@ impl EmbeddingsTab {
                 layer,
                 embedding,
                 trust,
+                ..
             } => {
                 let _ = slots.embedding.take();
                 let snapshot = EmbedSnapshot {
