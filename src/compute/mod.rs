@@ -9,6 +9,7 @@
 //! samples per method, when the trust figure means something) live once, in their engines.
 
 mod cancel;
+pub mod film;
 mod jobs;
 pub mod protocol;
 pub mod slot;

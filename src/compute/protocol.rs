@@ -33,6 +33,8 @@ pub struct Config {
     /// Make the film (issue 12): each layer's map at epoch 0 and after every epoch, aligned
     /// from frame to frame, and the class separation of every layer per epoch.
     pub film: bool,
+    /// The weights of a saved run by epoch (`--model DIR`): the film is made from them.
+    pub film_models: Vec<(usize, Arc<Mlp>)>,
 }
 
 impl Config {
@@ -47,6 +49,7 @@ impl Config {
             embed_n: 1500,
             seed: 0,
             film: true,
+            film_models: Vec::new(),
         }
     }
 }

@@ -71,6 +71,10 @@ impl Mlp {
 /// data of `n_features` columns into `n_classes` classes: the one model-loading function of the
 /// front-ends. Every error names the file.
 pub fn load_model(path: &Path, n_features: usize, n_classes: usize) -> anyhow::Result<Mlp> {
+    // A folder of checkpoints (issue 12, branch film): its last one is the model.
+    if path.is_dir() {
+        return super::checkpoints::load_last_checkpoint(path, n_features, n_classes);
+    }
     let mlp = load_npz(path)?;
     mlp.check_fits(n_features, n_classes)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;

@@ -3,6 +3,7 @@
 
 mod adam;
 mod backprop;
+pub mod checkpoints;
 mod grad;
 mod io;
 mod linalg;
