@@ -13,7 +13,9 @@
 //!
 //! Options: `-- --iters 50,100,150,200` sweeps the warm iteration count (part 1 only);
 //! `--epochs N` caps training (default: the engine's, about 37 epochs to converge here);
-//! `--sample E,E,...` the epochs sampled in part 1 (default 1,2,5,10,20,30).
+//! `--sample E,E,...` the epochs sampled in part 1 (default 1,2,5,10,20,30); `--lr X` another
+//! learning rate for the warm frames (part 1); `--exag N` N of the warm iterations with early
+//! exaggeration; `--no-worker` stops after part 1.
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -184,10 +186,15 @@ fn main() {
             // The film of this layer: a cold frame at epoch 0, then warm frames.
             let high0 = models[0].layer_output(x.view(), layer);
             let cold_params = film::frame_params(perplexity, 0, false);
+            let base = film::frame_params(perplexity, 0, true);
             let warm_params = TsneParams {
                 n_iter: iterations,
                 n_iter_without_progress: iterations,
-                ..film::frame_params(perplexity, 0, true)
+                learning_rate: arg("--lr").and_then(|v| v.parse().ok()).or(base.learning_rate),
+                exaggeration_iter: arg("--exag")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(base.exaggeration_iter),
+                ..base
             };
             let mut prev = tsne::tsne(high0.view(), &cold_params, None, None)
                 .expect("cold")
@@ -231,6 +238,10 @@ fn main() {
                 median(cold_move) / median(warm_move)
             );
         }
+    }
+
+    if std::env::args().any(|a| a == "--no-worker") {
+        return;
     }
 
     // 2. The separation figure.
