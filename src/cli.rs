@@ -107,6 +107,36 @@ fn perplexity(s: &str) -> Result<f64, String> {
     Ok(p)
 }
 
+// Issue 12 (the film, branch film).
+/// Which epochs `embed --frames` writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FramesSpec {
+    /// Every epoch of the run, 0 (untrained) included.
+    All,
+    /// These epochs, ascending, no repeats.
+    Epochs(Vec<usize>),
+}
+
+/// `all`, or epochs separated by commas (`0,1,2,5,10`).
+fn frames_spec(s: &str) -> Result<FramesSpec, String> {
+    if s.trim() == "all" {
+        return Ok(FramesSpec::All);
+    }
+    let mut epochs = Vec::new();
+    for part in s.split(',') {
+        let e: usize = part.trim().parse().map_err(|e| {
+            format!(
+                "`{}`: {e}: expected `all` or epochs such as 0,1,2,5,10",
+                part.trim()
+            )
+        })?;
+        epochs.push(e);
+    }
+    epochs.sort_unstable();
+    epochs.dedup();
+    Ok(FramesSpec::Epochs(epochs))
+}
+
 /// The largest `snapshot` frame side: a frame is rendered in memory, cell by cell.
 pub const MAX_FRAME_SIDE: u16 = 1000;
 
@@ -245,6 +275,11 @@ pub struct TrainArgs {
     /// file)
     #[arg(long, value_name = "PATH")]
     pub metrics: Option<PathBuf>,
+    // Issue 12 (the film, branch film).
+    /// Also save the network after every epoch as DIR/epoch_NNN.npz (epoch_000: untrained); the
+    /// folder is created when missing; `--model DIR` opens it
+    #[arg(long, value_name = "DIR")]
+    pub checkpoints: Option<PathBuf>,
 }
 
 /// `layerscope embed`.
@@ -270,6 +305,12 @@ pub struct EmbedArgs {
     /// transform); they are written with split = test [default: 0, none]
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub place: usize,
+    // Issue 12 (the film, branch film).
+    /// Train (or open a folder of checkpoints, --model DIR) and write every layer's map after
+    /// these epochs (0 = untrained; `all`), each started from the one an epoch before, with an
+    /// `epoch` column first
+    #[arg(long, value_name = "all|E,E", value_parser = frames_spec)]
+    pub frames: Option<FramesSpec>,
 }
 
 // Issue 13 (errors and neighbours): `layerscope neighbours`.

@@ -78,6 +78,11 @@ fn train(dir: &Path, name: &str, seed: &str) -> std::path::PathBuf {
             "train_accuracy",
             "test_loss",
             "test_accuracy",
+            // Issue 12 (branch film): the class separation of every layer per epoch.
+            "separation_l1",
+            "separation_l2",
+            "separation_l3",
+            "separation_l4",
         ]
     );
     assert_eq!(rows.len(), 4);

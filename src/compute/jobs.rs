@@ -34,6 +34,20 @@ pub enum Job {
     },
     /// Explain one image.
     Explain(ExplainRequest),
+    /// The class separation of every layer after `epoch` (the film, issue 12).
+    Separation {
+        /// Epochs trained.
+        epoch: usize,
+    },
+    /// One frame of the film: `layer`'s map after `epoch`.
+    Frame {
+        /// Layer, notebook numbering.
+        layer: usize,
+        /// Epochs trained.
+        epoch: usize,
+        /// Perplexity.
+        perplexity: f64,
+    },
 }
 
 impl Job {
@@ -41,9 +55,15 @@ impl Job {
     pub fn kind(&self) -> JobKind {
         match self {
             Job::Train | Job::Finish => JobKind::Train,
-            Job::Embed { .. } => JobKind::Embed,
+            // A new perplexity supersedes a frame as it does a layer's map.
+            Job::Embed { .. } | Job::Separation { .. } | Job::Frame { .. } => JobKind::Embed,
             Job::Explain(_) => JobKind::Explain,
         }
+    }
+
+    /// A job of the film (made alongside training, within its budget).
+    pub fn is_film(&self) -> bool {
+        matches!(self, Job::Separation { .. } | Job::Frame { .. })
     }
 }
 
@@ -60,31 +80,45 @@ pub struct Wants {
     pub perplexity: f64,
     /// The latest explanation request not yet answered.
     pub explanation: Option<ExplainRequest>,
+    /// The film's next job ([`Job::Separation`] or [`Job::Frame`]), if any is wanted.
+    pub film: Option<Job>,
+    /// Whether the film may take a turn while training runs (its share of the time is left).
+    pub film_budget: bool,
 }
 
 impl Wants {
     /// The job to run now, by one priority rule: training, then adopting its model; nothing
     /// else without a model; then the explanation the user is looking at; then the next layer
-    /// to embed, shallowest first. While training is paused nothing runs.
+    /// to embed, shallowest first; then the film. The film needs no adopted model (it has the
+    /// weights of every epoch): it takes a turn between epochs while `film_budget` allows, and
+    /// runs while training is paused (training has nothing to do then).
     pub fn next(&self, has_model: bool) -> Option<Job> {
         match self.training {
-            Training::Running => return Some(Job::Train),
-            Training::Paused => return None,
+            Training::Running => {
+                return Some(match &self.film {
+                    Some(job) if self.film_budget => job.clone(),
+                    _ => Job::Train,
+                });
+            }
+            Training::Paused => return self.film.clone(),
             Training::Idle => {}
         }
         if self.report {
             return Some(Job::Finish);
         }
         if !has_model {
-            return None;
+            return self.film.clone();
         }
         if let Some(request) = self.explanation {
             return Some(Job::Explain(request));
         }
-        self.layers.first().map(|&layer| Job::Embed {
-            layer,
-            perplexity: self.perplexity,
-        })
+        self.layers
+            .first()
+            .map(|&layer| Job::Embed {
+                layer,
+                perplexity: self.perplexity,
+            })
+            .or_else(|| self.film.clone())
     }
 
     /// `job` finished (or failed for good): it is no longer wanted. A request superseded while
@@ -103,6 +137,8 @@ impl Wants {
                     self.explanation = None;
                 }
             }
+            // The worker's reel keeps what the film has made.
+            Job::Separation { .. } | Job::Frame { .. } => {}
         }
     }
 }
@@ -125,6 +161,8 @@ mod tests {
             layers: [2, 3, 4].into_iter().collect(),
             perplexity: 30.0,
             explanation: Some(request(0)),
+            film: None,
+            film_budget: false,
         }
     }
 
@@ -186,5 +224,43 @@ mod tests {
             wants.layers.contains(&2),
             "layer 2 at the new perplexity is still wanted"
         );
+    }
+
+    #[test]
+    fn the_film_runs_within_its_budget_while_training_and_last_otherwise() {
+        let frame = Job::Frame {
+            layer: 2,
+            epoch: 0,
+            perplexity: 30.0,
+        };
+        let mut wants = pipeline();
+        wants.film = Some(frame.clone());
+        assert_eq!(wants.next(false), Some(Job::Train), "no budget: training");
+        wants.film_budget = true;
+        assert_eq!(wants.next(false), Some(frame.clone()), "its turn");
+        wants.film_budget = false;
+        wants.training = Training::Paused;
+        assert_eq!(
+            wants.next(false),
+            Some(frame.clone()),
+            "paused: the film goes on"
+        );
+        wants.training = Training::Idle;
+        assert_eq!(wants.next(false), Some(Job::Finish));
+        wants.report = false;
+        assert_eq!(wants.next(true), Some(Job::Explain(request(0))));
+        wants.explanation = None;
+        assert!(matches!(
+            wants.next(true),
+            Some(Job::Embed { layer: 2, .. })
+        ));
+        wants.layers.clear();
+        assert_eq!(
+            wants.next(true),
+            Some(frame),
+            "the final maps first, then the film"
+        );
+        wants.film = None;
+        assert_eq!(wants.next(true), None);
     }
 }

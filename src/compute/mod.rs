@@ -9,6 +9,7 @@
 //! samples per method, when the trust figure means something) live once, in their engines.
 
 mod cancel;
+pub mod film;
 mod jobs;
 pub mod protocol;
 pub mod slot;
@@ -16,7 +17,8 @@ mod worker;
 
 pub use cancel::Cancel;
 pub use protocol::{
-    Command, Config, EmbedSnapshot, Event, ExplainRequest, JobKind, ModelReport, SaliencySnapshot,
+    Command, Config, EmbedSnapshot, Event, ExplainRequest, Frame, JobKind, ModelReport,
+    SaliencySnapshot, Separation,
 };
 pub use slot::{Slot, Slots};
 pub use worker::{Worker, run_pipeline};

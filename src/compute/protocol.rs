@@ -36,6 +36,11 @@ pub struct Config {
     /// Issue 13: the first `place_n` test rows are placed into each layer's final map
     /// (`tsne::place`); 0 places none.
     pub place_n: usize,
+    /// Make the film (issue 12): each layer's map at epoch 0 and after every epoch, aligned
+    /// from frame to frame, and the class separation of every layer per epoch.
+    pub film: bool,
+    /// The weights of a saved run by epoch (`--model DIR`): the film is made from them.
+    pub film_models: Vec<(usize, Arc<Mlp>)>,
 }
 
 impl Config {
@@ -51,6 +56,8 @@ impl Config {
             seed: 0,
             train: nn::TrainParams::default(),
             place_n: DEFAULT_PLACE_N,
+            film: true,
+            film_models: Vec::new(),
         }
     }
 }
@@ -172,6 +179,33 @@ pub struct EmbedSnapshot {
     pub coords: Array2<f32>,
 }
 
+/// One frame of the film (issue 12): a layer's t-SNE map of the embedded images after an epoch,
+/// started from the previous frame of that layer so that points move only as much as the
+/// network changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    /// Layer, notebook numbering (1 = input pixels).
+    pub layer: usize,
+    /// Epochs trained when the activations were taken (0 = the untrained network).
+    pub epoch: usize,
+    /// n x 2 coordinates, embedded image i at row i.
+    pub coords: Array2<f32>,
+    /// KL divergence of the layout.
+    pub kl_divergence: Option<f64>,
+    /// Neighbour preservation at k = 10 (`tsne::trust`).
+    pub trust: Option<f64>,
+}
+
+/// How class-separated every layer is after an epoch: for each layer, the mean share of each
+/// embedded image's 10 nearest neighbours in the layer's own space that have its label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Separation {
+    /// Epochs trained (0 = the untrained network).
+    pub epoch: usize,
+    /// (layer, share) for every layer, notebook numbering; layer 1 (pixels) is the baseline.
+    pub shares: Vec<(usize, f64)>,
+}
+
 /// An owned copy of `explain::ExplainProgress`, tagged with its request, for the slot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SaliencySnapshot {
@@ -269,6 +303,10 @@ pub enum Event {
         /// Time it took.
         seconds: f64,
     },
+    /// A frame of the film is made (`Config::film`).
+    Frame(Frame),
+    /// The class separation of every layer after an epoch (`Config::film`).
+    Separation(Separation),
     /// A job failed or panicked; the worker keeps running.
     JobFailed {
         /// Which job.

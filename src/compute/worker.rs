@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use ndarray::{Axis, s};
 
 use super::cancel::Cancel;
+use super::film::{self, Reel};
 use super::jobs::{Job, Training, Wants};
 use super::protocol::{
     Command, Config, EmbedSnapshot, Event, ExplainRequest, JobKind, ModelReport, SaliencySnapshot,
@@ -126,7 +127,23 @@ struct WorkerState {
     include_input: bool,
     /// The latest explanation request, asked again after a restart.
     last_explain: ExplainRequest,
+    /// The film's weights per epoch and what it has made.
+    reel: Reel,
+    /// Seconds the film may still take while training runs (it earns [`FILM_SHARE`] of each
+    /// training turn and spends what its jobs take).
+    film_credit: f64,
+    /// The film failed at this perplexity (too few points, say): not tried again until the
+    /// perplexity or the run changes.
+    film_failed: bool,
+    /// The separation of the input pixels (the same for every epoch).
+    pixels_share: Option<f64>,
 }
+
+/// The share of the training time the film may take while training runs: training is slowed by
+/// at most this much (plus one job's overshoot), and the rest of the film is made after it.
+pub const FILM_SHARE: f64 = 0.2;
+/// The most the film may save up (a long turn of training does not buy a long pause later).
+const FILM_CREDIT_MAX: f64 = 0.5;
 
 impl WorkerState {
     fn new(
@@ -154,9 +171,15 @@ impl WorkerState {
                 layers: std::collections::BTreeSet::new(),
                 perplexity,
                 explanation: None,
+                film: None,
+                film_budget: false,
             },
             include_input: false,
             last_explain: ExplainRequest::first(),
+            reel: Reel::default(),
+            film_credit: 0.0,
+            film_failed: false,
+            pixels_share: None,
         }
     }
 
@@ -190,6 +213,8 @@ impl WorkerState {
                         return;
                     }
                 }
+                self.wants.film = self.next_film_job();
+                self.wants.film_budget = self.film_credit > 0.0;
                 let job = self.wants.next(self.model.is_some());
                 job.map(|job| {
                     let token = Cancel::new();
@@ -225,6 +250,14 @@ impl WorkerState {
                     .check_fits(split.train.n_features(), split.train.n_classes())
                     .map_err(|e| format!("the model does not fit the data: {e}"))?;
                 self.wants.report = true;
+                // A saved run (`--model DIR`): its film is made from its checkpoints.
+                if self.config.film {
+                    for (epoch, m) in &self.config.film_models {
+                        m.check_fits(split.train.n_features(), split.train.n_classes())
+                            .map_err(|e| format!("checkpoint of epoch {epoch}: {e}"))?;
+                        self.reel.models.insert(*epoch, Arc::clone(m));
+                    }
+                }
             }
             None => self.new_session(self.config.seed),
         }
@@ -265,6 +298,15 @@ impl WorkerState {
             ..self.config.train.clone()
         };
         self.trainer = Some(Trainer::new(n_features, n_classes, params));
+        // A restart clears the film; epoch 0 is the untrained network.
+        self.reel.clear();
+        self.film_credit = 0.0;
+        self.film_failed = false;
+        if self.config.film
+            && let Some(t) = &self.trainer
+        {
+            self.reel.models.insert(0, Arc::new(t.model().clone()));
+        }
         self.model = None;
         self.prepared = None;
         self.wants.training = Training::Running;
@@ -309,6 +351,7 @@ impl WorkerState {
                 perplexity,
                 include_input,
             } => {
+                self.new_film_perplexity(perplexity);
                 self.include_input = include_input;
                 self.wants.perplexity = perplexity;
                 self.wants.layers = self.layers();
@@ -318,6 +361,7 @@ impl WorkerState {
                 include_input,
                 layers,
             } => {
+                self.new_film_perplexity(perplexity);
                 self.include_input = include_input;
                 self.wants.perplexity = perplexity;
                 let valid = self.layers();
@@ -331,15 +375,72 @@ impl WorkerState {
         true
     }
 
+    /// A new perplexity remakes the film from epoch 0, oldest first (each frame starts from the
+    /// one before it); the weights are kept.
+    fn new_film_perplexity(&mut self, perplexity: f64) {
+        if perplexity != self.wants.perplexity {
+            self.reel.restart_frames();
+            self.film_failed = false;
+        }
+    }
+
+    /// The film's next job: the separation of the oldest epoch without one (cheap, and the
+    /// chart wants every epoch), then the oldest frame not made ([`Reel::next`]).
+    fn next_film_job(&self) -> Option<Job> {
+        if !self.config.film || self.film_failed {
+            return None;
+        }
+        if let Some(&epoch) = self
+            .reel
+            .models
+            .keys()
+            .find(|e| !self.reel.separated.contains(e))
+        {
+            return Some(Job::Separation { epoch });
+        }
+        self.reel
+            .next(&self.layers())
+            .map(|(layer, epoch)| Job::Frame {
+                layer,
+                epoch,
+                perplexity: self.wants.perplexity,
+            })
+    }
+
     fn run_job(&mut self, job: Job, cancel: &Cancel) {
+        let started = Instant::now();
         let outcome = catch_unwind(AssertUnwindSafe(|| match &job {
             Job::Train => self.train(cancel),
             Job::Finish => self.finish(),
             Job::Embed { layer, perplexity } => self.embed(*layer, *perplexity, cancel),
             Job::Explain(request) => self.explain(*request, cancel),
+            Job::Separation { epoch } => self.separation(*epoch),
+            Job::Frame {
+                layer,
+                epoch,
+                perplexity,
+            } => self.frame(*layer, *epoch, *perplexity, cancel),
         }));
+        // The film's budget: it earns a share of every turn of training, and spends what its
+        // own jobs take while training is wanted.
+        let seconds = started.elapsed().as_secs_f64();
+        if job == Job::Train {
+            self.film_credit = (self.film_credit + FILM_SHARE * seconds).min(FILM_CREDIT_MAX);
+        } else if job.is_film() && self.wants.training == Training::Running {
+            self.film_credit -= seconds;
+        }
+        let failed = match &outcome {
+            Ok(Ok(())) => false,
+            Ok(Err(e)) => !e.is::<Cancelled>() && !e.is::<EpochDone>(),
+            Err(_) => true,
+        };
+        if failed && job.is_film() {
+            self.film_failed = true;
+        }
         let message = match outcome {
             Ok(Ok(())) => None,
+            // Training came back after an epoch: it is still wanted.
+            Ok(Err(e)) if e.is::<EpochDone>() => return,
             // Still wanted unless the command that cancelled it changed that.
             Ok(Err(e)) if e.is::<Cancelled>() => return,
             Ok(Err(e)) => Some(format!("{e:#}")),
@@ -371,12 +472,36 @@ impl WorkerState {
         };
         let notify = &self.notify;
         let mut on_epoch = |m: &nn::EpochMetrics| notify(Event::Epoch(m.clone()));
+        // With the film, training comes back after every epoch (the epoch cap one above the
+        // epochs done), so that the epoch's weights are kept and the film can take its turn;
+        // the next turn goes on exactly as one uninterrupted run would.
+        let cap = self.config.max_epochs;
+        if self.config.film {
+            trainer.set_max_epochs(cap.min(trainer.epoch() + 1));
+        }
         let reason = trainer.run(
             &split.train,
             Some(&split.test),
             &mut on_epoch,
             Some(cancel.flag()),
         );
+        trainer.set_max_epochs(cap);
+        if self.config.film && reason != StopReason::Cancelled {
+            let epoch = trainer.epoch();
+            let finite = trainer
+                .history()
+                .last()
+                .is_some_and(|m| m.train_loss.is_finite());
+            if finite && !self.reel.models.contains_key(&epoch) {
+                self.reel
+                    .models
+                    .insert(epoch, Arc::new(trainer.model().clone()));
+            }
+            if reason == StopReason::MaxEpochs && epoch < cap {
+                // Not the end: training is still wanted.
+                return Err(EpochDone.into());
+            }
+        }
         match reason {
             StopReason::Cancelled => return Err(Cancelled.into()),
             // The engine's rule: a diverged model is neither shown nor explained.
@@ -504,6 +629,45 @@ impl WorkerState {
         Ok(Some(result?))
     }
 
+    /// The separation of every layer after `epoch` (`Event::Separation`).
+    fn separation(&mut self, epoch: usize) -> anyhow::Result<()> {
+        self.reel.separated.insert(epoch);
+        let Some(model) = self.reel.models.get(&epoch).cloned() else {
+            return Ok(());
+        };
+        let split = Arc::clone(&self.config.split);
+        let rows = self.embed_rows();
+        let x = split.train.features.slice(s![rows.clone(), ..]);
+        let labels = &split.train.labels[rows];
+        let separation = film::separation(&model, x, labels, epoch, self.pixels_share);
+        self.pixels_share = separation.shares.first().map(|&(_, share)| share);
+        self.emit(Event::Separation(separation));
+        Ok(())
+    }
+
+    /// Frame (`layer`, `epoch`) of the film (`Event::Frame`).
+    fn frame(
+        &mut self,
+        layer: usize,
+        epoch: usize,
+        perplexity: f64,
+        cancel: &Cancel,
+    ) -> anyhow::Result<()> {
+        let split = Arc::clone(&self.config.split);
+        let x = split.train.features.slice(s![self.embed_rows(), ..]);
+        let seed = self.config.seed;
+        let Some(result) = self
+            .reel
+            .make(x, layer, epoch, perplexity, seed, Some(cancel.flag()))
+        else {
+            return Ok(());
+        };
+        cancel.check()?;
+        let frame = result.with_context(|| format!("film: layer {layer}, epoch {epoch}"))?;
+        self.emit(Event::Frame(frame));
+        Ok(())
+    }
+
     fn explain(&mut self, request: ExplainRequest, cancel: &Cancel) -> anyhow::Result<()> {
         let split = Arc::clone(&self.config.split);
         let model = self.model.as_ref().context("no model to explain")?;
@@ -564,6 +728,11 @@ impl WorkerState {
         Ok(())
     }
 }
+
+/// The training job came back after an epoch with more to do (not a failure).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("an epoch is done")]
+struct EpochDone;
 
 /// Run the whole pipeline (train or load, explain the first test image, embed every layer) and
 /// hand every event to `on_event` until the worker is idle, or until `timeout`. For headless use

@@ -13,6 +13,7 @@ macro_rules! note {
     }};
 }
 
+pub mod frames;
 mod neighbours;
 pub mod output;
 mod saliency;
@@ -338,6 +339,10 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         outputs.push(("--metrics", m.as_path()));
     }
     let plan = Plan::new(&outputs, &inputs(data, args.model.model.as_deref()))?;
+    let mut film = frames::TrainFilm::new(
+        args.checkpoints.as_deref(),
+        &inputs(data, args.model.model.as_deref()),
+    )?;
     let split = load_data(data)?;
     let saved = match &args.model.model {
         Some(path) => nn::read_training(path)?.map(|r| r.params),
@@ -365,14 +370,19 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     };
     split.check_trainable().map_err(anyhow::Error::msg)?;
     note!("training: {}", training_words(trainer.params()));
-    let stop = run_training(&mut trainer, &split, max_epochs)?;
+    let stop = frames::train_by_epoch(&mut trainer, &split, max_epochs, &mut |e, m| {
+        film.epoch(e, m, &split)
+    })?;
     let record = training_record(&trainer, data, args.model.model.as_deref());
     let mut staged = vec![plan.stage(0, |w| {
         nn::write_trained_model(trainer.model(), Some(&record), w)
     })?];
     if args.metrics.is_some() {
-        staged.push(plan.stage(1, |w| write_metrics(w, trainer.history()))?);
+        staged.push(plan.stage(1, |w| {
+            write_metrics(w, trainer.history(), film.separations())
+        })?);
     }
+    staged.extend(film.staged());
     Plan::commit(staged)?;
     let accuracy = trainer
         .history()
@@ -421,24 +431,34 @@ fn training_record(
 
 /// The metrics file: one row per epoch, no timings (the same seed gives the same file; the
 /// timings are on stderr).
-fn write_metrics(w: &mut dyn output::Sink, history: &[EpochMetrics]) -> std::io::Result<()> {
+fn write_metrics(
+    w: &mut dyn output::Sink,
+    history: &[EpochMetrics],
+    separations: &[crate::compute::Separation],
+) -> std::io::Result<()> {
     let mut csv = csv::Writer::from_writer(w);
-    csv.write_record([
+    let mut header: Vec<String> = [
         "epoch",
         "train_loss",
         "train_accuracy",
         "test_loss",
         "test_accuracy",
-    ])?;
+    ]
+    .map(String::from)
+    .to_vec();
+    header.extend(frames::separation_header(separations));
+    csv.write_record(&header)?;
     let figure = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
     for m in history {
-        csv.write_record([
+        let mut row = vec![
             m.epoch.to_string(),
             m.train_loss.to_string(),
             m.train_accuracy.to_string(),
             figure(m.test_loss),
             figure(m.test_accuracy),
-        ])?;
+        ];
+        row.extend(frames::separation_fields(separations, m.epoch));
+        csv.write_record(&row)?;
     }
     csv.flush()
 }
@@ -466,6 +486,9 @@ fn check_tsne(perplexity: f64, embed_n: usize, train_rows: usize) -> anyhow::Res
 
 /// `layerscope embed`.
 pub fn embed(args: &EmbedArgs) -> anyhow::Result<()> {
+    if let Some(wanted) = &args.frames {
+        return frames::embed_frames(args, wanted);
+    }
     let data = &args.data;
     let plan = Plan::new(
         &[("--out", args.out.as_path())],

@@ -78,6 +78,10 @@ impl Mlp {
 /// `.onnx` files (by extension, any case) go to `nn::import`; anything else is read as an `.npz`
 /// (`load_npz`). Every error names the file.
 pub fn load_model(path: &Path, n_features: usize, n_classes: usize) -> anyhow::Result<Mlp> {
+    // A folder of checkpoints (issue 12, branch film): its last one is the model.
+    if path.is_dir() {
+        return super::checkpoints::load_last_checkpoint(path, n_features, n_classes);
+    }
     let extension = path
         .extension()
         .and_then(|e| e.to_str())

@@ -5,6 +5,7 @@
 mod activation;
 mod adam;
 mod backprop;
+pub mod checkpoints;
 mod grad;
 mod io;
 mod linalg;

@@ -422,6 +422,8 @@ impl App {
             Event::ExplainStarted { .. } | Event::ExplainProgress | Event::ExplainDone { .. } => {
                 self.saliency.on_event(event, slots);
             }
+            // SHIM(filmtui): the film's timeline and separation chart take these.
+            Event::Frame(_) | Event::Separation(_) => {}
         }
     }
 

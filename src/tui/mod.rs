@@ -33,7 +33,16 @@ pub use snapshot::{build_app, render_snapshot};
 /// When the data or the model cannot be loaded, or the model does not fit the data.
 pub fn config(data: &DataArgs, model: &ModelArgs, view: &ViewArgs) -> anyhow::Result<Config> {
     let session = crate::headless::preflight(data, model, view)?;
+    // Issue 12 (branch film): `--model DIR` is a saved run, whose film is made from its
+    // checkpoints; a single model file has no film.
+    let (width, classes) = (
+        session.split.train.n_features(),
+        session.split.train.n_classes(),
+    );
+    let film_models = crate::headless::frames::film_models(model.model.as_deref(), width, classes)?;
     Ok(Config {
+        film: model.model.is_none() || !film_models.is_empty(),
+        film_models,
         hidden: model.hidden.clone(),
         max_epochs: model.epochs.unwrap_or(nn::DEFAULT_MAX_EPOCHS),
         perplexity: view.perplexity,

@@ -1,0 +1,311 @@
+//! The film benchmark (`cargo bench --bench film`, issue 12).
+//!
+//! On the on-board digits (5,000 training images, 784-512-256-10, the first 1,500 embedded,
+//! perplexity 30) it prints:
+//! 1. per layer, a warm frame (from the previous epoch's frame, `compute::film::frame_params`)
+//!    against a cold full run on the same activations: seconds (median over the epochs
+//!    sampled), KL ratio, and the alignment ratio (median move between consecutive frames over
+//!    the RMS radius, cold film / warm film);
+//! 2. the separation figure's cost per epoch (every layer, pixels cached);
+//! 3. the worker end to end, film on and off: training wall time (the slowdown), the film's
+//!    completion after training ends, frames made, and the memory of the frames (and of the
+//!    weights kept per epoch), extrapolated to a 200-epoch run.
+//!
+//! Options: `-- --iters 50,100,150,200` sweeps the warm iteration count (part 1 only);
+//! `--epochs N` caps training (default: the engine's, about 37 epochs to converge here);
+//! `--sample E,E,...` the epochs sampled in part 1 (default 1,2,5,10,20,30); `--lr X` another
+//! learning rate for the warm frames (part 1); `--exag N` N of the warm iterations with early
+//! exaggeration; `--no-worker` stops after part 1.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use layerscope::compute::{Config, Event, Worker, film};
+use layerscope::data::LoadOptions;
+use layerscope::nn::{self, Mlp, StopReason, Trainer};
+use layerscope::tsne::{self, TsneParams};
+use ndarray::s;
+
+fn cpu() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    #[cfg(target_arch = "x86_64")]
+    let features = format!(
+        "AVX2 {}, FMA {}, AVX-512F {}",
+        std::arch::is_x86_feature_detected!("avx2"),
+        std::arch::is_x86_feature_detected!("fma"),
+        std::arch::is_x86_feature_detected!("avx512f")
+    );
+    #[cfg(not(target_arch = "x86_64"))]
+    let features = "not x86-64".to_owned();
+    let threads = rayon::current_num_threads();
+    format!("{model}; {features}; {threads} rayon threads")
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn list(name: &str, default: &[usize]) -> Vec<usize> {
+    arg(name).map_or_else(
+        || default.to_vec(),
+        |s| s.split(',').filter_map(|p| p.trim().parse().ok()).collect(),
+    )
+}
+
+/// The network at epoch 0 and after every epoch, and the wall time of each epoch.
+fn train_run(split: &layerscope::data::Split, max_epochs: usize) -> (Vec<Mlp>, f64) {
+    let params = nn::TrainParams {
+        max_epochs,
+        ..nn::TrainParams::default()
+    };
+    let mut trainer = Trainer::new(split.train.n_features(), split.train.n_classes(), params);
+    let mut models = vec![trainer.model().clone()];
+    let started = Instant::now();
+    loop {
+        trainer.set_max_epochs(max_epochs.min(trainer.epoch() + 1));
+        let stop = trainer.run(&split.train, Some(&split.test), &mut |_| {}, None);
+        trainer.set_max_epochs(max_epochs);
+        models.push(trainer.model().clone());
+        if stop != StopReason::MaxEpochs || trainer.epoch() >= max_epochs {
+            break;
+        }
+    }
+    (models, started.elapsed().as_secs_f64())
+}
+
+struct WorkerRun {
+    training: f64,
+    after: f64,
+    frames: usize,
+    frame_bytes: usize,
+    epochs: usize,
+}
+
+fn worker_run(split: &Arc<layerscope::data::Split>, film: bool, max_epochs: usize) -> WorkerRun {
+    let config = Config {
+        film,
+        max_epochs,
+        ..Config::new((**split).clone(), None)
+    };
+    let (tx, rx) = mpsc::channel();
+    let worker = Worker::spawn(config, move |e| {
+        let _ = tx.send(e);
+    });
+    let started = Instant::now();
+    let (mut stopped, mut last, mut frames, mut frame_bytes, mut epochs) = (None, 0.0, 0, 0, 0);
+    while let Ok(event) = rx.recv_timeout(Duration::from_secs(600)) {
+        let t = started.elapsed().as_secs_f64();
+        match event {
+            Event::Idle => break,
+            Event::TrainingStopped(_) => stopped = Some(t),
+            Event::Epoch(m) => epochs = m.epoch,
+            Event::Frame(f) => {
+                frames += 1;
+                frame_bytes += f.coords.len() * 4;
+                last = t;
+            }
+            Event::EmbedDone { .. } | Event::ExplainDone { .. } | Event::Separation(_) => {
+                last = last.max(t);
+            }
+            _ => {}
+        }
+    }
+    worker.shutdown(Duration::from_secs(10));
+    let training = stopped.unwrap_or(f64::NAN);
+    WorkerRun {
+        training,
+        after: last - training,
+        frames,
+        frame_bytes,
+        epochs,
+    }
+}
+
+fn main() {
+    println!("film benchmark: {}", cpu());
+    println!("load average at start: {}", load_average());
+    let split = LoadOptions {
+        path: None,
+        sample: None,
+        test_fraction: 0.5,
+        seed: 0,
+    }
+    .load()
+    .expect("on-board digits");
+    let max_epochs = arg("--epochs")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(nn::DEFAULT_MAX_EPOCHS);
+    let n = 1500.min(split.train.n_rows());
+    let x = split.train.features.slice(s![..n, ..]).to_owned();
+    let perplexity = tsne::DEFAULT_PERPLEXITY;
+
+    // 1. Warm frames against cold runs.
+    let (models, train_seconds) = train_run(&split, max_epochs);
+    let last_epoch = models.len() - 1;
+    println!("\ntrained {last_epoch} epochs in {train_seconds:.2} s (film off, plain loop)");
+    let sample: Vec<usize> = list("--sample", &[1, 2, 5, 10, 20, 30])
+        .into_iter()
+        .filter(|&e| e >= 1 && e <= last_epoch)
+        .collect();
+    let iters = list("--iters", &[film::FRAME_ITERATIONS]);
+    println!(
+        "\n1. warm frame vs cold run, 1,500 points, perplexity {perplexity}, epochs {sample:?} (median over them)"
+    );
+    println!(
+        "{:>5} {:>6} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>9} | {:>8}",
+        "layer", "iters", "warm s", "cold s", "speed", "KL w/c", "KL max", "move w", "align x"
+    );
+    for &iterations in &iters {
+        for layer in 2..=models[0].n_layers() {
+            // The film of this layer: a cold frame at epoch 0, then warm frames.
+            let high0 = models[0].layer_output(x.view(), layer);
+            let cold_params = film::frame_params(perplexity, 0, false);
+            let base = film::frame_params(perplexity, 0, true);
+            let warm_params = TsneParams {
+                n_iter: iterations,
+                n_iter_without_progress: iterations,
+                learning_rate: arg("--lr").and_then(|v| v.parse().ok()).or(base.learning_rate),
+                exaggeration_iter: arg("--exag")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(base.exaggeration_iter),
+                ..base
+            };
+            let mut prev = tsne::tsne(high0.view(), &cold_params, None, None)
+                .expect("cold")
+                .coords;
+            let mut prev_cold = prev.clone();
+            let (mut warm_s, mut cold_s, mut kl_ratio, mut warm_move, mut cold_move) =
+                (vec![], vec![], vec![], vec![], vec![]);
+            for epoch in 1..=*sample.last().unwrap_or(&1) {
+                let high = models[epoch].layer_output(x.view(), layer);
+                let t = Instant::now();
+                let warm = tsne::tsne_from(high.view(), prev.view(), &warm_params, None, None)
+                    .expect("warm");
+                let w = t.elapsed().as_secs_f64();
+                if sample.contains(&epoch) {
+                    let t = Instant::now();
+                    let cold = tsne::tsne(high.view(), &cold_params, None, None).expect("cold");
+                    cold_s.push(t.elapsed().as_secs_f64());
+                    warm_s.push(w);
+                    kl_ratio.push(warm.kl_divergence / cold.kl_divergence);
+                    warm_move.push(film::median_move(prev.view(), warm.coords.view()));
+                    // Cold films: the previous epoch's cold run against this one's.
+                    let prev_high = models[epoch - 1].layer_output(x.view(), layer);
+                    if epoch > 1 {
+                        prev_cold = tsne::tsne(prev_high.view(), &cold_params, None, None)
+                            .expect("cold")
+                            .coords;
+                    }
+                    cold_move.push(film::median_move(prev_cold.view(), cold.coords.view()));
+                }
+                prev = warm.coords;
+            }
+            let max_kl = kl_ratio.iter().copied().fold(0.0, f64::max);
+            println!(
+                "{layer:>5} {iterations:>6} | {:>8.3} {:>8.3} {:>5.1}x | {:>8.3} {:>8.3} {:>9.4} | {:>7.1}x",
+                median(warm_s.clone()),
+                median(cold_s.clone()),
+                median(cold_s) / median(warm_s),
+                median(kl_ratio),
+                max_kl,
+                median(warm_move.clone()),
+                median(cold_move) / median(warm_move)
+            );
+        }
+    }
+
+    if std::env::args().any(|a| a == "--no-worker") {
+        return;
+    }
+
+    // 2. The separation figure.
+    let labels = &split.train.labels[..n];
+    let mut sep = Vec::new();
+    let pixels = film::label_share(x.view(), labels, film::SEPARATION_K);
+    for _ in 0..5 {
+        let t = Instant::now();
+        let s = film::separation(
+            &models[last_epoch],
+            x.view(),
+            labels,
+            last_epoch,
+            Some(pixels),
+        );
+        sep.push(t.elapsed().as_secs_f64());
+        std::hint::black_box(s);
+    }
+    let last = film::separation(
+        &models[last_epoch],
+        x.view(),
+        labels,
+        last_epoch,
+        Some(pixels),
+    );
+    println!(
+        "\n2. separation of every layer at epoch {last_epoch}: {:.1} ms (median of 5; pixels cached); shares {:?}",
+        median(sep) * 1e3,
+        last.shares
+            .iter()
+            .map(|(l, v)| format!("l{l} {v:.3}"))
+            .collect::<Vec<_>>()
+    );
+
+    // 3. The worker end to end, film off then on, same process.
+    println!(
+        "\n3. the worker, default run (train, explain, final maps, film), load average {}",
+        load_average()
+    );
+    let split = Arc::new(split);
+    let off = worker_run(&split, false, max_epochs);
+    let on = worker_run(&split, true, max_epochs);
+    let weights: usize = models[0].coefs.iter().map(|c| c.len()).sum::<usize>()
+        + models[0].intercepts.iter().map(|b| b.len()).sum::<usize>();
+    let per_frame = on.frame_bytes as f64 / on.frames.max(1) as f64;
+    let layers = models[0].n_layers() - 1;
+    println!(
+        "training wall time: film off {:.2} s, film on {:.2} s ({} epochs): slowdown {:+.1}%",
+        off.training,
+        on.training,
+        on.epochs,
+        (on.training / off.training - 1.0) * 100.0
+    );
+    println!(
+        "after training ends: film off, last event {:.2} s; film on, film complete {:.2} s ({} frames)",
+        off.after, on.after, on.frames
+    );
+    println!(
+        "memory: frames {:.1} MB for this run, {:.1} MB for 200 epochs ({} layers); weights kept per epoch {:.1} MB ({:.0} MB for 200 epochs)",
+        on.frame_bytes as f64 / 1e6,
+        per_frame * (201 * layers) as f64 / 1e6,
+        layers,
+        weights as f64 * 4.0 / 1e6,
+        weights as f64 * 4.0 * 201.0 / 1e6
+    );
+    println!("load average at end: {}", load_average());
+}
