@@ -115,7 +115,7 @@ pub fn info(args: &InfoArgs) -> anyhow::Result<()> {
     let split = load_data(data)?;
     let mut text = summary(&split);
     if let Some(path) = &args.model {
-        let mlp = nn::load_npz(path)?;
+        let mlp = nn::import::load_file(path)?;
         let sizes: Vec<String> = mlp.layer_sizes().iter().map(usize::to_string).collect();
         let parameters: usize = mlp.coefs.iter().map(|c| c.len()).sum::<usize>()
             + mlp.intercepts.iter().map(|b| b.len()).sum::<usize>();

@@ -71,7 +71,8 @@ impl Mlp {
 /// data of `n_features` columns into `n_classes` classes: the one model-loading function of the
 /// front-ends. Every error names the file.
 pub fn load_model(path: &Path, n_features: usize, n_classes: usize) -> anyhow::Result<Mlp> {
-    let mlp = load_npz(path)?;
+    // SHIM(nnx): nnx's dispatch arms for `.safetensors` and `.onnx` replace this line.
+    let mlp = super::import::load_file(path)?;
     mlp.check_fits(n_features, n_classes)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(mlp)

@@ -4,6 +4,8 @@
 mod adam;
 mod backprop;
 mod grad;
+/// Networks trained elsewhere: `.safetensors` and `.onnx` (issue 16, branch import).
+pub mod import;
 mod io;
 mod linalg;
 mod metrics;
