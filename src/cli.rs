@@ -200,6 +200,11 @@ pub struct EmbedArgs {
     /// Where to write the embedding (CSV; `-` for stdout)
     #[arg(long, value_name = "PATH")]
     pub out: PathBuf,
+    // Issue 16 item 6 (branch import): TensorBoard projector export.
+    /// Also write the embedded images for TensorBoard's projector in folder DIR (made if
+    /// missing): tensors-layerK.tsv per layer, metadata.tsv, sprite.png, projector_config.pbtxt
+    #[arg(long, value_name = "DIR")]
+    pub projector: Option<PathBuf>,
 }
 
 /// An explanation method, as named on the command line.

@@ -14,6 +14,7 @@ macro_rules! note {
 }
 
 pub mod output;
+pub mod projector;
 mod saliency;
 
 pub use saliency::{CLASS_MEAN_IMAGES, explain};
@@ -409,6 +410,21 @@ pub fn embed(args: &EmbedArgs) -> anyhow::Result<()> {
         args.tsne.embed_n,
         split.train.n_rows(),
     )?;
+    // Issue 16 item 6: the projector's files, checked now (before training and t-SNE).
+    let projector = args
+        .projector
+        .as_deref()
+        .map(|dir| {
+            projector::Projector::plan(
+                dir,
+                &layers,
+                args.tsne.embed_n.min(split.train.n_rows()),
+                split.train.image_shape,
+                &args.out,
+                &inputs(data, args.model.model.as_deref()),
+            )
+        })
+        .transpose()?;
     let model = match loaded {
         Some(m) => m,
         None => model_for(&args.model, &split, data.seed)?,
@@ -472,7 +488,11 @@ pub fn embed(args: &EmbedArgs) -> anyhow::Result<()> {
         }
         csv.flush()
     })?;
-    Plan::commit(vec![staged])
+    let mut staged = vec![staged];
+    if let Some(p) = &projector {
+        staged.extend(p.stage(&model, x.view(), labels, &predictions, names)?);
+    }
+    Plan::commit(staged)
 }
 
 /// `layerscope snapshot`: run the pipeline to the end, then print one frame of a tab.

@@ -77,6 +77,7 @@ pub fn read_safetensors(path: &Path) -> Result<Network, ModelError> {
         }
     }
     found.sort_by(|a, b| natural_order(&a.0, &b.0));
+    others.sort_by(|a, b| natural_order(a, b));
     let listing = || {
         if found.is_empty() {
             "none".to_owned()
