@@ -130,7 +130,7 @@ pub const GLOBAL_KEYS: &[Binding] = &[
         &[KeyCode::Char('S')],
         Action::SaveSvg,
         "S",
-        "save the view as an SVG file",
+        "save view as SVG",
     )
     .shown(Show::Help),
 ];

@@ -40,10 +40,15 @@ pub fn save_view(app: &App, theme: &Theme, width: u16, height: u16, dir: &Path) 
 
 /// Write `bytes` to the first free `layerscope-<tab>-NNN.svg` in `dir`, never replacing a file.
 pub fn write_new(dir: &Path, tab: &str, bytes: &[u8]) -> io::Result<PathBuf> {
-    let mut temp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TEMP_PREFIX).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // As `File::create` would: 0666 less the umask (applied by the kernel).
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut temp = builder.tempfile_in(dir)?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;
     for n in 1..=MAX_NUMBER {
@@ -92,6 +97,23 @@ mod tests {
             ],
             "no temporary file left"
         );
+    }
+
+    #[test]
+    fn capital_s_asks_for_a_picture_on_every_tab() {
+        use super::super::app::{Action, Tab};
+        use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+        for tab in Tab::ALL {
+            let mut app = App::new(30.0);
+            app.tab = tab;
+            let key = KeyEvent::new(KeyCode::Char('S'), KeyModifiers::SHIFT);
+            assert_eq!(app.action_for(key), Some(Action::SaveSvg), "{tab}");
+            assert!(
+                app.update(Action::SaveSvg).is_empty(),
+                "nothing for the worker"
+            );
+            assert!(app.save_svg, "{tab}");
+        }
     }
 
     #[test]
