@@ -311,6 +311,11 @@ pub struct EmbedArgs {
     /// `epoch` column first
     #[arg(long, value_name = "all|E,E", value_parser = frames_spec)]
     pub frames: Option<FramesSpec>,
+    // Issue 16 item 6 (branch import): TensorBoard projector export.
+    /// Also write the embedded images for TensorBoard's projector in folder DIR (made if
+    /// missing): tensors-layerK.tsv per layer, metadata.tsv, sprite.png, projector_config.pbtxt
+    #[arg(long, value_name = "DIR")]
+    pub projector: Option<PathBuf>,
 }
 
 // Issue 13 (errors and neighbours): `layerscope neighbours`.

@@ -16,6 +16,7 @@ macro_rules! note {
 pub mod frames;
 mod neighbours;
 pub mod output;
+pub mod projector;
 mod saliency;
 
 pub use neighbours::neighbours;
@@ -118,7 +119,7 @@ pub fn info(args: &InfoArgs) -> anyhow::Result<()> {
     let split = load_data(data)?;
     let mut text = summary(&split);
     if let Some(path) = &args.model {
-        let mlp = nn::load_npz(path)?;
+        let mlp = nn::import::load_file(path)?;
         let sizes: Vec<String> = mlp.layer_sizes().iter().map(usize::to_string).collect();
         let parameters: usize = mlp.coefs.iter().map(|c| c.len()).sum::<usize>()
             + mlp.intercepts.iter().map(|b| b.len()).sum::<usize>();
@@ -518,6 +519,21 @@ pub fn embed(args: &EmbedArgs) -> anyhow::Result<()> {
         split.train.n_rows(),
     )?;
     neighbours::check_place(args.place, split.test.n_rows())?;
+    // Issue 16 item 6: the projector's files, checked now (before training and t-SNE).
+    let projector = args
+        .projector
+        .as_deref()
+        .map(|dir| {
+            projector::Projector::plan(
+                dir,
+                &layers,
+                args.tsne.embed_n.min(split.train.n_rows()),
+                split.train.image_shape,
+                &args.out,
+                &inputs(data, args.model.model.as_deref()),
+            )
+        })
+        .transpose()?;
     let model = match loaded {
         Some(m) => m,
         None => model_for(&args.model, &split, data.seed)?,
@@ -575,7 +591,14 @@ pub fn embed(args: &EmbedArgs) -> anyhow::Result<()> {
     let staged = plan.stage(0, |w| {
         neighbours::write_embedding(w, &split, &model, &tables)
     })?;
-    Plan::commit(vec![staged])
+    let mut staged = vec![staged];
+    if let Some(p) = &projector {
+        let labels = &split.train.labels[..n];
+        let predictions = model.predict(x.view());
+        let names = &split.train.class_names;
+        staged.extend(p.stage(&model, x.view(), labels, &predictions, names)?);
+    }
+    Plan::commit(staged)
 }
 
 /// `layerscope snapshot`: run the pipeline to the end, then print one frame of a tab.

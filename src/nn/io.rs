@@ -87,8 +87,8 @@ pub fn load_model(path: &Path, n_features: usize, n_classes: usize) -> anyhow::R
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
     let mlp = match extension.as_deref() {
-        Some("safetensors") => import_shim::load_safetensors(path)?,
-        Some("onnx") => import_shim::load_onnx(path)?,
+        Some("safetensors") => super::import::load_safetensors(path)?,
+        Some("onnx") => super::import::load_onnx(path)?,
         _ => load_npz(path)?,
     };
     mlp.check_fits(n_features, n_classes)
@@ -353,28 +353,5 @@ fn npy_problem(e: ReadNpzError) -> String {
             format!("not an .npy array ({h}): expected NumPy's .npy header")
         }
         other => other.to_string(),
-    }
-}
-
-/// Stand-ins for branch `import`'s readers (`nn::import::load_safetensors`, `load_onnx`), so
-/// that `load_model` already dispatches to them.
-// SHIM(import): replace with `super::import::{load_safetensors, load_onnx}` when it lands.
-mod import_shim {
-    use std::path::Path;
-
-    use super::{Mlp, ModelError};
-
-    pub(super) fn load_safetensors(path: &Path) -> Result<Mlp, ModelError> {
-        Err(ModelError::file(
-            path,
-            "PyTorch .safetensors models are not supported yet: expected an .npz model",
-        ))
-    }
-
-    pub(super) fn load_onnx(path: &Path) -> Result<Mlp, ModelError> {
-        Err(ModelError::file(
-            path,
-            "ONNX models are not supported yet: expected an .npz model",
-        ))
     }
 }

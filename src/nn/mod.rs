@@ -7,6 +7,8 @@ mod adam;
 mod backprop;
 pub mod checkpoints;
 mod grad;
+/// Networks trained elsewhere: `.safetensors` and `.onnx` (issue 16, branch import).
+pub mod import;
 mod io;
 mod linalg;
 mod meta;

@@ -93,6 +93,8 @@ pub enum Action {
     Embeddings(EmbeddingsAction),
     /// An action of the Saliency tab.
     Saliency(SaliencyAction),
+    /// Save the current view as an SVG file (issue 16 item 5; the event loop writes it).
+    SaveSvg,
 }
 
 /// The keys of every tab (looked up before the tab's own).
@@ -123,6 +125,14 @@ pub const GLOBAL_KEYS: &[Binding] = &[
     bind(&[KeyCode::Char('?')], Action::ToggleHelp, "?", "help"),
     bind(&[KeyCode::Esc], Action::CloseHelp, "esc", "close help").shown(Show::Help),
     bind(&[KeyCode::Char('q')], Action::Quit, "q", "quit").long("q, ctrl-c", "quit"),
+    // Issue 16 item 5 (branch import).
+    bind(
+        &[KeyCode::Char('S')],
+        Action::SaveSvg,
+        "S",
+        "save view as SVG",
+    )
+    .shown(Show::Help),
 ];
 
 /// Keys a message lives for: it goes with the key after the last of these (or a tab change).
@@ -271,6 +281,9 @@ pub struct App {
     pub question: Option<Question>,
     /// The worker has nothing left to do.
     pub idle: bool,
+    /// `S` was pressed: the event loop saves the view as SVG (it has the frame's size and does
+    /// the I/O) and clears this.
+    pub save_svg: bool,
 }
 
 impl App {
@@ -340,6 +353,10 @@ impl App {
             Action::Training(a) => self.training.update(a),
             Action::Embeddings(a) => self.embed.update(a, &self.session),
             Action::Saliency(a) => self.saliency.update(a, &self.session),
+            Action::SaveSvg => {
+                self.save_svg = true;
+                Vec::new()
+            }
         };
         let commands = self.apply(effects);
         if !commands.is_empty() {

@@ -10,6 +10,8 @@ pub mod fixture;
 pub mod keys;
 pub mod render;
 pub mod run;
+/// The `S` key's SVG files (issue 16 item 5, branch import).
+pub mod save_svg;
 pub mod snapshot;
 pub mod svg;
 pub mod tabs;

@@ -170,6 +170,19 @@ fn event_loop(
                         for command in app.update(action) {
                             worker.send(command);
                         }
+                        // Issue 16 item 5: `S` saves what is on screen, at the screen's size.
+                        if std::mem::take(&mut app.save_svg) {
+                            let size = term.size()?;
+                            let dir = std::path::Path::new(".");
+                            let message = super::save_svg::save_view(
+                                &app,
+                                theme,
+                                size.width,
+                                size.height,
+                                dir,
+                            );
+                            app.say(message);
+                        }
                         dirty = true;
                         urgent = true;
                     }
