@@ -16,7 +16,8 @@ mod worker;
 
 pub use cancel::Cancel;
 pub use protocol::{
-    Command, Config, EmbedSnapshot, Event, ExplainRequest, JobKind, ModelReport, SaliencySnapshot,
+    Command, Config, EmbedSnapshot, Event, ExplainRequest, Frame, JobKind, ModelReport,
+    SaliencySnapshot, Separation,
 };
 pub use slot::{Slot, Slots};
 pub use worker::{Worker, run_pipeline};

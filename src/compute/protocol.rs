@@ -30,6 +30,9 @@ pub struct Config {
     pub embed_n: usize,
     /// Seed for training, t-SNE and Shapley.
     pub seed: u64,
+    /// Make the film (issue 12): each layer's map at epoch 0 and after every epoch, aligned
+    /// from frame to frame, and the class separation of every layer per epoch.
+    pub film: bool,
 }
 
 impl Config {
@@ -43,6 +46,7 @@ impl Config {
             perplexity: tsne::TsneParams::default().perplexity,
             embed_n: 1500,
             seed: 0,
+            film: true,
         }
     }
 }
@@ -156,6 +160,33 @@ pub struct EmbedSnapshot {
     pub coords: Array2<f32>,
 }
 
+/// One frame of the film (issue 12): a layer's t-SNE map of the embedded images after an epoch,
+/// started from the previous frame of that layer so that points move only as much as the
+/// network changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    /// Layer, notebook numbering (1 = input pixels).
+    pub layer: usize,
+    /// Epochs trained when the activations were taken (0 = the untrained network).
+    pub epoch: usize,
+    /// n x 2 coordinates, embedded image i at row i.
+    pub coords: Array2<f32>,
+    /// KL divergence of the layout.
+    pub kl_divergence: Option<f64>,
+    /// Neighbour preservation at k = 10 (`tsne::trust`).
+    pub trust: Option<f64>,
+}
+
+/// How class-separated every layer is after an epoch: for each layer, the mean share of each
+/// embedded image's 10 nearest neighbours in the layer's own space that have its label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Separation {
+    /// Epochs trained (0 = the untrained network).
+    pub epoch: usize,
+    /// (layer, share) for every layer, notebook numbering; layer 1 (pixels) is the baseline.
+    pub shares: Vec<(usize, f64)>,
+}
+
 /// An owned copy of `explain::ExplainProgress`, tagged with its request, for the slot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SaliencySnapshot {
@@ -250,6 +281,10 @@ pub enum Event {
         /// Time it took.
         seconds: f64,
     },
+    /// A frame of the film is made (`Config::film`).
+    Frame(Frame),
+    /// The class separation of every layer after an epoch (`Config::film`).
+    Separation(Separation),
     /// A job failed or panicked; the worker keeps running.
     JobFailed {
         /// Which job.
