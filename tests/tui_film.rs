@@ -381,8 +381,9 @@ fn film_keys_in_the_help_and_without_frames_a_message() {
     );
     app.show_help = true;
     let text = render_snapshot(&app, Tab::Embeddings, 80, 40, false);
-    assert!(text.contains("film: play/pause"), "{text}");
-    assert!(text.contains("film: first/last frame"), "{text}");
+    assert!(text.contains("play/pause film"), "{text}");
+    assert!(text.contains("first/last frame"), "{text}");
+    assert!(text.contains("epoch back/forward"), "{text}");
     assert!(text.contains("class separation by layer"), "{text}");
 }
 

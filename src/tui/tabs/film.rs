@@ -51,19 +51,24 @@ const fn act(a: FilmAction) -> Action {
     Action::Embeddings(EmbeddingsAction::Film(a))
 }
 
-/// The film's keys, in the Embeddings tab's table (after its own keys, so that the key bar
-/// keeps them at 80 columns; the timeline shows these keys itself).
+/// The film's keys, in the Embeddings tab's table, shown in the help only: the timeline shows
+/// its keys itself, and the key bar keeps its room for the tab's other keys.
 pub const KEYS: [Binding; 5] = [
-    bind(&[KeyCode::Char(',')], act(FilmAction::Back), ",/.", "epoch")
-        .long(", .", "film: epoch back/forward"),
+    bind(
+        &[KeyCode::Char(',')],
+        act(FilmAction::Back),
+        ", .",
+        "epoch back/forward",
+    )
+    .shown(Show::Help),
     bind(&[KeyCode::Char('.')], act(FilmAction::Forward), ".", "").shown(Show::Hidden),
     bind(
         &[KeyCode::Home, KeyCode::Char('<')],
         act(FilmAction::First),
-        "home/end",
-        "first/last",
+        "home/end, < >",
+        "first/last frame",
     )
-    .long("home/end, < >", "film: first/last frame"),
+    .shown(Show::Help),
     bind(
         &[KeyCode::End, KeyCode::Char('>')],
         act(FilmAction::Last),
@@ -75,9 +80,9 @@ pub const KEYS: [Binding; 5] = [
         &[KeyCode::Char('p')],
         act(FilmAction::TogglePlay),
         "p",
-        "play",
+        "play/pause film",
     )
-    .long("p", "film: play/pause"),
+    .shown(Show::Help),
 ];
 
 /// The film: frames by epoch, the test accuracy by epoch, the stop shown.

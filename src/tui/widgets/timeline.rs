@@ -210,7 +210,7 @@ mod tests {
 
     fn timeline(theme: &Theme, shown: Option<Stop>, has_final: bool) -> Vec<String> {
         let epochs = [0, 1, 2, 3, 4];
-        let accuracy = [(1, 0.5), (2, 0.7), (3, 0.9), (4, 0.9)];
+        let accuracy = [(1, 0.5), (2, 0.75), (3, 0.9), (4, 0.9)];
         let t = Timeline {
             epochs: &epochs,
             accuracy: &accuracy,
@@ -232,7 +232,7 @@ mod tests {
         let lines = timeline(&theme, Some(Stop::Epoch(2)), true);
         // Epoch 0 has no accuracy (the untrained network is not tested); 0.5..0.9 spans the rows.
         assert_eq!(lines[0], "acc     ▁▅██                  ");
-        assert_eq!(lines[1], "frames ··▲··   final        ");
+        assert_eq!(lines[1], "frames ··▲··   final          ");
         assert_eq!(lines[2], "epoch 2                 p play");
     }
 
@@ -240,7 +240,7 @@ mod tests {
     fn ascii_and_no_final() {
         let theme = Theme::new(ColorDepth::None, true);
         let lines = timeline(&theme, Some(Stop::Final), false);
-        assert_eq!(lines[0], "acc     _=##                  ");
+        assert_eq!(lines[0], "acc     _-##                  ");
         assert_eq!(lines[1], "frames .....                  ");
     }
 
