@@ -122,7 +122,8 @@ fn event_loop(
     let mut last_draw = Instant::now();
     // The message on screen and when it appeared.
     let mut shown_message: Option<(String, Instant)> = None;
-    // The app's clock (the film playing): when it last ticked.
+    // The app's clock (the film playing): whether it runs, and when it last ticked.
+    let mut ticking = false;
     let mut last_tick = Instant::now();
     loop {
         let mut timeout = if dirty {
@@ -197,6 +198,11 @@ fn event_loop(
             break;
         }
         match app.tick_interval() {
+            // Play starts: the first tick comes one step later.
+            Some(_) if !ticking => {
+                ticking = true;
+                last_tick = Instant::now();
+            }
             Some(step) if last_tick.elapsed() >= step => {
                 last_tick = Instant::now();
                 if app.tick() {
@@ -205,8 +211,7 @@ fn event_loop(
                 }
             }
             Some(_) => {}
-            // Not playing: the first tick comes one step after play starts.
-            None => last_tick = Instant::now(),
+            None => ticking = false,
         }
         match (&app.message, &shown_message) {
             (None, _) => shown_message = None,
