@@ -419,12 +419,16 @@ impl App {
                 max_epochs,
                 layer_sizes,
             } => {
+                self.embed.film.training_started(&layer_sizes);
                 self.training.started(seed, max_epochs, layer_sizes);
                 self.session.model = None;
                 self.embed.panels.clear();
                 self.saliency.clear();
             }
-            Event::Epoch(metrics) => self.training.push(metrics),
+            Event::Epoch(metrics) => {
+                self.embed.film.epoch(&metrics);
+                self.training.push(metrics);
+            }
             Event::TrainingStopped(reason) => self.training.stopped(reason),
             Event::ModelReady(report) => {
                 self.training.model_ready(&report);
@@ -439,9 +443,22 @@ impl App {
             Event::ExplainStarted { .. } | Event::ExplainProgress | Event::ExplainDone { .. } => {
                 self.saliency.on_event(event, slots);
             }
-            // SHIM(filmtui): the film's timeline and separation chart take these.
-            Event::Frame(_) | Event::Separation(_) => {}
+            // The film (issue 12): frames for the Embeddings tab, separation for Training.
+            Event::Frame(frame) => self.embed.film.frame(frame, self.embed.perplexity),
+            Event::Separation(s) => self.training.separation.push(&s),
         }
+    }
+
+    /// How often the app's clock must tick, if at all: while the film plays in the Embeddings
+    /// tab (`tabs::film::PLAY_STEP`).
+    pub fn tick_interval(&self) -> Option<std::time::Duration> {
+        (self.tab == Tab::Embeddings && self.embed.film.playing)
+            .then_some(super::tabs::film::PLAY_STEP)
+    }
+
+    /// One tick of the app's clock: the film's next stop. Whether the screen changed.
+    pub fn tick(&mut self) -> bool {
+        self.embed.film_tick()
     }
 
     fn job_failed(&mut self, job: JobKind, message: &str) {

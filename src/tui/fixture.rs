@@ -8,6 +8,7 @@ use ndarray::{Array2, Axis};
 
 use super::app::{App, Panel, TrainStatus};
 use crate::compute::{EpochMetrics, Event, ModelReport, SaliencySnapshot, Slots, StopReason};
+use crate::compute::{Frame, Separation};
 use crate::data::{self, Split};
 
 /// Training rows in the fixture (all embedded).
@@ -181,5 +182,133 @@ pub fn demo_app() -> App {
     app.saliency.explained_class = Some(usize::from(split.test.labels[0]));
     app.training.status = TrainStatus::Converged;
     app.idle = true;
+    app
+}
+
+/// Epochs of the fixture's film (frames 0..=FILM_EPOCHS, as many as the demo trains).
+pub const FILM_EPOCHS: usize = 40;
+
+/// The film's share of the way from a shapeless cloud (epoch 0) to the final map.
+fn film_progress(epoch: usize) -> f32 {
+    1.0 - (-(epoch as f32) / 8.0).exp()
+}
+
+/// A frame of `layer` after `epoch`: each point on its way from a random place in a disk
+/// (the untrained network) to its place in `target`.
+fn film_frame(
+    layer: usize,
+    epoch: usize,
+    target: &Array2<f32>,
+    final_kl: f64,
+    final_trust: f64,
+) -> Frame {
+    let s = film_progress(epoch);
+    let coords = Array2::from_shape_fn(target.raw_dim(), |(i, d)| {
+        let seed = 7_000_000 + (i as u64) * 2 + 100_000 * layer as u64;
+        let r = 6.0 * unit(seed).sqrt();
+        let a = unit(seed + 1) * std::f32::consts::TAU;
+        let cloud = if d == 0 { r * a.cos() } else { r * a.sin() };
+        (1.0 - s) * cloud + s * target[[i, d]]
+    });
+    let s = f64::from(s);
+    Frame {
+        layer,
+        epoch,
+        coords,
+        kl_divergence: Some(final_kl + 1.2 * (1.0 - s)),
+        trust: Some(final_trust * (0.5 + 0.5 * s)),
+    }
+}
+
+/// The class separation after `epoch`: the pixels flat, deeper layers rising from below them.
+fn film_separation(epoch: usize) -> Separation {
+    let s = f64::from(film_progress(epoch));
+    Separation {
+        epoch,
+        shares: vec![
+            (1, 0.86),
+            (2, 0.86 + 0.08 * s),
+            (3, 0.78 + 0.17 * s),
+            (4, 0.32 + 0.65 * s),
+        ],
+    }
+}
+
+/// The fixture with a film (issue 12): [`demo_app`] plus a frame of each layer at epoch 0 and
+/// after each of its 40 epochs, moving from a shapeless cloud to the final maps, and the class
+/// separation of every layer per epoch; the film shows its last stop, the final maps.
+pub fn film_app() -> App {
+    let mut app = demo_app();
+    let slots = Slots::default();
+    let finals: Vec<(usize, Array2<f32>, f64, f64)> = app
+        .embed
+        .panels
+        .iter()
+        .map(|p| {
+            (
+                p.layer,
+                p.coords.clone(),
+                p.kl_divergence.unwrap_or(1.0),
+                p.trust.unwrap_or(0.5),
+            )
+        })
+        .collect();
+    for epoch in 0..=FILM_EPOCHS {
+        for (layer, target, kl, trust) in &finals {
+            let frame = film_frame(*layer, epoch, target, *kl, *trust);
+            app.on_event(Event::Frame(frame), &slots);
+        }
+        app.on_event(Event::Separation(film_separation(epoch)), &slots);
+    }
+    app
+}
+
+/// Training under way with the film following it: 12 epochs trained, frames up to epoch 9
+/// (frames lag training), no model yet, on the Embeddings tab.
+pub fn film_training_app() -> App {
+    let final_app = film_app();
+    let slots = Slots::default();
+    let split = final_app
+        .session
+        .split
+        .clone()
+        .expect("the fixture has data");
+    let n_classes = split.train.n_classes();
+    let mut app = App::new(3.0);
+    app.on_event(
+        Event::DataReady {
+            split,
+            embed_n: N_TRAIN,
+        },
+        &slots,
+    );
+    app.on_event(
+        Event::TrainingStarted {
+            seed: 0,
+            max_epochs: 200,
+            layer_sizes: vec![784, 512, 256, n_classes],
+        },
+        &slots,
+    );
+    for m in final_app.training.history.iter().take(12) {
+        app.on_event(Event::Epoch(m.clone()), &slots);
+    }
+    for (&epoch, panels) in final_app.embed.film.frames.range(..=9) {
+        for p in panels {
+            let frame = Frame {
+                layer: p.layer,
+                epoch,
+                coords: p.coords.clone(),
+                kl_divergence: p.kl_divergence,
+                trust: p.trust,
+            };
+            app.on_event(Event::Frame(frame), &slots);
+        }
+    }
+    for epoch in 0..=12 {
+        app.on_event(Event::Separation(film_separation(epoch)), &slots);
+    }
+    app.embed.selected = 4;
+    app.tab = super::app::Tab::Embeddings;
     app
 }

@@ -122,6 +122,9 @@ fn event_loop(
     let mut last_draw = Instant::now();
     // The message on screen and when it appeared.
     let mut shown_message: Option<(String, Instant)> = None;
+    // The app's clock (the film playing): whether it runs, and when it last ticked.
+    let mut ticking = false;
+    let mut last_tick = Instant::now();
     loop {
         let mut timeout = if dirty {
             let wait = if urgent { Duration::ZERO } else { FRAME };
@@ -131,6 +134,9 @@ fn event_loop(
         };
         if let Some((_, since)) = &shown_message {
             timeout = timeout.min(MESSAGE_TTL.saturating_sub(since.elapsed()));
+        }
+        if let Some(step) = app.tick_interval() {
+            timeout = timeout.min(step.saturating_sub(last_tick.elapsed()));
         }
         let first = match rx.recv_timeout(timeout) {
             Ok(ev) => Some(ev),
@@ -203,6 +209,22 @@ fn event_loop(
         }
         if app.should_quit {
             break;
+        }
+        match app.tick_interval() {
+            // Play starts: the first tick comes one step later.
+            Some(_) if !ticking => {
+                ticking = true;
+                last_tick = Instant::now();
+            }
+            Some(step) if last_tick.elapsed() >= step => {
+                last_tick = Instant::now();
+                if app.tick() {
+                    dirty = true;
+                    urgent = true;
+                }
+            }
+            Some(_) => {}
+            None => ticking = false,
         }
         match (&app.message, &shown_message) {
             (None, _) => shown_message = None,

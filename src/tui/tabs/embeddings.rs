@@ -19,6 +19,7 @@ use crate::compute::{Command, EmbedSnapshot, Event, ModelReport, Slots};
 use crate::data::{Part, Split};
 use crate::tui::app::{Action, Effect, Session, TAB_DIGITS};
 use crate::tui::keys::{Binding, Show, bind};
+use crate::tui::tabs::film::{self, Film, FilmAction};
 use crate::tui::tabs::training::line_gauge;
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{Heatmap, ProbabilityBars, Scale, Scatter};
@@ -93,6 +94,8 @@ pub enum EmbeddingsAction {
     NextPanel,
     /// Switch the scatter between braille dots and class digits in class colours.
     ToggleGlyphs,
+    /// A key of the film (issue 12: `tabs/film.rs`).
+    Film(FilmAction),
 }
 
 const fn act(a: EmbeddingsAction) -> Action {
@@ -191,6 +194,11 @@ pub const KEYS: &[Binding] = &[
         "g",
         "dots/digits",
     ),
+    film::KEYS[0],
+    film::KEYS[1],
+    film::KEYS[2],
+    film::KEYS[3],
+    film::KEYS[4],
     TAB_DIGITS[0],
     TAB_DIGITS[1],
     TAB_DIGITS[2],
@@ -267,6 +275,8 @@ pub struct EmbeddingsTab {
     pub predictions: Vec<u8>,
     /// 1 where the prediction is right, 0 where wrong.
     pub correct: Vec<u8>,
+    /// The film: each layer's map epoch by epoch (issue 12: `tabs/film.rs`).
+    pub film: Film,
 }
 
 impl EmbeddingsTab {
@@ -322,6 +332,7 @@ impl EmbeddingsTab {
                 return self.rerun(session);
             }
             EmbeddingsAction::ToggleGlyphs => self.glyphs_swapped = !self.glyphs_swapped,
+            EmbeddingsAction::Film(a) => return self.film_update(a),
             EmbeddingsAction::NextPanel => {
                 if !self.panels.is_empty() {
                     self.focus = (self.focus + 1) % self.panels.len();
@@ -479,7 +490,7 @@ impl EmbeddingsTab {
 
     fn move_selection(&mut self, d: Direction) {
         let Some(panel) = self
-            .panels
+            .shown_panels()
             .get(self.focus)
             .filter(|p| p.coords.nrows() > self.selected)
         else {
@@ -587,11 +598,13 @@ impl Widget for &EmbeddingsView<'_> {
             Constraint::Fill(1),
             Constraint::Length(side_w),
         ]));
-        let [panels_area, legend] = main.layout(&Layout::vertical([
+        let [panels_area, timeline, legend] = main.layout(&Layout::vertical([
             Constraint::Fill(1),
+            Constraint::Length(self.tab.timeline_rows()),
             Constraint::Length(1),
         ]));
-        let panels = &self.tab.panels;
+        self.tab.render_timeline(theme, timeline, buf);
+        let panels = self.tab.shown_panels();
         if panels.is_empty() {
             let text = if self.session.model.is_some() {
                 "t-SNE starting..."
@@ -673,7 +686,10 @@ impl EmbeddingsView<'_> {
             format!(" {} ", theme.join(&[&name, &panel.size.to_string()])),
             format!(" {name} "),
         ]);
-        let bottom = if panel.done {
+        // A frame of the film: the timeline says which epoch.
+        let bottom = if self.tab.shown_epoch().is_some() {
+            fit(vec![format!("{kl} ")])
+        } else if panel.done {
             fit(vec![format!("{kl} done "), format!("{kl} ")])
         } else if panel.n_iter == 0 {
             String::new()
@@ -712,7 +728,7 @@ impl EmbeddingsView<'_> {
             glyphs: self.tab.draws_glyphs(theme),
             theme,
         };
-        (&scatter).render(plot, buf);
+        self.tab.render_scatter(&scatter, panel.layer, plot, buf);
         render_trust(panel.trust, theme, trust, buf);
     }
 

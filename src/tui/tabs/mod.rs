@@ -2,5 +2,6 @@
 //! (ratatui's demo2: `tabs/recipe.rs` holds `RecipeTab` and its `Widget`).
 
 pub mod embeddings;
+pub mod film;
 pub mod saliency;
 pub mod training;

@@ -15,6 +15,9 @@ use crate::tui::app::{Action, Effect, Question, Session, TAB_DIGITS, Tab};
 use crate::tui::keys::{Binding, Show, bind};
 use crate::tui::theme::{Theme, asciify_area};
 use crate::tui::widgets::ConfusionGrid;
+use crate::tui::widgets::separation::{
+    SeparationChart, SeparationSeries, chart_areas, separation_hint,
+};
 
 /// What the Training tab's keys do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +32,9 @@ pub enum TrainingAction {
     RestartNow,
     /// Loss on a log scale, or a linear one.
     ToggleLogLoss,
+    /// The class separation chart in place of the accuracy chart (issue 12; both show when
+    /// the terminal is tall enough).
+    ToggleSeparation,
 }
 
 /// The Training tab's keys.
@@ -67,6 +73,14 @@ pub const KEYS: &[Binding] = &[
     .shown(Show::Bar),
     TAB_DIGITS[1],
     TAB_DIGITS[2],
+    bind(
+        &[KeyCode::Char('l')],
+        Action::Training(TrainingAction::ToggleSeparation),
+        "l",
+        "separation",
+    )
+    .long("l", "class separation by layer")
+    .shown(Show::Help),
 ];
 
 /// Where training is.
@@ -154,6 +168,10 @@ pub struct TrainingTab {
     pub log_loss: bool,
     /// Test accuracy of a loaded model (from its confusion matrix), shown instead of epochs.
     pub loaded_accuracy: Option<f64>,
+    /// Class separation by layer per epoch (issue 12: `Event::Separation`).
+    pub separation: SeparationSeries,
+    /// The separation chart replaces the accuracy chart where there is no room for both.
+    pub show_separation: bool,
 }
 
 impl TrainingTab {
@@ -199,6 +217,7 @@ impl TrainingTab {
                 self.log_loss = !self.log_loss;
                 Vec::new()
             }
+            TrainingAction::ToggleSeparation => self.toggle_separation(),
         }
     }
 
@@ -210,6 +229,7 @@ impl TrainingTab {
             layer_sizes,
             status: TrainStatus::Running,
             log_loss: self.log_loss,
+            show_separation: self.show_separation,
             ..TrainingTab::default()
         };
     }
@@ -311,10 +331,11 @@ impl Widget for &TrainingView<'_> {
             Constraint::Fill(1),
             Constraint::Length(side_w),
         ]));
-        let [loss, accuracy] = charts.layout(&Layout::vertical([
-            Constraint::Fill(1),
-            Constraint::Fill(1),
-        ]));
+        let (loss, accuracy, separation) = chart_areas(
+            charts,
+            !self.tab.separation.is_empty(),
+            self.tab.show_separation,
+        );
         let s = &self.tab.series;
         let max_epoch = self.tab.history.last().map_or(1, |e| e.epoch).max(2);
         if self.tab.status == TrainStatus::Loaded {
@@ -347,18 +368,31 @@ impl Widget for &TrainingView<'_> {
                 loss,
                 buf,
             );
-            render_chart(
-                "accuracy",
-                &[
-                    ("train", &s.train_accuracy, theme.series_train()),
-                    ("test", &s.test_accuracy, theme.series_test()),
-                ],
-                max_epoch,
-                YScale::Accuracy,
-                theme,
-                accuracy,
-                buf,
-            );
+            if let Some(accuracy) = accuracy {
+                render_chart(
+                    "accuracy",
+                    &[
+                        ("train", &s.train_accuracy, theme.series_train()),
+                        ("test", &s.test_accuracy, theme.series_test()),
+                    ],
+                    max_epoch,
+                    YScale::Accuracy,
+                    theme,
+                    accuracy,
+                    buf,
+                );
+                if separation.is_none() && !self.tab.separation.is_empty() {
+                    separation_hint(theme, accuracy, buf);
+                }
+            }
+            if let Some(area) = separation {
+                (&SeparationChart {
+                    series: &self.tab.separation,
+                    output_layer: self.tab.layer_sizes.len(),
+                    theme,
+                })
+                    .render(area, buf);
+            }
         }
         let n = self.session.n_classes().max(1);
         // The matrix whole (labels, n columns of 3, accuracy, borders) and 4 lines of numbers

@@ -5,6 +5,8 @@ pub mod bars;
 pub mod confusion;
 pub mod heatmap;
 pub mod scatter;
+pub mod separation;
+pub mod timeline;
 
 pub use bars::ProbabilityBars;
 pub use confusion::ConfusionGrid;

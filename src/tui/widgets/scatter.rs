@@ -36,24 +36,35 @@ pub struct Scatter<'a> {
     pub theme: &'a Theme,
 }
 
-impl Scatter<'_> {
-    /// Dot (column, row) of every point in `area`: one scale for both axes, the bounds centred.
-    fn project(&self, area: Rect, sub_x: usize, sub_y: usize) -> Vec<(usize, usize)> {
-        let n = self.coords.nrows();
-        if n == 0 || area.is_empty() {
-            return Vec::new();
+/// The data rectangle a scatter maps onto its area: `[x0, x1, y0, y1]`.
+pub type Bounds = [f32; 4];
+
+/// The bounds of the finite points of `coords`; `None` when there is none.
+pub fn bounds_of(coords: &Array2<f32>) -> Option<Bounds> {
+    let (mut x0, mut x1, mut y0, mut y1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
+    for p in coords.rows() {
+        if p[0].is_finite() && p[1].is_finite() {
+            x0 = x0.min(p[0]);
+            x1 = x1.max(p[0]);
+            y0 = y0.min(p[1]);
+            y1 = y1.max(p[1]);
         }
-        let (mut x0, mut x1, mut y0, mut y1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
-        for p in self.coords.rows() {
-            if p[0].is_finite() && p[1].is_finite() {
-                x0 = x0.min(p[0]);
-                x1 = x1.max(p[0]);
-                y0 = y0.min(p[1]);
-                y1 = y1.max(p[1]);
-            }
-        }
-        let span_x = (x1 - x0).max(1e-6);
-        let span_y = (y1 - y0).max(1e-6);
+    }
+    (x0 <= x1).then_some([x0, x1, y0, y1])
+}
+
+/// Data to dots: one scale for both axes, the bounds centred.
+struct Projection {
+    mid: (f32, f32),
+    scale: f32,
+    dot: (f32, f32),
+    last: (f32, f32),
+}
+
+impl Projection {
+    fn new(b: Bounds, area: Rect, sub_x: usize, sub_y: usize) -> Projection {
+        let span_x = (b[1] - b[0]).max(1e-6);
+        let span_y = (b[3] - b[2]).max(1e-6);
         let w = usize::from(area.width) * sub_x;
         let h = usize::from(area.height) * sub_y;
         let (wf, hf) = ((w - 1) as f32, (h - 1) as f32);
@@ -61,31 +72,88 @@ impl Scatter<'_> {
         let (dot_w, dot_h) = (0.5 / sub_x as f32, 1.0 / sub_y as f32);
         // The largest scale (cell heights per data unit) at which both spans fit.
         let scale = (wf * dot_w / span_x).min(hf * dot_h / span_y);
-        let (mid_x, mid_y) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
-        self.coords
-            .rows()
-            .into_iter()
+        Projection {
+            mid: ((b[0] + b[1]) / 2.0, (b[2] + b[3]) / 2.0),
+            scale,
+            dot: (dot_w, dot_h),
+            last: (wf, hf),
+        }
+    }
+
+    /// The dot (column, row) of a point, clamped to the area.
+    fn dot(&self, x: f32, y: f32) -> (usize, usize) {
+        let fx = ((x - self.mid.0) * self.scale / self.dot.0 + self.last.0 / 2.0)
+            .clamp(0.0, self.last.0);
+        let fy = ((self.mid.1 - y) * self.scale / self.dot.1 + self.last.1 / 2.0)
+            .clamp(0.0, self.last.1);
+        // In [0, w-1] and [0, h-1] by the clamp above.
+        (fx.round() as usize, fy.round() as usize)
+    }
+}
+
+impl Scatter<'_> {
+    /// Dot (column, row) of every point in `area`: one scale for both axes, the bounds centred.
+    #[cfg(test)]
+    fn project(&self, area: Rect, sub_x: usize, sub_y: usize) -> Vec<(usize, usize)> {
+        self.projection(area, sub_x, sub_y, None)
             .map(|p| {
-                let fx = ((p[0] - mid_x) * scale / dot_w + wf / 2.0).clamp(0.0, wf);
-                let fy = ((mid_y - p[1]) * scale / dot_h + hf / 2.0).clamp(0.0, hf);
-                // In [0, w-1] and [0, h-1] by the clamp above.
-                let px = fx.round() as usize;
-                let py = fy.round() as usize;
-                (px, py)
+                self.coords
+                    .rows()
+                    .into_iter()
+                    .map(|r| p.dot(r[0], r[1]))
+                    .collect()
             })
-            .collect()
+            .unwrap_or_default()
+    }
+
+    /// The projection onto `area` of `bounds`, or of the points' own bounds.
+    fn projection(
+        &self,
+        area: Rect,
+        sub_x: usize,
+        sub_y: usize,
+        bounds: Option<Bounds>,
+    ) -> Option<Projection> {
+        if self.coords.nrows() == 0 || area.is_empty() {
+            return None;
+        }
+        let b = bounds.or_else(|| bounds_of(self.coords))?;
+        Some(Projection::new(b, area, sub_x, sub_y))
     }
 }
 
 impl Widget for &Scatter<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
+        self.render_within(area, buf, None, &[]);
+    }
+}
+
+impl Scatter<'_> {
+    /// Render with the data rectangle `bounds` (the points' own bounds when `None`: the film
+    /// keeps one per layer, so that points do not jump when the scale would change), and a
+    /// `trail` of earlier positions of the selected point, oldest last, drawn under it.
+    pub fn render_within(
+        &self,
+        area: Rect,
+        buf: &mut Buffer,
+        bounds: Option<Bounds>,
+        trail: &[[f32; 2]],
+    ) {
         let area = area.intersection(buf.area);
         if area.is_empty() {
             return;
         }
         let dots = self.theme.braille && !self.glyphs;
         let (sub_x, sub_y) = if dots { (2, 4) } else { (1, 1) };
-        let points = self.project(area, sub_x, sub_y);
+        let Some(projection) = self.projection(area, sub_x, sub_y, bounds) else {
+            return;
+        };
+        let points: Vec<(usize, usize)> = self
+            .coords
+            .rows()
+            .into_iter()
+            .map(|r| projection.dot(r[0], r[1]))
+            .collect();
         let (w, h) = (usize::from(area.width), usize::from(area.height));
         let n_groups = self
             .groups
@@ -137,6 +205,25 @@ impl Widget for &Scatter<'_> {
                 if let Some(c) = buf.cell_mut((x, y)) {
                     c.set_char(ch);
                     c.set_style(Style::default().fg((self.color)(group)));
+                }
+            }
+        }
+        // The trail: the cells the selected point was in, in its colour, under the marker.
+        if let Some(&g) = self.selected.and_then(|s| self.groups.get(s)) {
+            let glyph = if self.theme.glyphs.unicode {
+                '∘'
+            } else {
+                'o'
+            };
+            for p in trail {
+                let (px, py) = projection.dot(p[0], p[1]);
+                let (x, y) = (
+                    area.x + u16::try_from(px / sub_x).unwrap_or(0),
+                    area.y + u16::try_from(py / sub_y).unwrap_or(0),
+                );
+                if let Some(c) = buf.cell_mut((x, y)) {
+                    c.set_char(glyph);
+                    c.set_style(Style::default().fg((self.color)(g)));
                 }
             }
         }
