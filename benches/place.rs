@@ -12,6 +12,22 @@
 //!
 //! `-- --runs N` (default 5), `-- --perplexity P` (placement perplexity; default openTSNE's 5),
 //! `-- --model PATH` (skip training).
+//!
+//! Measured 2026-12-01 on the 2-core AMD EPYC (Zen 3, AVX2 + FMA, no AVX-512), built with
+//! `cargo bench --profile test --bench place` (opt-level 2) while other builds ran (load
+//! average 18-19, so CPU seconds are the figure; wall times are inflated), median of 5 runs:
+//!
+//! | layer | place, CPU s (of which k-NN + start) | wall s | agreement placed | joint t-SNE | difference |
+//! |---|---|---|---|---|---|
+//! | 1, pixels (784) | 0.112 (0.058) | 0.42 | 0.8026 | 0.8060 | -0.0034 |
+//! | 2 (512) | 0.109 (0.053) | 0.48 | 0.8942 | 0.9038 | -0.0096 |
+//! | 3 (256) | 0.077 (0.024) | 0.27 | 0.9286 | 0.9390 | -0.0104 |
+//! | 4, output (10) | 0.070 (0.015) | 0.23 | 0.9540 | 0.9520 | +0.0020 |
+//!
+//! At placement perplexity 30 (same run conditions) the agreement was 0.769 / 0.893 / 0.931 /
+//! 0.954 (pixels 0.037 below the joint map) at 1.3-2.2x the CPU time: openTSNE's 5 stays the
+//! default. Neighbours of one test digit in all 4 layers: the search 1.5 ms CPU, 3.5 ms CPU with
+//! the digit's forward pass (median of 200 digits).
 
 use std::time::Instant;
 
