@@ -157,7 +157,8 @@ pub struct ModelArgs {
     /// At most this many training epochs, at least 1 [default: 200, scikit-learn's max_iter]
     #[arg(long, value_name = "N", value_parser = at_least_one, allow_negative_numbers = true)]
     pub epochs: Option<usize>,
-    /// A saved model (.npz with coefs_0, intercepts_0, ...) to explore instead of training; `train`
+    /// A saved model (.npz with coefs_0, intercepts_0, ...; a PyTorch .safetensors; an .onnx)
+    /// to explore instead of training; `train`
     /// goes on training it (its weights, a fresh optimiser) and never overwrites it
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
@@ -254,7 +255,8 @@ pub struct InfoArgs {
     /// Data and split options.
     #[command(flatten)]
     pub data: DataArgs,
-    /// Also describe this saved model (.npz) and say whether it fits the data
+    /// Also describe this saved model (.npz, .safetensors or .onnx) and say whether it fits the
+    /// data
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
 }
