@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::protocol::{ExplainRequest, JobKind};
+use super::protocol::{ClassMeanRequest, ExplainRequest, JobKind};
 
 /// Where training is, as far as the scheduler cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +34,8 @@ pub enum Job {
     },
     /// Explain one image.
     Explain(ExplainRequest),
+    /// A class-level map (an explanation job: superseded by the next explanation request).
+    ClassMean(ClassMeanRequest),
 }
 
 impl Job {
@@ -42,7 +44,7 @@ impl Job {
         match self {
             Job::Train | Job::Finish => JobKind::Train,
             Job::Embed { .. } => JobKind::Embed,
-            Job::Explain(_) => JobKind::Explain,
+            Job::Explain(_) | Job::ClassMean(_) => JobKind::Explain,
         }
     }
 }
@@ -60,6 +62,8 @@ pub struct Wants {
     pub perplexity: f64,
     /// The latest explanation request not yet answered.
     pub explanation: Option<ExplainRequest>,
+    /// The latest class-level map request not yet answered (after the explanation).
+    pub class_mean: Option<ClassMeanRequest>,
 }
 
 impl Wants {
@@ -81,6 +85,9 @@ impl Wants {
         if let Some(request) = self.explanation {
             return Some(Job::Explain(request));
         }
+        if let Some(request) = self.class_mean {
+            return Some(Job::ClassMean(request));
+        }
         self.layers.first().map(|&layer| Job::Embed {
             layer,
             perplexity: self.perplexity,
@@ -101,6 +108,11 @@ impl Wants {
             Job::Explain(request) => {
                 if self.explanation.is_some_and(|r| r.id == request.id) {
                     self.explanation = None;
+                }
+            }
+            Job::ClassMean(request) => {
+                if self.class_mean.is_some_and(|r| r.id == request.id) {
+                    self.class_mean = None;
                 }
             }
         }
@@ -125,6 +137,7 @@ mod tests {
             layers: [2, 3, 4].into_iter().collect(),
             perplexity: 30.0,
             explanation: Some(request(0)),
+            class_mean: None,
         }
     }
 

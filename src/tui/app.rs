@@ -237,12 +237,17 @@ pub enum Effect {
     Say(String),
     /// Ask first: `action` happens only if the user answers y.
     Ask(Question),
-    /// Explain this image in the Saliency tab (from the Embeddings tab).
+    /// Explain this image in the Saliency tab (from the Embeddings tab; from the error browser
+    /// with the prediction versus the label).
     Explain {
         /// Its part of the split.
         part: Part,
         /// Its row.
         index: usize,
+        /// The class to explain (`None`: the prediction).
+        class: Option<usize>,
+        /// The contrast class: explain f_class - f_versus ("why class and not versus").
+        versus: Option<usize>,
     },
 }
 
@@ -380,9 +385,17 @@ impl App {
                 Effect::Send(c) => commands.push(c),
                 Effect::Say(m) => self.say(m),
                 Effect::Ask(q) => self.question = Some(q),
-                Effect::Explain { part, index } => {
+                Effect::Explain {
+                    part,
+                    index,
+                    class,
+                    versus,
+                } => {
                     self.tab = Tab::Saliency;
-                    commands.extend(self.saliency.open(part, index));
+                    commands.extend(
+                        self.saliency
+                            .open(part, index, class, versus, &self.session),
+                    );
                 }
             }
         }
@@ -420,6 +433,9 @@ impl App {
                 self.embed.on_event(event, slots);
             }
             Event::ExplainStarted { .. } | Event::ExplainProgress | Event::ExplainDone { .. } => {
+                self.saliency.on_event(event, slots);
+            }
+            Event::ClassMeanProgress | Event::ClassMeanDone { .. } => {
                 self.saliency.on_event(event, slots);
             }
         }
