@@ -487,3 +487,76 @@ fn overlay_80x24_colour() {
 fn overlay_120x40_colour() {
     insta::assert_snapshot!(colour_grid(&overlaid(true), 120, 40));
 }
+
+/// The worker end to end on small data: a class-level map request runs `explain_class_mean` on
+/// the first test images of the class, reports the running map after each image, and its result
+/// lands in the tab (and its cache) through the app.
+#[test]
+fn the_worker_computes_a_class_mean() {
+    use clap::Parser;
+    use layerscope::compute::{ClassMeanRequest, Worker};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let cli = layerscope::cli::Cli::parse_from([
+        "layerscope",
+        "--sample",
+        "300",
+        "--epochs",
+        "2",
+        "--hidden",
+        "16",
+        "--n",
+        "60",
+    ]);
+    let config = layerscope::tui::config(&cli.data, &cli.model, &cli.view).unwrap();
+    let labels = config.split.test.labels.clone();
+    let (tx, rx) = mpsc::channel();
+    let worker = Worker::spawn(config, move |e| {
+        let _ = tx.send(e);
+    });
+    let mut app = App::new(30.0);
+    let next = |app: &mut App| {
+        let e = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("an event within 120 s");
+        let idle = matches!(e, Event::Idle);
+        app.on_event(e, &worker.slots);
+        idle
+    };
+    while !next(&mut app) {}
+    app.tab = Tab::Saliency;
+    let class = usize::from(labels[0]);
+    app.saliency.class = Some(class);
+    app.saliency.class_mean_images = 4;
+    let cmds = press(&mut app, KeyCode::Char('a'));
+    let [Command::ExplainClassMean(r)] = cmds[..] else {
+        panic!("{cmds:?}")
+    };
+    let want = ClassMeanRequest {
+        id: r.id,
+        class,
+        versus: None,
+        images: 4,
+        method: Method::Permutation,
+        units: Units::Probability,
+    };
+    assert_eq!(r, want);
+    let rows = r.rows(&labels);
+    assert!(!rows.is_empty() && rows.len() <= 4);
+    worker.send(Command::ExplainClassMean(r));
+    while !next(&mut app) {}
+    let s = &app.saliency;
+    assert!(s.done, "the class mean finished");
+    let e = s.estimate.clone().unwrap();
+    assert_eq!((e.samples_done, e.samples_total), (rows.len(), rows.len()));
+    assert!(e.values.iter().any(|&v| v != 0.0));
+    let b = s.bookkeeping.unwrap();
+    assert!(b.mean && b.sum_stderr.is_some(), "{b:?}");
+    // Back to the image, then to the class mean again: from the cache, nothing asked.
+    press(&mut app, KeyCode::Char('a'));
+    assert!(app.saliency.class_mean.is_none());
+    assert!(press(&mut app, KeyCode::Char('a')).is_empty());
+    assert_eq!(app.saliency.estimate.as_ref().unwrap().values, e.values);
+    assert!(worker.shutdown(Duration::from_secs(10)));
+}
