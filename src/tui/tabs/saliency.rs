@@ -722,6 +722,7 @@ impl SaliencyTab {
         self.done = false;
         self.bookkeeping = None;
         self.cache.clear();
+        self.sent.clear();
     }
 
     /// Show `snap` as the current estimate.
