@@ -722,7 +722,9 @@ impl SaliencyTab {
         self.done = false;
         self.bookkeeping = None;
         self.cache.clear();
-        self.sent.clear();
+        // The current request is asked again of the new model; older ones are not.
+        let current = self.request_id;
+        self.sent.retain(|&id, _| id == current);
     }
 
     /// Show `snap` as the current estimate.
