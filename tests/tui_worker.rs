@@ -48,6 +48,7 @@ fn explain(id: u64, method: Method) -> Command {
         index: 1,
         class: None,
         method,
+        ..ExplainRequest::first()
     })
 }
 

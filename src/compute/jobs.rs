@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::protocol::{ExplainRequest, JobKind};
+use super::protocol::{ClassMeanRequest, ExplainRequest, JobKind};
 
 /// Where training is, as far as the scheduler cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +48,8 @@ pub enum Job {
         /// Perplexity.
         perplexity: f64,
     },
+    /// A class-level map (an explanation job: superseded by the next explanation request).
+    ClassMean(ClassMeanRequest),
 }
 
 impl Job {
@@ -57,7 +59,7 @@ impl Job {
             Job::Train | Job::Finish => JobKind::Train,
             // A new perplexity supersedes a frame as it does a layer's map.
             Job::Embed { .. } | Job::Separation { .. } | Job::Frame { .. } => JobKind::Embed,
-            Job::Explain(_) => JobKind::Explain,
+            Job::Explain(_) | Job::ClassMean(_) => JobKind::Explain,
         }
     }
 
@@ -84,6 +86,8 @@ pub struct Wants {
     pub film: Option<Job>,
     /// Whether the film may take a turn while training runs (its share of the time is left).
     pub film_budget: bool,
+    /// The latest class-level map request not yet answered (after the explanation).
+    pub class_mean: Option<ClassMeanRequest>,
 }
 
 impl Wants {
@@ -112,6 +116,9 @@ impl Wants {
         if let Some(request) = self.explanation {
             return Some(Job::Explain(request));
         }
+        if let Some(request) = self.class_mean {
+            return Some(Job::ClassMean(request));
+        }
         self.layers
             .first()
             .map(|&layer| Job::Embed {
@@ -139,6 +146,11 @@ impl Wants {
             }
             // The worker's reel keeps what the film has made.
             Job::Separation { .. } | Job::Frame { .. } => {}
+            Job::ClassMean(request) => {
+                if self.class_mean.is_some_and(|r| r.id == request.id) {
+                    self.class_mean = None;
+                }
+            }
         }
     }
 }
@@ -163,6 +175,7 @@ mod tests {
             explanation: Some(request(0)),
             film: None,
             film_budget: false,
+            class_mean: None,
         }
     }
 

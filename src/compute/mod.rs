@@ -16,6 +16,7 @@ pub mod slot;
 mod worker;
 
 pub use cancel::Cancel;
+pub use protocol::{ClassMeanRequest, ClassMeanSnapshot};
 pub use protocol::{
     Command, Config, EmbedSnapshot, Event, ExplainRequest, Frame, JobKind, ModelReport,
     SaliencySnapshot, Separation,
@@ -26,5 +27,6 @@ pub use worker::{Worker, run_pipeline};
 pub use crate::Cancelled;
 pub use crate::data::Part;
 pub use crate::explain::{Attribution, ExplainProgress, Method};
+pub use crate::explain::{ClassMean, Units};
 pub use crate::nn::{EpochMetrics, StopReason};
 pub use crate::tsne::{Embedding, TsneProgress};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ndarray::Array2;
 
 use crate::data::{Part, Split};
-use crate::explain::{Attribution, Method};
+use crate::explain::{Attribution, ClassMean, Method, Units};
 use crate::nn::{self, EpochMetrics, Mlp, StopReason};
 use crate::tsne::{self, Embedding};
 
@@ -78,6 +78,10 @@ pub struct ExplainRequest {
     pub class: Option<usize>,
     /// Attribution method.
     pub method: Method,
+    /// Contrast class: explain f_class - f_versus ("why class and not versus"); `None`: f_class.
+    pub versus: Option<usize>,
+    /// Probability or logit.
+    pub units: Units,
 }
 
 impl ExplainRequest {
@@ -89,7 +93,41 @@ impl ExplainRequest {
             index: 0,
             class: None,
             method: Method::default(),
+            versus: None,
+            units: Units::default(),
         }
+    }
+}
+
+/// A request for a class-level map: the mean attribution over the first `images` test images
+/// of `class` (issue 14), superseded like an explanation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClassMeanRequest {
+    /// Identifies the request, so that late progress of a superseded one is ignored.
+    pub id: u64,
+    /// The class explained, and the label of the images averaged over.
+    pub class: usize,
+    /// Contrast class (f_class - f_versus), or `None`.
+    pub versus: Option<usize>,
+    /// How many test images of the class (fewer when the test split has fewer).
+    pub images: usize,
+    /// Attribution method (the engine's class-mean budget: `ExplainParams::for_class_mean`).
+    pub method: Method,
+    /// Probability or logit.
+    pub units: Units,
+}
+
+impl ClassMeanRequest {
+    /// The test rows the map averages over: the first `images` rows labelled `class` (the one
+    /// rule of the worker and of the front-end's mean image).
+    pub fn rows(&self, labels: &[u8]) -> Vec<usize> {
+        labels
+            .iter()
+            .enumerate()
+            .filter(|&(_, &l)| usize::from(l) == self.class)
+            .map(|(i, _)| i)
+            .take(self.images)
+            .collect()
     }
 }
 
@@ -127,6 +165,8 @@ pub enum Command {
     },
     /// Explain one image (supersedes the explanation asked for before).
     Explain(ExplainRequest),
+    /// A class-level map (supersedes the explanation or class-level map asked for before).
+    ExplainClassMean(ClassMeanRequest),
     /// Stop everything and end the thread.
     Quit,
 }
@@ -237,6 +277,23 @@ impl SaliencySnapshot {
     }
 }
 
+/// An owned copy of `explain::ClassMeanProgress`, tagged with its request, for the slot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassMeanSnapshot {
+    /// The request this answers.
+    pub id: u64,
+    /// Mean attribution per pixel over the images done.
+    pub values: Vec<f32>,
+    /// Standard error of that mean per pixel.
+    pub stderr: Vec<f32>,
+    /// Images done.
+    pub images_done: usize,
+    /// Images planned.
+    pub images_total: usize,
+    /// Time since the map started.
+    pub seconds: f64,
+}
+
 /// What the worker tells the UI.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -307,6 +364,17 @@ pub enum Event {
     Frame(Frame),
     /// The class separation of every layer after an epoch (`Config::film`).
     Separation(Separation),
+    /// A new running class-level map is in [`super::Slots::class_mean`].
+    ClassMeanProgress,
+    /// A class-level map finished.
+    ClassMeanDone {
+        /// The request it answers.
+        id: u64,
+        /// The engine's result (boxed: it would double the size of every event).
+        mean: Box<ClassMean>,
+        /// Time it took.
+        seconds: f64,
+    },
     /// A job failed or panicked; the worker keeps running.
     JobFailed {
         /// Which job.

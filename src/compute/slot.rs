@@ -4,7 +4,7 @@
 
 use std::sync::Mutex;
 
-use super::protocol::{EmbedSnapshot, SaliencySnapshot};
+use super::protocol::{ClassMeanSnapshot, EmbedSnapshot, SaliencySnapshot};
 
 /// A latest-wins mailbox: a new value replaces an unread one.
 #[derive(Debug)]
@@ -42,6 +42,8 @@ pub struct Slots {
     pub embedding: Slot<EmbedSnapshot>,
     /// The running saliency estimate.
     pub saliency: Slot<SaliencySnapshot>,
+    /// The running class-level map.
+    pub class_mean: Slot<ClassMeanSnapshot>,
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use ndarray::{Axis, s};
 use super::cancel::Cancel;
 use super::film::{self, Reel};
 use super::jobs::{Job, Training, Wants};
+use super::protocol::{ClassMeanRequest, ClassMeanSnapshot};
 use super::protocol::{
     Command, Config, EmbedSnapshot, Event, ExplainRequest, JobKind, ModelReport, SaliencySnapshot,
 };
@@ -39,7 +40,7 @@ fn supersedes(command: &Command, kind: JobKind) -> bool {
         Command::Pause | Command::StopTraining => kind == JobKind::Train,
         Command::RestartTraining { .. } | Command::Quit => true,
         Command::Embed { .. } | Command::EmbedLayers { .. } => kind == JobKind::Embed,
-        Command::Explain(_) => kind == JobKind::Explain,
+        Command::Explain(_) | Command::ExplainClassMean(_) => kind == JobKind::Explain,
         Command::Resume => false,
     }
 }
@@ -173,6 +174,7 @@ impl WorkerState {
                 explanation: None,
                 film: None,
                 film_budget: false,
+                class_mean: None,
             },
             include_input: false,
             last_explain: ExplainRequest::first(),
@@ -370,6 +372,12 @@ impl WorkerState {
             Command::Explain(request) => {
                 self.last_explain = request;
                 self.wants.explanation = Some(request);
+                self.wants.class_mean = None;
+            }
+            // The view shows one map: a class-level map replaces the explanation asked for.
+            Command::ExplainClassMean(request) => {
+                self.wants.class_mean = Some(request);
+                self.wants.explanation = None;
             }
         }
         true
@@ -420,6 +428,7 @@ impl WorkerState {
                 epoch,
                 perplexity,
             } => self.frame(*layer, *epoch, *perplexity, cancel),
+            Job::ClassMean(request) => self.class_mean(*request, cancel),
         }));
         // The film's budget: it earns a share of every turn of training, and spends what its
         // own jobs take while training is wanted.
@@ -704,6 +713,8 @@ impl WorkerState {
         // The method's own defaults (samples, steps) come from the engine.
         let params = ExplainParams {
             class: Some(class),
+            versus: request.versus,
+            units: request.units,
             seed: self.config.seed,
             progress_every: 5,
             ..ExplainParams::for_method(request.method)
@@ -733,6 +744,62 @@ impl WorkerState {
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("an epoch is done")]
 struct EpochDone;
+impl WorkerState {
+    /// A class-level map (issue 14): the mean attribution over the request's test images, the
+    /// running map in the slot after each image, against the model's prepared background.
+    fn class_mean(&mut self, request: ClassMeanRequest, cancel: &Cancel) -> anyhow::Result<()> {
+        let split = Arc::clone(&self.config.split);
+        let model = self.model.as_ref().context("no model to explain")?;
+        if self.prepared.is_none() {
+            self.prepared = PreparedBackground::new(model, split.train.features.view()).ok();
+        }
+        let rows = request.rows(&split.test.labels);
+        anyhow::ensure!(
+            !rows.is_empty(),
+            "the test split has no images of class {}",
+            request.class
+        );
+        let images = split.test.features.select(Axis(0), &rows);
+        let start = Instant::now();
+        let (notify, slots) = (&self.notify, &self.slots);
+        let mut progress = |p: &explain::ClassMeanProgress<'_>| {
+            let snapshot = ClassMeanSnapshot {
+                id: request.id,
+                values: p.values.to_vec(),
+                stderr: p.stderr.to_vec(),
+                images_done: p.images_done,
+                images_total: p.images_total,
+                seconds: start.elapsed().as_secs_f64(),
+            };
+            if slots.class_mean.put(snapshot) {
+                notify(Event::ClassMeanProgress);
+            }
+        };
+        let params = ExplainParams {
+            versus: request.versus,
+            units: request.units,
+            seed: self.config.seed,
+            ..ExplainParams::for_class_mean(request.method, request.class)
+        };
+        let result = explain::explain_class_mean(
+            model,
+            images.view(),
+            split.train.features.view(),
+            self.prepared.as_ref(),
+            &params,
+            Some(&mut progress),
+            Some(cancel.flag()),
+        );
+        cancel.check()?;
+        let mean = Box::new(result?);
+        self.emit(Event::ClassMeanDone {
+            id: request.id,
+            mean,
+            seconds: start.elapsed().as_secs_f64(),
+        });
+        Ok(())
+    }
+}
 
 /// Run the whole pipeline (train or load, explain the first test image, embed every layer) and
 /// hand every event to `on_event` until the worker is idle, or until `timeout`. For headless use

@@ -247,12 +247,17 @@ pub enum Effect {
     Say(String),
     /// Ask first: `action` happens only if the user answers y.
     Ask(Question),
-    /// Explain this image in the Saliency tab (from the Embeddings tab).
+    /// Explain this image in the Saliency tab (from the Embeddings tab; from the error browser
+    /// with the prediction versus the label).
     Explain {
         /// Its part of the split.
         part: Part,
         /// Its row.
         index: usize,
+        /// The class to explain (`None`: the prediction).
+        class: Option<usize>,
+        /// The contrast class: explain f_class - f_versus ("why class and not versus").
+        versus: Option<usize>,
     },
 }
 
@@ -397,9 +402,17 @@ impl App {
                 Effect::Send(c) => commands.push(c),
                 Effect::Say(m) => self.say(m),
                 Effect::Ask(q) => self.question = Some(q),
-                Effect::Explain { part, index } => {
+                Effect::Explain {
+                    part,
+                    index,
+                    class,
+                    versus,
+                } => {
                     self.tab = Tab::Saliency;
-                    commands.extend(self.saliency.open(part, index));
+                    commands.extend(
+                        self.saliency
+                            .open(part, index, class, versus, &self.session),
+                    );
                 }
             }
         }
@@ -446,6 +459,9 @@ impl App {
             // The film (issue 12): frames for the Embeddings tab, separation for Training.
             Event::Frame(frame) => self.embed.film.frame(frame, self.embed.perplexity),
             Event::Separation(s) => self.training.separation.push(&s),
+            Event::ClassMeanProgress | Event::ClassMeanDone { .. } => {
+                self.saliency.on_event(event, slots);
+            }
         }
     }
 

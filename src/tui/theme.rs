@@ -484,6 +484,45 @@ impl Theme {
     }
 }
 
+/// Saliency overlays (issue 14, branch `saliency`).
+impl Theme {
+    /// An attribution over an image, SHAP's `image_plot` convention: the image's ink `ink` in
+    /// [0, 1] as a faded grey beneath, the attribution `v` in [-1, 1] above in the diverging
+    /// colours, more opaque the larger |v| (0 shows the faded image alone).
+    pub fn overlay(&self, ink: f32, v: f32) -> Color {
+        let (ink, v) = (ink.clamp(0.0, 1.0), v.clamp(-1.0, 1.0));
+        match self.depth {
+            ColorDepth::None => Color::Reset,
+            // Few colours: a clear attribution wins, else the faded digit.
+            ColorDepth::Ansi16 if v.abs() >= 0.15 => self.diverging(v),
+            ColorDepth::Ansi16 if ink >= 0.5 => Color::DarkGray,
+            ColorDepth::Ansi16 => Color::Black,
+            _ => {
+                let g = 0.1 + 0.35 * ink;
+                let alpha = v.abs().powf(0.7);
+                // Tinted rather than whitened: the colour of the scale's outer half.
+                let (r, gg, b) = diverging_rgb(v.signum() * (0.5 + 0.5 * v.abs()));
+                let mix = |c: u8| to_byte(g + (f32::from(c) / 255.0 - g) * alpha);
+                self.rgb((mix(r), mix(gg), mix(b)))
+            }
+        }
+    }
+}
+
+/// The diverging scale's colour at `v` in [-1, 1], in 24-bit.
+fn diverging_rgb(v: f32) -> (u8, u8, u8) {
+    let v = v.clamp(-1.0, 1.0);
+    let mut i = 0;
+    while i + 2 < DIVERGING.len() && v > DIVERGING[i + 1].0 {
+        i += 1;
+    }
+    let (a, ca) = DIVERGING[i];
+    let (b, cb) = DIVERGING[i + 1];
+    let t = ((v - a) / (b - a)).clamp(0.0, 1.0);
+    let mix = |x: u8, y: u8| to_byte((f32::from(x) + (f32::from(y) - f32::from(x)) * t) / 255.0);
+    (mix(ca.0, cb.0), mix(ca.1, cb.1), mix(ca.2, cb.2))
+}
+
 /// The ASCII stand-in for a character the ASCII glyph set has no place for: box drawing by its
 /// direction, blocks and shades by ink, braille by its number of dots, a few symbols by look;
 /// anything else `?`. ASCII is returned as is.

@@ -314,6 +314,8 @@ impl EmbeddingsTab {
                 return vec![Effect::Explain {
                     part: Part::Train,
                     index: self.selected,
+                    class: None,
+                    versus: None,
                 }];
             }
             EmbeddingsAction::OpenSelected => {}

@@ -23,14 +23,22 @@ pub enum Scale {
         /// Largest magnitude.
         max_abs: f32,
     },
+    /// The diverging scale over a faded image ([`Overlay`]): its legend shows the colours over
+    /// the image's background, where 0 is the image itself.
+    Overlay {
+        /// Largest magnitude.
+        max_abs: f32,
+    },
 }
 
 impl Scale {
     /// A value as a position on the scale: [0, 1] for gray, [-1, 1] for diverging.
-    fn position(&self, v: f32) -> f32 {
+    pub fn position(&self, v: f32) -> f32 {
         match *self {
             Scale::Gray { min, max } => ((v - min) / (max - min).max(1e-12)).clamp(0.0, 1.0),
-            Scale::Diverging { max_abs } => (v / max_abs.max(1e-12)).clamp(-1.0, 1.0),
+            Scale::Diverging { max_abs } | Scale::Overlay { max_abs } => {
+                (v / max_abs.max(1e-12)).clamp(-1.0, 1.0)
+            }
         }
     }
 
@@ -38,6 +46,7 @@ impl Scale {
         match self {
             Scale::Gray { .. } => theme.gray(self.position(v)),
             Scale::Diverging { .. } => theme.diverging(self.position(v)),
+            Scale::Overlay { .. } => theme.overlay(0.0, self.position(v)),
         }
     }
 
@@ -91,61 +100,190 @@ impl Heatmap<'_> {
 
 impl Widget for &Heatmap<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
-        let area = area.intersection(buf.area);
-        let (cw, ch) = Heatmap::fit(self.rows, self.cols, area);
-        if cw == 0 || self.pixels.len() < self.rows * self.cols {
+        if self.pixels.len() < self.rows * self.cols {
             return;
         }
-        let (tw, th) = (usize::from(cw), usize::from(ch) * 2);
-        let pixel = |py: usize, px: usize| -> Option<f32> {
-            let r = py * self.rows / th.max(1);
-            let c = px * self.cols / tw;
-            (r < self.rows && py < th).then(|| self.pixels[r * self.cols + c])
-        };
-        for cy in 0..usize::from(ch) {
-            for cx in 0..tw {
-                let upper = pixel(2 * cy, cx).unwrap_or(0.0);
-                let lower = pixel(2 * cy + 1, cx);
-                let (x, y) = (
-                    area.x + u16::try_from(cx).unwrap_or(0),
-                    area.y + u16::try_from(cy).unwrap_or(0),
-                );
-                let Some(cell) = buf.cell_mut((x, y)) else {
-                    continue;
+        let (scale, theme, px) = (self.scale, self.theme, self.pixels);
+        draw_pixels(
+            self.rows,
+            self.cols,
+            theme,
+            area,
+            buf,
+            |i| scale.color(theme, px[i]),
+            |upper, lower| {
+                // Two pixels in one shade: the one further from the scale's zero.
+                let v = match lower {
+                    Some(l) if px[l].abs() > px[upper].abs() => px[l],
+                    _ => px[upper],
                 };
-                if self.theme.has_color() {
-                    let fg = self.scale.color(self.theme, upper);
-                    if let Some(half) = self.theme.glyphs.upper_half {
-                        let mut style = Style::default().fg(fg);
-                        if let Some(l) = lower {
-                            style = style.bg(self.scale.color(self.theme, l));
-                        }
-                        cell.set_char(half);
-                        cell.set_style(style);
-                    } else {
-                        // No half block in ASCII: the cell shows its upper pixel.
-                        cell.set_char(' ');
-                        cell.set_style(Style::default().bg(fg));
-                    }
+                scale.shade(theme, v)
+            },
+        );
+    }
+}
+
+/// The glyph of the image's ink beneath an overlay without colour (a cell whose attribution
+/// rounds to no shade): in neither shade set, so the sign stays readable.
+fn ink_glyph(theme: &Theme) -> char {
+    if theme.glyphs.unicode { '◦' } else { 'o' }
+}
+
+/// An attribution map over its image (SHAP's `image_plot`): the image in faded grey beneath,
+/// the attribution in the diverging colours above, more opaque the larger its magnitude.
+/// Without colour, the attribution's shade characters, and the image's ink where the
+/// attribution rounds to nothing.
+pub struct Overlay<'a> {
+    /// The image, row-major, ink in [0, 1].
+    pub image: &'a [f32],
+    /// The attribution per pixel, row-major.
+    pub values: &'a [f32],
+    /// Image rows.
+    pub rows: usize,
+    /// Image columns.
+    pub cols: usize,
+    /// Largest magnitude (saturates the colours).
+    pub max_abs: f32,
+    /// Theme.
+    pub theme: &'a Theme,
+}
+
+impl Widget for &Overlay<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let n = self.rows * self.cols;
+        if self.image.len() < n || self.values.len() < n {
+            return;
+        }
+        let theme = self.theme;
+        let scale = Scale::Diverging {
+            max_abs: self.max_abs,
+        };
+        let (image, values) = (self.image, self.values);
+        draw_pixels(
+            self.rows,
+            self.cols,
+            theme,
+            area,
+            buf,
+            |i| theme.overlay(image[i], scale.position(values[i])),
+            |upper, lower| {
+                let (v, ink) = match lower {
+                    Some(l) => (
+                        if values[l].abs() > values[upper].abs() {
+                            values[l]
+                        } else {
+                            values[upper]
+                        },
+                        image[l].max(image[upper]),
+                    ),
+                    None => (values[upper], image[upper]),
+                };
+                let shade = scale.shade(theme, v);
+                if shade == ' ' && ink >= 0.5 {
+                    ink_glyph(theme)
                 } else {
-                    // Two pixels in one shade: the one further from the scale's zero.
-                    let v = match lower {
-                        Some(l) if l.abs() > upper.abs() => l,
-                        _ => upper,
-                    };
-                    cell.set_char(self.scale.shade(self.theme, v));
+                    shade
                 }
+            },
+        );
+    }
+}
+
+/// Draw a rows x cols image into `area` at the size [`Heatmap::fit`] gives: with colour, two
+/// pixels per cell as half blocks (`colour` of a pixel index), or one pixel per cell as a
+/// background colour without a half block (ASCII); without colour, one `shade` per cell from its
+/// upper and lower pixel indices.
+fn draw_pixels(
+    rows: usize,
+    cols: usize,
+    theme: &Theme,
+    area: Rect,
+    buf: &mut Buffer,
+    colour: impl Fn(usize) -> ratatui::style::Color,
+    shade: impl Fn(usize, Option<usize>) -> char,
+) {
+    let area = area.intersection(buf.area);
+    let (cw, ch) = Heatmap::fit(rows, cols, area);
+    if cw == 0 {
+        return;
+    }
+    let (tw, th) = (usize::from(cw), usize::from(ch) * 2);
+    let pixel = |py: usize, px: usize| -> Option<usize> {
+        let r = py * rows / th.max(1);
+        let c = px * cols / tw;
+        (r < rows && py < th).then_some(r * cols + c)
+    };
+    for cy in 0..usize::from(ch) {
+        for cx in 0..tw {
+            let Some(upper) = pixel(2 * cy, cx) else {
+                continue;
+            };
+            let lower = pixel(2 * cy + 1, cx);
+            let (x, y) = (
+                area.x + u16::try_from(cx).unwrap_or(0),
+                area.y + u16::try_from(cy).unwrap_or(0),
+            );
+            let Some(cell) = buf.cell_mut((x, y)) else {
+                continue;
+            };
+            if theme.has_color() {
+                let fg = colour(upper);
+                if let Some(half) = theme.glyphs.upper_half {
+                    let mut style = Style::default().fg(fg);
+                    if let Some(l) = lower {
+                        style = style.bg(colour(l));
+                    }
+                    cell.set_char(half);
+                    cell.set_style(style);
+                } else {
+                    // No half block in ASCII: the cell shows its upper pixel.
+                    cell.set_char(' ');
+                    cell.set_style(Style::default().bg(fg));
+                }
+            } else {
+                cell.set_char(shade(upper, lower));
             }
         }
     }
 }
 
-/// A one-line legend for a scale: low value, a ramp, high value.
+/// A one-line legend for a scale: the low end, a ramp, the high end; a diverging scale also
+/// marks its 0 in the middle of the ramp. Without colour the ramp is drawn in the same shade
+/// characters as the map, so it reads at every colour depth.
 pub struct Legend<'a> {
     /// The scale.
     pub scale: Scale,
     /// Theme.
     pub theme: &'a Theme,
+}
+
+impl Legend<'_> {
+    fn ramp_cell(&self, buf: &mut Buffer, x: u16, y: u16, v: f32) {
+        let Some(cell) = buf.cell_mut((x, y)) else {
+            return;
+        };
+        if self.theme.has_color() {
+            cell.set_char(' ');
+            cell.set_style(Style::default().bg(self.scale.color(self.theme, v)));
+        } else {
+            cell.set_char(self.scale.shade(self.theme, v));
+        }
+    }
+
+    fn ramp(&self, buf: &mut Buffer, x0: u16, y: u16, w: usize, lo: f32, hi: f32) {
+        let diverging = !matches!(self.scale, Scale::Gray { .. });
+        for i in 0..w {
+            // Gray: from end to end. Diverging: each half from cell centres, so that it stays
+            // off the 0 drawn between them.
+            let t = if diverging {
+                (i as f32 + 0.5) / w as f32
+            } else {
+                i as f32 / (w.max(2) - 1) as f32
+            };
+            let x = x0 + u16::try_from(i).unwrap_or(0);
+            self.ramp_cell(buf, x, y, lo + (hi - lo) * t);
+        }
+    }
 }
 
 impl Widget for &Legend<'_> {
@@ -156,39 +294,41 @@ impl Widget for &Legend<'_> {
         }
         let (lo, hi) = match self.scale {
             Scale::Gray { min, max } => (min, max),
-            Scale::Diverging { max_abs } => (-max_abs, max_abs),
+            Scale::Diverging { max_abs } | Scale::Overlay { max_abs } => (-max_abs, max_abs),
         };
+        let diverging = !matches!(self.scale, Scale::Gray { .. });
         let left = format_value(lo);
         let right = format_value(hi);
-        let text_w = left.chars().count() + right.chars().count() + 2;
+        let (lw, rw) = (left.chars().count(), right.chars().count());
+        // Diverging: "lo ramp 0 ramp hi"; gray: "lo ramp hi".
+        let text_w = lw + rw + 2 + if diverging { 3 } else { 0 };
         let ramp_w = usize::from(area.width).saturating_sub(text_w);
-        if ramp_w < 3 {
-            buf.set_stringn(
-                area.x,
-                area.y,
-                format!("{left}..{right}"),
-                usize::from(area.width),
-                self.theme.dim(),
-            );
+        let min_ramp = if diverging { 2 } else { 3 };
+        let dim = self.theme.dim();
+        if ramp_w < min_ramp {
+            let text = if diverging {
+                format!("{left} 0 {right}")
+            } else {
+                format!("{left}..{right}")
+            };
+            buf.set_stringn(area.x, area.y, text, usize::from(area.width), dim);
             return;
         }
-        buf.set_string(area.x, area.y, &left, self.theme.dim());
-        let x0 = area.x + u16::try_from(left.chars().count() + 1).unwrap_or(0);
-        for i in 0..ramp_w {
-            let t = i as f32 / (ramp_w - 1) as f32;
-            let v = lo + (hi - lo) * t;
-            let Some(cell) = buf.cell_mut((x0 + u16::try_from(i).unwrap_or(0), area.y)) else {
-                continue;
-            };
-            if self.theme.has_color() {
-                cell.set_char(' ');
-                cell.set_style(Style::default().bg(self.scale.color(self.theme, v)));
-            } else {
-                cell.set_char(self.scale.shade(self.theme, v));
-            }
-        }
-        let xr = x0 + u16::try_from(ramp_w + 1).unwrap_or(0);
-        buf.set_string(xr, area.y, &right, self.theme.dim());
+        let at = |n: usize| area.x + u16::try_from(n).unwrap_or(0);
+        buf.set_string(area.x, area.y, &left, dim);
+        let x0 = at(lw + 1);
+        let right_x = if diverging {
+            let half = ramp_w / 2;
+            self.ramp(buf, x0, area.y, half, lo, 0.0);
+            let zero_x = x0 + u16::try_from(half).unwrap_or(0);
+            buf.set_string(zero_x, area.y, " 0 ", dim);
+            self.ramp(buf, zero_x + 3, area.y, ramp_w - half, 0.0, hi);
+            at(lw + 1 + ramp_w + 3 + 1)
+        } else {
+            self.ramp(buf, x0, area.y, ramp_w, lo, hi);
+            at(lw + 1 + ramp_w + 1)
+        };
+        buf.set_string(right_x, area.y, &right, dim);
     }
 }
 
@@ -253,5 +393,58 @@ mod tests {
         let mut buf = Buffer::empty(Rect::new(0, 0, 3, 1));
         (&h).render(buf.area, &mut buf);
         assert_eq!(buf, Buffer::with_lines(["= █"]));
+    }
+}
+
+#[cfg(test)]
+mod legend_tests {
+    use super::*;
+    use crate::tui::snapshot::buffer_lines;
+    use crate::tui::theme::ColorDepth;
+
+    /// Issue 14 (7): 0 and both ends at every colour depth; without colour the ramp is drawn in
+    /// the map's own shade characters.
+    #[test]
+    fn legend_marks_zero_and_both_ends_at_every_depth() {
+        for depth in [
+            ColorDepth::TrueColor,
+            ColorDepth::Ansi256,
+            ColorDepth::Ansi16,
+            ColorDepth::None,
+        ] {
+            let theme = Theme::new(depth, false);
+            for scale in [
+                Scale::Diverging { max_abs: 0.5 },
+                Scale::Overlay { max_abs: 0.5 },
+            ] {
+                let mut buf = Buffer::empty(Rect::new(0, 0, 26, 1));
+                (&Legend {
+                    scale,
+                    theme: &theme,
+                })
+                    .render(buf.area, &mut buf);
+                let line = &buffer_lines(&buf)[0];
+                assert!(line.starts_with("-0.500 "), "{depth:?}: {line}");
+                assert!(line.ends_with(" 0.500"), "{depth:?}: {line}");
+                let middle: String = line.chars().skip(12).take(3).collect();
+                assert_eq!(middle, " 0 ", "{depth:?}: {line}");
+            }
+        }
+        let theme = Theme::new(ColorDepth::None, true);
+        let mut buf = Buffer::empty(Rect::new(0, 0, 26, 1));
+        (&Legend {
+            scale: Scale::Diverging { max_abs: 0.5 },
+            theme: &theme,
+        })
+            .render(buf.area, &mut buf);
+        assert_eq!(buffer_lines(&buf), ["-0.500 =-:.  0  +*#@ 0.500"]);
+        // Too narrow for a ramp: the numbers, 0 included, still.
+        let mut buf = Buffer::empty(Rect::new(0, 0, 15, 1));
+        (&Legend {
+            scale: Scale::Diverging { max_abs: 0.5 },
+            theme: &theme,
+        })
+            .render(buf.area, &mut buf);
+        assert_eq!(buffer_lines(&buf), ["-0.500 0 0.500 "]);
     }
 }
