@@ -139,6 +139,11 @@ pub struct ModelReport {
     pub confusion: Array2<usize>,
     /// Accuracy of each true class on the test split (`nn::per_class_accuracy`; NaN: no rows).
     pub per_class_accuracy: Vec<f64>,
+    // SHIM(errcore): the two fields below are errcore's contract; the lead keeps errcore's.
+    /// The model itself, so the UI can compute a test image's activations (issue 13).
+    pub model: Arc<Mlp>,
+    /// Activations of the embedded training images, index k-1 = layer k (all layers).
+    pub embed_layers: Vec<Array2<f32>>,
 }
 
 /// An owned copy of `tsne::TsneProgress`, tagged with its layer, for the slot.
@@ -231,6 +236,9 @@ pub enum Event {
         embedding: Embedding,
         /// Neighbour preservation at k = 10 (`tsne::trust`).
         trust: Option<f64>,
+        // SHIM(errcore): errcore's contract field; the lead keeps errcore's.
+        /// The first `place_n` test rows placed into this layer's map (place_n x 2, in order).
+        placed: Option<Array2<f32>>,
     },
     /// An explanation starts.
     ExplainStarted {

@@ -409,6 +409,11 @@ impl WorkerState {
             test_probs,
             per_class_accuracy: nn::per_class_accuracy(&confusion),
             confusion,
+            // SHIM(errcore): errcore fills these its own way.
+            embed_layers: (1..=model.n_layers())
+                .map(|k| model.layer_output(embed, k))
+                .collect(),
+            model: Arc::new(model.clone()),
         })));
         Ok(())
     }
@@ -462,6 +467,7 @@ impl WorkerState {
             layer,
             embedding,
             trust,
+            placed: None, // SHIM(errcore): errcore places the test rows.
         });
         Ok(())
     }

@@ -8,6 +8,7 @@ pub mod cvd;
 #[cfg(feature = "test-support")]
 pub mod fixture;
 pub mod keys;
+pub mod query;
 pub mod render;
 pub mod run;
 pub mod snapshot;

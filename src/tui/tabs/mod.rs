@@ -2,5 +2,8 @@
 //! (ratatui's demo2: `tabs/recipe.rs` holds `RecipeTab` and its `Widget`).
 
 pub mod embeddings;
+pub mod errors;
+pub mod neighbours;
+pub mod points;
 pub mod saliency;
 pub mod training;

@@ -13,8 +13,9 @@ use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LineGauge, Paragraph, Wi
 use crate::compute::{Command, EpochMetrics, ModelReport, StopReason};
 use crate::tui::app::{Action, Effect, Question, Session, TAB_DIGITS, Tab};
 use crate::tui::keys::{Binding, Show, bind};
+use crate::tui::tabs::embeddings::Direction;
+use crate::tui::tabs::errors::{ErrorBrowser, ErrorGrid, ErrorListView, ErrorsAction, cell_line};
 use crate::tui::theme::{Theme, asciify_area};
-use crate::tui::widgets::ConfusionGrid;
 
 /// What the Training tab's keys do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub enum TrainingAction {
     RestartNow,
     /// Loss on a log scale, or a linear one.
     ToggleLogLoss,
+    /// The error browser (issue 13): routed by the app to [`ErrorBrowser::update`].
+    Errors(ErrorsAction),
 }
 
 /// The Training tab's keys.
@@ -58,6 +61,50 @@ pub const KEYS: &[Binding] = &[
         "g",
         "log loss",
     ),
+    // Issue 13: the error browser.
+    bind(
+        &[KeyCode::Left],
+        Action::Training(TrainingAction::Errors(ErrorsAction::Move(Direction::Left))),
+        "arrows",
+        "cell",
+    )
+    .long("arrows", "confusion cell / image"),
+    bind(
+        &[KeyCode::Right],
+        Action::Training(TrainingAction::Errors(ErrorsAction::Move(Direction::Right))),
+        "right",
+        "",
+    )
+    .shown(Show::Hidden),
+    bind(
+        &[KeyCode::Up],
+        Action::Training(TrainingAction::Errors(ErrorsAction::Move(Direction::Up))),
+        "up",
+        "",
+    )
+    .shown(Show::Hidden),
+    bind(
+        &[KeyCode::Down],
+        Action::Training(TrainingAction::Errors(ErrorsAction::Move(Direction::Down))),
+        "down",
+        "",
+    )
+    .shown(Show::Hidden),
+    bind(
+        &[KeyCode::Enter],
+        Action::Training(TrainingAction::Errors(ErrorsAction::Enter)),
+        "enter",
+        "images",
+    )
+    .long("enter", "list images / explain"),
+    bind(
+        &[KeyCode::Char('e')],
+        Action::Training(TrainingAction::Errors(ErrorsAction::Show)),
+        "e",
+        "in map",
+    )
+    .long("e", "image in Embeddings")
+    .shown(Show::Help),
     bind(
         &[KeyCode::Char('1')],
         Action::GoTo(Tab::Training),
@@ -154,6 +201,8 @@ pub struct TrainingTab {
     pub log_loss: bool,
     /// Test accuracy of a loaded model (from its confusion matrix), shown instead of epochs.
     pub loaded_accuracy: Option<f64>,
+    /// The error browser over the confusion matrix (issue 13).
+    pub errors: ErrorBrowser,
 }
 
 impl TrainingTab {
@@ -199,6 +248,8 @@ impl TrainingTab {
                 self.log_loss = !self.log_loss;
                 Vec::new()
             }
+            // The app routes these to the browser with the session.
+            TrainingAction::Errors(_) => Vec::new(),
         }
     }
 
@@ -360,6 +411,15 @@ impl Widget for &TrainingView<'_> {
                 buf,
             );
         }
+        // Issue 13: the open cell's images over the charts.
+        if self.tab.errors.open {
+            (&ErrorListView {
+                browser: &self.tab.errors,
+                session: self.session,
+                theme,
+            })
+                .render(charts, buf);
+        }
         let n = self.session.n_classes().max(1);
         // The matrix whole (labels, n columns of 3, accuracy, borders) and 4 lines of numbers
         // under it, or the numbers alone: a matrix cut short would show wrong columns.
@@ -379,12 +439,21 @@ impl Widget for &TrainingView<'_> {
             " confusion (test) "
         };
         let block = theme.block().title(title);
+        // Issue 13: the cursor's cell in words under the grid.
+        let block = match &self.session.model {
+            Some(_) => block.title_bottom(Line::styled(
+                cell_line(&self.tab.errors, self.session, theme),
+                theme.dim(),
+            )),
+            None => block,
+        };
         let inner = block.inner(grid);
         block.render(grid, buf);
         match &self.session.model {
-            Some(m) => (&ConfusionGrid {
+            Some(m) => (&ErrorGrid {
                 matrix: &m.confusion,
                 accuracy: &m.per_class_accuracy,
+                cell: self.tab.errors.cell,
                 theme,
             })
                 .render(inner, buf),

@@ -5,6 +5,7 @@ pub mod bars;
 pub mod confusion;
 pub mod heatmap;
 pub mod scatter;
+pub mod thumbnail;
 
 pub use bars::ProbabilityBars;
 pub use confusion::ConfusionGrid;

@@ -38,7 +38,7 @@ pub struct Scatter<'a> {
 
 impl Scatter<'_> {
     /// Dot (column, row) of every point in `area`: one scale for both axes, the bounds centred.
-    fn project(&self, area: Rect, sub_x: usize, sub_y: usize) -> Vec<(usize, usize)> {
+    pub fn project(&self, area: Rect, sub_x: usize, sub_y: usize) -> Vec<(usize, usize)> {
         let n = self.coords.nrows();
         if n == 0 || area.is_empty() {
             return Vec::new();
