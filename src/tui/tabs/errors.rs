@@ -208,12 +208,15 @@ impl Widget for &ErrorGrid<'_> {
                 let text = if count == 0 {
                     format!("{:>cw$}", theme.glyphs.empty_cell)
                 } else if theme.has_color() {
-                    style = style.bg(theme.gray(0.06 + 0.3 * share as f32));
+                    // Dark enough under the good and bad colours' text.
+                    style = style.bg(theme.gray(0.05 + 0.22 * share as f32));
+                    format!("{:>cw$}", compact(count, cw))
+                } else if cw < 4 {
                     format!("{:>cw$}", compact(count, cw))
                 } else {
                     // share in [0, 1]: the index stays in 1..=4.
                     let shade = theme.glyphs.shades[1 + (share * 3.0).round() as usize];
-                    format!("{shade}{:>w$}", compact(count, cw - 1), w = cw - 1)
+                    format!("{:>w$}{shade}", compact(count, cw - 1), w = cw - 1)
                 };
                 if (r, c) == self.cell {
                     style = style.add_modifier(Modifier::REVERSED | Modifier::BOLD);
@@ -274,22 +277,25 @@ impl Widget for &ErrorListView<'_> {
         Clear.render(area, buf);
         let (l, p) = b.cell;
         let title = format!(
-            " {}: {} images, most confident first ",
+            " {}: {} ",
             label_pred(
                 session,
                 u8::try_from(l).unwrap_or(0),
                 u8::try_from(p).ok(),
                 theme
             ),
-            b.list.len()
+            match b.list.len() {
+                1 => "1 image".to_string(),
+                k => format!("{k} images, most confident first"),
+            }
         );
         let row = b.list.get(b.cursor).copied().unwrap_or(0);
         let keys = if l == p {
-            "enter explain · e embeddings · esc"
+            "enter explain · e map · esc"
         } else {
-            "enter why · e embeddings · esc"
+            "enter why · e map · esc"
         };
-        let bottom = format!(" test {row} · {keys} ");
+        let bottom = format!(" #{row} · {keys} ");
         let block = theme
             .block()
             .title(Line::styled(title, theme.accent()))

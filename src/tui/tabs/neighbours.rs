@@ -210,8 +210,21 @@ impl Widget for &NeighboursView<'_> {
             ratatui::layout::Constraint::Length(1),
             ratatui::layout::Constraint::Fill(1),
         ]));
+        let own = self.session.image(list.part, list.index).map(|(_, label)| {
+            let pred = self
+                .session
+                .probabilities(list.part, list.index)
+                .and_then(|p| {
+                    p.to_slice()
+                        .and_then(|p| u8::try_from(crate::nn::argmax(p)).ok())
+                });
+            label_pred(self.session, label, pred, theme)
+        });
         Line::from(vec![
-            Span::styled(format!("{part} {} ", list.index), theme.text()),
+            Span::styled(
+                format!("{part} {}: {} ", list.index, own.unwrap_or_default()),
+                theme.text(),
+            ),
             Span::styled("· v closes", theme.dim()),
         ])
         .render(head, buf);

@@ -201,16 +201,21 @@ impl MapPoints {
     }
 }
 
-/// The bin of a confidence in [0, 1].
+/// Lowest confidence of the scale: below it, the first bin. A trained model is above 0.9 on
+/// most images; the scale spends its steps where the doubt is.
+pub const CONF_FLOOR: f32 = 0.5;
+
+/// The bin of a confidence in [0, 1]: [`CONF_BINS`] equal steps from [`CONF_FLOOR`] to 1.
 pub fn confidence_bin(c: f32) -> u8 {
-    // c in [0, 1]: the bin stays in 0..CONF_BINS.
-    ((c.clamp(0.0, 1.0) * f32::from(CONF_BINS)) as u8).min(CONF_BINS - 1)
+    let t = ((c - CONF_FLOOR) / (1.0 - CONF_FLOOR)).clamp(0.0, 1.0);
+    // t in [0, 1]: the bin stays in 0..CONF_BINS.
+    ((t * f32::from(CONF_BINS)) as u8).min(CONF_BINS - 1)
 }
 
 /// The colour of a confidence bin: a sequential scale, near white (unsure) to dark orange
 /// (sure): the positive half of the diverging scale.
 pub fn confidence_color(theme: &Theme, bin: u8) -> Color {
-    theme.diverging(0.1 + 0.9 * (f32::from(bin) + 0.5) / f32::from(CONF_BINS))
+    theme.diverging(0.05 + 0.95 * f32::from(bin) / f32::from(CONF_BINS - 1))
 }
 
 /// The glyph of a confidence bin without colour: shades, more ink for more confidence.
@@ -221,7 +226,7 @@ pub fn confidence_glyph(theme: &Theme, bin: u8) -> char {
 
 /// The colour legend of the confidence scale: "confidence 0.0 ░▒▓█ 1.0" in the scale's colours.
 pub fn confidence_legend(theme: &Theme) -> Vec<Span<'static>> {
-    let mut spans = vec![Span::styled("0", theme.dim())];
+    let mut spans = vec![Span::styled(format!("<{CONF_FLOOR}"), theme.dim())];
     for b in 0..CONF_BINS {
         let glyph = if theme.has_color() {
             theme.glyphs.bar_full

@@ -358,6 +358,14 @@ impl Widget for &TrainingView<'_> {
         } else {
             51.min(area.width.saturating_sub(28))
         };
+        // Issue 13: an open error list takes what the matrix does not need.
+        let side_w = if self.tab.errors.open {
+            // Without colour the shade glyph takes a column per cell.
+            let n = u16::try_from(self.session.n_classes()).unwrap_or(10);
+            side_w.min(13 + if theme.has_color() { 3 } else { 4 } * n)
+        } else {
+            side_w
+        };
         let [charts, side] = rest.layout(&Layout::horizontal([
             Constraint::Fill(1),
             Constraint::Length(side_w),
