@@ -204,19 +204,22 @@ pub const KEYS: &[Binding] = &[
         "g",
         "dots/digits",
     ),
-    // Issue 13: filter and neighbours.
+    // Issue 13: neighbours and filter (last: the help gives the filter's syntax a line).
+    bind(
+        &[KeyCode::Char('v')],
+        act(EmbeddingsAction::ToggleNeighbours),
+        "v",
+        "neighbours",
+    ),
     bind(
         &[KeyCode::Char('/')],
         act(EmbeddingsAction::Filter),
         "/",
         "filter",
     )
-    .long("/", "filter: label=C pred=C wrong conf<P test (n/N walk)"),
-    bind(
-        &[KeyCode::Char('v')],
-        act(EmbeddingsAction::ToggleNeighbours),
-        "v",
-        "neighbours",
+    .long(
+        "/",
+        "filter: label=C pred=C wrong right conf<P conf>P test train",
     ),
     TAB_DIGITS[0],
     TAB_DIGITS[1],

@@ -68,7 +68,7 @@ pub const KEYS: &[Binding] = &[
         "arrows",
         "cell",
     )
-    .long("arrows", "confusion cell / image"),
+    .long("arrows", "confusion cell"),
     bind(
         &[KeyCode::Right],
         Action::Training(TrainingAction::Errors(ErrorsAction::Move(Direction::Right))),
@@ -96,15 +96,15 @@ pub const KEYS: &[Binding] = &[
         "enter",
         "images",
     )
-    .long("enter", "list images / explain"),
+    .long("enter", "its images, why"),
     bind(
         &[KeyCode::Char('e')],
         Action::Training(TrainingAction::Errors(ErrorsAction::Show)),
         "e",
         "in map",
     )
-    .long("e", "image in Embeddings")
-    .shown(Show::Help),
+    // The open list's bottom line shows it.
+    .shown(Show::Hidden),
     bind(
         &[KeyCode::Char('1')],
         Action::GoTo(Tab::Training),
