@@ -478,3 +478,19 @@ fn neighbours_without_colour_80x24() {
     assert!(text.matches(" #").count() >= 4, "{text}");
     insta::assert_snapshot!(text);
 }
+
+#[test]
+fn placed_points_belong_to_the_map_they_were_placed_into() {
+    let app = demo_app();
+    let panel = &app.embed.panels[0];
+    let pts = &app.embed.points;
+    let n = panel.coords.nrows();
+    assert_eq!(
+        pts.coords_for(panel.layer, &panel.coords).nrows(),
+        n + N_PLACED
+    );
+    // Another layout of the same layer (a kept one, another epoch's frame): its own points only.
+    let mut other = panel.coords.clone();
+    other[[0, 0]] += 1.0;
+    assert_eq!(pts.coords_for(panel.layer, &other).nrows(), n);
+}

@@ -80,11 +80,16 @@ impl MapPoints {
         };
     }
 
-    /// The map of a layer with the placed points, when it has them.
+    /// The map of a layer with the placed points, when `own` is the map they were placed
+    /// into (not a layout kept from another perplexity, nor another epoch's frame): the
+    /// comparison costs n x 2 floats, nothing beside drawing them.
     pub fn coords_for<'a>(&'a self, layer: usize, own: &'a Array2<f32>) -> &'a Array2<f32> {
         self.combined
             .get(&layer)
-            .filter(|c| c.nrows() == own.nrows() + self.placed.get(&layer).map_or(0, Array2::nrows))
+            .filter(|c| {
+                c.nrows() == own.nrows() + self.placed.get(&layer).map_or(0, Array2::nrows)
+                    && c.slice(ndarray::s![..own.nrows(), ..]) == own.view()
+            })
             .unwrap_or(own)
     }
 
