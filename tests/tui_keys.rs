@@ -279,14 +279,20 @@ fn selection_moves_towards_the_nearest_point() {
 fn arrows_and_hjkl_move_the_linked_selection() {
     let mut app = demo_app();
     press(&mut app, KeyCode::Char('2'));
-    let start = app.embed.selected;
+    // Issue 13: the cursor moves among the map's points and its placed test images.
+    let start = app.embed.selected_point();
     press(&mut app, KeyCode::Char('l'));
-    let moved = app.embed.selected;
+    let moved = app.embed.selected_point();
     assert_ne!(moved, start);
-    let focus = app.embed.panels[app.embed.focus].coords.clone();
+    let panel = &app.embed.panels[app.embed.focus];
+    let focus = app
+        .embed
+        .points
+        .coords_for(panel.layer, &panel.coords)
+        .clone();
     assert!(focus[[moved, 0]] > focus[[start, 0]]);
     press(&mut app, KeyCode::Left);
-    assert!(app.embed.panels[app.embed.focus].coords[[app.embed.selected, 0]] < focus[[moved, 0]]);
+    assert!(focus[[app.embed.selected_point(), 0]] < focus[[moved, 0]]);
     press(&mut app, KeyCode::Char('f'));
     assert_eq!(app.embed.focus, 0);
 }

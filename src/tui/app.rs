@@ -259,6 +259,13 @@ pub enum Effect {
         /// The contrast class: explain f_class - f_versus ("why class and not versus").
         versus: Option<usize>,
     },
+    /// Select this image in the Embeddings tab and go there (issue 13: from the error browser).
+    ShowInEmbeddings {
+        /// Its part of the split.
+        part: Part,
+        /// Its row.
+        index: usize,
+    },
 }
 
 /// The whole app state.
@@ -316,6 +323,10 @@ impl App {
                 _ => Action::Cancel,
             });
         }
+        // Issue 13: the filter being typed takes every key; Esc closes what the tab has open.
+        if let Some(action) = self.tab_first(key.code) {
+            return Some(action);
+        }
         if let Some(action) = keys::lookup(GLOBAL_KEYS, key.code) {
             return Some(action);
         }
@@ -355,8 +366,15 @@ impl App {
             Action::NextTab => self.go_to(self.tab.next()),
             Action::PrevTab => self.go_to(self.tab.prev()),
             Action::GoTo(tab) => self.go_to(tab),
+            Action::Training(TrainingAction::Errors(a)) => {
+                self.training.errors.update(a, &self.session)
+            }
             Action::Training(a) => self.training.update(a),
-            Action::Embeddings(a) => self.embed.update(a, &self.session),
+            Action::Embeddings(a) => {
+                let effects = self.embed.update(a, &self.session);
+                self.embed.sync_points(&self.session);
+                effects
+            }
             Action::Saliency(a) => self.saliency.update(a, &self.session),
             Action::SaveSvg => {
                 self.save_svg = true;
@@ -369,6 +387,26 @@ impl App {
             self.idle = false;
         }
         commands
+    }
+
+    /// Keys a tab takes before the global table (issue 13): the `/` filter being typed takes
+    /// every key; in the Training tab Esc closes the error list (and the help first).
+    fn tab_first(&self, code: KeyCode) -> Option<Action> {
+        use super::tabs::embeddings::EmbeddingsAction as E;
+        use super::tabs::errors::ErrorsAction;
+        match self.tab {
+            Tab::Embeddings if self.embed.points.editing.is_some() => {
+                Some(Action::Embeddings(E::FilterKey(code)))
+            }
+            Tab::Training
+                if code == KeyCode::Esc && self.training.errors.open && !self.show_help =>
+            {
+                Some(Action::Training(TrainingAction::Errors(
+                    ErrorsAction::Close,
+                )))
+            }
+            _ => None,
+        }
     }
 
     fn go_to(&mut self, tab: Tab) -> Vec<Effect> {
@@ -414,6 +452,12 @@ impl App {
                             .open(part, index, class, versus, &self.session),
                     );
                 }
+                Effect::ShowInEmbeddings { part, index } => {
+                    self.tab = Tab::Embeddings;
+                    if let Some(m) = self.embed.show(part, index, &self.session) {
+                        self.say(m);
+                    }
+                }
             }
         }
         commands
@@ -445,13 +489,16 @@ impl App {
             Event::TrainingStopped(reason) => self.training.stopped(reason),
             Event::ModelReady(report) => {
                 self.training.model_ready(&report);
+                self.training.errors.model_changed();
                 self.embed.model_ready(&report);
                 self.session.model = Some(report);
+                self.embed.sync_points(&self.session);
             }
             Event::JobFailed { job, message } => self.job_failed(job, &message),
             Event::Idle => self.idle = true,
             Event::EmbedStarted { .. } | Event::EmbedProgress | Event::EmbedDone { .. } => {
                 self.embed.on_event(event, slots);
+                self.embed.sync_points(&self.session);
             }
             Event::ExplainStarted { .. } | Event::ExplainProgress | Event::ExplainDone { .. } => {
                 self.saliency.on_event(event, slots);

@@ -27,7 +27,8 @@ fn unit(i: u64) -> f32 {
     (z >> 40) as f32 / (1u64 << 24) as f32
 }
 
-/// Made-up class probabilities: right except every 9th row, which goes to the next class.
+/// Made-up class probabilities: right except every 9th row, which goes to the next class; the
+/// predicted class gets 0.5 to 0.98 (so that confidence has something to show).
 fn probabilities(labels: &[u8], n_classes: usize) -> Array2<f32> {
     Array2::from_shape_fn((labels.len(), n_classes), |(i, c)| {
         let label = usize::from(labels[i]);
@@ -36,17 +37,28 @@ fn probabilities(labels: &[u8], n_classes: usize) -> Array2<f32> {
         } else {
             label
         };
+        let top = 0.5 + 0.48 * unit(7919 * i as u64 + 3);
         if c == pred {
-            0.82
+            top
         } else if c == label {
-            0.1
+            (1.0 - top) * 0.6
         } else {
-            0.08 / (n_classes - 2) as f32
+            (1.0 - top) * 0.4 / (n_classes - 2) as f32
         }
     })
 }
 
-/// A test metric in the engine's type, whether that is `f64` or `Option<f64>`.
+/// Test rows placed into every map of the fixture (issue 13).
+pub const N_PLACED: usize = 60;
+
+/// The predicted class of the first `n` test rows.
+fn test_probs_for_placing(app: &App, n: usize) -> Vec<usize> {
+    (0..n)
+        .filter_map(|j| app.session.probabilities(crate::data::Part::Test, j))
+        .map(|p| crate::nn::argmax(p.as_slice().unwrap_or(&[])))
+        .collect()
+}
+
 /// The fixture state, on the Training tab.
 pub fn demo_app() -> App {
     let full = data::load_onboard()
@@ -75,6 +87,7 @@ pub fn demo_app() -> App {
         },
         &slots,
     );
+    let model = crate::nn::Mlp::new(&[split.train.n_features(), 512, 256, n_classes], 0);
     let embed_probs = probabilities(&split.train.labels, n_classes);
     let test_probs = probabilities(&split.test.labels, n_classes);
     // One count per test row, so that the matrix and the last epoch's test accuracy agree.
@@ -111,9 +124,11 @@ pub fn demo_app() -> App {
             test_probs,
             per_class_accuracy: crate::nn::per_class_accuracy(&confusion),
             confusion,
-            // Issue 13 (branch errcore): the report carries its model and the embedded layers.
-            model: Arc::new(crate::nn::Mlp::new(&[784, 512, 256, n_classes], 0)),
-            embed_layers: Vec::new(),
+            // A real (untrained) network, so that neighbours are computed as in the app.
+            embed_layers: (1..=model.n_layers())
+                .map(|k| model.layer_output(split.train.features.view(), k))
+                .collect(),
+            model: Arc::new(model),
         })),
         &slots,
     );
@@ -144,8 +159,27 @@ pub fn demo_app() -> App {
             perplexity: 3.0,
         });
     }
+    // Issue 13: the first test rows placed into each map, near the class they are predicted as
+    // (a mistake lands among the digits it was taken for).
+    let test_preds: Vec<usize> = test_probs_for_placing(&app, N_PLACED);
+    let panels: Vec<(usize, Array2<f32>)> = app
+        .embed
+        .panels
+        .iter()
+        .map(|p| (p.layer, p.coords.clone()))
+        .collect();
+    for (k, (layer, coords)) in panels.into_iter().enumerate() {
+        let placed = Array2::from_shape_fn((test_preds.len(), 2), |(j, d)| {
+            let angle =
+                test_preds[j] as f32 / n_classes as f32 * std::f32::consts::TAU + k as f32 * 0.3;
+            let centre = if d == 0 { angle.cos() } else { angle.sin() } * 10.0;
+            centre + (unit(50_000 + (j * 2 + d) as u64 + 1000 * k as u64) - 0.5) * 3.0
+        });
+        app.embed.points.map_done(layer, &coords, Some(placed));
+    }
     app.embed.focus = 2;
     app.embed.selected = 4;
+    app.embed.sync_points(&app.session);
     let image = split.test.features.row(0);
     // Where the image and every background (training) row are 0, a real Shapley map is exactly 0:
     // no coalition changes the model's input there.

@@ -8,6 +8,7 @@ pub mod cvd;
 #[cfg(feature = "test-support")]
 pub mod fixture;
 pub mod keys;
+pub mod query;
 pub mod render;
 pub mod run;
 /// The `S` key's SVG files (issue 16 item 5, branch import).

@@ -24,6 +24,10 @@ use crate::tui::tabs::training::line_gauge;
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{Heatmap, ProbabilityBars, Scale, Scatter};
 
+use super::neighbours::{NeighboursView, panel_width};
+use super::points::{self, MapPoints, Overlay};
+use crate::tui::query::{Query, SYNTAX};
+
 /// What colours the scatter points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, EnumIter)]
 pub enum ColorBy {
@@ -34,6 +38,8 @@ pub enum ColorBy {
     Prediction,
     /// Correct (green) or wrong (orange).
     Correctness,
+    /// The probability of the predicted class, on a sequential scale (issue 13).
+    Confidence,
 }
 
 impl ColorBy {
@@ -52,6 +58,7 @@ impl ColorBy {
             ColorBy::Label => "label",
             ColorBy::Prediction => "prediction",
             ColorBy::Correctness => "correct/wrong",
+            ColorBy::Confidence => "confidence",
         }
     }
 }
@@ -96,6 +103,12 @@ pub enum EmbeddingsAction {
     ToggleGlyphs,
     /// A key of the film (issue 12: `tabs/film.rs`).
     Film(FilmAction),
+    /// Type a filter (issue 13): `/`.
+    Filter,
+    /// A key while the filter is typed (the app sends every key here then).
+    FilterKey(KeyCode),
+    /// Show or hide the neighbours panel (issue 13): `v`.
+    ToggleNeighbours,
 }
 
 const fn act(a: EmbeddingsAction) -> Action {
@@ -199,6 +212,23 @@ pub const KEYS: &[Binding] = &[
     film::KEYS[2],
     film::KEYS[3],
     film::KEYS[4],
+    // Issue 13: neighbours and filter (last: the help gives the filter's syntax a line).
+    bind(
+        &[KeyCode::Char('v')],
+        act(EmbeddingsAction::ToggleNeighbours),
+        "v",
+        "neighbours",
+    ),
+    bind(
+        &[KeyCode::Char('/')],
+        act(EmbeddingsAction::Filter),
+        "/",
+        "filter",
+    )
+    .long(
+        "/",
+        "filter: label=C pred=C wrong right conf<P conf>P test train",
+    ),
     TAB_DIGITS[0],
     TAB_DIGITS[1],
     TAB_DIGITS[2],
@@ -277,6 +307,8 @@ pub struct EmbeddingsTab {
     pub correct: Vec<u8>,
     /// The film: each layer's map epoch by epoch (issue 12: `tabs/film.rs`).
     pub film: Film,
+    /// Placed test images, the filter, the neighbours panel (issue 13).
+    pub points: MapPoints,
 }
 
 impl EmbeddingsTab {
@@ -311,9 +343,10 @@ impl EmbeddingsTab {
             EmbeddingsAction::NextMisclassified => return self.jump_misclassified(true, session),
             EmbeddingsAction::PrevMisclassified => return self.jump_misclassified(false, session),
             EmbeddingsAction::OpenSelected if session.embed_n > 0 => {
+                let (part, index) = self.selection();
                 return vec![Effect::Explain {
-                    part: Part::Train,
-                    index: self.selected,
+                    part,
+                    index,
                     class: None,
                     versus: None,
                 }];
@@ -335,6 +368,14 @@ impl EmbeddingsTab {
             }
             EmbeddingsAction::ToggleGlyphs => self.glyphs_swapped = !self.glyphs_swapped,
             EmbeddingsAction::Film(a) => return self.film_update(a),
+            EmbeddingsAction::Filter => {
+                let text = self.points.filter.as_ref().map(|q| q.text.clone());
+                self.points.editing = Some(text.unwrap_or_default());
+            }
+            EmbeddingsAction::FilterKey(code) => return self.filter_key(code, session),
+            EmbeddingsAction::ToggleNeighbours => {
+                self.points.show_neighbours = !self.points.show_neighbours;
+            }
             EmbeddingsAction::NextPanel => {
                 if !self.panels.is_empty() {
                     self.focus = (self.focus + 1) % self.panels.len();
@@ -365,6 +406,7 @@ impl EmbeddingsTab {
             .collect();
         // Layouts of another model mean nothing for this one.
         self.layouts.clear();
+        self.points.clear();
         self.plan_panels(&report.layer_sizes);
     }
 
@@ -390,7 +432,7 @@ impl EmbeddingsTab {
                 layer,
                 embedding,
                 trust,
-                ..
+                placed,
             } => {
                 let _ = slots.embedding.take();
                 let snapshot = EmbedSnapshot {
@@ -401,6 +443,9 @@ impl EmbeddingsTab {
                     coords: embedding.coords,
                 };
                 self.apply_embedding(snapshot, trust, true);
+                if let Some(panel) = self.panels.iter().find(|p| p.layer == layer && p.done) {
+                    self.points.map_done(layer, &panel.coords, placed);
+                }
             }
             _ => {}
         }
@@ -491,35 +536,134 @@ impl EmbeddingsTab {
     }
 
     fn move_selection(&mut self, d: Direction) {
-        let Some(panel) = self
-            .shown_panels()
-            .get(self.focus)
-            .filter(|p| p.coords.nrows() > self.selected)
-        else {
+        // Among the map's own points and its placed test images (issue 13).
+        let from = self.selected_point();
+        let Some(panel) = self.shown_panels().get(self.focus) else {
             return;
         };
-        if let Some(i) = nearest_in_direction(&panel.coords, self.selected, d) {
-            self.selected = i;
+        let coords = self.points.coords_for(panel.layer, &panel.coords);
+        if coords.nrows() <= from {
+            return;
+        }
+        if let Some(u) = nearest_in_direction(coords, from, d) {
+            self.select_point(u);
         }
     }
 
+    /// n/N: the next wrong image (training or placed test), or the next match of the filter.
     fn jump_misclassified(&mut self, forward: bool, session: &Session) -> Vec<Effect> {
-        let n = session.embed_n;
-        if n == 0 || session.model.is_none() {
+        if session.embed_n == 0 || session.model.is_none() {
             return Vec::new();
         }
-        for step in 1..=n {
-            let i = if forward {
-                (self.selected + step) % n
-            } else {
-                (self.selected + n * step - step) % n
-            };
-            if self.labels.get(i) != self.predictions.get(i) {
+        match self.points.walk(self.selected_point(), forward) {
+            Some(u) => {
+                self.select_point(u);
+                Vec::new()
+            }
+            None if self.points.filter.is_some() => {
+                vec![Effect::Say("no point matches the filter".into())]
+            }
+            None => vec![Effect::Say("no misclassified image".into())],
+        }
+    }
+
+    /// The selected image: an embedded training image or a placed test image (issue 13).
+    pub fn selection(&self) -> (Part, usize) {
+        match self.points.selected_test {
+            Some(j) => (Part::Test, j),
+            None => (Part::Train, self.selected),
+        }
+    }
+
+    /// The selection as a point of the maps (training images first, then placed test images).
+    pub fn selected_point(&self) -> usize {
+        self.points
+            .selected_test
+            .map_or(self.selected, |j| self.labels.len() + j)
+    }
+
+    /// Select point `u` of the maps.
+    fn select_point(&mut self, u: usize) {
+        match MapPoints::point(self.labels.len(), u) {
+            (Part::Train, i) => {
                 self.selected = i;
-                return Vec::new();
+                self.points.selected_test = None;
+            }
+            (Part::Test, j) => self.points.selected_test = Some(j),
+        }
+    }
+
+    /// Select an image from elsewhere (the error browser's `e`); a message when it is not in
+    /// the maps.
+    pub fn show(&mut self, part: Part, index: usize, session: &Session) -> Option<String> {
+        let n = self.labels.len();
+        match part {
+            Part::Train if index < n => self.select_point(index),
+            Part::Test if index < self.points.n_placed() => self.select_point(n + index),
+            Part::Train => return Some(format!("training image {index} is not embedded")),
+            Part::Test if self.points.n_placed() == 0 => {
+                return Some(format!(
+                    "test image {index} is not in the maps: no test images are placed"
+                ));
+            }
+            Part::Test => {
+                return Some(format!(
+                    "test image {index} is not in the maps: only test images 0-{} are placed",
+                    self.points.n_placed() - 1
+                ));
             }
         }
-        vec![Effect::Say("no misclassified image".into())]
+        self.sync_points(session);
+        None
+    }
+
+    /// Recompute the points' groups, the filter's matches and the neighbours panel (after any
+    /// action or event: cheap, and never while drawing).
+    pub fn sync_points(&mut self, session: &Session) {
+        self.points
+            .sync(session, &self.labels, &self.predictions, self.color_by);
+        let u = self.selected_point();
+        let layer = self.panels.get(self.focus).map(|p| (p.layer, &p.coords));
+        self.points
+            .refresh_neighbours(session, self.labels.len(), u, layer);
+    }
+
+    /// A key while the filter is typed: Enter applies it (a bad query says which term and
+    /// stays open), Esc cancels, Backspace deletes.
+    fn filter_key(&mut self, code: KeyCode, session: &Session) -> Vec<Effect> {
+        let Some(text) = self.points.editing.as_mut() else {
+            return Vec::new();
+        };
+        match code {
+            KeyCode::Char(c) => text.push(c),
+            KeyCode::Backspace => {
+                text.pop();
+            }
+            KeyCode::Esc => self.points.editing = None,
+            KeyCode::Enter => {
+                let text = text.clone();
+                if text.trim().is_empty() {
+                    self.points.editing = None;
+                    self.points.filter = None;
+                    return vec![Effect::Say("filter off".into())];
+                }
+                match Query::parse(&text, session.class_names(), session.n_classes()) {
+                    Ok(q) => {
+                        self.points.editing = None;
+                        self.points.filter = Some(q);
+                        self.sync_points(session);
+                        let k = self.points.matches.iter().filter(|&&m| m).count();
+                        return vec![Effect::Say(format!(
+                            "{k} of {} points match (n/N walk them, / then enter on nothing clears)",
+                            self.points.matches.len()
+                        ))];
+                    }
+                    Err(e) => return vec![Effect::Say(e.to_string())],
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
     }
 }
 
@@ -596,6 +740,12 @@ impl Widget for &EmbeddingsView<'_> {
         } else {
             24
         };
+        // Issue 13: the neighbours panel takes two thumbnails a row.
+        let side_w = if self.tab.points.show_neighbours {
+            panel_width(area)
+        } else {
+            side_w
+        };
         let [main, side] = area.layout(&Layout::horizontal([
             Constraint::Fill(1),
             Constraint::Length(side_w),
@@ -625,9 +775,34 @@ impl Widget for &EmbeddingsView<'_> {
                 self.render_panel(panel, i == self.tab.focus, a, buf);
             }
         }
-        self.render_legend(legend, buf);
-        self.render_selection(side, buf);
+        if let Some(text) = &self.tab.points.editing {
+            render_prompt(text, theme, legend, buf);
+        } else {
+            self.render_legend(legend, buf);
+        }
+        if self.tab.points.show_neighbours {
+            (&NeighboursView {
+                list: self.tab.points.neighbours.as_ref(),
+                predictions: &self.tab.predictions,
+                session: self.session,
+                theme,
+            })
+                .render(side, buf);
+        } else {
+            self.render_selection(side, buf);
+        }
     }
+}
+
+/// The filter being typed, with its syntax (issue 13).
+fn render_prompt(text: &str, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let cursor = if theme.glyphs.unicode { "▏" } else { "_" };
+    Line::from(vec![
+        Span::styled(format!("/{text}"), theme.key()),
+        Span::styled(cursor, theme.key()),
+        Span::styled(format!("  {SYNTAX} · enter · esc"), theme.dim()),
+    ])
+    .render(area, buf);
 }
 
 /// The colour of a point group under the current colouring.
@@ -640,6 +815,7 @@ fn group_color(theme: &Theme, by: ColorBy, g: u8) -> Color {
                 theme.bad().fg.unwrap_or(Color::Reset)
             }
         }
+        ColorBy::Confidence => points::confidence_color(theme, g),
         _ => theme.class(usize::from(g)),
     }
 }
@@ -717,20 +893,43 @@ impl EmbeddingsView<'_> {
             return;
         }
         let by = self.tab.color_by;
-        let color = |g: u8| group_color(theme, by, g);
-        let glyph = |g: u8| group_glyph(by, g);
+        // Issue 13: the map's placed test images after its own points, the filter's misses
+        // in the dim group.
+        let pts = &self.tab.points;
+        let coords = pts.coords_for(panel.layer, &panel.coords);
+        let groups = pts
+            .groups
+            .get(..coords.nrows())
+            .unwrap_or(self.tab.groups());
+        let dim = pts.filter.as_ref().map(|_| pts.dim_group);
+        let color = |g: u8| match dim {
+            Some(d) if g == d => theme.dim().fg.unwrap_or(Color::Reset),
+            _ => group_color(theme, by, g),
+        };
+        let glyph = |g: u8| match dim {
+            Some(d) if g == d => theme.glyphs.empty_cell,
+            _ if by == ColorBy::Confidence => points::confidence_glyph(theme, g),
+            _ => group_glyph(by, g),
+        };
         let scatter = Scatter {
-            coords: &panel.coords,
-            groups: self.tab.groups(),
+            coords,
+            groups,
             color: &color,
             glyph: &glyph,
-            selected: Some(self.tab.selected),
+            selected: Some(self.tab.selected_point()),
             // The wrong predictions are what the correct/wrong colouring is for.
             emphasis: (by == ColorBy::Correctness).then_some(0),
             glyphs: self.tab.draws_glyphs(theme),
             theme,
         };
         self.tab.render_scatter(&scatter, panel.layer, plot, buf);
+        Overlay {
+            scatter: &scatter,
+            points: pts,
+            selected: self.tab.selected_point(),
+            bounds: self.tab.scatter_bounds(panel.layer),
+        }
+        .render(plot, buf);
         render_trust(panel.trust, theme, trust, buf);
     }
 
@@ -756,6 +955,7 @@ impl EmbeddingsView<'_> {
             theme.dim(),
         )];
         match by {
+            ColorBy::Confidence => spans.extend(points::confidence_legend(theme)),
             ColorBy::Correctness => {
                 spans.push(Span::styled(
                     format!("{}right ", group_glyph(by, 1)),
@@ -784,16 +984,31 @@ impl EmbeddingsView<'_> {
         if self.tab.include_input {
             spans.push(Span::styled(" +input", theme.dim()));
         }
+        // Issue 13: the placed test images' marker and the filter.
+        if self.tab.points.n_placed() > 0 {
+            spans.push(Span::styled(
+                format!(" {}test wrong", points::wrong_test_glyph(theme)),
+                theme.text(),
+            ));
+        }
+        if let Some(q) = &self.tab.points.filter {
+            let k = self.tab.points.matches.iter().filter(|&&m| m).count();
+            spans.push(Span::styled(format!(" /{}: {k}", q.text), theme.key()));
+        }
         Line::from(spans).render(area, buf);
     }
 
     fn render_selection(&self, area: Rect, buf: &mut Buffer) {
         let theme = self.theme;
-        let i = self.tab.selected;
-        let block = theme.block().title(format!(" image {i} "));
+        let (part, i) = self.tab.selection();
+        let title = match part {
+            Part::Train => format!(" image {i} "),
+            Part::Test => format!(" test image {i} "),
+        };
+        let block = theme.block().title(title);
         let inner = block.inner(area);
         block.render(area, buf);
-        let Some((pixels, label)) = self.session.image(Part::Train, i) else {
+        let Some((pixels, label)) = self.session.image(part, i) else {
             Paragraph::new("loading")
                 .style(theme.dim())
                 .render(inner, buf);
@@ -822,7 +1037,15 @@ impl EmbeddingsView<'_> {
             };
             (&heatmap).render(image, buf);
         }
-        let pred = self.tab.predictions.get(i).copied();
+        let pred = match part {
+            Part::Train => self.tab.predictions.get(i).copied(),
+            Part::Test => self
+                .tab
+                .points
+                .facts
+                .get(self.tab.selected_point())
+                .map(|f| f.pred),
+        };
         let mut spans = vec![
             Span::styled("label ", theme.dim()),
             Span::styled(
@@ -842,7 +1065,7 @@ impl EmbeddingsView<'_> {
             spans.push(Span::styled(format!("{name}{mark}"), style));
         }
         Line::from(spans).render(info, buf);
-        if let Some(probs) = self.session.probabilities(Part::Train, i)
+        if let Some(probs) = self.session.probabilities(part, i)
             && let Some(p) = probs.to_slice()
         {
             (&ProbabilityBars {

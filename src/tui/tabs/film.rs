@@ -3,9 +3,6 @@
 //! following training, playing, and what the timeline and the panels draw from it. The UI only
 //! stores the frames (n x 2 floats per layer and epoch: 1,500 points, 3 layers and 200 epochs
 //! are 7 MB) and draws them; the worker makes them.
-//!
-//! SHIM(film): `compute::{Frame, Separation}`, `Event::{Frame, Separation}` and `Config::film`
-//! are the film branch's protocol commit applied byte for byte, so that they merge cleanly.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -356,11 +353,17 @@ impl EmbeddingsTab {
         match self.shown_epoch() {
             Some(e) => {
                 let trail = self.film.trail(layer, e, self.selected);
-                let bounds = self.film.bounds.get(&layer).copied();
-                scatter.render_within(area, buf, bounds, &trail);
+                scatter.render_within(area, buf, self.scatter_bounds(layer), &trail);
             }
             None => scatter.render_within(area, buf, None, &[]),
         }
+    }
+
+    /// The data rectangle `layer`'s scatter is drawn with: the film's for a frame, the points'
+    /// own (`None`) for a final map.
+    pub fn scatter_bounds(&self, layer: usize) -> Option<Bounds> {
+        self.shown_epoch()
+            .and_then(|_| self.film.bounds.get(&layer).copied())
     }
 
     /// The timeline under the panels (nothing without frames).

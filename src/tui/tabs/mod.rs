@@ -3,5 +3,8 @@
 
 pub mod embeddings;
 pub mod film;
+pub mod errors;
+pub mod neighbours;
+pub mod points;
 pub mod saliency;
 pub mod training;

@@ -13,8 +13,9 @@ use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LineGauge, Paragraph, Wi
 use crate::compute::{Command, EpochMetrics, ModelReport, StopReason};
 use crate::tui::app::{Action, Effect, Question, Session, TAB_DIGITS, Tab};
 use crate::tui::keys::{Binding, Show, bind};
+use crate::tui::tabs::embeddings::Direction;
+use crate::tui::tabs::errors::{ErrorBrowser, ErrorGrid, ErrorListView, ErrorsAction, cell_line};
 use crate::tui::theme::{Theme, asciify_area};
-use crate::tui::widgets::ConfusionGrid;
 use crate::tui::widgets::separation::{
     SeparationChart, SeparationSeries, chart_areas, separation_hint,
 };
@@ -35,6 +36,8 @@ pub enum TrainingAction {
     /// The class separation chart in place of the accuracy chart (issue 12; both show when
     /// the terminal is tall enough).
     ToggleSeparation,
+    /// The error browser (issue 13): routed by the app to [`ErrorBrowser::update`].
+    Errors(ErrorsAction),
 }
 
 /// The Training tab's keys.
@@ -64,6 +67,50 @@ pub const KEYS: &[Binding] = &[
         "g",
         "log loss",
     ),
+    // Issue 13: the error browser.
+    bind(
+        &[KeyCode::Left],
+        Action::Training(TrainingAction::Errors(ErrorsAction::Move(Direction::Left))),
+        "arrows",
+        "cell",
+    )
+    .long("arrows", "confusion cell"),
+    bind(
+        &[KeyCode::Right],
+        Action::Training(TrainingAction::Errors(ErrorsAction::Move(Direction::Right))),
+        "right",
+        "",
+    )
+    .shown(Show::Hidden),
+    bind(
+        &[KeyCode::Up],
+        Action::Training(TrainingAction::Errors(ErrorsAction::Move(Direction::Up))),
+        "up",
+        "",
+    )
+    .shown(Show::Hidden),
+    bind(
+        &[KeyCode::Down],
+        Action::Training(TrainingAction::Errors(ErrorsAction::Move(Direction::Down))),
+        "down",
+        "",
+    )
+    .shown(Show::Hidden),
+    bind(
+        &[KeyCode::Enter],
+        Action::Training(TrainingAction::Errors(ErrorsAction::Enter)),
+        "enter",
+        "images",
+    )
+    .long("enter", "its images, why"),
+    bind(
+        &[KeyCode::Char('e')],
+        Action::Training(TrainingAction::Errors(ErrorsAction::Show)),
+        "e",
+        "in map",
+    )
+    // The open list's bottom line shows it.
+    .shown(Show::Hidden),
     bind(
         &[KeyCode::Char('1')],
         Action::GoTo(Tab::Training),
@@ -172,6 +219,8 @@ pub struct TrainingTab {
     pub separation: SeparationSeries,
     /// The separation chart replaces the accuracy chart where there is no room for both.
     pub show_separation: bool,
+    /// The error browser over the confusion matrix (issue 13).
+    pub errors: ErrorBrowser,
 }
 
 impl TrainingTab {
@@ -218,6 +267,8 @@ impl TrainingTab {
                 Vec::new()
             }
             TrainingAction::ToggleSeparation => self.toggle_separation(),
+            // The app routes these to the browser with the session.
+            TrainingAction::Errors(_) => Vec::new(),
         }
     }
 
@@ -327,6 +378,14 @@ impl Widget for &TrainingView<'_> {
         } else {
             51.min(area.width.saturating_sub(28))
         };
+        // Issue 13: an open error list takes what the matrix does not need.
+        let side_w = if self.tab.errors.open {
+            // Without colour the shade glyph takes a column per cell.
+            let n = u16::try_from(self.session.n_classes()).unwrap_or(10);
+            side_w.min(13 + if theme.has_color() { 3 } else { 4 } * n)
+        } else {
+            side_w
+        };
         let [charts, side] = rest.layout(&Layout::horizontal([
             Constraint::Fill(1),
             Constraint::Length(side_w),
@@ -394,6 +453,15 @@ impl Widget for &TrainingView<'_> {
                     .render(area, buf);
             }
         }
+        // Issue 13: the open cell's images over the charts.
+        if self.tab.errors.open {
+            (&ErrorListView {
+                browser: &self.tab.errors,
+                session: self.session,
+                theme,
+            })
+                .render(charts, buf);
+        }
         let n = self.session.n_classes().max(1);
         // The matrix whole (labels, n columns of 3, accuracy, borders) and 4 lines of numbers
         // under it, or the numbers alone: a matrix cut short would show wrong columns.
@@ -413,12 +481,21 @@ impl Widget for &TrainingView<'_> {
             " confusion (test) "
         };
         let block = theme.block().title(title);
+        // Issue 13: the cursor's cell in words under the grid.
+        let block = match &self.session.model {
+            Some(_) => block.title_bottom(Line::styled(
+                cell_line(&self.tab.errors, self.session, theme),
+                theme.dim(),
+            )),
+            None => block,
+        };
         let inner = block.inner(grid);
         block.render(grid, buf);
         match &self.session.model {
-            Some(m) => (&ConfusionGrid {
+            Some(m) => (&ErrorGrid {
                 matrix: &m.confusion,
                 accuracy: &m.per_class_accuracy,
+                cell: self.tab.errors.cell,
                 theme,
             })
                 .render(inner, buf),

@@ -7,6 +7,7 @@ pub mod heatmap;
 pub mod scatter;
 pub mod separation;
 pub mod timeline;
+pub mod thumbnail;
 
 pub use bars::ProbabilityBars;
 pub use confusion::ConfusionGrid;

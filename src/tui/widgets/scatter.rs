@@ -92,10 +92,16 @@ impl Projection {
 }
 
 impl Scatter<'_> {
-    /// Dot (column, row) of every point in `area`: one scale for both axes, the bounds centred.
-    #[cfg(test)]
-    fn project(&self, area: Rect, sub_x: usize, sub_y: usize) -> Vec<(usize, usize)> {
-        self.projection(area, sub_x, sub_y, None)
+    /// Dot (column, row) of every point in `area`: one scale for both axes, `bounds` (the
+    /// points' own when `None`) centred, as `render_within` draws them.
+    pub fn project(
+        &self,
+        area: Rect,
+        sub_x: usize,
+        sub_y: usize,
+        bounds: Option<Bounds>,
+    ) -> Vec<(usize, usize)> {
+        self.projection(area, sub_x, sub_y, bounds)
             .map(|p| {
                 self.coords
                     .rows()
@@ -296,7 +302,7 @@ mod tests {
             theme: &theme,
         };
         // 20 x 5 cells: 40 x 20 dots.
-        let dots = s.project(Rect::new(0, 0, 20, 5), 2, 4);
+        let dots = s.project(Rect::new(0, 0, 20, 5), 2, 4, None);
         let xs: Vec<usize> = dots.iter().map(|d| d.0).collect();
         let ys: Vec<usize> = dots.iter().map(|d| d.1).collect();
         let (x0, x1) = (*xs.iter().min().unwrap(), *xs.iter().max().unwrap());
