@@ -181,6 +181,10 @@ fn main() {
         "{:>5} {:>6} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>9} | {:>8}",
         "layer", "iters", "warm s", "cold s", "speed", "KL w/c", "KL max", "move w", "align x"
     );
+    println!(
+        "       (move: median move between consecutive frames / RMS radius, warm frames aligned by \
+         film::align_to; align x: cold runs' move / warm; last column: cold runs aligned too)"
+    );
     for &iterations in &iters {
         for layer in 2..=models[0].n_layers() {
             // The film of this layer: a cold frame at epoch 0, then warm frames.
@@ -190,7 +194,9 @@ fn main() {
             let warm_params = TsneParams {
                 n_iter: iterations,
                 n_iter_without_progress: iterations,
-                learning_rate: arg("--lr").and_then(|v| v.parse().ok()).or(base.learning_rate),
+                learning_rate: arg("--lr")
+                    .and_then(|v| v.parse().ok())
+                    .or(base.learning_rate),
                 exaggeration_iter: arg("--exag")
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(base.exaggeration_iter),
@@ -202,10 +208,21 @@ fn main() {
             let mut prev_cold = prev.clone();
             let (mut warm_s, mut cold_s, mut kl_ratio, mut warm_move, mut cold_move) =
                 (vec![], vec![], vec![], vec![], vec![]);
+            let mut aligned_cold_move = vec![];
             for epoch in 1..=*sample.last().unwrap_or(&1) {
                 let high = models[epoch].layer_output(x.view(), layer);
                 let t = Instant::now();
-                let warm = tsne::tsne_from(high.view(), prev.view(), &warm_params, None, None)
+                // `--rescale`: start from the previous layout shrunk to scikit-learn's initial
+                // scale (std 1e-4), as Kobak & Linderman (2021) initialise from a given layout.
+                let init = if std::env::args().any(|a| a == "--rescale") {
+                    let sd = (prev.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>()
+                        / prev.len() as f64)
+                        .sqrt();
+                    prev.mapv(|v| (f64::from(v) * 1e-4 / sd) as f32)
+                } else {
+                    prev.clone()
+                };
+                let warm = tsne::tsne_from(high.view(), init.view(), &warm_params, None, None)
                     .expect("warm");
                 let w = t.elapsed().as_secs_f64();
                 if sample.contains(&epoch) {
@@ -214,7 +231,8 @@ fn main() {
                     cold_s.push(t.elapsed().as_secs_f64());
                     warm_s.push(w);
                     kl_ratio.push(warm.kl_divergence / cold.kl_divergence);
-                    warm_move.push(film::median_move(prev.view(), warm.coords.view()));
+                    let aligned = film::align_to(prev.view(), warm.coords.view());
+                    warm_move.push(film::median_move(prev.view(), aligned.view()));
                     // Cold films: the previous epoch's cold run against this one's.
                     let prev_high = models[epoch - 1].layer_output(x.view(), layer);
                     if epoch > 1 {
@@ -223,8 +241,10 @@ fn main() {
                             .coords;
                     }
                     cold_move.push(film::median_move(prev_cold.view(), cold.coords.view()));
+                    let aligned = film::align_to(prev_cold.view(), cold.coords.view());
+                    aligned_cold_move.push(film::median_move(prev_cold.view(), aligned.view()));
                 }
-                prev = warm.coords;
+                prev = film::align_to(prev.view(), warm.coords.view());
             }
             let max_kl = kl_ratio.iter().copied().fold(0.0, f64::max);
             println!(
@@ -235,7 +255,13 @@ fn main() {
                 median(kl_ratio),
                 max_kl,
                 median(warm_move.clone()),
-                median(cold_move) / median(warm_move)
+                median(cold_move.clone()) / median(warm_move.clone()),
+            );
+            println!(
+                "{:>51} cold runs aligned: move {:.4}, {:.1}x the warm frames'",
+                "",
+                median(aligned_cold_move.clone()),
+                median(aligned_cold_move) / median(warm_move)
             );
         }
     }

@@ -602,7 +602,8 @@ fn metrics_are_the_same_file_for_the_same_seed() {
     let a = std::fs::read_to_string(d.join("a.csv")).unwrap();
     assert_eq!(a, std::fs::read_to_string(d.join("b.csv")).unwrap());
     assert!(
-        a.starts_with("epoch,train_loss,train_accuracy,test_loss,test_accuracy\n"),
+        // Issue 12 (branch film): a separation column per layer follows.
+        a.starts_with("epoch,train_loss,train_accuracy,test_loss,test_accuracy,separation_l1,"),
         "{a}"
     );
     assert_eq!(a.lines().count(), 4);

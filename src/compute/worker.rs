@@ -133,6 +133,9 @@ struct WorkerState {
     /// Seconds the film may still take while training runs (it earns [`FILM_SHARE`] of each
     /// training turn and spends what its jobs take).
     film_credit: f64,
+    /// How long the film's last job took: the next one starts while training runs only when
+    /// the credit covers that much (no overshoot of the budget by a long job).
+    film_job_seconds: f64,
     /// The film failed at this perplexity (too few points, say): not tried again until the
     /// perplexity or the run changes.
     film_failed: bool,
@@ -141,7 +144,8 @@ struct WorkerState {
 }
 
 /// The share of the training time the film may take while training runs: training is slowed by
-/// at most this much (plus one job's overshoot), and the rest of the film is made after it.
+/// at most this much (a film job starts only when the time saved up covers the last one's
+/// length), and the rest of the film is made after it.
 pub const FILM_SHARE: f64 = 0.2;
 /// The most the film may save up (a long turn of training does not buy a long pause later).
 const FILM_CREDIT_MAX: f64 = 0.5;
@@ -180,6 +184,7 @@ impl WorkerState {
             last_explain: ExplainRequest::first(),
             reel: Reel::default(),
             film_credit: 0.0,
+            film_job_seconds: 0.0,
             film_failed: false,
             pixels_share: None,
         }
@@ -216,7 +221,8 @@ impl WorkerState {
                     }
                 }
                 self.wants.film = self.next_film_job();
-                self.wants.film_budget = self.film_credit > 0.0;
+                self.wants.film_budget =
+                    self.film_credit > 0.0 && self.film_credit >= self.film_job_seconds;
                 let job = self.wants.next(self.model.is_some());
                 job.map(|job| {
                     let token = Cancel::new();
@@ -434,9 +440,14 @@ impl WorkerState {
         // own jobs take while training is wanted.
         let seconds = started.elapsed().as_secs_f64();
         if job == Job::Train {
-            self.film_credit = (self.film_credit + FILM_SHARE * seconds).min(FILM_CREDIT_MAX);
-        } else if job.is_film() && self.wants.training == Training::Running {
-            self.film_credit -= seconds;
+            // Enough can be saved up for one job like the last one, never much more.
+            let cap = FILM_CREDIT_MAX.max(self.film_job_seconds);
+            self.film_credit = (self.film_credit + FILM_SHARE * seconds).min(cap);
+        } else if job.is_film() {
+            self.film_job_seconds = seconds;
+            if self.wants.training == Training::Running {
+                self.film_credit -= seconds;
+            }
         }
         let failed = match &outcome {
             Ok(Ok(())) => false,
