@@ -7,7 +7,13 @@ to [0, 1], layerscope's 50/50 split with seed 0 (written by the Rust benchmark, 
 same split). Runs alternate (scikit-learn float64, scikit-learn float32, layerscope) so that
 drift in a shared machine's speed hits all of them alike; the table shows medians.
 
-    python3 scripts/bench_mlp.py [--runs 3] [--max-epochs 200] [--threads N]
+    python3 scripts/bench_mlp.py [--runs 3] [--max-epochs 200] [--threads N] [--whole-epochs 15]
+
+After the per-epoch table, the whole `train` process against scikit-learn's fit of the same
+epochs (`--whole-epochs N`, 0 to skip): `layerscope train --epochs N` (release build: data
+loading, start-up, the per-epoch test evaluation and saving included) beside `MLPClassifier(
+max_iter=N).fit` in float32 (fit alone: no interpreter start-up or data loading counted), wall
+and CPU seconds of each, runs alternating, medians.
 
 `--threads N` limits both sides to N threads (OPENBLAS_NUM_THREADS and RAYON_NUM_THREADS);
 by default both use every core.
@@ -63,6 +69,8 @@ def main():
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--max-epochs", type=int, default=200)
     p.add_argument("--threads", type=int, default=None, help="threads for both sides (default: all cores)")
+    p.add_argument("--whole-epochs", type=int, default=15,
+                   help="epochs of the whole-process comparison (0: skip it)")
     args = p.parse_args()
 
     subprocess.run(["cargo", "bench", "--bench", "mlp", "--no-run"], cwd=ROOT, check=True)
@@ -124,6 +132,51 @@ def main():
         verdict = "met" if ls_sps >= 3 * sps and ls_acc >= acc - 0.005 else "NOT met"
         print(f"layerscope / {name}: {ls_sps / sps:.2f}x samples/s, accuracy {ls_acc - acc:+.4f} "
               f"(goal >= 3x and >= -0.005: {verdict})")
+    if args.whole_epochs > 0:
+        whole_process(args, Xtr, ytr, tmp)
+
+
+def whole_process(args, Xtr, ytr, tmp):
+    """`layerscope train --epochs N` as a process against scikit-learn's float32 fit of N epochs."""
+    import resource
+    import warnings
+
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "layerscope"], cwd=ROOT, check=True)
+    exe = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "layerscope")
+    n = args.whole_epochs
+    rows = {"layerscope train": [], "scikit-learn float32 fit": []}
+    X = Xtr.astype(np.float32)
+    for r in range(args.runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
+        proc = subprocess.run([exe, "train", "--epochs", str(n), "--save", os.path.join(tmp, "whole.npz")],
+                              cwd=ROOT, check=True, capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        # The epochs' own seconds, from the per-epoch lines on stderr ("... 0.07 s  71000 samples/s").
+        epoch_s = sum(float(line.split(" s  ")[0].split()[-1])
+                      for line in proc.stderr.splitlines() if line.startswith("epoch "))
+        rows["layerscope train"].append(dict(wall=wall, cpu=cpu, epochs=epoch_s))
+        m = MLPClassifier(hidden_layer_sizes=(512, 256), random_state=0, max_iter=n)
+        c, t = time.process_time(), time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning: max_iter reached
+            m.fit(X, ytr)
+        rows["scikit-learn float32 fit"].append(dict(wall=time.perf_counter() - t, cpu=time.process_time() - c))
+        print(f"whole run {r + 1}: layerscope train {wall:.2f} s ({cpu:.2f} CPU-s; epochs {epoch_s:.2f} s), "
+              f"scikit-learn fit {rows['scikit-learn float32 fit'][-1]['wall']:.2f} s "
+              f"({rows['scikit-learn float32 fit'][-1]['cpu']:.2f} CPU-s)", flush=True)
+    med = lambda name, k: statistics.median(x[k] for x in rows[name])  # noqa: E731
+    lw, lc = med("layerscope train", "wall"), med("layerscope train", "cpu")
+    sw, sc = med("scikit-learn float32 fit", "wall"), med("scikit-learn float32 fit", "cpu")
+    share = med("layerscope train", "epochs") / lw
+    print()
+    print(f"whole process, {n} epochs, medians of {args.runs} runs (load average {os.getloadavg()[0]:.1f}):")
+    print(f"  layerscope train --epochs {n}:  {lw:.2f} s wall, {lc:.2f} CPU-s (the epochs' own seconds: {100 * share:.0f}%)")
+    print(f"  scikit-learn float32 fit:     {sw:.2f} s wall, {sc:.2f} CPU-s")
+    verdict = "met" if sw >= 2 * lw else "NOT met"
+    print(f"  ratio: {sw / lw:.2f}x wall, {sc / lc:.2f}x CPU (goal >= 2x wall: {verdict})")
 
 
 if __name__ == "__main__":

@@ -144,8 +144,8 @@ pub fn info(args: &InfoArgs) -> anyhow::Result<()> {
             Some(r) => {
                 let _ = writeln!(
                     text,
-                    "trained:   {} epochs, seed {}; {}",
-                    r.epochs,
+                    "trained:   {}, seed {}; {}",
+                    plural(r.epochs, "epoch"),
                     r.params.seed,
                     training_words(&r.params)
                 );

@@ -314,23 +314,26 @@ pub fn loss_gradient(
 }
 
 /// Mean cross-entropy (clipped as scikit-learn's `log_loss`) and accuracy of `mlp` on `x`,
-/// `labels`, through the workspace's buffers in chunks of its capacity.
+/// `labels`: the training step's forward pass (the GEMM, the first layer skipping zero inputs
+/// when `sparse_input`), in chunks of the rows of `buffers` (one per layer, from
+/// `layer_buffers`).
 pub(crate) fn evaluate(
     mlp: &Mlp,
     x: ArrayView2<f32>,
     labels: &[u8],
-    work: &mut Workspace,
+    buffers: &mut [Array2<f32>],
+    sparse_input: bool,
 ) -> (f64, f64) {
     let mut cross_entropy = 0.0;
     let mut correct = 0usize;
-    let sparse_input = use_sparse_input(x);
     let last = mlp.coefs.len() - 1;
+    let chunk = buffers[0].nrows().max(1);
     for (xc, yc) in x
-        .axis_chunks_iter(ndarray::Axis(0), work.capacity)
-        .zip(labels.chunks(work.capacity))
+        .axis_chunks_iter(ndarray::Axis(0), chunk)
+        .zip(labels.chunks(chunk))
     {
-        forward_layers(mlp, xc, &mut work.activations, sparse_input, true);
-        let (ce, right) = score(work.activations[last].slice(s![..xc.nrows(), ..]), yc);
+        forward_layers(mlp, xc, buffers, sparse_input, true);
+        let (ce, right) = score(buffers[last].slice(s![..xc.nrows(), ..]), yc);
         cross_entropy += ce;
         correct += right;
     }

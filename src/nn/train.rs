@@ -12,9 +12,13 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::adam::{Adam, AdamParams, sum_squared_weights};
-use super::backprop::{Workspace, backprop, evaluate, use_sparse_input};
+use super::backprop::{Workspace, backprop, evaluate, layer_buffers, use_sparse_input};
 use super::{Activation, Mlp};
 use crate::data::Dataset;
+
+/// Rows per pass of the test evaluation: large products (the weights are read and packed once
+/// per pass), buffers of a few MB.
+const EVALUATION_ROWS: usize = 1000;
 
 /// The most epochs a training runs unless told otherwise (scikit-learn's `max_iter`): the one
 /// place of that default.
@@ -148,6 +152,10 @@ pub struct Trainer {
     work: Option<Workspace>,
     /// The training rows are mostly zeros: the first layer skips them.
     sparse_input: bool,
+    /// The test rows are mostly zeros (decided once per `run`, not per epoch).
+    sparse_test: bool,
+    /// The test evaluation's buffers, one per layer, `EVALUATION_ROWS` rows each.
+    evaluation: Vec<ndarray::Array2<f32>>,
     /// `sum_squared_weights(&mlp)`, kept up to date by the Adam pass (None: not known yet).
     sum_sq: Option<f64>,
 }
@@ -185,6 +193,8 @@ impl Trainer {
             progress: None,
             work: None,
             sparse_input: false,
+            sparse_test: false,
+            evaluation: Vec::new(),
             sum_sq: None,
         }
     }
@@ -329,6 +339,13 @@ impl Trainer {
             self.work = Some(Workspace::new(&self.mlp, batch_size));
         }
         self.sparse_input = use_sparse_input(train.features.view());
+        if let Some(t) = test {
+            self.sparse_test = use_sparse_input(t.features.view());
+            let rows = EVALUATION_ROWS.min(t.n_rows()).max(1);
+            if self.evaluation.first().is_none_or(|b| b.nrows() != rows) {
+                self.evaluation = layer_buffers(&self.mlp, rows);
+            }
+        }
     }
 
     /// Why no further epoch may start, if any: in this order, a diverged loss, convergence,
@@ -403,10 +420,9 @@ impl Trainer {
         self.stopping.update(train_loss, self.params.tol);
         let (test_loss, test_accuracy) = match test {
             Some(t) => {
-                let work = self.work.as_mut().expect("workspace allocated in run");
-                let mlp = &self.mlp;
+                let (mlp, buffers, sparse) = (&self.mlp, &mut self.evaluation, self.sparse_test);
                 let (loss, accuracy) =
-                    rayon::scope(|_| evaluate(mlp, t.features.view(), &t.labels, work));
+                    rayon::scope(|_| evaluate(mlp, t.features.view(), &t.labels, buffers, sparse));
                 (Some(loss), Some(accuracy))
             }
             None => (None, None),
