@@ -26,6 +26,7 @@
 //! spread, not with n), and the grouped Barnes-Hut here is several times faster again.
 
 mod affinity;
+mod fft;
 mod gradient;
 mod metrics;
 mod neighbours;
@@ -124,6 +125,10 @@ pub enum Method {
     Exact,
     /// scikit-learn's `method='barnes_hut'`: nearest-neighbour affinities, quadtree with `theta`.
     BarnesHut,
+    /// Nearest-neighbour affinities as `BarnesHut`, repulsion by FFT-accelerated interpolation
+    /// (FIt-SNE, Linderman et al. 2019; openTSNE's default above 10,000 points): 3 x 3
+    /// Lagrange nodes per box of side at most 1, the kernel convolved by FFT.
+    Fft,
 }
 
 /// How the nearest neighbours behind the affinities are found.
@@ -138,6 +143,10 @@ pub enum Neighbours {
     /// approximate neighbours: Annoy or NN-descent).
     Approximate,
 }
+
+/// The size from which `Method::Auto` computes the repulsion by FFT-accelerated interpolation
+/// instead of Barnes-Hut.
+pub const FFT_FROM: usize = 20_000;
 
 /// The size from which `Neighbours::Auto` searches approximately.
 pub const APPROXIMATE_NEIGHBOURS_FROM: usize = 20_000;
@@ -248,6 +257,8 @@ pub enum ForcedRepulsion {
     Exact,
     /// Barnes-Hut.
     BarnesHut,
+    /// FFT-accelerated interpolation.
+    Fft,
 }
 
 /// [`tsne`] with the repulsion forced, for measuring the crossover (benchmarks only).
@@ -290,7 +301,7 @@ fn run_inner(
     let mut order: Option<Vec<u32>> = None;
     let affinities = match params.method {
         Method::Exact => affinity::Affinities::Dense(affinity::dense_p(data, params.perplexity)),
-        Method::Auto | Method::BarnesHut => {
+        Method::Auto | Method::BarnesHut | Method::Fft => {
             // scikit-learn: n_neighbors = min(n - 1, int(3 * perplexity + 1)).
             let k = (n - 1).min((3.0 * params.perplexity + 1.0) as usize);
             let approximate = match params.neighbours {
@@ -320,8 +331,12 @@ fn run_inner(
     let repulsion = match (forced, params.method) {
         (Some(ForcedRepulsion::Exact), _) => optimise::Repulsion::Exact,
         (Some(ForcedRepulsion::BarnesHut), _) => optimise::Repulsion::BarnesHut,
+        (Some(ForcedRepulsion::Fft), _) => optimise::Repulsion::Fft,
         (None, Method::Exact) => optimise::Repulsion::Exact,
-        (None, Method::BarnesHut | Method::Auto) => optimise::Repulsion::BarnesHut,
+        (None, Method::BarnesHut) => optimise::Repulsion::BarnesHut,
+        (None, Method::Fft) => optimise::Repulsion::Fft,
+        (None, Method::Auto) if n >= FFT_FROM => optimise::Repulsion::Fft,
+        (None, Method::Auto) => optimise::Repulsion::BarnesHut,
     };
     let init = match (given, params.init) {
         (Some(layout), _) => layout.to_owned(),
