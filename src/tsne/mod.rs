@@ -4,8 +4,9 @@
 //! k nearest neighbours, exact or (from 20,000 points) approximate ([`neighbours`]) ->
 //! per-point perplexity calibration and a
 //! symmetric, normalised P ([`affinity`]) -> gradient descent with early exaggeration, momentum
-//! and delta-bar-delta gains ([`optimise`]), the gradient being either the exact O(n^2) sum
-//! ([`gradient`]) or the Barnes-Hut approximation over a quadtree ([`quadtree`]).
+//! and delta-bar-delta gains ([`optimise`]), the gradient being the exact O(n^2) sum
+//! ([`gradient`]), the Barnes-Hut approximation over a quadtree ([`quadtree`]) or
+//! FFT-accelerated interpolation ([`fft`]).
 //!
 //! Determinism: every parallel loop writes per-point (or per-tile) results into its own slot
 //! over a fixed partition, and all cross-point sums run sequentially in a fixed order, so the
@@ -20,10 +21,11 @@
 //!   leaves hold up to 8 points summed exactly; theta = 0 gives the exact gradient;
 //! - the 1/(1 + d^2) of the SIMD kernels is a reciprocal estimate plus one Newton step.
 //!
-//! FFT-accelerated interpolation (FIt-SNE) is not implemented: measured with openTSNE on a
-//! 2-core machine at perplexity 3, its FFT repulsion cost 35-51 ms per iteration at 1,500 to
-//! 10,000 points against 3.5-31 ms for Barnes-Hut (the FFT grid grows with the embedding's
-//! spread, not with n), and the grouped Barnes-Hut here is several times faster again.
+//! The repulsion is Barnes-Hut below [`FFT_FROM`] points and FFT-accelerated interpolation
+//! (FIt-SNE, Linderman et al. 2019, as openTSNE's `estimate_negative_gradient_fft_2d`: [`fft`])
+//! from there on. The FFT grid grows with the embedding's spread, not with n (a 1,500-point map
+//! at perplexity 3 already needs a grid of a few hundred nodes a side), so Barnes-Hut wins on
+//! the small inputs of the layer views and the FFT on the large ones; `Method::Fft` forces it.
 
 mod affinity;
 mod fft;
@@ -115,10 +117,11 @@ pub enum Init {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Method {
     /// The fastest method with scikit-learn's default semantics (`method='barnes_hut'`):
-    /// affinities over the 3*perplexity+1 nearest neighbours, repulsion by Barnes-Hut.
+    /// affinities over the 3*perplexity+1 nearest neighbours, repulsion by Barnes-Hut below
+    /// [`FFT_FROM`] points and by FFT-accelerated interpolation from there on.
     /// Measured crossover (`cargo bench --bench tsne`): the grouped Barnes-Hut here beat the
-    /// exact O(n^2) repulsion (tiled, SIMD) at every size tried, 30 to 4,000 points, so Auto
-    /// is Barnes-Hut throughout; the exact repulsion remains for benchmarks and tests.
+    /// exact O(n^2) repulsion (tiled, SIMD) at every size tried, 30 to 4,000 points; the exact
+    /// repulsion remains for benchmarks and tests.
     #[default]
     Auto,
     /// scikit-learn's `method='exact'`: affinities over all pairs, exact gradient. O(n^2) memory.
