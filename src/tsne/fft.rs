@@ -40,6 +40,9 @@ pub const NODES: usize = 3;
 pub const MIN_BOXES: usize = 10;
 /// Largest box side in embedding units (openTSNE's `ints_in_interval`).
 pub const MAX_BOX_WIDTH: f64 = 1.0;
+/// Most boxes per side (openTSNE's cap): beyond a spread of 1,000 the boxes widen instead, so
+/// the grids stay within a few hundred MB.
+pub const MAX_BOXES: usize = 1000;
 /// Grid rows per parallel task.
 const ROWS_PER_TASK: usize = 8;
 
@@ -144,7 +147,8 @@ impl FftRepulsion {
     /// Boxes per side for an embedding whose bounding square has side `span`, boxes of side
     /// at most `max_box_width`.
     pub fn boxes_for(span: f64, max_box_width: f64) -> usize {
-        smooth_at_least(MIN_BOXES.max((span / max_box_width).ceil() as usize))
+        let wanted = (span / max_box_width).ceil().min(MAX_BOXES as f64) as usize;
+        smooth_at_least(MIN_BOXES.max(wanted)).min(MAX_BOXES)
     }
 
     /// Repulsion for every point of `y` (n x 2, row-major) into `out[i][2..5]`: the
@@ -384,6 +388,7 @@ mod tests {
         assert_eq!(FftRepulsion::boxes_for(0.5, MAX_BOX_WIDTH), MIN_BOXES);
         assert_eq!(FftRepulsion::boxes_for(97.2, MAX_BOX_WIDTH), 100);
         assert_eq!(FftRepulsion::boxes_for(97.2, 0.25), 390);
+        assert_eq!(FftRepulsion::boxes_for(1e9, MAX_BOX_WIDTH), MAX_BOXES);
     }
 
     /// The repulsion by its definition, in f64.
