@@ -387,7 +387,7 @@ mod tests {
         assert_eq!(smooth_at_least(121), 125);
         assert_eq!(FftRepulsion::boxes_for(0.5, MAX_BOX_WIDTH), MIN_BOXES);
         assert_eq!(FftRepulsion::boxes_for(97.2, MAX_BOX_WIDTH), 100);
-        assert_eq!(FftRepulsion::boxes_for(97.2, 0.25), 390);
+        assert_eq!(FftRepulsion::boxes_for(97.2, 0.25), 400);
         assert_eq!(FftRepulsion::boxes_for(1e9, MAX_BOX_WIDTH), MAX_BOXES);
     }
 
