@@ -24,7 +24,7 @@
 //! FFT-accelerated interpolation (FIt-SNE, Linderman et al. 2019, as openTSNE's
 //! `estimate_negative_gradient_fft_2d`: [`fft`]) is `Method::Fft`, not chosen by `Auto`:
 //! measured on the digits at perplexity 30 (AVX2, 2 cores, loaded), it took 2.4x Barnes-Hut's
-//! CPU time at 10,000 points and 2x at 70,000 (168.6 against 83 CPU-s), with a higher KL.
+//! CPU time at 10,000 points and 1.75x at 70,000 (168.6 against 96.0 CPU-s), with a higher KL.
 
 mod affinity;
 mod fft;
