@@ -5,7 +5,7 @@
 //! seconds per run, ms per iteration, KL, 10-NN preservation and 10-NN accuracy; then the
 //! exact-vs-Barnes-Hut crossover table behind `Method::Auto` (`--no-crossover` skips it).
 //!
-//! `cargo bench --bench tsne -- --input X.npy --out Y.npy [--runs 3] [--method auto|exact|bh]
+//! `cargo bench --bench tsne -- --input X.npy --out Y.npy [--runs 3] [--method auto|exact|bh|fft]
 //! [--neighbours auto|exact|approximate] [--perplexity 3] [--seed 0] [--theta 0.5]` embeds a float32 `.npy` matrix instead (what
 //! `scripts/bench_tsne.py` drives) and prints one JSON line with the timings and the KL.
 //!
@@ -265,6 +265,7 @@ fn main() {
             None | Some("auto") => Method::Auto,
             Some("exact") => Method::Exact,
             Some("bh") => Method::BarnesHut,
+            Some("fft") => Method::Fft,
             Some(other) => panic!("unknown method {other}"),
         };
         let neighbours = match value("--neighbours").as_deref() {

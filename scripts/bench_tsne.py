@@ -7,6 +7,8 @@ Needs `pip install numpy scikit-learn openTSNE`. Run from the repository root:
     python3 scripts/bench_tsne.py --runs 1 --cases layer2,pixels10k --perplexities 30
     python3 scripts/bench_tsne.py --skip openTSNE  # peers to leave out
     python3 scripts/bench_tsne.py --cases pixels70k --perplexities 30 --runs 1 --skip sklearn
+    python3 scripts/bench_tsne.py --cases pixels10k --perplexities 30 --runs 1 --skip sklearn,openTSNE \
+        --variants bh:exact,fft:approximate,auto   # layerscope's repulsions and neighbours side by side
 
 It makes the real inputs from the on-board digits (data/mnist10k.tsv.gz): an sklearn
 MLPClassifier((512, 256), random_state=0) trained on pixels/255 of a 50/50 split
@@ -166,11 +168,15 @@ def rust_binary():
     raise RuntimeError("could not find the tsne bench executable")
 
 
-def run_layerscope(binary, name, runs, seed, perplexity):
+def run_layerscope(binary, name, runs, seed, perplexity, variant="auto"):
+    """`variant` is METHOD[:NEIGHBOURS] of the bench binary (auto, exact, bh, fft; auto, exact,
+    approximate)."""
+    method, _, neighbours = variant.partition(":")
     src = os.path.join(CACHE, name + ".npy")
     dst = os.path.join(CACHE, name + ".layerscope.npy")
     res = subprocess.run(
-        [binary, "--input", src, "--out", dst, "--runs", str(runs), "--seed", str(seed), "--perplexity", str(perplexity)],
+        [binary, "--input", src, "--out", dst, "--runs", str(runs), "--seed", str(seed), "--perplexity", str(perplexity),
+         "--method", method or "auto", "--neighbours", neighbours or "auto"],
         check=True,
         capture_output=True,
         text=True,
@@ -187,6 +193,8 @@ def main():
     ap.add_argument("--perplexities", default="3,30")
     ap.add_argument("--skip", default="", help="comma list of peers to skip: sklearn,openTSNE")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--variants", default="auto", help="layerscope runs, comma list of METHOD[:NEIGHBOURS], "
+                    "METHOD in auto,bh,fft,exact and NEIGHBOURS in auto,exact,approximate (the first is the reference of the ratios)")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     inputs = make_inputs()
@@ -202,8 +210,12 @@ def main():
             # Preservation of 70,000 points costs minutes in numpy; it is judged on 10,000.
             high_knn = knn_indices(x, 10) if len(x) <= 10000 else None
             results = {}
-            times, cpu, emb, kl = run_layerscope(binary, name, runs, args.seed, perplexity)
-            results["layerscope"] = (float(np.median(times)), cpu, kl, emb)
+            variants = args.variants.split(",")
+            for variant in variants:
+                times, cpu, emb, kl = run_layerscope(binary, name, runs, args.seed, perplexity, variant)
+                tool = "layerscope" if variant == "auto" else "layerscope " + variant
+                results[tool] = (float(np.median(times)), cpu, kl, emb)
+            reference = results["layerscope" if variants[0] == "auto" else "layerscope " + variants[0]][0]
             for peer, fn in (("sklearn", run_sklearn), ("openTSNE", run_opentsne)):
                 if peer in skip:
                     continue
@@ -216,9 +228,9 @@ def main():
             for tool, (sec, cpu, kl, emb) in results.items():
                 pres = preservation(high_knn, emb) if high_knn is not None else float("nan")
                 acc = knn_accuracy(emb, labels) if high_knn is not None else float("nan")
-                rows.append((name, perplexity, x.shape, tool, runs, sec, cpu, results["layerscope"][0], kl, pres, acc))
+                rows.append((name, perplexity, x.shape, tool, runs, sec, cpu, reference, kl, pres, acc))
                 r = rows[-1]
-                print("%-10s p%-4g %-11s %-10s %8.3f s (cpu %7.2f s)  x%6.1f  KL %.3f  10-NN %.3f  acc %.3f" % (r[0], r[1], "%dx%d" % r[2], r[3], r[5], r[6], r[5] / r[7], r[8], r[9], r[10]), file=sys.stderr, flush=True)
+                print("%-10s p%-4g %-11s %-24s %8.3f s (cpu %7.2f s)  x%6.1f  KL %.3f  10-NN %.3f  acc %.3f" % (r[0], r[1], "%dx%d" % r[2], r[3], r[5], r[6], r[5] / r[7], r[8], r[9], r[10]), file=sys.stderr, flush=True)
     print()
     print("load average at the end: %s" % " ".join("%.2f" % v for v in os.getloadavg()))
     print("| input | perplexity | n x d | tool | runs | wall s (median) | CPU s (median) | wall / layerscope | KL | 10-NN preservation | 10-NN accuracy |")

@@ -35,7 +35,7 @@ fn blobs(centres: usize, per: usize, dim: usize, seed: u64) -> (Array2<f32>, Vec
 #[test]
 fn separated_clusters_stay_separated() {
     let (x, labels) = blobs(4, 100, 20, 1);
-    for method in [Method::Auto, Method::BarnesHut, Method::Exact] {
+    for method in [Method::Auto, Method::BarnesHut, Method::Exact, Method::Fft] {
         let params = TsneParams {
             method,
             seed: 3,
@@ -208,7 +208,7 @@ fn run_in_pool(threads: usize, x: &Array2<f32>, params: &TsneParams) -> Array2<f
 fn same_seed_same_embedding_on_one_and_two_threads() {
     let _simd = simd_lock();
     let (x, _) = blobs(5, 120, 40, 2);
-    for method in [Method::Auto, Method::BarnesHut] {
+    for method in [Method::Auto, Method::BarnesHut, Method::Fft] {
         let params = TsneParams {
             method,
             seed: 11,
@@ -491,4 +491,37 @@ fn knn_accuracy_known_cases() {
     // Right cluster: the lone 1 is outvoted; the 2s tie 1-1 with it and ties go to the smaller
     // label, so only the left cluster is read right.
     assert_eq!(knn_accuracy(low.view(), &[1, 1, 1, 2, 2, 1], 2), 0.5);
+}
+
+#[test]
+fn fft_and_barnes_hut_embeddings_are_equally_good() {
+    // The interpolated repulsion (FIt-SNE) is a different approximation of the same gradient:
+    // the two runs part ways but end at the same KL and keep the same neighbours.
+    let (x, labels) = blobs(6, 150, 30, 4);
+    let run = |method| {
+        let params = TsneParams {
+            method,
+            seed: 5,
+            ..TsneParams::default()
+        };
+        tsne(x.view(), &params, None, None).expect("runs")
+    };
+    let bh = run(Method::BarnesHut);
+    let fft = run(Method::Fft);
+    assert_ne!(bh.coords, fft.coords);
+    assert!(
+        (fft.kl_divergence - bh.kl_divergence).abs() < 0.03 * bh.kl_divergence,
+        "KL: FFT {} vs Barnes-Hut {}",
+        fft.kl_divergence,
+        bh.kl_divergence
+    );
+    let pres =
+        |e: &layerscope::tsne::Embedding| neighbour_preservation(x.view(), e.coords.view(), 10);
+    assert!(
+        (pres(&fft) - pres(&bh)).abs() < 0.03,
+        "10-NN preservation: FFT {} vs Barnes-Hut {}",
+        pres(&fft),
+        pres(&bh)
+    );
+    assert!(knn_accuracy(fft.coords.view(), &labels, 10) > 0.99);
 }

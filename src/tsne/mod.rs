@@ -4,8 +4,9 @@
 //! k nearest neighbours, exact or (from 20,000 points) approximate ([`neighbours`]) ->
 //! per-point perplexity calibration and a
 //! symmetric, normalised P ([`affinity`]) -> gradient descent with early exaggeration, momentum
-//! and delta-bar-delta gains ([`optimise`]), the gradient being either the exact O(n^2) sum
-//! ([`gradient`]) or the Barnes-Hut approximation over a quadtree ([`quadtree`]).
+//! and delta-bar-delta gains ([`optimise`]), the gradient being the exact O(n^2) sum
+//! ([`gradient`]), the Barnes-Hut approximation over a quadtree ([`quadtree`]) or
+//! FFT-accelerated interpolation ([`fft`]).
 //!
 //! Determinism: every parallel loop writes per-point (or per-tile) results into its own slot
 //! over a fixed partition, and all cross-point sums run sequentially in a fixed order, so the
@@ -20,12 +21,13 @@
 //!   leaves hold up to 8 points summed exactly; theta = 0 gives the exact gradient;
 //! - the 1/(1 + d^2) of the SIMD kernels is a reciprocal estimate plus one Newton step.
 //!
-//! FFT-accelerated interpolation (FIt-SNE) is not implemented: measured with openTSNE on a
-//! 2-core machine at perplexity 3, its FFT repulsion cost 35-51 ms per iteration at 1,500 to
-//! 10,000 points against 3.5-31 ms for Barnes-Hut (the FFT grid grows with the embedding's
-//! spread, not with n), and the grouped Barnes-Hut here is several times faster again.
+//! FFT-accelerated interpolation (FIt-SNE, Linderman et al. 2019, as openTSNE's
+//! `estimate_negative_gradient_fft_2d`: [`fft`]) is `Method::Fft`, not chosen by `Auto`:
+//! measured on the digits at perplexity 30 (AVX2, 2 cores, loaded), it took 2.4x Barnes-Hut's
+//! CPU time at 10,000 points and 1.75x at 70,000 (168.6 against 96.0 CPU-s), with a higher KL.
 
 mod affinity;
+mod fft;
 mod gradient;
 mod metrics;
 mod neighbours;
@@ -118,16 +120,21 @@ pub enum Init {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Method {
     /// The fastest method with scikit-learn's default semantics (`method='barnes_hut'`):
-    /// affinities over the 3*perplexity+1 nearest neighbours, repulsion by Barnes-Hut.
+    /// affinities over the 3*perplexity+1 nearest neighbours, repulsion by Barnes-Hut (which
+    /// beat this crate's FFT interpolation at 10,000 and 70,000 points).
     /// Measured crossover (`cargo bench --bench tsne`): the grouped Barnes-Hut here beat the
-    /// exact O(n^2) repulsion (tiled, SIMD) at every size tried, 30 to 4,000 points, so Auto
-    /// is Barnes-Hut throughout; the exact repulsion remains for benchmarks and tests.
+    /// exact O(n^2) repulsion (tiled, SIMD) at every size tried, 30 to 4,000 points; the exact
+    /// repulsion remains for benchmarks and tests.
     #[default]
     Auto,
     /// scikit-learn's `method='exact'`: affinities over all pairs, exact gradient. O(n^2) memory.
     Exact,
     /// scikit-learn's `method='barnes_hut'`: nearest-neighbour affinities, quadtree with `theta`.
     BarnesHut,
+    /// Nearest-neighbour affinities as `BarnesHut`, repulsion by FFT-accelerated interpolation
+    /// (FIt-SNE, Linderman et al. 2019; openTSNE's default above 10,000 points): 3 x 3
+    /// Lagrange nodes per box of side at most 1, the kernel convolved by FFT.
+    Fft,
 }
 
 /// How the nearest neighbours behind the affinities are found.
@@ -252,6 +259,8 @@ pub enum ForcedRepulsion {
     Exact,
     /// Barnes-Hut.
     BarnesHut,
+    /// FFT-accelerated interpolation.
+    Fft,
 }
 
 /// [`tsne`] with the repulsion forced, for measuring the crossover (benchmarks only).
@@ -294,7 +303,7 @@ fn run_inner(
     let mut order: Option<Vec<u32>> = None;
     let affinities = match params.method {
         Method::Exact => affinity::Affinities::Dense(affinity::dense_p(data, params.perplexity)),
-        Method::Auto | Method::BarnesHut => {
+        Method::Auto | Method::BarnesHut | Method::Fft => {
             // scikit-learn: n_neighbors = min(n - 1, int(3 * perplexity + 1)).
             let k = (n - 1).min((3.0 * params.perplexity + 1.0) as usize);
             let approximate = match params.neighbours {
@@ -324,8 +333,11 @@ fn run_inner(
     let repulsion = match (forced, params.method) {
         (Some(ForcedRepulsion::Exact), _) => optimise::Repulsion::Exact,
         (Some(ForcedRepulsion::BarnesHut), _) => optimise::Repulsion::BarnesHut,
+        (Some(ForcedRepulsion::Fft), _) => optimise::Repulsion::Fft,
         (None, Method::Exact) => optimise::Repulsion::Exact,
-        (None, Method::BarnesHut | Method::Auto) => optimise::Repulsion::BarnesHut,
+        (None, Method::BarnesHut) => optimise::Repulsion::BarnesHut,
+        (None, Method::Fft) => optimise::Repulsion::Fft,
+        (None, Method::Auto) => optimise::Repulsion::BarnesHut,
     };
     let init = match (given, params.init) {
         (Some(layout), _) => layout.to_owned(),
