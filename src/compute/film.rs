@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use ndarray::{Array2, ArrayView2, Axis, s};
-use rayon::prelude::*;
+pub use crate::neighbours::label_share;
+use ndarray::{Array2, ArrayView2, Axis};
 
 use super::protocol::{Frame, Separation};
 use crate::nn::Mlp;
@@ -209,72 +209,6 @@ pub fn separation(
     Separation { epoch, shares }
 }
 
-/// Rows of a distance block (fixed, so results never depend on the thread count).
-const BLOCK_ROWS: usize = 256;
-/// Candidates kept from the f32 Gram pass before the exact re-ranking in f64.
-const SHORTLIST_EXTRA: usize = 8;
-
-// SHIM(errcore): `crate::neighbours::label_share` replaces this at merge.
-/// The mean share of each point's `k` nearest other points (Euclidean, ties to the lower index)
-/// that have its label. 0 with fewer than 2 points.
-///
-/// Exact: each block of rows gets its squared distances from one GEMM
-/// (|a|^2 + |b|^2 - 2 a.b), shortlists `k + 8` candidates, and re-ranks them by distances
-/// recomputed directly in f64.
-pub fn label_share(data: ArrayView2<f32>, labels: &[u8], k: usize) -> f64 {
-    let n = data.nrows();
-    assert_eq!(n, labels.len(), "one label per point");
-    let k = k.min(n.saturating_sub(1));
-    if k == 0 {
-        return 0.0;
-    }
-    let data = data.as_standard_layout();
-    let norms: Vec<f32> = data.rows().into_iter().map(|r| r.dot(&r)).collect();
-    let shortlist = (k + SHORTLIST_EXTRA).min(n - 1);
-    let starts: Vec<usize> = (0..n).step_by(BLOCK_ROWS).collect();
-    let same: usize = starts
-        .into_par_iter()
-        .map(|lo| {
-            let hi = (lo + BLOCK_ROWS).min(n);
-            let block = data.slice(s![lo..hi, ..]);
-            let mut gram = Array2::<f32>::zeros((hi - lo, n));
-            crate::nn::gemm(1.0, block, data.t(), 0.0, gram.view_mut());
-            let mut same = 0;
-            for (r, row) in gram.axis_iter(Axis(0)).enumerate() {
-                let i = lo + r;
-                let mut candidates: Vec<(f32, usize)> = row
-                    .iter()
-                    .enumerate()
-                    .filter(|&(j, _)| j != i)
-                    .map(|(j, g)| (norms[i] + norms[j] - 2.0 * g, j))
-                    .collect();
-                candidates.select_nth_unstable_by(shortlist - 1, |a, b| {
-                    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
-                });
-                let mut exact: Vec<(f64, usize)> = candidates[..shortlist]
-                    .iter()
-                    .map(|&(_, j)| {
-                        let d: f64 = data
-                            .row(i)
-                            .iter()
-                            .zip(data.row(j))
-                            .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
-                            .sum();
-                        (d, j)
-                    })
-                    .collect();
-                exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                same += exact[..k]
-                    .iter()
-                    .filter(|&&(_, j)| labels[j] == labels[i])
-                    .count();
-            }
-            same
-        })
-        .sum();
-    same as f64 / (n * k) as f64
-}
-
 /// `layout` turned, possibly mirrored, and shifted to lie as close as it can to `previous`
 /// (orthogonal Procrustes in 2-D, least squares over all points): t-SNE's cost does not change
 /// under a rotation, a reflection or a shift, so this costs nothing in quality and removes the
@@ -369,7 +303,7 @@ mod tests {
         // label neighbour of 2, points 2 and 3 none.
         assert_eq!(label_share(x.view(), &[0, 0, 1, 2], 2), 0.25);
         assert_eq!(label_share(x.view(), &[0, 0, 0, 0], 3), 1.0);
-        assert_eq!(label_share(x.slice(s![..1, ..]), &[0], 10), 0.0);
+        assert_eq!(label_share(x.slice(ndarray::s![..1, ..]), &[0], 10), 0.0);
     }
 
     #[test]
