@@ -88,8 +88,11 @@ fn pause_holds_training_and_resume_continues() {
     let (before, _) = until(&rx, |e| {
         matches!(e, Event::TrainingStopped(StopReason::Cancelled))
     });
+    // Epochs, and the film's separation figures and frames made alongside them.
     assert!(
-        before.iter().all(|e| matches!(e, Event::Epoch(_))),
+        before
+            .iter()
+            .all(|e| matches!(e, Event::Epoch(_) | Event::Separation(_) | Event::Frame(_))),
         "{before:?}"
     );
     worker.send(Command::Resume);

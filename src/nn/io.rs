@@ -196,6 +196,10 @@ fn meta_entry(path: &Path) -> Result<Option<String>, ModelError> {
 /// # Errors
 /// When the file cannot be read, or its `meta.json` is malformed (the problem named).
 pub fn read_training(path: &Path) -> Result<Option<TrainingRecord>, ModelError> {
+    // Only layerscope's own .npz files carry a record (safetensors and ONNX files do not).
+    if super::import::Format::of(path) != super::import::Format::Npz || path.is_dir() {
+        return Ok(None);
+    }
     match meta_entry(path)? {
         None => Ok(None),
         Some(text) => meta::parse(&text)

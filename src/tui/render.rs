@@ -95,7 +95,7 @@ pub fn render(app: &App, tab: Tab, theme: &Theme, area: Rect, buf: &mut Buffer) 
     }
     render_key_bar(tab, theme, keys, buf);
     if app.show_help {
-        render_help(theme, body, buf);
+        render_help(tab, theme, body, buf);
     }
 }
 
@@ -171,27 +171,49 @@ fn render_key_bar(tab: Tab, theme: &Theme, area: Rect, buf: &mut Buffer) {
     }
 }
 
-/// Every key, from the same tables as the key bar and the key handling.
-fn render_help(theme: &Theme, area: Rect, buf: &mut Buffer) {
+/// Every key, from the same tables as the key bar and the key handling: the keys of everywhere
+/// and of the tab shown first, then the other tabs' as long as they fit (at 80x24 they do not:
+/// a line says where they are).
+fn render_help(shown: Tab, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let w = 78.min(area.width);
     let two_columns = w >= 70;
     let mut lines = keys::help_lines("Everywhere", GLOBAL_KEYS, two_columns, theme);
-    for tab in Tab::ALL {
-        lines.extend(keys::help_lines(
-            &tab.title(),
-            tab.keys(),
-            two_columns,
-            theme,
-        ));
+    lines.extend(keys::help_lines(
+        &shown.title(),
+        shown.keys(),
+        two_columns,
+        theme,
+    ));
+    let mut notes = vec![
+        Line::styled(
+            "* everywhere; in Saliency [ and ] pick the class to explain",
+            theme.dim(),
+        ),
+        Line::styled(
+            "trust: share of 10 nearest neighbours (in the layer) kept in the map",
+            theme.dim(),
+        ),
+    ];
+    let room = usize::from(area.height.saturating_sub(2));
+    let mut left_out = Vec::new();
+    for tab in Tab::ALL.into_iter().filter(|&t| t != shown) {
+        let more = keys::help_lines(&tab.title(), tab.keys(), two_columns, theme);
+        if lines.len() + more.len() + notes.len() < room {
+            lines.extend(more);
+        } else {
+            left_out.push(tab.title());
+        }
     }
-    lines.push(Line::styled(
-        "* everywhere; in Saliency [ and ] pick the class to explain",
-        theme.dim(),
-    ));
-    lines.push(Line::styled(
-        "trust: share of 10 nearest neighbours (in the layer) kept in the map",
-        theme.dim(),
-    ));
+    if !left_out.is_empty() {
+        notes.insert(
+            0,
+            Line::styled(
+                format!("{}: press ? there for their keys", left_out.join(", ")),
+                theme.dim(),
+            ),
+        );
+    }
+    lines.extend(notes);
     let h = u16::try_from(lines.len() + 2)
         .unwrap_or(u16::MAX)
         .min(area.height);

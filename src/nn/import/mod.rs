@@ -8,9 +8,9 @@ mod onnx;
 mod proto;
 mod safetensors;
 
+pub use crate::nn::Activation;
 pub use onnx::read_onnx;
 pub use safetensors::read_safetensors;
-pub use crate::nn::Activation;
 
 use std::path::Path;
 

@@ -2,8 +2,8 @@
 //! (ratatui's demo2: `tabs/recipe.rs` holds `RecipeTab` and its `Widget`).
 
 pub mod embeddings;
-pub mod film;
 pub mod errors;
+pub mod film;
 pub mod neighbours;
 pub mod points;
 pub mod saliency;

@@ -6,8 +6,8 @@ pub mod confusion;
 pub mod heatmap;
 pub mod scatter;
 pub mod separation;
-pub mod timeline;
 pub mod thumbnail;
+pub mod timeline;
 
 pub use bars::ProbabilityBars;
 pub use confusion::ConfusionGrid;
