@@ -488,6 +488,10 @@ pub struct SnapshotArgs {
     /// Keep colours as ANSI escape codes
     #[arg(long)]
     pub ansi: bool,
+    /// Also make the film (every layer's map after every epoch) and show its timeline; waits
+    /// for every frame, which takes minutes after training
+    #[arg(long)]
+    pub film: bool,
     /// Also write the frame as an SVG picture (24-bit colour; braille dots and blocks drawn as
     /// shapes, so it looks the same in every viewer)
     #[arg(long, value_name = "PATH")]

@@ -64,6 +64,9 @@ pub struct TrainFilm {
     staged: Vec<Staged>,
     separations: Vec<Separation>,
     pixels: Option<f64>,
+    /// Whether the separation figures are wanted (`--metrics`): they cost a k-NN search per
+    /// layer per epoch, more than a short epoch itself.
+    separation: bool,
 }
 
 impl TrainFilm {
@@ -72,7 +75,11 @@ impl TrainFilm {
     ///
     /// # Errors
     /// When DIR is not a folder, cannot be created, or cannot be written.
-    pub fn new(dir: Option<&Path>, inputs: &[(&str, &Path)]) -> anyhow::Result<TrainFilm> {
+    pub fn new(
+        dir: Option<&Path>,
+        separation: bool,
+        inputs: &[(&str, &Path)],
+    ) -> anyhow::Result<TrainFilm> {
         if let Some(dir) = dir {
             match std::fs::metadata(dir) {
                 Ok(m) if m.is_dir() => {}
@@ -102,6 +109,7 @@ impl TrainFilm {
             staged: Vec::new(),
             separations: Vec::new(),
             pixels: None,
+            separation,
         })
     }
 
@@ -110,11 +118,13 @@ impl TrainFilm {
     /// # Errors
     /// When its checkpoint cannot be written.
     pub fn epoch(&mut self, epoch: usize, mlp: &Mlp, split: &Split) -> anyhow::Result<()> {
-        let n = SEPARATION_N.min(split.train.n_rows());
-        let x = split.train.features.slice(s![..n, ..]);
-        let separation = film::separation(mlp, x, &split.train.labels[..n], epoch, self.pixels);
-        self.pixels = separation.shares.first().map(|&(_, p)| p);
-        self.separations.push(separation);
+        if self.separation {
+            let n = SEPARATION_N.min(split.train.n_rows());
+            let x = split.train.features.slice(s![..n, ..]);
+            let separation = film::separation(mlp, x, &split.train.labels[..n], epoch, self.pixels);
+            self.pixels = separation.shares.first().map(|&(_, p)| p);
+            self.separations.push(separation);
+        }
         if let Some(dir) = &self.dir {
             let path = dir.join(checkpoint_name(epoch));
             let plan = Plan::new(&[("--checkpoints", &path)], &[])?;

@@ -342,6 +342,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let plan = Plan::new(&outputs, &inputs(data, args.model.model.as_deref()))?;
     let mut film = frames::TrainFilm::new(
         args.checkpoints.as_deref(),
+        args.metrics.is_some(),
         &inputs(data, args.model.model.as_deref()),
     )?;
     let split = load_data(data)?;
@@ -613,7 +614,7 @@ pub fn snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
         "snapshot: running the pipeline as far as the {tab_name} tab shows (train or load, embed \
          every layer, explain a test image)"
     );
-    let app = snapshot_app(data, &args.model, &args.view, tab)?;
+    let app = snapshot_app(data, &args.model, &args.view, tab, args.film)?;
     // Plain text has no colours to tell pixels and classes apart: draw it as the no-colour
     // theme does (shade characters, digit glyphs); with --ansi, in 24-bit colour.
     let depth = if args.ansi {
@@ -642,11 +643,18 @@ fn snapshot_app(
     model: &ModelArgs,
     view: &ViewArgs,
     tab: Tab,
+    film: bool,
 ) -> anyhow::Result<crate::tui::App> {
     use crate::compute::{self, Event};
     let mut app = crate::tui::App::new(view.perplexity);
     let (tx, rx) = std::sync::mpsc::channel();
-    let worker = compute::Worker::spawn(crate::tui::config(data, model, view)?, move |e| {
+    let mut config = crate::tui::config(data, model, view)?;
+    // The film is made after the final maps and takes minutes: only when asked for.
+    if !film {
+        config.film = false;
+        config.film_models.clear();
+    }
+    let worker = compute::Worker::spawn(config, move |e| {
         let _ = tx.send(e);
     });
     let started = Instant::now();
