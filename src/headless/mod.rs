@@ -326,6 +326,15 @@ pub fn model_for(model: &ModelArgs, split: &Split, seed: u64) -> anyhow::Result<
     }
 }
 
+/// The model named by `--model`, checked against the data; `None` when one is to be trained.
+fn saved_model(model: &ModelArgs, split: &Split) -> anyhow::Result<Option<Mlp>> {
+    model
+        .model
+        .as_deref()
+        .map(|path| nn::load_model(path, split.train.n_features(), split.train.n_classes()))
+        .transpose()
+}
+
 /// The number of layers (the notebook's numbering: 1 = input, last = output) of the model a
 /// command will use, known before training.
 fn planned_layers(model: &ModelArgs, loaded: Option<&Mlp>) -> usize {
@@ -497,14 +506,7 @@ pub fn embed(args: &EmbedArgs) -> anyhow::Result<()> {
         &inputs(data, args.model.model.as_deref()),
     )?;
     let split = load_data(data)?;
-    let loaded = match &args.model.model {
-        Some(path) => Some(nn::load_model(
-            path,
-            split.train.n_features(),
-            split.train.n_classes(),
-        )?),
-        None => None,
-    };
+    let loaded = saved_model(&args.model, &split)?;
     let n_layers = planned_layers(&args.model, loaded.as_ref());
     let layers: Vec<usize> = if args.layers.is_empty() {
         (2..=n_layers).collect()

@@ -8,11 +8,11 @@ use anyhow::{Context as _, bail};
 use ndarray::{Array2, ArrayView2, Axis, s};
 
 use super::output::{Plan, Sink};
-use super::{embed_rows, inputs, load_data, model_for, planned_layers};
+use super::{embed_rows, inputs, load_data, model_for, planned_layers, saved_model};
 use crate::cli::NeighboursArgs;
 use crate::data::{Dataset, Split};
 use crate::neighbours::nearest;
-use crate::nn::{self, Mlp};
+use crate::nn::Mlp;
 use crate::tsne::{self, PlaceParams, TsneParams};
 
 /// Check `--place N` against the test split before any work.
@@ -135,14 +135,7 @@ pub fn neighbours(args: &NeighboursArgs) -> anyhow::Result<()> {
         &inputs(data, args.model.model.as_deref()),
     )?;
     let split = load_data(data)?;
-    let loaded = match &args.model.model {
-        Some(path) => Some(nn::load_model(
-            path,
-            split.train.n_features(),
-            split.train.n_classes(),
-        )?),
-        None => None,
-    };
+    let loaded = saved_model(&args.model, &split)?;
     let n_layers = planned_layers(&args.model, loaded.as_ref());
     let layers: Vec<usize> = match args.layer {
         Some(k) if k == 0 || k > n_layers => {
