@@ -211,7 +211,8 @@ impl Widget for &ErrorGrid<'_> {
                     // Dark enough under the good and bad colours' text.
                     style = style.bg(theme.gray(0.05 + 0.22 * share as f32));
                     format!("{:>cw$}", compact(count, cw))
-                } else if cw < 4 {
+                } else if cw < 4 || count.to_string().len() > cw - 2 {
+                    // No room for the shade beside the whole count: the count wins.
                     format!("{:>cw$}", compact(count, cw))
                 } else {
                     // share in [0, 1]: the index stays in 1..=4.
