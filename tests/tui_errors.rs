@@ -351,6 +351,35 @@ fn the_filter_dims_what_does_not_match_and_n_walks_the_matches() {
     assert!(app.embed.points.filter.is_none());
 }
 
+#[test]
+fn esc_closes_the_neighbours_panel_then_clears_the_filter() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('2'));
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "label=3");
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Char('v'));
+    assert!(app.embed.points.neighbours.is_some());
+    // The panel goes first; the filter stays.
+    press(&mut app, KeyCode::Esc);
+    assert!(!app.embed.points.show_neighbours);
+    assert!(app.embed.points.neighbours.is_none());
+    assert_eq!(app.embed.points.filter.as_ref().unwrap().text, "label=3");
+    // Then the filter: every point matches again.
+    press(&mut app, KeyCode::Esc);
+    assert!(app.embed.points.filter.is_none());
+    assert!(!app.embed.points.matches.is_empty());
+    assert!(app.embed.points.matches.iter().all(|&m| m));
+    assert_eq!(app.message.as_deref(), Some("filter off"));
+    // With help open, Esc closes the help and leaves the panel alone.
+    press(&mut app, KeyCode::Char('v'));
+    press(&mut app, KeyCode::Char('?'));
+    press(&mut app, KeyCode::Esc);
+    assert!(!app.show_help);
+    assert!(app.embed.points.show_neighbours);
+    assert!(!app.should_quit);
+}
+
 /// The k nearest by brute force over every embedded image.
 fn brute_force(
     reference: &ndarray::Array2<f32>,

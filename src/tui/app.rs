@@ -390,13 +390,22 @@ impl App {
     }
 
     /// Keys a tab takes before the global table (issue 13): the `/` filter being typed takes
-    /// every key; in the Training tab Esc closes the error list (and the help first).
+    /// every key; Esc closes the error list (Training), the neighbours panel or else the filter
+    /// (Embeddings), the help first.
     fn tab_first(&self, code: KeyCode) -> Option<Action> {
         use super::tabs::embeddings::EmbeddingsAction as E;
         use super::tabs::errors::ErrorsAction;
         match self.tab {
             Tab::Embeddings if self.embed.points.editing.is_some() => {
                 Some(Action::Embeddings(E::FilterKey(code)))
+            }
+            Tab::Embeddings
+                if code == KeyCode::Esc
+                    && !self.show_help
+                    && (self.embed.points.show_neighbours
+                        || self.embed.points.filter.is_some()) =>
+            {
+                Some(Action::Embeddings(E::Close))
             }
             Tab::Training
                 if code == KeyCode::Esc && self.training.errors.open && !self.show_help =>

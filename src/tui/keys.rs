@@ -104,14 +104,34 @@ pub fn help_lines(
         .iter()
         .filter(|b| matches!(b.show, Show::Both | Show::Help))
         .collect();
-    for chunk in rows.chunks(if two_columns { 2 } else { 1 }) {
-        let mut spans = Vec::new();
-        for b in chunk {
-            let (key, what) = b.long.unwrap_or((b.key, b.what));
-            spans.push(Span::styled(format!("  {key:<15}"), theme.key()));
-            spans.push(Span::raw(format!("{what:<20}")));
+    // Two to a line; an entry whose text is wider than its column gets a line of its own.
+    let mut pending: Option<&Binding> = None;
+    for b in rows {
+        let long = b.long.unwrap_or((b.key, b.what)).1.chars().count() > 20;
+        if !two_columns || long {
+            if let Some(left) = pending.take() {
+                lines.push(help_line(&[left], theme));
+            }
+            lines.push(help_line(&[b], theme));
+        } else if let Some(left) = pending.take() {
+            lines.push(help_line(&[left, b], theme));
+        } else {
+            pending = Some(b);
         }
-        lines.push(Line::from(spans));
+    }
+    if let Some(left) = pending {
+        lines.push(help_line(&[left], theme));
     }
     lines
+}
+
+/// One line of the help: each binding's key and what it does, in 15 + 20 columns.
+fn help_line(bindings: &[&Binding], theme: &Theme) -> Line<'static> {
+    let mut spans = Vec::new();
+    for b in bindings {
+        let (key, what) = b.long.unwrap_or((b.key, b.what));
+        spans.push(Span::styled(format!("  {key:<15}"), theme.key()));
+        spans.push(Span::raw(format!("{what:<20}")));
+    }
+    Line::from(spans)
 }

@@ -109,6 +109,9 @@ pub enum EmbeddingsAction {
     FilterKey(KeyCode),
     /// Show or hide the neighbours panel (issue 13): `v`.
     ToggleNeighbours,
+    /// Esc: close the neighbours panel, else clear the filter (the app sends Esc here only
+    /// when one of them is there to close).
+    Close,
 }
 
 const fn act(a: EmbeddingsAction) -> Action {
@@ -218,7 +221,8 @@ pub const KEYS: &[Binding] = &[
         act(EmbeddingsAction::ToggleNeighbours),
         "v",
         "neighbours",
-    ),
+    )
+    .long("v (esc hides)", "neighbours"),
     bind(
         &[KeyCode::Char('/')],
         act(EmbeddingsAction::Filter),
@@ -226,7 +230,7 @@ pub const KEYS: &[Binding] = &[
         "filter",
     )
     .long(
-        "/",
+        "/ (esc clears)",
         "filter: label=C pred=C wrong right conf<P conf>P test train",
     ),
     TAB_DIGITS[0],
@@ -375,6 +379,14 @@ impl EmbeddingsTab {
             EmbeddingsAction::FilterKey(code) => return self.filter_key(code, session),
             EmbeddingsAction::ToggleNeighbours => {
                 self.points.show_neighbours = !self.points.show_neighbours;
+            }
+            EmbeddingsAction::Close => {
+                if self.points.show_neighbours {
+                    self.points.show_neighbours = false;
+                } else if self.points.filter.take().is_some() {
+                    self.sync_points(session);
+                    return vec![Effect::Say("filter off".into())];
+                }
             }
             EmbeddingsAction::NextPanel => {
                 if !self.panels.is_empty() {
