@@ -946,7 +946,20 @@ impl EmbeddingsView<'_> {
     }
 
     fn render_legend(&self, area: Rect, buf: &mut Buffer) {
+        // Too wide for the room left of the side panel (80x24): shorter words, then fewer.
+        let line = (0..2)
+            .map(|level| self.legend(level))
+            .find(|l| l.width() <= usize::from(area.width))
+            .unwrap_or_else(|| self.legend(2));
+        line.render(area, buf);
+    }
+
+    /// The legend line at a level of brevity: 0 full, 1 short words ("perp", "wrong"), 2 also
+    /// without what colours the points (the colours say it).
+    fn legend(&self, level: u8) -> Line<'static> {
         let theme = self.theme;
+        let short = level > 0;
+        let word = if short { "perp" } else { "perplexity" };
         let by = self.tab.color_by;
         // The maps show the perplexity they were run with; a change waits for r.
         let shown = self
@@ -955,17 +968,16 @@ impl EmbeddingsView<'_> {
             .first()
             .map_or(self.tab.perplexity, |p| p.perplexity);
         let perplexity = if (shown - self.tab.perplexity).abs() > 1e-9 {
-            format!(
-                "perplexity {shown} (next {}: r re-runs)",
-                self.tab.perplexity
-            )
+            format!("{word} {shown} (next {}: r re-runs)", self.tab.perplexity)
         } else {
-            format!("perplexity {shown}")
+            format!("{word} {shown}")
         };
-        let mut spans = vec![Span::styled(
-            format!("{} ", theme.join(&[&perplexity, by.label()])),
-            theme.dim(),
-        )];
+        let head = if level > 1 {
+            perplexity
+        } else {
+            theme.join(&[&perplexity, by.label()])
+        };
+        let mut spans = vec![Span::styled(format!("{head} "), theme.dim())];
         match by {
             ColorBy::Confidence => spans.extend(points::confidence_legend(theme)),
             ColorBy::Correctness => {
@@ -999,7 +1011,11 @@ impl EmbeddingsView<'_> {
         // Issue 13: the placed test images' marker and the filter.
         if self.tab.points.n_placed() > 0 {
             spans.push(Span::styled(
-                format!(" {}test wrong", points::wrong_test_glyph(theme)),
+                format!(
+                    " {}{}",
+                    points::wrong_test_glyph(theme),
+                    if short { "wrong" } else { "test wrong" }
+                ),
                 theme.text(),
             ));
         }
@@ -1007,7 +1023,7 @@ impl EmbeddingsView<'_> {
             let k = self.tab.points.matches.iter().filter(|&&m| m).count();
             spans.push(Span::styled(format!(" /{}: {k}", q.text), theme.key()));
         }
-        Line::from(spans).render(area, buf);
+        Line::from(spans)
     }
 
     fn render_selection(&self, area: Rect, buf: &mut Buffer) {
