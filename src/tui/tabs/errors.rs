@@ -17,6 +17,7 @@ use crate::compute::ModelReport;
 use crate::data::Part;
 use crate::tui::app::{Effect, Session};
 use crate::tui::theme::Theme;
+use crate::tui::widgets::confusion::compact;
 use crate::tui::widgets::thumbnail::{THUMB_H, THUMB_W, Thumbnail};
 
 /// What the error browser's keys do.
@@ -233,16 +234,6 @@ impl Widget for &ErrorGrid<'_> {
                 buf.set_stringn(x, y, format!(" {:>5.1}", acc * 100.0), room, theme.text());
             }
         }
-    }
-}
-
-/// A count in `width - 1` characters at most ("1k" past that).
-fn compact(count: usize, width: usize) -> String {
-    let s = count.to_string();
-    if s.len() < width {
-        s
-    } else {
-        format!("{}k", count / 1000)
     }
 }
 

@@ -27,9 +27,11 @@ impl ConfusionGrid<'_> {
     }
 }
 
-fn compact(count: usize, width: usize) -> String {
+/// A count in `width - 1` characters where it can be: "12k" for 12,345 when the digits do
+/// not fit; a count under 1,000 is never shortened (it would read "0k").
+pub(crate) fn compact(count: usize, width: usize) -> String {
     let s = count.to_string();
-    if s.len() < width {
+    if s.len() < width || count < 1000 {
         s
     } else {
         format!("{}k", count / 1000)
@@ -132,5 +134,19 @@ mod tests {
                 "  1   .  10 100.0 "
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compact;
+
+    #[test]
+    fn compact_shortens_thousands_and_never_writes_0k() {
+        assert_eq!(compact(42, 4), "42");
+        assert_eq!(compact(999, 3), "999");
+        assert_eq!(compact(1_234, 4), "1k");
+        assert_eq!(compact(12_345, 4), "12k");
+        assert_eq!(compact(1_234, 5), "1234");
     }
 }
