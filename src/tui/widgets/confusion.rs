@@ -135,11 +135,6 @@ mod tests {
             ]
         );
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::compact;
 
     #[test]
     fn compact_shortens_thousands_and_never_writes_0k() {
