@@ -827,3 +827,39 @@ fn snapshot_writes_the_frame_as_svg_too() {
         "a,b,target\n0,1,0\n1,0,1\n0,0,0\n1,1,1\n"
     );
 }
+
+#[test]
+fn info_and_train_take_a_folder_of_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let film = dir.path().join("film");
+    let model = dir.path().join("m.npz");
+    let mut args = SMALL.to_vec();
+    args[5] = "2";
+    let mut train_args = vec!["train"];
+    train_args.extend(&args);
+    train_args.push("--checkpoints");
+    let out = layerscope(&train_args, &[&film, Path::new("--save"), &model]);
+    ok(&out);
+    let out = layerscope(&["info", "--sample", "600", "--model"], &[&film]);
+    ok(&out);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("3 checkpoints (epochs 0 to 2)"),
+        "the film is described: {text}"
+    );
+    assert!(
+        text.contains("epoch_002.npz: 784 -> 32 -> 16 -> 10"),
+        "{text}"
+    );
+    // Going on training from the folder starts from its last epoch's weights.
+    let more = dir.path().join("more.npz");
+    let go_on = ["train", "--sample", "600", "--epochs", "1", "--model"];
+    let out = layerscope(&go_on, &[&film, Path::new("--save"), &more]);
+    let stderr = ok(&out);
+    assert!(stderr.contains("warm start from"), "{stderr}");
+    // A folder with no checkpoint in it is an error, not a panic.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = layerscope(&["info", "--sample", "600", "--model"], &[&empty]);
+    failed(&out);
+}

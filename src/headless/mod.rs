@@ -118,7 +118,17 @@ pub fn info(args: &InfoArgs) -> anyhow::Result<()> {
     let data = &args.data;
     let split = load_data(data)?;
     let mut text = summary(&split);
-    if let Some(path) = &args.model {
+    if let Some(given) = &args.model {
+        // A folder of checkpoints (`train --checkpoints`): its last epoch is the model.
+        let (path, film) = model_file(given)?;
+        let path = &path;
+        if let Some(film) = &film {
+            let _ = writeln!(
+                text,
+                "film:      {}: {film}",
+                printable(&given.display().to_string())
+            );
+        }
         let mlp = nn::import::load_file(path)?;
         let sizes: Vec<String> = mlp.layer_sizes().iter().map(usize::to_string).collect();
         let parameters: usize = mlp.coefs.iter().map(|c| c.len()).sum::<usize>()
@@ -163,6 +173,22 @@ pub fn info(args: &InfoArgs) -> anyhow::Result<()> {
         };
     }
     write_stdout(text.as_bytes())
+}
+
+/// The file a `--model` names: itself, or for a folder of checkpoints its last epoch's file
+/// and a line about the film it holds.
+fn model_file(path: &Path) -> anyhow::Result<(std::path::PathBuf, Option<String>)> {
+    if !path.is_dir() {
+        return Ok((path.to_path_buf(), None));
+    }
+    let files = nn::checkpoints::checkpoint_files(path)?;
+    let (first, _) = files.first().expect("checkpoint_files is never empty");
+    let (last, file) = files.last().expect("checkpoint_files is never empty");
+    let film = format!(
+        "{} (epochs {first} to {last}); the model below is the last",
+        plural(files.len(), "checkpoint")
+    );
+    Ok((file.clone(), Some(film)))
 }
 
 /// The text `info` prints about the data: every name taken from the file printed escaped.
@@ -356,7 +382,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     )?;
     let split = load_data(data)?;
     let saved = match &args.model.model {
-        Some(path) => nn::read_training(path)?.map(|r| r.params),
+        Some(path) => nn::read_training(&model_file(path)?.0)?.map(|r| r.params),
         None => None,
     };
     let params = train_params_from(&args.model, data.seed, saved.as_ref());
