@@ -18,7 +18,8 @@
 //! exaggeration (`--ee F` its factor, default 12); `--backward` builds part 1's chains
 //! backwards from the last epoch's cold map (as the worker does once training has ended);
 //! `--no-profile` skips part 0; `--worker-only` skips part 1; `--no-worker` stops after part 1;
-//! `--runs N` repeats part 3 (medians).
+//! `--runs N` repeats part 3 (medians); `--adaptive` runs part 1's warm frames for
+//! `film::frame_iterations` of their neighbour change, as the worker does.
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -344,8 +345,18 @@ fn main() {
                 } else {
                     prev.clone()
                 };
-                let run = tsne::warm::tsne_warm(high.view(), Some(init.view()), &warm_params, None)
-                    .expect("warm");
+                // `--adaptive`: the worker's iteration count by how much the neighbours changed
+                // (`film::frame_iterations`); else `--iters`.
+                let adaptive = std::env::args().any(|a| a == "--adaptive");
+                let run = tsne::warm::tsne_warm_adaptive(
+                    high.view(),
+                    Some(init.view()),
+                    &warm_params,
+                    prev_nb.as_deref().filter(|_| adaptive),
+                    &film::frame_iterations,
+                    None,
+                )
+                .expect("warm");
                 let change = prev_nb.as_ref().map_or(f64::NAN, |p| {
                     tsne::warm::neighbour_change(p, &run.neighbours, high.nrows())
                 });
@@ -371,11 +382,12 @@ fn main() {
                     let aligned = film::align_to(pred_cold.view(), cold.coords.view());
                     aligned_cold_move.push(film::median_move(pred_cold.view(), aligned.view()));
                     by_epoch.push(format!(
-                        "e{epoch}: KL {:.3}/{:.3} ({:+.3}) align {:.1}x, kNN new {change:.2}",
+                        "e{epoch}: KL {:.3}/{:.3} ({:+.3}) align {:.1}x, kNN new {change:.2}, {} it",
                         warm.kl_divergence,
                         cold.kl_divergence,
                         warm.kl_divergence - cold.kl_divergence,
-                        cm / moved
+                        cm / moved,
+                        warm.n_iter
                     ));
                 }
                 prev = film::align_to(prev.view(), warm.coords.view());

@@ -32,6 +32,23 @@ use crate::tsne::{TsneError, TsneParams, warm};
 /// epochs (most of all on the output layer), and this count is the trade-off kept for now.
 pub const FRAME_ITERATIONS: usize = 150;
 
+/// A warm frame whose input barely changed ([`warm::neighbour_change`] below
+/// [`QUIET_CHANGE`]) runs this many iterations instead of [`FRAME_ITERATIONS`].
+pub const QUIET_ITERATIONS: usize = 50;
+
+/// The share of new nearest neighbours under which a layer counts as barely changed.
+pub const QUIET_CHANGE: f64 = 0.1;
+
+/// Iterations of a warm frame whose layer's nearest neighbours changed by `change`
+/// ([`warm::neighbour_change`]).
+pub fn frame_iterations(change: f64) -> usize {
+    if change < QUIET_CHANGE {
+        QUIET_ITERATIONS
+    } else {
+        FRAME_ITERATIONS
+    }
+}
+
 /// Neighbours counted by the separation figure.
 pub const SEPARATION_K: usize = 10;
 
@@ -72,18 +89,24 @@ pub fn make_frame(
     seed: u64,
     cancel: Option<&AtomicBool>,
 ) -> Result<Frame, TsneError> {
-    frame_run(high, previous, layer, epoch, perplexity, seed, cancel).map(|(frame, _)| frame)
+    frame_run(high, previous, None, layer, epoch, perplexity, seed, cancel).map(|(frame, _)| frame)
 }
 
 /// [`make_frame`], with each point's nearest neighbours in `high` ([`warm::WarmRun`]): the
 /// neighbour search behind the affinities also gives the trust figure, so a frame searches the
-/// high-dimensional space once.
+/// high-dimensional space once. Given the neighbours of the frame it starts from
+/// (`previous_neighbours`), a warm frame runs [`frame_iterations`] of how much they changed.
 ///
 /// # Errors
 /// As [`make_frame`].
+#[expect(
+    clippy::too_many_arguments,
+    reason = "make_frame's, plus the neighbours"
+)]
 pub fn frame_run(
     high: ArrayView2<f32>,
     previous: Option<ArrayView2<f32>>,
+    previous_neighbours: Option<&[u32]>,
     layer: usize,
     epoch: usize,
     perplexity: f64,
@@ -91,7 +114,14 @@ pub fn frame_run(
     cancel: Option<&AtomicBool>,
 ) -> Result<(Frame, Vec<u32>), TsneError> {
     let params = frame_params(perplexity, seed, previous.is_some());
-    let run = warm::tsne_warm(high, previous, &params, cancel)?;
+    let run = warm::tsne_warm_adaptive(
+        high,
+        previous,
+        &params,
+        previous_neighbours.filter(|_| previous.is_some()),
+        &frame_iterations,
+        cancel,
+    )?;
     let coords = match previous {
         // The turn and shift the run drifted by mean nothing: undo them.
         Some(init) => align_to(init, run.embedding.coords.view()),
@@ -135,6 +165,9 @@ pub struct Reel {
     pub last: BTreeMap<usize, (usize, Array2<f32>)>,
     /// Training has ended: the chain runs newest first from the last epoch.
     pub backward: bool,
+    /// The input neighbours of the newest frame of each layer, by layer
+    /// ([`warm::WarmRun::neighbours`]).
+    pub neighbours: BTreeMap<usize, Vec<u32>>,
     /// The weights kept are those of every `stride`-th epoch ([`Reel::keep`]); 0 is 1.
     stride: usize,
 }
@@ -175,6 +208,7 @@ impl Reel {
     pub fn restart_frames(&mut self) {
         self.made.clear();
         self.last.clear();
+        self.neighbours.clear();
     }
 
     /// Training has ended: remake the film newest first, anchored at the last epoch's cold
@@ -185,6 +219,7 @@ impl Reel {
             self.backward = true;
             self.made.retain(|&(layer, _)| layer == 1);
             self.last.clear();
+            self.neighbours.clear();
         }
     }
 
@@ -232,6 +267,7 @@ impl Reel {
     /// Take `frame` as made (the final map of the last epoch's weights, which is the
     /// backward chain's cold anchor).
     pub fn adopt(&mut self, frame: &Frame) {
+        self.neighbours.remove(&frame.layer);
         self.made.insert((frame.layer, frame.epoch));
         self.last
             .insert(frame.layer, (frame.epoch, frame.coords.clone()));
@@ -254,20 +290,23 @@ impl Reel {
         // The activations live as long as this frame's run.
         let high = model.layer_output(x, layer);
         let previous = self.last.get(&layer).map(|(_, coords)| coords.view());
-        let frame = make_frame(
+        let neighbours = self.neighbours.get(&layer).map(Vec::as_slice);
+        let frame = frame_run(
             high.view(),
             previous,
+            neighbours,
             layer,
             epoch,
             perplexity,
             seed,
             cancel,
         );
-        if let Ok(f) = &frame {
+        Some(frame.map(|(f, neighbours)| {
             self.made.insert((layer, epoch));
             self.last.insert(layer, (epoch, f.coords.clone()));
-        }
-        Some(frame)
+            self.neighbours.insert(layer, neighbours);
+            f
+        }))
     }
 }
 

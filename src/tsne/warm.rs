@@ -27,6 +27,8 @@ pub struct WarmRun {
     /// Each point's [`TRUST_K`] nearest neighbours in the input, n x k row-major (k is
     /// `TRUST_K` or n - 1 when smaller): the next frame's [`neighbour_change`] compares with it.
     pub neighbours: Vec<u32>,
+    /// [`neighbour_change`] from the neighbours given to [`tsne_warm_adaptive`].
+    pub change: Option<f64>,
 }
 
 /// t-SNE of `data` from `init` (`None`: the random start of `params.seed`), exact neighbours
@@ -39,6 +41,23 @@ pub fn tsne_warm(
     data: ArrayView2<f32>,
     init: Option<ArrayView2<f32>>,
     params: &TsneParams,
+    cancel: Option<&AtomicBool>,
+) -> Result<WarmRun, TsneError> {
+    tsne_warm_adaptive(data, init, params, None, &|_| params.n_iter, cancel)
+}
+
+/// [`tsne_warm`] whose iteration count depends on how much the input changed: `iterations`
+/// gets the [`neighbour_change`] from `previous` (the neighbours of the frame it starts from,
+/// [`WarmRun::neighbours`]; `params.n_iter` when not given) and returns the iterations to run.
+///
+/// # Errors
+/// As [`super::tsne_from`].
+pub fn tsne_warm_adaptive(
+    data: ArrayView2<f32>,
+    init: Option<ArrayView2<f32>>,
+    params: &TsneParams,
+    previous: Option<&[u32]>,
+    iterations: &dyn Fn(f64) -> usize,
     cancel: Option<&AtomicBool>,
 ) -> Result<WarmRun, TsneError> {
     validate(data, params)?;
@@ -94,8 +113,19 @@ pub fn tsne_warm(
             super::Init::Pca => super::pca::pca_init(data),
         },
     };
+    let change = previous
+        .filter(|p| p.len() == high.len())
+        .map(|p| neighbour_change(p, &high, n));
+    let n_iter = change.map_or(params.n_iter, iterations);
     let params = TsneParams {
         method: Method::BarnesHut,
+        n_iter,
+        // A short adaptive run is never stopped for "no progress" (checked every 50).
+        n_iter_without_progress: if change.is_some() {
+            params.n_iter_without_progress.max(n_iter)
+        } else {
+            params.n_iter_without_progress
+        },
         ..params.clone()
     };
     let embedding = optimise::run(
@@ -115,6 +145,7 @@ pub fn tsne_warm(
         embedding,
         trust,
         neighbours: high,
+        change,
     })
 }
 
@@ -191,6 +222,50 @@ mod tests {
             super::super::tsne_from(x.view(), engine.coords.view(), &params, None, None)
                 .expect("run");
         assert_eq!(from.embedding.coords, engine_from.coords);
+    }
+
+    #[test]
+    fn the_iterations_follow_the_neighbour_change() {
+        let x = blobs(300, 20, 0.0);
+        let params = TsneParams {
+            perplexity: 12.0,
+            n_iter: 300,
+            ..TsneParams::default()
+        };
+        let first = tsne_warm(x.view(), None, &params, None).expect("run");
+        assert_eq!(first.change, None);
+        let warm = TsneParams {
+            exaggeration_iter: 0,
+            n_iter: 150,
+            ..params
+        };
+        let rule = |change: f64| if change < 0.1 { 20 } else { 120 };
+        let init = first.embedding.coords.view();
+        let same = tsne_warm_adaptive(
+            x.view(),
+            Some(init),
+            &warm,
+            Some(&first.neighbours),
+            &rule,
+            None,
+        )
+        .expect("run");
+        assert_eq!((same.change, same.embedding.n_iter), (Some(0.0), 20));
+        // The same points shuffled: most points' neighbours are new ones.
+        let moved = Array2::from_shape_fn((300, 20), |(i, j)| x[[(i * 7) % 300, j]]);
+        let other = tsne_warm_adaptive(
+            moved.view(),
+            Some(init),
+            &warm,
+            Some(&first.neighbours),
+            &rule,
+            None,
+        )
+        .expect("run");
+        assert!(other.change.is_some_and(|c| c >= 0.1), "{:?}", other.change);
+        assert_eq!(other.embedding.n_iter, 120);
+        let plain = tsne_warm(moved.view(), Some(init), &warm, None).expect("run");
+        assert_eq!(plain.embedding.n_iter, 150);
     }
 
     #[test]
