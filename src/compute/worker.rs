@@ -629,23 +629,23 @@ impl WorkerState {
             .map(|(&epoch, _)| epoch)
             .filter(|&epoch| !self.reel.made.contains(&(layer, epoch)));
         let placed = self.place(model, &high, &embedding, layer, cancel)?;
-        if let Some(epoch) = anchor {
-            let frame = Frame {
-                layer,
-                epoch,
-                coords: embedding.coords.clone(),
-                kl_divergence: Some(embedding.kl_divergence),
-                trust,
-            };
-            self.reel.adopt(&frame);
-            self.emit(Event::Frame(frame));
-        }
+        let anchor = anchor.map(|epoch| Frame {
+            layer,
+            epoch,
+            coords: embedding.coords.clone(),
+            kl_divergence: Some(embedding.kl_divergence),
+            trust,
+        });
         self.emit(Event::EmbedDone {
             layer,
             embedding,
             trust,
             placed,
         });
+        if let Some(frame) = anchor {
+            self.reel.adopt(&frame);
+            self.emit(Event::Frame(frame));
+        }
         Ok(())
     }
 
