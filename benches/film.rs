@@ -511,11 +511,13 @@ fn main() {
         off.after, on.after, on.frames
     );
     println!(
-        "memory: frames {:.1} MB for this run, {:.1} MB for 200 epochs ({} layers); weights kept per epoch {:.1} MB ({:.0} MB for 200 epochs)",
+        "memory: frames {:.1} MB for this run, {:.1} MB for 200 epochs ({} layers); weights kept per epoch {:.1} MB, at most {} epochs kept (film::KEPT_EPOCHS_MAX): {:.0} MB at most, whatever the run's length (every epoch kept: {:.0} MB for 200 epochs)",
         on.frame_bytes as f64 / 1e6,
         per_frame * (201 * layers) as f64 / 1e6,
         layers,
         weights as f64 * 4.0 / 1e6,
+        film::KEPT_EPOCHS_MAX,
+        weights as f64 * 4.0 * (film::KEPT_EPOCHS_MAX + 1) as f64 / 1e6,
         weights as f64 * 4.0 * 201.0 / 1e6
     );
     println!("load average at end: {}", load_average());
