@@ -62,12 +62,12 @@ pub fn tsne_warm_adaptive(
 ) -> Result<WarmRun, TsneError> {
     validate(data, params)?;
     let n = data.nrows();
-    if let Some(init) = init {
-        if init.dim() != (n, 2) || init.iter().any(|v| !v.is_finite()) {
-            return Err(TsneError::InvalidParams(format!(
-                "initial layout must be {n} x 2 and finite"
-            )));
-        }
+    if let Some(init) = init
+        && (init.dim() != (n, 2) || init.iter().any(|v| !v.is_finite()))
+    {
+        return Err(TsneError::InvalidParams(format!(
+            "initial layout must be {n} x 2 and finite"
+        )));
     }
     let cancelled = || cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
     // scikit-learn: n_neighbors = min(n - 1, int(3 * perplexity + 1)); at least the trust's.
