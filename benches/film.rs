@@ -15,7 +15,11 @@
 //! `--epochs N` caps training (default: the engine's, about 37 epochs to converge here);
 //! `--sample E,E,...` the epochs sampled in part 1 (default 1,2,5,10,20,30); `--lr X` another
 //! learning rate for the warm frames (part 1); `--exag N` N of the warm iterations with early
-//! exaggeration; `--no-worker` stops after part 1.
+//! exaggeration (`--ee F` its factor, default 12); `--backward` builds part 1's chains
+//! backwards from the last epoch's cold map (as the worker does once training has ended);
+//! `--no-profile` skips part 0; `--worker-only` skips part 1; `--no-worker` stops after part 1;
+//! `--runs N` repeats part 3 (medians); `--adaptive` runs part 1's warm frames for
+//! `film::frame_iterations` of their neighbour change, as the worker does.
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -102,6 +106,7 @@ fn train_run(split: &layerscope::data::Split, max_epochs: usize) -> (Vec<Mlp>, f
 struct WorkerRun {
     training: f64,
     after: f64,
+    maps: f64,
     frames: usize,
     frame_bytes: usize,
     epochs: usize,
@@ -119,6 +124,7 @@ fn worker_run(split: &Arc<layerscope::data::Split>, film: bool, max_epochs: usiz
     });
     let started = Instant::now();
     let (mut stopped, mut last, mut frames, mut frame_bytes, mut epochs) = (None, 0.0, 0, 0, 0);
+    let mut maps = 0.0f64;
     while let Ok(event) = rx.recv_timeout(Duration::from_secs(600)) {
         let t = started.elapsed().as_secs_f64();
         match event {
@@ -130,7 +136,11 @@ fn worker_run(split: &Arc<layerscope::data::Split>, film: bool, max_epochs: usiz
                 frame_bytes += f.coords.len() * 4;
                 last = t;
             }
-            Event::EmbedDone { .. } | Event::ExplainDone { .. } | Event::Separation(_) => {
+            Event::EmbedDone { .. } => {
+                maps = maps.max(t);
+                last = last.max(t);
+            }
+            Event::ExplainDone { .. } | Event::Separation(_) => {
                 last = last.max(t);
             }
             _ => {}
@@ -141,10 +151,95 @@ fn worker_run(split: &Arc<layerscope::data::Split>, film: bool, max_epochs: usiz
     WorkerRun {
         training,
         after: last - training,
+        maps: maps - training,
         frames,
         frame_bytes,
         epochs,
     }
+}
+
+/// CPU seconds used by this process so far (user + system).
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 * 1e-6;
+    t(usage.ru_utime) + t(usage.ru_stime)
+}
+
+/// Wall and CPU seconds of `f`, median of `runs`.
+fn timed<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, f64) {
+    let (mut wall, mut cpu) = (vec![], vec![]);
+    for _ in 0..runs {
+        let (t, c) = (Instant::now(), cpu_seconds());
+        std::hint::black_box(f());
+        wall.push(t.elapsed().as_secs_f64());
+        cpu.push(cpu_seconds() - c);
+    }
+    (median(wall), median(cpu))
+}
+
+/// Part 0: the parts of a warm frame of every layer at epoch 10 (from epoch 9's cold map).
+fn profile(models: &[Mlp], x: ndarray::ArrayView2<f32>, perplexity: f64) {
+    let epoch = 10.min(models.len() - 1).max(1);
+    println!(
+        "\n0. a warm frame's parts, epoch {epoch} from epoch {}'s map, 1,500 points (wall / CPU s, median of 5; load {})",
+        epoch - 1,
+        load_average()
+    );
+    println!(
+        "{:>5} | {:>13} {:>13} {:>13} {:>13} {:>13} {:>13} | {:>13}",
+        "layer",
+        "activations",
+        "tsne_from 1it",
+        "tsne_from",
+        "trust",
+        "align_to",
+        "warm::",
+        "cold run"
+    );
+    let f = |(w, c): (f64, f64)| format!("{w:.3}/{c:.3}");
+    for layer in 2..=models[0].n_layers() {
+        let before = models[epoch - 1].layer_output(x, layer);
+        let cold = film::frame_params(perplexity, 0, false);
+        let warm = film::frame_params(perplexity, 0, true);
+        let prev = tsne::tsne(before.view(), &cold, None, None)
+            .expect("cold")
+            .coords;
+        let high = models[epoch].layer_output(x, layer);
+        let act = timed(5, || models[epoch].layer_output(x, layer));
+        let one = TsneParams {
+            n_iter: 1,
+            ..warm.clone()
+        };
+        let fixed = timed(5, || {
+            tsne::tsne_from(high.view(), prev.view(), &one, None, None)
+        });
+        let full = timed(5, || {
+            tsne::tsne_from(high.view(), prev.view(), &warm, None, None)
+        });
+        let out = tsne::tsne_from(high.view(), prev.view(), &warm, None, None).expect("warm");
+        let trust = timed(5, || tsne::trust(high.view(), out.coords.view()));
+        let align = timed(5, || film::align_to(prev.view(), out.coords.view()));
+        let shared = timed(5, || {
+            tsne::warm::tsne_warm(high.view(), Some(prev.view()), &warm, None)
+        });
+        let cold_run = timed(3, || tsne::tsne(high.view(), &cold, None, None));
+        println!(
+            "{layer:>5} | {:>13} {:>13} {:>13} {:>13} {:>13} {:>13} | {:>13}",
+            f(act),
+            f(fixed),
+            f(full),
+            f(trust),
+            f(align),
+            f(shared),
+            f(cold_run)
+        );
+    }
+    println!(
+        "       (tsne_from 1it: neighbours + affinities + 1 iteration; warm::: tsne::warm::tsne_warm, \
+         the whole frame with the trust from the same neighbour search)"
+    );
 }
 
 fn main() {
@@ -169,6 +264,14 @@ fn main() {
     let (models, train_seconds) = train_run(&split, max_epochs);
     let last_epoch = models.len() - 1;
     println!("\ntrained {last_epoch} epochs in {train_seconds:.2} s (film off, plain loop)");
+
+    // 0. Where a warm frame's time goes (CPU seconds of this process, median of 5).
+    if !std::env::args().any(|a| a == "--no-profile") {
+        profile(&models, x.view(), perplexity);
+    }
+    if std::env::args().any(|a| a == "--profile-only") {
+        return;
+    }
     let sample: Vec<usize> = list("--sample", &[1, 2, 5, 10, 20, 30])
         .into_iter()
         .filter(|&e| e >= 1 && e <= last_epoch)
@@ -185,10 +288,15 @@ fn main() {
         "       (move: median move between consecutive frames / RMS radius, warm frames aligned by \
          film::align_to; align x: cold runs' move / warm; last column: cold runs aligned too)"
     );
-    for &iterations in &iters {
+    let backward = std::env::args().any(|a| a == "--backward");
+    if backward {
+        println!(
+            "       backward chain: cold at epoch {last_epoch}, each earlier frame from the one after it"
+        );
+    }
+    let part1 = !std::env::args().any(|a| a == "--worker-only");
+    for &iterations in iters.iter().filter(|_| part1) {
         for layer in 2..=models[0].n_layers() {
-            // The film of this layer: a cold frame at epoch 0, then warm frames.
-            let high0 = models[0].layer_output(x.view(), layer);
             let cold_params = film::frame_params(perplexity, 0, false);
             let base = film::frame_params(perplexity, 0, true);
             let warm_params = TsneParams {
@@ -200,16 +308,31 @@ fn main() {
                 exaggeration_iter: arg("--exag")
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(base.exaggeration_iter),
+                early_exaggeration: arg("--ee")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(base.early_exaggeration),
                 ..base
             };
-            let mut prev = tsne::tsne(high0.view(), &cold_params, None, None)
-                .expect("cold")
-                .coords;
-            let mut prev_cold = prev.clone();
+            // The film of this layer: a cold frame at its anchor (epoch 0, or the last epoch
+            // backwards), then warm frames, each from the one before it in the chain.
+            let (anchor, order): (usize, Vec<usize>) = if backward {
+                (
+                    last_epoch,
+                    (*sample.first().unwrap_or(&1)..last_epoch).rev().collect(),
+                )
+            } else {
+                (0, (1..=*sample.last().unwrap_or(&1)).collect())
+            };
+            let high0 = models[anchor].layer_output(x.view(), layer);
+            let anchor_run =
+                tsne::warm::tsne_warm(high0.view(), None, &cold_params, None).expect("cold");
+            let mut prev = anchor_run.embedding.coords;
             let (mut warm_s, mut cold_s, mut kl_ratio, mut warm_move, mut cold_move) =
                 (vec![], vec![], vec![], vec![], vec![]);
-            let mut aligned_cold_move = vec![];
-            for epoch in 1..=*sample.last().unwrap_or(&1) {
+            let (mut aligned_cold_move, mut by_epoch) = (vec![], vec![]);
+            let mut prev_nb = Some(anchor_run.neighbours);
+            for epoch in order {
+                let pred = if backward { epoch + 1 } else { epoch - 1 };
                 let high = models[epoch].layer_output(x.view(), layer);
                 let t = Instant::now();
                 // `--rescale`: start from the previous layout shrunk to scikit-learn's initial
@@ -222,8 +345,23 @@ fn main() {
                 } else {
                     prev.clone()
                 };
-                let warm = tsne::tsne_from(high.view(), init.view(), &warm_params, None, None)
-                    .expect("warm");
+                // `--adaptive`: the worker's iteration count by how much the neighbours changed
+                // (`film::frame_iterations`); else `--iters`.
+                let adaptive = std::env::args().any(|a| a == "--adaptive");
+                let run = tsne::warm::tsne_warm_adaptive(
+                    high.view(),
+                    Some(init.view()),
+                    &warm_params,
+                    prev_nb.as_deref().filter(|_| adaptive),
+                    &film::frame_iterations,
+                    None,
+                )
+                .expect("warm");
+                let change = prev_nb.as_ref().map_or(f64::NAN, |p| {
+                    tsne::warm::neighbour_change(p, &run.neighbours, high.nrows())
+                });
+                prev_nb = Some(run.neighbours);
+                let warm = run.embedding;
                 let w = t.elapsed().as_secs_f64();
                 if sample.contains(&epoch) {
                     let t = Instant::now();
@@ -232,17 +370,25 @@ fn main() {
                     warm_s.push(w);
                     kl_ratio.push(warm.kl_divergence / cold.kl_divergence);
                     let aligned = film::align_to(prev.view(), warm.coords.view());
-                    warm_move.push(film::median_move(prev.view(), aligned.view()));
-                    // Cold films: the previous epoch's cold run against this one's.
-                    let prev_high = models[epoch - 1].layer_output(x.view(), layer);
-                    if epoch > 1 {
-                        prev_cold = tsne::tsne(prev_high.view(), &cold_params, None, None)
-                            .expect("cold")
-                            .coords;
-                    }
-                    cold_move.push(film::median_move(prev_cold.view(), cold.coords.view()));
-                    let aligned = film::align_to(prev_cold.view(), cold.coords.view());
-                    aligned_cold_move.push(film::median_move(prev_cold.view(), aligned.view()));
+                    let moved = film::median_move(prev.view(), aligned.view());
+                    warm_move.push(moved);
+                    // Cold films: the chain predecessor's cold run against this one's.
+                    let pred_high = models[pred].layer_output(x.view(), layer);
+                    let pred_cold = tsne::tsne(pred_high.view(), &cold_params, None, None)
+                        .expect("cold")
+                        .coords;
+                    let cm = film::median_move(pred_cold.view(), cold.coords.view());
+                    cold_move.push(cm);
+                    let aligned = film::align_to(pred_cold.view(), cold.coords.view());
+                    aligned_cold_move.push(film::median_move(pred_cold.view(), aligned.view()));
+                    by_epoch.push(format!(
+                        "e{epoch}: KL {:.3}/{:.3} ({:+.3}) align {:.1}x, kNN new {change:.2}, {} it",
+                        warm.kl_divergence,
+                        cold.kl_divergence,
+                        warm.kl_divergence - cold.kl_divergence,
+                        cm / moved,
+                        warm.n_iter
+                    ));
                 }
                 prev = film::align_to(prev.view(), warm.coords.view());
             }
@@ -263,6 +409,7 @@ fn main() {
                 median(aligned_cold_move.clone()),
                 median(aligned_cold_move) / median(warm_move)
             );
+            println!("        by epoch: {}", by_epoch.join("; "));
         }
     }
 
@@ -308,8 +455,46 @@ fn main() {
         load_average()
     );
     let split = Arc::new(split);
-    let off = worker_run(&split, false, max_epochs);
-    let on = worker_run(&split, true, max_epochs);
+    let runs: usize = arg("--runs")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let (mut offs, mut ons) = (vec![], vec![]);
+    for _ in 0..runs {
+        offs.push(worker_run(&split, false, max_epochs));
+        ons.push(worker_run(&split, true, max_epochs));
+    }
+    let med = |v: &[WorkerRun], f: fn(&WorkerRun) -> f64| median(v.iter().map(f).collect());
+    let slowdowns: Vec<f64> = offs
+        .iter()
+        .zip(&ons)
+        .map(|(off, on)| on.training / off.training - 1.0)
+        .collect();
+    println!(
+        "{runs} run(s) each way, film off then on; per run: slowdown {:?}, film complete after training {:?} s",
+        slowdowns
+            .iter()
+            .map(|v| format!("{:+.0}%", v * 100.0))
+            .collect::<Vec<_>>(),
+        ons.iter()
+            .map(|r| format!("{:.1}", r.after))
+            .collect::<Vec<_>>()
+    );
+    println!(
+        "final maps after training ends (median): film off {:.2} s, film on {:.2} s",
+        med(&offs, |r| r.maps),
+        med(&ons, |r| r.maps)
+    );
+    let off = WorkerRun {
+        training: med(&offs, |r| r.training),
+        after: med(&offs, |r| r.after),
+        ..offs.swap_remove(0)
+    };
+    let on = WorkerRun {
+        training: med(&ons, |r| r.training),
+        after: med(&ons, |r| r.after),
+        ..ons.swap_remove(0)
+    };
     let weights: usize = models[0].coefs.iter().map(|c| c.len()).sum::<usize>()
         + models[0].intercepts.iter().map(|b| b.len()).sum::<usize>();
     let per_frame = on.frame_bytes as f64 / on.frames.max(1) as f64;
@@ -326,11 +511,13 @@ fn main() {
         off.after, on.after, on.frames
     );
     println!(
-        "memory: frames {:.1} MB for this run, {:.1} MB for 200 epochs ({} layers); weights kept per epoch {:.1} MB ({:.0} MB for 200 epochs)",
+        "memory: frames {:.1} MB for this run, {:.1} MB for 200 epochs ({} layers); weights kept per epoch {:.1} MB, at most {} epochs kept (film::KEPT_EPOCHS_MAX): {:.0} MB at most, whatever the run's length (every epoch kept: {:.0} MB for 200 epochs)",
         on.frame_bytes as f64 / 1e6,
         per_frame * (201 * layers) as f64 / 1e6,
         layers,
         weights as f64 * 4.0 / 1e6,
+        film::KEPT_EPOCHS_MAX,
+        weights as f64 * 4.0 * (film::KEPT_EPOCHS_MAX + 1) as f64 / 1e6,
         weights as f64 * 4.0 * 201.0 / 1e6
     );
     println!("load average at end: {}", load_average());

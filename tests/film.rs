@@ -241,20 +241,55 @@ const SMALL: [&str; 8] = [
     "--sample", "400", "--epochs", "3", "--n", "120", "--hidden", "32,16",
 ];
 
+/// The frames made after training stopped: the film remade newest first from the trained
+/// network's map, each frame once.
+fn after_training(events: &[Event]) -> Vec<(usize, usize)> {
+    let end = events
+        .iter()
+        .rposition(|e| matches!(e, Event::TrainingStopped(_)))
+        .expect("training stopped");
+    frames(&events[end..])
+}
+
+/// Epochs never rise: newest first.
+fn newest_first(made: &[(usize, usize)]) -> bool {
+    made.windows(2).all(|w| w[0].1 >= w[1].1)
+}
+
 #[test]
-fn the_worker_makes_the_whole_film_oldest_first() {
+fn the_worker_makes_the_film_while_training_and_remakes_it_newest_first() {
     let (worker, rx) = spawn(config(&SMALL));
     let events = until(&rx, |e| matches!(e, Event::Idle));
-    let made = frames(&events);
+    let end = events
+        .iter()
+        .rposition(|e| matches!(e, Event::TrainingStopped(_)))
+        .expect("training stopped");
+    let during = frames(&events[..end]);
+    assert!(
+        during.windows(2).all(|w| w[0].1 <= w[1].1),
+        "oldest first while training: {during:?}"
+    );
+    let made = after_training(&events);
     assert_eq!(made.len(), 12, "{made:?}");
     assert_eq!(
         made.iter().copied().collect::<BTreeSet<_>>(),
         every_frame(3)
     );
-    let epochs: Vec<usize> = made.iter().map(|f| f.1).collect();
+    assert!(newest_first(&made), "newest first after training: {made:?}");
+    // The final maps come before the film's remake.
+    let first_map = events
+        .iter()
+        .position(|e| matches!(e, Event::EmbedDone { .. }))
+        .expect("final maps");
+    let first_after = events
+        .iter()
+        .skip(end)
+        .position(|e| matches!(e, Event::Frame(_)))
+        .map(|i| i + end)
+        .expect("frames after training");
     assert!(
-        epochs.windows(2).all(|w| w[0] <= w[1]),
-        "oldest first: {made:?}"
+        first_map < first_after,
+        "the final maps are not delayed by the film"
     );
     let separated: Vec<usize> = events
         .iter()
@@ -328,17 +363,19 @@ fn pause_lets_the_film_catch_up_and_stop_early_keeps_it() {
             seen.push((f.layer, f.epoch));
         }
     }
-    // Stop early: the film keeps what exists and makes the rest of the epochs done, no more.
+    // Stop early: the film is remade newest first from the last epoch done, once, no more.
     worker.send(Command::StopTraining);
     let rest = until(&rx, |e| matches!(e, Event::Idle));
-    seen.extend(frames(&rest));
-    let last = seen.iter().map(|f| f.1).max().unwrap();
+    let remade = frames(&rest);
+    let last = remade.iter().map(|f| f.1).max().unwrap();
     assert_eq!(
-        seen.iter().copied().collect::<BTreeSet<_>>(),
+        remade.iter().copied().collect::<BTreeSet<_>>(),
         every_frame(last)
     );
     assert!(last < 50, "stopped early");
-    assert_eq!(seen.len(), every_frame(last).len(), "no frame made twice");
+    assert!(last >= epochs_done, "the epochs done are kept");
+    assert_eq!(remade.len(), every_frame(last).len(), "no frame made twice");
+    assert!(newest_first(&remade), "{remade:?}");
     assert!(worker.shutdown(Duration::from_secs(10)));
 }
 
@@ -349,13 +386,14 @@ fn restart_clears_the_film_and_a_new_perplexity_remakes_it() {
     worker.send(Command::RestartTraining { seed: 5 });
     until(&rx, |e| matches!(e, Event::TrainingStarted { seed: 5, .. }));
     let events = until(&rx, |e| matches!(e, Event::Idle));
-    let made = frames(&events);
+    let made = after_training(&events);
     assert_eq!(made.len(), 12, "the new run's whole film, once: {made:?}");
     assert_eq!(
         made.iter().copied().collect::<BTreeSet<_>>(),
         every_frame(3)
     );
-    // A new perplexity remakes the whole film from epoch 0, oldest first.
+    // A new perplexity after training remakes the whole film newest first, from the trained
+    // network's map.
     worker.send(Command::Embed {
         perplexity: 5.0,
         include_input: false,
@@ -363,7 +401,7 @@ fn restart_clears_the_film_and_a_new_perplexity_remakes_it() {
     let events = until(&rx, |e| matches!(e, Event::Idle));
     let made = frames(&events);
     assert_eq!(made.len(), 12, "{made:?}");
-    assert_eq!(made[0].1, 0);
+    assert!(newest_first(&made), "{made:?}");
     assert_eq!(
         made.iter().copied().collect::<BTreeSet<_>>(),
         every_frame(3)

@@ -17,20 +17,41 @@ use ndarray::{Array2, ArrayView2, Axis};
 
 use super::protocol::{Frame, Separation};
 use crate::nn::Mlp;
-use crate::tsne::{self, TsneError, TsneParams};
+use crate::tsne::{TsneError, TsneParams, warm};
 
 /// Iterations of a warm frame, chosen with `cargo bench --bench film` (on-board digits, 1,500
-/// images, perplexity 30, epochs 1-8 of the default network; 2-core AVX2 machine, load 14-25).
-/// KL of the warm frame over a cold 1,000-iteration run on the same activations, layer 2 / 3 /
-/// output: 50 iterations 1.23 / 1.97 / 19; 100: 1.19 / 1.74 / 15; 150: 1.17 / 1.53 / 12.5;
-/// 200 with 100 exaggerated: 1.12 / 1.22 / 1.7 (alignment halved); a full run from the
-/// previous layout shrunk to std 1e-4 (Kobak & Linderman 2021): KL 1.00 but no alignment.
-/// Alignment at 150 (median move / RMS radius, consecutive frames, turn and shift removed by
-/// [`align_to`]): 0.022 / 0.052 / 0.167, 4.6x / 3.0x / 2.0x less than cold runs sharing a seed.
-/// The chain starts at the untrained network, whose maps look nothing like a trained one's,
-/// and without exaggeration points seldom cross clusters: the 5% goal is not met in these early
-/// epochs (most of all on the output layer), and this count is the trade-off kept for now.
+/// images, perplexity 30, the default network; 2-core AVX2 machine, load 6-10). Forwards
+/// (from the untrained network, as while training runs), KL over a cold 1,000-iteration run
+/// on the same activations, layer 2 / 3 / output: 50 iterations 1.23 / 1.97 / 19; 150: 1.15 /
+/// 1.39 / 9.1; 200 with 100 exaggerated: 1.12 / 1.22 / 1.7 (alignment halved). Backwards
+/// (from the trained network's map, as once training has ended, [`Reel`]): 50 iterations
+/// 1.01 / 1.08 / 2.1; 150: 1.00 / 1.05 / 1.50, moving 16x / 11x / 8x less than cold runs
+/// between consecutive epochs; 200 with 50 at exaggeration 4: KL 1.008 on layer 2 but
+/// alignment 2.5x. The first epochs stay above a cold run's KL (layer 3 +0.15 at epoch 1,
+/// output +0.6): the untrained network's map really is another map, and a frame that jumped
+/// to it would lose the film's point, where each point went.
 pub const FRAME_ITERATIONS: usize = 150;
+
+/// A warm frame whose input barely changed ([`warm::neighbour_change`] below
+/// [`QUIET_CHANGE`]) runs this many iterations instead of [`FRAME_ITERATIONS`].
+pub const QUIET_ITERATIONS: usize = 50;
+
+/// The share of new nearest neighbours (of 10, between consecutive epochs) under which a
+/// layer counts as barely changed. Measured on the backward chain (`cargo bench --bench film
+/// -- --backward --iters 50,150`, 1,500 digits, perplexity 30): changes of 0.00-0.04 (layer 2
+/// from epoch 5, layer 3 from epoch 20) left 50 iterations within 1% of a cold run's KL;
+/// layer 3 at epoch 5 (0.09) was 8% above it at 50 iterations and 5% at 150.
+pub const QUIET_CHANGE: f64 = 0.05;
+
+/// Iterations of a warm frame whose layer's nearest neighbours changed by `change`
+/// ([`warm::neighbour_change`]).
+pub fn frame_iterations(change: f64) -> usize {
+    if change < QUIET_CHANGE {
+        QUIET_ITERATIONS
+    } else {
+        FRAME_ITERATIONS
+    }
+}
 
 /// Neighbours counted by the separation figure.
 pub const SEPARATION_K: usize = 10;
@@ -59,7 +80,7 @@ pub fn frame_params(perplexity: f64, seed: u64, warm: bool) -> TsneParams {
 }
 
 /// One frame of `layer` at `epoch` from its activations `high`: cold when `previous` is
-/// `None`, else warm-started from `previous` (the layer's frame before it).
+/// `None`, else warm-started from `previous` (the layer's frame before it in the chain).
 ///
 /// # Errors
 /// The engine's (too few points for the perplexity, non-finite activations, cancelled).
@@ -72,43 +93,96 @@ pub fn make_frame(
     seed: u64,
     cancel: Option<&AtomicBool>,
 ) -> Result<Frame, TsneError> {
+    frame_run(high, previous, None, layer, epoch, perplexity, seed, cancel).map(|(frame, _)| frame)
+}
+
+/// [`make_frame`], with each point's nearest neighbours in `high` ([`warm::WarmRun`]): the
+/// neighbour search behind the affinities also gives the trust figure, so a frame searches the
+/// high-dimensional space once. Given the neighbours of the frame it starts from
+/// (`previous_neighbours`), a warm frame runs [`frame_iterations`] of how much they changed.
+///
+/// # Errors
+/// As [`make_frame`].
+#[expect(
+    clippy::too_many_arguments,
+    reason = "make_frame's, plus the neighbours"
+)]
+pub fn frame_run(
+    high: ArrayView2<f32>,
+    previous: Option<ArrayView2<f32>>,
+    previous_neighbours: Option<&[u32]>,
+    layer: usize,
+    epoch: usize,
+    perplexity: f64,
+    seed: u64,
+    cancel: Option<&AtomicBool>,
+) -> Result<(Frame, Vec<u32>), TsneError> {
     let params = frame_params(perplexity, seed, previous.is_some());
-    let (embedding, coords) = match previous {
-        Some(init) => {
-            let e = tsne::tsne_from(high, init, &params, None, cancel)?;
-            // The turn and shift the run drifted by mean nothing: undo them.
-            let aligned = align_to(init, e.coords.view());
-            (e, aligned)
-        }
-        None => {
-            let e = tsne::tsne(high, &params, None, cancel)?;
-            let coords = e.coords.clone();
-            (e, coords)
-        }
+    let run = warm::tsne_warm_adaptive(
+        high,
+        previous,
+        &params,
+        previous_neighbours.filter(|_| previous.is_some()),
+        &frame_iterations,
+        cancel,
+    )?;
+    let coords = match previous {
+        // The turn and shift the run drifted by mean nothing: undo them.
+        Some(init) => align_to(init, run.embedding.coords.view()),
+        None => run.embedding.coords,
     };
-    let trust = tsne::trust(high, coords.view());
-    Ok(Frame {
-        layer,
-        epoch,
-        coords,
-        kl_divergence: Some(embedding.kl_divergence),
-        trust,
-    })
+    // The trust of the aligned layout is the run's: a turn and a shift keep every distance.
+    Ok((
+        Frame {
+            layer,
+            epoch,
+            coords,
+            kl_divergence: Some(run.embedding.kl_divergence),
+            trust: run.trust,
+        },
+        run.neighbours,
+    ))
 }
 
 /// The film's source: the network's weights at epoch 0 and after every epoch (shared, never
 /// copied), and the last frame made of each layer (the next one's warm start).
+///
+/// The chain of warm starts runs two ways. While training runs, frames follow it oldest
+/// first, each from the frame before it, so the newest epoch can be watched. Once training
+/// has ended ([`Reel::settle`]) the film is remade newest first: the last epoch's map is a
+/// cold run (the trained network's map, as good as t-SNE makes it) and each earlier frame
+/// starts from the one after it. Measured with `cargo bench --bench film` (1,500 digits,
+/// perplexity 30, 150 iterations, epochs 1-30): KL over a cold run's on the same activations,
+/// layer 2 / 3 / output, 1.15 / 1.39 / 9.1 forwards against 1.00 / 1.05 / 1.50 backwards, and
+/// consecutive frames moved 5.1x / 2.7x / 2.6x less than independent cold runs forwards
+/// against 16x / 11x / 8x backwards: the untrained network's map is a poor ancestor (points
+/// seldom cross clusters without exaggeration), the trained one's a good one.
 #[derive(Debug, Clone, Default)]
 pub struct Reel {
     /// Weights by epoch.
     pub models: BTreeMap<usize, Arc<Mlp>>,
-    /// Frames made at the current perplexity: (layer, epoch).
+    /// Frames made at the current perplexity in the current chain: (layer, epoch).
     pub made: std::collections::BTreeSet<(usize, usize)>,
     /// Epochs whose separation was reported.
     pub separated: std::collections::BTreeSet<usize>,
     /// The newest frame made of each layer, by layer: its epoch and layout.
     pub last: BTreeMap<usize, (usize, Array2<f32>)>,
+    /// Training has ended: the chain runs newest first from the last epoch.
+    pub backward: bool,
+    /// The input neighbours of the newest frame of each layer, by layer
+    /// ([`warm::WarmRun::neighbours`]).
+    pub neighbours: BTreeMap<usize, Vec<u32>>,
+    /// The weights kept are those of every `stride`-th epoch ([`Reel::keep`]); 0 is 1.
+    stride: usize,
 }
+
+/// The most epochs whose weights the reel keeps (each 2.1 MB for the default 784-512-256-10
+/// network): a run of more epochs keeps every 2nd, then every 4th, ... epoch, plus the newest
+/// and any epoch with a frame already shown, and its film has one frame per epoch kept. 40
+/// keeps the whole film of a default run (epoch 0 and about 37 epochs) and bounds a 200-epoch
+/// run's weights at about 85 MB instead of 431 MB; 20 would meet the 50 MB but halve
+/// the default film.
+pub const KEPT_EPOCHS_MAX: usize = 40;
 
 impl Reel {
     /// Forget everything (a restart).
@@ -116,18 +190,59 @@ impl Reel {
         *self = Reel::default();
     }
 
+    /// Keep the weights of `epoch` for the film, thinning the epochs kept to at most
+    /// [`KEPT_EPOCHS_MAX`] (the newest and those with a frame made are never dropped).
+    pub fn keep(&mut self, epoch: usize, model: Arc<Mlp>) {
+        self.models.insert(epoch, model);
+        let newest = epoch.max(self.models.keys().next_back().copied().unwrap_or(0));
+        self.stride = self.stride.max(1);
+        loop {
+            let (stride, made) = (self.stride, &self.made);
+            self.models.retain(|&e, _| {
+                e % stride == 0 || e == newest || made.iter().any(|&(l, m)| m == e && l > 1)
+            });
+            if self.models.len() <= KEPT_EPOCHS_MAX || stride > newest {
+                break;
+            }
+            self.stride *= 2;
+        }
+    }
+
     /// Forget the frames, keep the weights (a new perplexity remakes the film).
     pub fn restart_frames(&mut self) {
         self.made.clear();
         self.last.clear();
+        self.neighbours.clear();
     }
 
-    /// The next frame to make among `layers`: the oldest epoch first, then the shallowest
-    /// layer, so that every frame starts from its predecessor (the warm start needs the frame
-    /// before it) and all panels reach an epoch together. Layer 1 (pixels) does not change:
-    /// its one frame is epoch 0's.
+    /// Training has ended: remake the film newest first, anchored at the last epoch's cold
+    /// map (the frames made while training are made again, in the new chain; the pixels'
+    /// one frame does not depend on it and is kept). Does nothing the second time.
+    pub fn settle(&mut self) {
+        if !self.backward {
+            self.backward = true;
+            self.made.retain(|&(layer, _)| layer == 1);
+            self.last.clear();
+            self.neighbours.clear();
+        }
+    }
+
+    /// The epochs in the order of the chain.
+    fn chain(&self) -> Box<dyn Iterator<Item = usize> + '_> {
+        if self.backward {
+            Box::new(self.models.keys().rev().copied())
+        } else {
+            Box::new(self.models.keys().copied())
+        }
+    }
+
+    /// The next frame to make among `layers`: in the chain's order (oldest epoch first while
+    /// training runs, newest first once it has ended), then the shallowest layer, so that every
+    /// frame starts from its predecessor (the warm start needs the frame before it) and all
+    /// panels reach an epoch together. Layer 1 (pixels) does not change: its one frame is
+    /// epoch 0's.
     pub fn next(&self, layers: &std::collections::BTreeSet<usize>) -> Option<(usize, usize)> {
-        for &epoch in self.models.keys() {
+        for epoch in self.chain() {
             for &layer in layers {
                 if layer == 1 && epoch > 0 {
                     continue;
@@ -153,6 +268,15 @@ impl Reel {
             .sum()
     }
 
+    /// Take `frame` as made (the final map of the last epoch's weights, which is the
+    /// backward chain's cold anchor).
+    pub fn adopt(&mut self, frame: &Frame) {
+        self.neighbours.remove(&frame.layer);
+        self.made.insert((frame.layer, frame.epoch));
+        self.last
+            .insert(frame.layer, (frame.epoch, frame.coords.clone()));
+    }
+
     /// Make frame (`layer`, `epoch`) of the images `x` (the embedded rows) and remember it.
     ///
     /// # Errors
@@ -170,20 +294,23 @@ impl Reel {
         // The activations live as long as this frame's run.
         let high = model.layer_output(x, layer);
         let previous = self.last.get(&layer).map(|(_, coords)| coords.view());
-        let frame = make_frame(
+        let neighbours = self.neighbours.get(&layer).map(Vec::as_slice);
+        let frame = frame_run(
             high.view(),
             previous,
+            neighbours,
             layer,
             epoch,
             perplexity,
             seed,
             cancel,
         );
-        if let Ok(f) = &frame {
+        Some(frame.map(|(f, neighbours)| {
             self.made.insert((layer, epoch));
             self.last.insert(layer, (epoch, f.coords.clone()));
-        }
-        Some(frame)
+            self.neighbours.insert(layer, neighbours);
+            f
+        }))
     }
 }
 
@@ -357,6 +484,67 @@ mod tests {
         reel.restart_frames();
         assert_eq!(reel.pending(&layers), 7);
         assert_eq!(reel.models.len(), 3, "a new perplexity keeps the weights");
+    }
+
+    #[test]
+    fn a_long_run_keeps_a_spaced_subset_of_its_epochs() {
+        let mut reel = Reel::default();
+        let model = Arc::new(Mlp::new(&[4, 3, 2], 0));
+        // Epoch 3's frame was shown while training ran: it stays.
+        reel.made.insert((2, 3));
+        for e in 0..=200 {
+            reel.keep(e, Arc::clone(&model));
+            assert!(reel.models.len() <= KEPT_EPOCHS_MAX + 1, "epoch {e}");
+            assert!(reel.models.contains_key(&e), "the newest is kept");
+        }
+        let kept: Vec<usize> = reel.models.keys().copied().collect();
+        assert_eq!(kept[..3], [0, 3, 8], "{kept:?}");
+        assert!(
+            kept.iter().all(|&e| e % 8 == 0 || e == 3 || e == 200),
+            "{kept:?}"
+        );
+        assert_eq!(kept.len(), 27, "{kept:?}");
+        // A default run keeps every epoch.
+        let mut reel = Reel::default();
+        for e in 0..=37 {
+            reel.keep(e, Arc::clone(&model));
+        }
+        assert_eq!(reel.models.len(), 38);
+    }
+
+    #[test]
+    fn once_training_ends_the_reel_remakes_the_film_newest_first() {
+        let mut reel = Reel::default();
+        let model = Arc::new(Mlp::new(&[4, 3, 2], 0));
+        for e in 0..3 {
+            reel.models.insert(e, Arc::clone(&model));
+        }
+        let layers: std::collections::BTreeSet<usize> = [1, 2, 3].into_iter().collect();
+        // Training made epoch 0 and layer 2 of epoch 1.
+        for f in [(1, 0), (2, 0), (3, 0), (2, 1)] {
+            reel.made.insert(f);
+        }
+        reel.last.insert(2, (1, Array2::zeros((4, 2))));
+        reel.settle();
+        assert!(reel.last.is_empty(), "the last epoch starts cold");
+        let mut order = Vec::new();
+        while let Some(next) = reel.next(&layers) {
+            order.push(next);
+            reel.made.insert(next);
+        }
+        assert_eq!(
+            order,
+            vec![(2, 2), (3, 2), (2, 1), (3, 1), (2, 0), (3, 0)],
+            "newest first, the pixels' frame kept"
+        );
+        reel.settle();
+        assert_eq!(reel.pending(&layers), 0, "settling twice remakes nothing");
+        reel.restart_frames();
+        assert_eq!(
+            reel.next(&layers),
+            Some((2, 2)),
+            "a new perplexity: newest first"
+        );
     }
 
     #[test]

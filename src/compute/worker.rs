@@ -18,7 +18,8 @@ use super::film::{self, Reel};
 use super::jobs::{Job, Training, Wants};
 use super::protocol::{ClassMeanRequest, ClassMeanSnapshot};
 use super::protocol::{
-    Command, Config, EmbedSnapshot, Event, ExplainRequest, JobKind, ModelReport, SaliencySnapshot,
+    Command, Config, EmbedSnapshot, Event, ExplainRequest, Frame, JobKind, ModelReport,
+    SaliencySnapshot,
 };
 use super::slot::Slots;
 use crate::Cancelled;
@@ -220,6 +221,11 @@ impl WorkerState {
                         return;
                     }
                 }
+                // Training has ended: the film is remade newest first from the trained
+                // network's map ([`Reel::settle`]).
+                if self.wants.training == Training::Idle {
+                    self.reel.settle();
+                }
                 self.wants.film = self.next_film_job();
                 self.wants.film_budget =
                     self.film_credit > 0.0 && self.film_credit >= self.film_job_seconds;
@@ -263,7 +269,7 @@ impl WorkerState {
                     for (epoch, m) in &self.config.film_models {
                         m.check_fits(split.train.n_features(), split.train.n_classes())
                             .map_err(|e| format!("checkpoint of epoch {epoch}: {e}"))?;
-                        self.reel.models.insert(*epoch, Arc::clone(m));
+                        self.reel.keep(*epoch, Arc::clone(m));
                     }
                 }
             }
@@ -389,8 +395,9 @@ impl WorkerState {
         true
     }
 
-    /// A new perplexity remakes the film from epoch 0, oldest first (each frame starts from the
-    /// one before it); the weights are kept.
+    /// A new perplexity remakes the film in the chain's order (oldest first while training
+    /// runs, newest first from the trained network's map once it has ended: [`Reel::settle`]);
+    /// the weights are kept.
     fn new_film_perplexity(&mut self, perplexity: f64) {
         if perplexity != self.wants.perplexity {
             self.reel.restart_frames();
@@ -399,7 +406,7 @@ impl WorkerState {
     }
 
     /// The film's next job: the separation of the oldest epoch without one (cheap, and the
-    /// chart wants every epoch), then the oldest frame not made ([`Reel::next`]).
+    /// chart wants every epoch), then the next frame of the chain ([`Reel::next`]).
     fn next_film_job(&self) -> Option<Job> {
         if !self.config.film || self.film_failed {
             return None;
@@ -513,9 +520,7 @@ impl WorkerState {
                 .last()
                 .is_some_and(|m| m.train_loss.is_finite());
             if finite && !self.reel.models.contains_key(&epoch) {
-                self.reel
-                    .models
-                    .insert(epoch, Arc::new(trainer.model().clone()));
+                self.reel.keep(epoch, Arc::new(trainer.model().clone()));
             }
             if reason == StopReason::MaxEpochs && epoch < cap {
                 // Not the end: training is still wanted.
@@ -608,13 +613,39 @@ impl WorkerState {
         cancel.check()?;
         let embedding = result?;
         let trust = tsne::trust(high.view(), embedding.coords.view());
+        // The film's remake after training starts from the trained network's cold map: when
+        // this model is the last epoch's, this map is that frame (same run), not made twice.
+        let anchor = self
+            .reel
+            .models
+            .last_key_value()
+            .filter(|(_, m)| {
+                self.config.film
+                    && self.reel.backward
+                    && perplexity == self.wants.perplexity
+                    && layer > 1
+                    && ***m == *model
+            })
+            .map(|(&epoch, _)| epoch)
+            .filter(|&epoch| !self.reel.made.contains(&(layer, epoch)));
         let placed = self.place(model, &high, &embedding, layer, cancel)?;
+        let anchor = anchor.map(|epoch| Frame {
+            layer,
+            epoch,
+            coords: embedding.coords.clone(),
+            kl_divergence: Some(embedding.kl_divergence),
+            trust,
+        });
         self.emit(Event::EmbedDone {
             layer,
             embedding,
             trust,
             placed,
         });
+        if let Some(frame) = anchor {
+            self.reel.adopt(&frame);
+            self.emit(Event::Frame(frame));
+        }
         Ok(())
     }
 

@@ -36,6 +36,8 @@ mod pca;
 mod place;
 mod quadtree;
 mod simd;
+// Issue 12 (branch film2): warm-started frames sharing one neighbour search.
+pub mod warm;
 
 use std::sync::atomic::AtomicBool;
 
