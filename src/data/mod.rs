@@ -328,8 +328,12 @@ impl Dataset {
                 lo[j] = if v < lo[j] { v } else { lo[j] };
                 hi[j] = if v > hi[j] { v } else { hi[j] };
             }
-            let lo = lo.iter().fold(f32::INFINITY, |a, &v| if v < a { v } else { a });
-            let hi = hi.iter().fold(f32::NEG_INFINITY, |a, &v| if v > a { v } else { a });
+            let lo = lo
+                .iter()
+                .fold(f32::INFINITY, |a, &v| if v < a { v } else { a });
+            let hi = hi
+                .iter()
+                .fold(f32::NEG_INFINITY, |a, &v| if v > a { v } else { a });
             (lo, hi)
         };
         let (lo, hi) = match self.features.as_slice_memory_order() {

@@ -58,7 +58,7 @@ pub fn density(x: ArrayView2<f32>) -> f64 {
     let nonzero = match x.as_slice_memory_order() {
         Some(values) => values
             .chunks(1 << 12)
-            .map(|c| c.iter().map(|&v| usize::from(v != 0.0)).sum::<usize>())
+            .map(|c| c.iter().map(|&v| u32::from(v != 0.0)).sum::<u32>() as usize)
             .sum(),
         None => x.iter().filter(|&&v| v != 0.0).count(),
     };
