@@ -312,15 +312,40 @@ impl Dataset {
     pub fn into_unit_scale(mut self) -> Dataset {
         // Comparisons rather than f32::min/max (whose NaN rule keeps them scalar): the loaders
         // admit finite values only, and this form vectorises.
-        let (lo, hi) = self
-            .features
-            .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-                (if v < lo { v } else { lo }, if v > hi { v } else { hi })
-            });
+        // Over the slice, in blocks of 8 independent minima and maxima (ndarray's element
+        // iterator over a matrix does not vectorise: a third of `layerscope info`'s CPU time).
+        let fold = |values: &[f32]| {
+            let (mut lo, mut hi) = ([f32::INFINITY; 8], [f32::NEG_INFINITY; 8]);
+            let mut blocks = values.chunks_exact(8);
+            for b in &mut blocks {
+                for j in 0..8 {
+                    let v = b[j];
+                    lo[j] = if v < lo[j] { v } else { lo[j] };
+                    hi[j] = if v > hi[j] { v } else { hi[j] };
+                }
+            }
+            for (j, &v) in blocks.remainder().iter().enumerate() {
+                lo[j] = if v < lo[j] { v } else { lo[j] };
+                hi[j] = if v > hi[j] { v } else { hi[j] };
+            }
+            let lo = lo
+                .iter()
+                .fold(f32::INFINITY, |a, &v| if v < a { v } else { a });
+            let hi = hi
+                .iter()
+                .fold(f32::NEG_INFINITY, |a, &v| if v > a { v } else { a });
+            (lo, hi)
+        };
+        let (lo, hi) = match self.features.as_slice_memory_order() {
+            Some(values) => fold(values),
+            None => fold(&self.features.iter().copied().collect::<Vec<f32>>()),
+        };
         if lo.is_finite() && hi > lo {
             let span = hi - lo;
-            self.features.mapv_inplace(|v| (v - lo) / span);
+            match self.features.as_slice_memory_order_mut() {
+                Some(values) => values.iter_mut().for_each(|v| *v = (*v - lo) / span),
+                None => self.features.mapv_inplace(|v| (v - lo) / span),
+            }
         } else {
             self.features.fill(0.0);
         }

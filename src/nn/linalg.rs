@@ -17,6 +17,9 @@ pub enum GemmBackend {
     MatrixMultiply,
 }
 
+/// The fewest multiply-adds (`m * n * k`) a product splits over threads for.
+const PARALLEL_PRODUCT: usize = 1 << 20;
+
 static BACKEND: AtomicU8 = AtomicU8::new(0);
 
 /// Choose the routine for every later product in this process (for benchmarks).
@@ -66,7 +69,11 @@ pub fn gemm(
                 return;
             }
             let threads = rayon::current_num_threads();
-            let parallelism = if threads > 1 && m * n * k >= 1 << 15 {
+            // Products under about a million multiply-adds (a training step's output-layer
+            // products: 200 x 10 x 256) take tens of microseconds on one core; split over
+            // threads, they wait for a second core (on a loaded machine, for a time slice)
+            // for less work than the hand-off costs.
+            let parallelism = if threads > 1 && m * n * k >= PARALLEL_PRODUCT {
                 gemm::Parallelism::Rayon(threads)
             } else {
                 gemm::Parallelism::None

@@ -53,7 +53,15 @@ pub fn worth_it(x: ArrayView2<f32>) -> bool {
 
 /// Share of non-zero values.
 pub fn density(x: ArrayView2<f32>) -> f64 {
-    let nonzero = x.iter().filter(|&&v| v != 0.0).count();
+    // Over the slice when there is one: a count that vectorises (ndarray's element iterator
+    // does not), run on every training and test split once per epoch.
+    let nonzero = match x.as_slice_memory_order() {
+        Some(values) => values
+            .chunks(1 << 12)
+            .map(|c| c.iter().map(|&v| u32::from(v != 0.0)).sum::<u32>() as usize)
+            .sum(),
+        None => x.iter().filter(|&&v| v != 0.0).count(),
+    };
     // Counts are far below 2^52: exact in f64.
 
     nonzero as f64 / x.len().max(1) as f64
@@ -335,8 +343,22 @@ fn block_task_generic<const FMA: bool, const BLOCK: usize>(job: &Job, c: usize, 
     // from L1 and L2 (measured: the sparse products no faster than the dense GEMM).
     let src_rows = src.len() / n;
     let mut packed = vec![0.0f32; src_rows * BLOCK];
-    for (r, dst) in packed.chunks_exact_mut(BLOCK).enumerate() {
-        dst[..width].copy_from_slice(&src[r * n + c..r * n + c + width]);
+    if width == BLOCK {
+        // A copy of a length known at compile time: a few vector moves per row, where a
+        // `copy_from_slice` of the run-time width called `memcpy` once per row (7% of a
+        // training run in `perf`).
+        for (dst, row) in packed
+            .chunks_exact_mut(BLOCK)
+            .zip(src.chunks_exact(n).map(|row| &row[c..c + BLOCK]))
+        {
+            let dst: &mut [f32; BLOCK] = dst.try_into().expect("a full block");
+            let row: &[f32; BLOCK] = row.try_into().expect("a full block");
+            *dst = *row;
+        }
+    } else {
+        for (r, dst) in packed.chunks_exact_mut(BLOCK).enumerate() {
+            dst[..width].copy_from_slice(&src[r * n + c..r * n + c + width]);
+        }
     }
     for (gi, group) in groups.iter().enumerate() {
         // LANES x BLOCK accumulators stay in registers, and each load of a source row serves
