@@ -5,8 +5,9 @@
 //! seconds per run, ms per iteration, KL, 10-NN preservation and 10-NN accuracy; then the
 //! exact-vs-Barnes-Hut crossover table behind `Method::Auto` (`--no-crossover` skips it).
 //!
-//! `cargo bench --bench tsne -- --input X.npy --out Y.npy [--runs 3] [--method auto|exact|bh|fft]
-//! [--neighbours auto|exact|approximate] [--perplexity 3] [--seed 0] [--theta 0.5]` embeds a float32 `.npy` matrix instead (what
+//! `cargo bench --bench tsne -- --input X.npy --out Y.npy [--runs 3] [--method auto|exact|bh|fft|pairs]
+//! [--neighbours auto|exact|approximate] [--perplexity 3] [--seed 0] [--theta 0.5] [--warm N]`
+//! embeds a float32 `.npy` matrix instead (what
 //! `scripts/bench_tsne.py` drives) and prints one JSON line with the timings and the KL.
 //!
 //! Measured 2026-11-27 with `python3 scripts/bench_tsne.py --runs 3` on the 2-core machine
@@ -261,8 +262,13 @@ fn main() {
     let runs: usize = value("--runs").map_or(3, |v| v.parse().expect("--runs N"));
     if let Some(input) = value("--input") {
         let x = read_npy(&input);
+        // `pairs`: nearest-neighbour P with the exact all-pairs repulsion (`tsne_forced`).
+        let forced = match value("--method").as_deref() {
+            Some("pairs") => Some(ForcedRepulsion::Exact),
+            _ => None,
+        };
         let method = match value("--method").as_deref() {
-            None | Some("auto") => Method::Auto,
+            None | Some("auto") | Some("pairs") => Method::Auto,
             Some("exact") => Method::Exact,
             Some("bh") => Method::BarnesHut,
             Some("fft") => Method::Fft,
@@ -282,13 +288,31 @@ fn main() {
             neighbours,
             ..TsneParams::default()
         };
+        // `--warm N`: time the film's warm start instead (`tsne_from` for N iterations without
+        // exaggeration, from the layout of a full run made once and not timed).
+        let warm: Option<usize> = value("--warm").map(|v| v.parse().expect("--warm N"));
+        let start = warm.map(|_| {
+            tsne::tsne(x.view(), &params, None, None)
+                .expect("t-SNE run")
+                .coords
+        });
+        let warm_params = TsneParams {
+            n_iter: warm.unwrap_or(0),
+            exaggeration_iter: 0,
+            ..params.clone()
+        };
         let mut times = Vec::new();
         let mut cpu = Vec::new();
         let mut last = None;
         for _ in 0..runs {
             let t = Instant::now();
             let c = cpu_seconds();
-            let e = tsne::tsne(x.view(), &params, None, None).expect("t-SNE run");
+            let e = match (forced, &start) {
+                (_, Some(init)) => tsne::tsne_from(x.view(), init.view(), &warm_params, None, None),
+                (Some(f), None) => tsne::tsne_forced(x.view(), &params, f),
+                (None, None) => tsne::tsne(x.view(), &params, None, None),
+            }
+            .expect("t-SNE run");
             times.push(t.elapsed().as_secs_f64());
             if let (Some(c0), Some(c1)) = (c, cpu_seconds()) {
                 cpu.push(c1 - c0);
