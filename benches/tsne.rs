@@ -5,8 +5,9 @@
 //! seconds per run, ms per iteration, KL, 10-NN preservation and 10-NN accuracy; then the
 //! exact-vs-Barnes-Hut crossover table behind `Method::Auto` (`--no-crossover` skips it).
 //!
-//! `cargo bench --bench tsne -- --input X.npy --out Y.npy [--runs 3] [--method auto|exact|bh|fft]
-//! [--neighbours auto|exact|approximate] [--perplexity 3] [--seed 0] [--theta 0.5]` embeds a float32 `.npy` matrix instead (what
+//! `cargo bench --bench tsne -- --input X.npy --out Y.npy [--runs 3] [--method auto|exact|bh|fft|pairs]
+//! [--neighbours auto|exact|approximate] [--perplexity 3] [--seed 0] [--theta 0.5] [--warm N]`
+//! embeds a float32 `.npy` matrix instead (what
 //! `scripts/bench_tsne.py` drives) and prints one JSON line with the timings and the KL.
 //!
 //! Measured 2026-11-27 with `python3 scripts/bench_tsne.py --runs 3` on the 2-core machine
@@ -39,6 +40,17 @@
 //! | output, 1,500 x 10 | 3 / 30 | 0.66 / 0.33, 1.23 / 0.60 (median of 5) | |
 //! | pixels, 10,000 x 784 | 30 | exact neighbours: 10.7 CPU s, 10-NN preservation 0.4378; approximate: 12.9 CPU s, 0.4337 | |
 //! | 70,000 x 784 (the 10,000 x 7, noisy copies) | 30 | 83.3 CPU s (430 s wall at load 12); 145.5 CPU s before the locality numbering | |
+//!
+//! Measured 2026-12-01 afternoon, same machine (AVX2 + FMA, no AVX-512), `bench_tsne.py`:
+//! 70,000 x 784 at perplexity 30 (`--cases pixels70k --perplexities 30 --runs 1 --skip
+//! sklearn`, load 9-10): layerscope 249.6 s wall / 84.0 CPU s, KL 1.425; openTSNE (2 jobs) in
+//! the same run 768.7 s wall / 529.9 CPU s, KL 1.638: 3.1x wall, 6.3x CPU. 10,000 pixels at
+//! perplexity 30 (`--variants bh:exact,bh:approximate`, load 5.8): 10-NN preservation 0.438
+//! with exact neighbours, 0.434 with approximate ones. Layers at 1,500 points (`--cases
+//! layer2,layer3,layer4 --runs 3 --skip openTSNE`, load 3.4-5.8): perplexity 3 in 0.70 / 0.51
+//! / 0.21 s wall (scikit-learn 57x / 51x / 96x), perplexity 30 in 0.85 / 0.56 / 0.43 s
+//! (scikit-learn 35x / 41x / 17x), KL and 10-NN preservation equal to or better than
+//! scikit-learn's in every case.
 //!
 //! An earlier run under heavy load (load average 7-10) gave layerscope 0.45-0.94 s at 1,500
 //! points and 3.65 s at 10,000, against 33-68 s and 208 s for scikit-learn (OpenMP suffers most
@@ -261,8 +273,13 @@ fn main() {
     let runs: usize = value("--runs").map_or(3, |v| v.parse().expect("--runs N"));
     if let Some(input) = value("--input") {
         let x = read_npy(&input);
+        // `pairs`: nearest-neighbour P with the exact all-pairs repulsion (`tsne_forced`).
+        let forced = match value("--method").as_deref() {
+            Some("pairs") => Some(ForcedRepulsion::Exact),
+            _ => None,
+        };
         let method = match value("--method").as_deref() {
-            None | Some("auto") => Method::Auto,
+            None | Some("auto") | Some("pairs") => Method::Auto,
             Some("exact") => Method::Exact,
             Some("bh") => Method::BarnesHut,
             Some("fft") => Method::Fft,
@@ -282,13 +299,31 @@ fn main() {
             neighbours,
             ..TsneParams::default()
         };
+        // `--warm N`: time the film's warm start instead (`tsne_from` for N iterations without
+        // exaggeration, from the layout of a full run made once and not timed).
+        let warm: Option<usize> = value("--warm").map(|v| v.parse().expect("--warm N"));
+        let start = warm.map(|_| {
+            tsne::tsne(x.view(), &params, None, None)
+                .expect("t-SNE run")
+                .coords
+        });
+        let warm_params = TsneParams {
+            n_iter: warm.unwrap_or(0),
+            exaggeration_iter: 0,
+            ..params.clone()
+        };
         let mut times = Vec::new();
         let mut cpu = Vec::new();
         let mut last = None;
         for _ in 0..runs {
             let t = Instant::now();
             let c = cpu_seconds();
-            let e = tsne::tsne(x.view(), &params, None, None).expect("t-SNE run");
+            let e = match (forced, &start) {
+                (_, Some(init)) => tsne::tsne_from(x.view(), init.view(), &warm_params, None, None),
+                (Some(f), None) => tsne::tsne_forced(x.view(), &params, f),
+                (None, None) => tsne::tsne(x.view(), &params, None, None),
+            }
+            .expect("t-SNE run");
             times.push(t.elapsed().as_secs_f64());
             if let (Some(c0), Some(c1)) = (c, cpu_seconds()) {
                 cpu.push(c1 - c0);

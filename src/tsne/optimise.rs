@@ -56,6 +56,8 @@ pub struct GradientState<'a> {
     xs: Vec<f32>,
     ys: Vec<f32>,
     forces: Vec<Forces>,
+    /// Attraction per point (Barnes-Hut path).
+    att: Vec<[f32; 2]>,
     tree: Option<BarnesHut>,
     exact: Option<gradient::ExactRepulsion>,
     fft: Option<FftRepulsion>,
@@ -99,6 +101,7 @@ impl<'a> GradientState<'a> {
             xs: vec![PAD_COORD; padded],
             ys: vec![PAD_COORD; padded],
             forces: vec![[0.0; 5]; n],
+            att: vec![[0.0; 2]; n],
             tree,
             exact,
             fft,
@@ -147,11 +150,16 @@ impl<'a> GradientState<'a> {
             Affinities::Sparse(p) => {
                 let values = &self.values;
                 if let Some(tree) = self.tree.as_mut() {
-                    tree.build(y);
+                    // The attraction (parallel, fixed tasks) overlaps the tree's serial build.
                     let (xs, ys, simd) = (&self.xs, &self.ys, self.simd);
-                    tree.forces(&mut self.forces, |i| {
-                        gradient::attraction(p, values, y, xs, ys, i, simd)
-                    });
+                    let att = &mut self.att;
+                    let rows = attraction_rows_per_task(p.n());
+                    rayon::join(
+                        || tree.build(y),
+                        || gradient::attraction_rows(p, values, y, xs, ys, att, simd, rows),
+                    );
+                    let att = &self.att;
+                    tree.forces(&mut self.forces, |i| att[i]);
                 } else if let Some(fft) = self.fft.as_mut() {
                     fft.compute(y, &mut self.forces);
                     attract_all(
@@ -189,6 +197,12 @@ impl<'a> GradientState<'a> {
             Affinities::Dense(_) => gradient::kl_dense(&self.dense_padded, self.xs.len(), y, z),
         })
     }
+}
+
+/// Rows per attraction task: a few tasks at the notebook's 1,500 points (each fork costs more
+/// than a 32-row task's work there), fixed by n alone.
+fn attraction_rows_per_task(n: usize) -> usize {
+    n.div_ceil(8).clamp(ROWS_PER_TASK, 1024)
 }
 
 fn attract_all(
@@ -262,17 +276,22 @@ impl Descent<'_, '_, '_> {
             self.it += 1;
             let check = (i + 1).is_multiple_of(N_ITER_CHECK);
             let y_flat = self.y.as_slice_mut().expect("contiguous");
-            let error = self
-                .state
-                .gradient(y_flat, &mut grad, check || i == phase.max_iter - 1);
-            let grad_norm2 = step(
-                y_flat,
-                &mut grad,
-                &mut update,
-                &mut gains,
-                phase.momentum,
-                self.learning_rate,
-            );
+            let state = &mut self.state;
+            let learning_rate = self.learning_rate;
+            // One entry into the thread pool per iteration: the parallel loops inside start from
+            // a pool thread, not from this one (each entry from outside wakes and waits).
+            let (error, grad_norm2) = rayon::scope(|_| {
+                let error = state.gradient(y_flat, &mut grad, check || i == phase.max_iter - 1);
+                let grad_norm2 = step(
+                    y_flat,
+                    &mut grad,
+                    &mut update,
+                    &mut gains,
+                    phase.momentum,
+                    learning_rate,
+                );
+                (error, grad_norm2)
+            });
             if let Some(e) = error {
                 self.error = Some((e, phase.exaggeration));
             }
@@ -350,7 +369,8 @@ impl NoProgress {
 }
 
 /// One update with delta-bar-delta gains (`_gradient_descent`): returns the squared norm of the
-/// gain-scaled gradient.
+/// gain-scaled gradient. Branch-free over fixed lanes so that it vectorises; the norm is summed
+/// per lane and the lanes in a fixed order (it only decides the `min_grad_norm` stop).
 fn step(
     y: &mut [f32],
     grad: &mut [f32],
@@ -359,25 +379,37 @@ fn step(
     momentum: f32,
     learning_rate: f32,
 ) -> f64 {
-    let mut grad_norm2 = 0f64;
-    for (((g, u), gain), p) in grad
-        .iter_mut()
-        .zip(update.iter_mut())
-        .zip(gains.iter_mut())
-        .zip(y.iter_mut())
-    {
-        *gain = if *u * *g < 0.0 {
-            *gain + 0.2
-        } else {
-            *gain * 0.8
-        }
-        .max(MIN_GAIN);
+    const L: usize = 8;
+    let mut lanes = [0f64; L];
+    let one = |g: &mut f32, u: &mut f32, gain: &mut f32, p: &mut f32, acc: &mut f64| {
+        let inc = *u * *g < 0.0;
+        *gain = if inc { *gain + 0.2 } else { *gain * 0.8 }.max(MIN_GAIN);
         *g *= *gain;
         *u = momentum * *u - learning_rate * *g;
         *p += *u;
-        grad_norm2 += f64::from(*g) * f64::from(*g);
+        *acc += f64::from(*g) * f64::from(*g);
+    };
+    let whole = y.len() - y.len() % L;
+    for (((g, u), gain), p) in grad[..whole]
+        .chunks_exact_mut(L)
+        .zip(update[..whole].chunks_exact_mut(L))
+        .zip(gains[..whole].chunks_exact_mut(L))
+        .zip(y[..whole].chunks_exact_mut(L))
+    {
+        for l in 0..L {
+            one(&mut g[l], &mut u[l], &mut gain[l], &mut p[l], &mut lanes[l]);
+        }
     }
-    grad_norm2
+    for k in whole..y.len() {
+        one(
+            &mut grad[k],
+            &mut update[k],
+            &mut gains[k],
+            &mut y[k],
+            &mut lanes[k - whole],
+        );
+    }
+    lanes.iter().sum()
 }
 
 /// scikit-learn's `learning_rate='auto'`: max(n / early_exaggeration / 4, 50).
