@@ -857,6 +857,21 @@ fn info_and_train_take_a_folder_of_checkpoints() {
     let out = layerscope(&go_on, &[&film, Path::new("--save"), &more]);
     let stderr = ok(&out);
     assert!(stderr.contains("warm start from"), "{stderr}");
+    // A run that fails before its first epoch (here: data that does not exist) leaves no new
+    // checkpoint folder behind.
+    let never = dir.path().join("never");
+    let out = layerscope(
+        &["train", "--data"],
+        &[
+            &dir.path().join("missing.csv"),
+            Path::new("--checkpoints"),
+            &never,
+            Path::new("--save"),
+            &dir.path().join("never.npz"),
+        ],
+    );
+    failed(&out);
+    assert!(!never.exists(), "the folder was made for nothing");
     // A folder with no checkpoint in it is an error, not a panic.
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();

@@ -67,10 +67,14 @@ pub struct TrainFilm {
     /// Whether the separation figures are wanted (`--metrics`): they cost a k-NN search per
     /// layer per epoch, more than a short epoch itself.
     separation: bool,
+    /// The `--checkpoints` folder is missing: it is made with the first checkpoint, so that a
+    /// run that fails before (bad data, say) leaves nothing behind.
+    create: bool,
 }
 
 impl TrainFilm {
-    /// Check `--checkpoints DIR` before any work: a folder, created when missing, never a file
+    /// Check `--checkpoints DIR` before any work: a folder (created with the first checkpoint
+    /// when missing), never a file
     /// replaced; its first checkpoint can be written there and is none of the `inputs`.
     ///
     /// # Errors
@@ -80,6 +84,7 @@ impl TrainFilm {
         separation: bool,
         inputs: &[(&str, &Path)],
     ) -> anyhow::Result<TrainFilm> {
+        let mut create = false;
         if let Some(dir) = dir {
             match std::fs::metadata(dir) {
                 Ok(m) if m.is_dir() => {}
@@ -88,12 +93,20 @@ impl TrainFilm {
                      (created when missing)",
                     dir.display()
                 ),
-                Err(_) => std::fs::create_dir_all(dir).map_err(|e| {
-                    anyhow::anyhow!(
-                        "--checkpoints {}: cannot create the folder: {e}",
-                        dir.display()
-                    )
-                })?,
+                Err(_) => {
+                    // Made with the first checkpoint (and any missing parent); a file where a
+                    // parent folder should be is an error now, not after the data is read.
+                    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+                    if parent.is_some_and(|p| p.exists() && !p.is_dir()) {
+                        bail!(
+                            "--checkpoints {}: {} is not a folder: expected a new folder inside \
+                             an existing one",
+                            dir.display(),
+                            parent.unwrap_or(dir).display()
+                        );
+                    }
+                    create = true;
+                }
             }
             if inputs.iter().any(|(_, p)| same_folder(p, dir)) {
                 bail!(
@@ -102,7 +115,9 @@ impl TrainFilm {
                     dir.display()
                 );
             }
-            Plan::new(&[("--checkpoints", &dir.join(checkpoint_name(0)))], inputs)?;
+            if !create {
+                Plan::new(&[("--checkpoints", &dir.join(checkpoint_name(0)))], inputs)?;
+            }
         }
         Ok(TrainFilm {
             dir: dir.map(Path::to_path_buf),
@@ -110,6 +125,7 @@ impl TrainFilm {
             separations: Vec::new(),
             pixels: None,
             separation,
+            create,
         })
     }
 
@@ -126,6 +142,14 @@ impl TrainFilm {
             self.separations.push(separation);
         }
         if let Some(dir) = &self.dir {
+            if std::mem::take(&mut self.create) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    anyhow::anyhow!(
+                        "--checkpoints {}: cannot create the folder: {e}",
+                        dir.display()
+                    )
+                })?;
+            }
             let path = dir.join(checkpoint_name(epoch));
             let plan = Plan::new(&[("--checkpoints", &path)], &[])?;
             self.staged
