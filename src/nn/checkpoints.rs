@@ -35,6 +35,10 @@ pub fn checkpoint_files(dir: &Path) -> anyhow::Result<Vec<(usize, PathBuf)>> {
         let entry =
             entry.map_err(|e| anyhow::anyhow!("{}: cannot read the folder: {e}", dir.display()))?;
         let name = entry.file_name();
+        // A folder named like a checkpoint is not one (a file or a link to one is).
+        if std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
         if let Some(epoch) = name.to_str().and_then(checkpoint_epoch) {
             files.push((epoch, entry.path()));
         }
@@ -120,5 +124,19 @@ mod tests {
         ] {
             assert_eq!(checkpoint_epoch(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn a_folder_named_like_a_checkpoint_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("epoch_000.npz")).unwrap();
+        assert!(
+            checkpoint_files(dir.path()).is_err(),
+            "no checkpoint file there"
+        );
+        std::fs::write(dir.path().join("epoch_001.npz"), b"x").unwrap();
+        let files = checkpoint_files(dir.path()).unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].0, 1);
     }
 }
