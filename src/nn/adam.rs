@@ -232,6 +232,21 @@ unsafe fn update_chunk_avx2(
         unsafe { _mm256_storeu_pd(lanes.as_mut_ptr().add(4 * k), *a) };
     }
     // The tail, and the lanes summed in order, as the generic loop does.
+    update_tail(p, g, m, v, h, main, &mut lanes)
+}
+
+/// Adam on `p[main..]` (shorter than `SQ_LANES`), each new value's square added to its lane of
+/// `lanes`; the lanes' sum in order. The tail of both chunk loops, so that they agree bit for bit.
+#[inline(always)]
+fn update_tail(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    h: &AdamParams,
+    main: usize,
+    lanes: &mut [f64; SQ_LANES],
+) -> f64 {
     for (j, (((p, &g), m), v)) in p[main..]
         .iter_mut()
         .zip(&g[main..])
@@ -261,7 +276,6 @@ fn update_chunk_generic(
     v: &mut [f32],
     h: &AdamParams,
 ) -> f64 {
-    let one = adam_one;
     let n = p.len();
     assert!(g.len() == n && m.len() == n && v.len() == n);
     // The sum of squares of the new values, accumulated as `sum_squares_chunk` does.
@@ -274,21 +288,11 @@ fn update_chunk_generic(
         .zip(v.chunks_exact_mut(SQ_LANES))
     {
         for j in 0..SQ_LANES {
-            one(&mut p[j], g[j], &mut m[j], &mut v[j], h);
+            adam_one(&mut p[j], g[j], &mut m[j], &mut v[j], h);
             acc[j] += f64::from(p[j]) * f64::from(p[j]);
         }
     }
-    for (j, (((p, &g), m), v)) in p[main..]
-        .iter_mut()
-        .zip(&g[main..])
-        .zip(&mut m[main..])
-        .zip(&mut v[main..])
-        .enumerate()
-    {
-        one(p, g, m, v, h);
-        acc[j] += f64::from(*p) * f64::from(*p);
-    }
-    acc.iter().sum()
+    update_tail(p, g, m, v, h, main, &mut acc)
 }
 
 #[cfg(test)]
