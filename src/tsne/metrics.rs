@@ -25,15 +25,21 @@ pub fn neighbour_preservation(high: ArrayView2<f32>, low: ArrayView2<f32>, k: us
     if k == 0 {
         return 0.0;
     }
-    let hi = knn(high, k);
-    let lo = knn(low, k);
-    let mut kept = 0usize;
-    for i in 0..n {
-        let h = &hi.indices[i * k..(i + 1) * k];
-        let l = &lo.indices[i * k..(i + 1) * k];
-        kept += h.iter().filter(|j| l.contains(j)).count();
+    overlap(&knn(high, k).indices, &knn(low, k).indices, k)
+}
+
+/// The share of each point's `k` neighbours in `a` that are among its `k` in `b` (both n x k
+/// row-major neighbour lists), averaged over points; 0 for empty lists.
+pub(crate) fn overlap(a: &[u32], b: &[u32], k: usize) -> f64 {
+    if k == 0 || a.is_empty() {
+        return 0.0;
     }
-    kept as f64 / (n * k) as f64
+    let kept: usize = a
+        .chunks_exact(k)
+        .zip(b.chunks_exact(k))
+        .map(|(x, y)| x.iter().filter(|j| y.contains(j)).count())
+        .sum();
+    kept as f64 / a.len() as f64
 }
 
 /// Leave-one-out `k`-nearest-neighbour label accuracy in the embedding `low` (majority vote,

@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 
 use ndarray::ArrayView2;
 
-use super::metrics::TRUST_K;
+use super::metrics::{TRUST_K, overlap};
 use super::{Embedding, Method, TsneError, TsneParams, affinity, neighbours, optimise, validate};
 use crate::Cancelled;
 
@@ -147,20 +147,6 @@ pub fn tsne_warm_adaptive(
         neighbours: high,
         change,
     })
-}
-
-/// The share of each point's `k` neighbours in `a` that are among its `k` in `b` (both n x k
-/// row-major), averaged over points.
-fn overlap(a: &[u32], b: &[u32], k: usize) -> f64 {
-    if k == 0 || a.is_empty() {
-        return 0.0;
-    }
-    let kept: usize = a
-        .chunks_exact(k)
-        .zip(b.chunks_exact(k))
-        .map(|(x, y)| x.iter().filter(|j| y.contains(j)).count())
-        .sum();
-    kept as f64 / a.len() as f64
 }
 
 /// How much a layer changed between two frames: the share of each point's nearest
