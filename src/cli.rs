@@ -274,7 +274,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "PATH")]
     pub save: PathBuf,
     /// Also write one row of metrics per epoch (CSV; no timings, so the same seed gives the same
-    /// file)
+    /// file); the test split is then evaluated after every epoch (without it, after the last)
     #[arg(long, value_name = "PATH")]
     pub metrics: Option<PathBuf>,
     // Issue 12 (the film, branch film).

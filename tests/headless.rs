@@ -69,6 +69,11 @@ fn train(dir: &Path, name: &str, seed: &str) -> std::path::PathBuf {
         4,
         "one line per epoch: {stderr}"
     );
+    assert_eq!(
+        stderr.matches("test acc ").count(),
+        4,
+        "with --metrics, every epoch is tested: {stderr}"
+    );
     let (header, rows) = csv_rows(&metrics);
     assert_eq!(
         header,
@@ -201,6 +206,52 @@ fn train_embed_explain_reproducibly() {
             assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
         }
     }
+}
+
+// nn3 (issue 15): the test split per epoch only for --metrics.
+/// Without --metrics, `train` evaluates the test split only after the last epoch: the epoch lines
+/// carry the training figures alone, the closing line the saved model's test accuracy, and the
+/// model is the one a run with --metrics (test figures every epoch) saves.
+#[test]
+fn train_without_metrics_tests_the_last_epoch_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_metrics = train(dir.path(), "a", "5");
+    let model = dir.path().join("b.npz");
+    let mut args = vec!["train", "--seed", "5"];
+    args.extend(SMALL);
+    let stderr = ok(&layerscope(&args, &[Path::new("--save"), &model]));
+    let epochs: Vec<&str> = stderr.lines().filter(|l| l.starts_with("epoch ")).collect();
+    assert_eq!(epochs.len(), 4, "{stderr}");
+    assert!(
+        epochs
+            .iter()
+            .all(|l| l.contains("train acc") && !l.contains("test")),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&model).unwrap(),
+        std::fs::read(&with_metrics).unwrap(),
+        "the evaluation does not change the training"
+    );
+    let split = small_split(5);
+    let mlp = layerscope::nn::load_model(&model, 784, 10).unwrap();
+    let right = mlp
+        .predict(split.test.features.view())
+        .iter()
+        .zip(&split.test.labels)
+        .filter(|(p, l)| p == l)
+        .count();
+    let accuracy = right as f64 / split.test.n_rows() as f64;
+    let closing: f64 = stderr
+        .split("test accuracy ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no test accuracy in {stderr}"));
+    assert!(
+        (closing - accuracy).abs() <= 1.0 / 300.0 + 1e-4,
+        "{closing} vs {accuracy}"
+    );
 }
 
 #[test]

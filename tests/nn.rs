@@ -1210,3 +1210,119 @@ fn load_model_dispatches_on_the_extension() {
         assert!(!err.contains("zip"), "{name} was read as an .npz: {err}");
     }
 }
+
+/// Rows like the digits' pixels: about 80% zeros (the first layer's sparse kernels run on them),
+/// the rest in (0, 1].
+fn sparse_rows(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Array2::from_shape_simple_fn((rows, cols), || {
+        if rng.random_range(0.0..1.0) < 0.8 {
+            0.0
+        } else {
+            rng.random_range(0.01..1.0)
+        }
+    })
+}
+
+/// Labels a network can learn from `sparse_rows`: which of five column bands holds the most.
+fn band_labels(x: &Array2<f32>) -> Vec<u8> {
+    let band = x.ncols() / 5;
+    x.rows()
+        .into_iter()
+        .map(|r| {
+            let sums: Vec<f32> = (0..5)
+                .map(|b| r.iter().skip(b * band).take(band).sum())
+                .collect();
+            layerscope::nn::argmax(&sums) as u8
+        })
+        .collect()
+}
+
+/// Training on mostly-zero rows (the sparse first layer, forward and weight gradient) gives the
+/// same weights on one thread and on several.
+#[test]
+fn sparse_inputs_reproducible_across_thread_counts() {
+    let x = sparse_rows(500, 120, 7);
+    let labels = band_labels(&x);
+    let train = dataset(x, labels, 5);
+    let params = TrainParams {
+        hidden: vec![96, 40],
+        max_epochs: 3,
+        batch_size: 90,
+        seed: 3,
+        ..TrainParams::default()
+    };
+    let train_with = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut t = Trainer::new(120, 5, params.clone());
+            t.run(&train, None, &mut |_| {}, None);
+            (t.model().clone(), t.history()[2].train_loss.to_bits())
+        })
+    };
+    let one = train_with(1);
+    assert_eq!(one, train_with(2));
+    assert_eq!(one, train_with(3));
+    let untrained = Trainer::new(120, 5, params.clone());
+    assert_ne!(&one.0, untrained.model());
+}
+
+/// The test figures evaluated only for the last epoch (`set_test_every_epoch(false)`, then
+/// `test_last_epoch`) are those of a run that evaluates every epoch, and the training is the
+/// same; the skipped epochs have none.
+#[test]
+fn test_figures_on_demand_equal_every_epoch() {
+    let x = sparse_rows(700, 120, 9);
+    let labels = band_labels(&x);
+    let all = dataset(x, labels, 5);
+    let split = all.split(0.3, 1).unwrap();
+    let params = TrainParams {
+        hidden: vec![64, 32],
+        max_epochs: 4,
+        batch_size: 100,
+        seed: 5,
+        ..TrainParams::default()
+    };
+    let mut every = Trainer::new(120, 5, params.clone());
+    every.run(&split.train, Some(&split.test), &mut |_| {}, None);
+    let mut last_only = Trainer::new(120, 5, params.clone());
+    assert!(
+        last_only.test_last_epoch(&split.test).is_none(),
+        "no epoch yet"
+    );
+    last_only.set_test_every_epoch(false);
+    let mut seen = Vec::new();
+    last_only.run(
+        &split.train,
+        Some(&split.test),
+        &mut |m| seen.push(m.test_accuracy),
+        None,
+    );
+    assert_eq!(seen, vec![None; 4]);
+    assert_eq!(every.model(), last_only.model());
+    let want = every.history().last().unwrap().clone();
+    assert!(want.test_loss.is_some_and(f64::is_finite), "{want:?}");
+    let got = last_only.test_last_epoch(&split.test).unwrap().clone();
+    let figures = |m: &layerscope::nn::EpochMetrics| {
+        (
+            m.epoch,
+            m.train_loss.to_bits(),
+            m.test_loss.map(f64::to_bits),
+            m.test_accuracy.map(f64::to_bits),
+        )
+    };
+    assert_eq!(figures(&got), figures(&want));
+    assert_eq!(
+        figures(last_only.history().last().unwrap()),
+        figures(&want),
+        "kept in the history"
+    );
+    assert!(
+        last_only.history()[..3]
+            .iter()
+            .all(|m| m.test_loss.is_none())
+    );
+}

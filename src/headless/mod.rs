@@ -304,17 +304,14 @@ fn run_training(
 
 /// One epoch as a line of text (timings included: they go to stderr, not to files).
 pub fn epoch_line(m: &EpochMetrics) -> String {
-    let figure =
-        |v: Option<f64>, digits: usize| v.map_or("n/a".to_owned(), |x| format!("{x:.digits$}"));
+    // An epoch not evaluated on the test rows (`train` without --metrics) shows none.
+    let test = match (m.test_loss, m.test_accuracy) {
+        (Some(loss), Some(accuracy)) => format!("  test loss {loss:.5}  test acc {accuracy:.4}"),
+        _ => String::new(),
+    };
     format!(
-        "epoch {:>3}  loss {:.5}  train acc {:.4}  test loss {}  test acc {}  {:.2} s  {:.0} samples/s",
-        m.epoch,
-        m.train_loss,
-        m.train_accuracy,
-        figure(m.test_loss, 5),
-        figure(m.test_accuracy, 4),
-        m.seconds,
-        m.samples_per_sec
+        "epoch {:>3}  loss {:.5}  train acc {:.4}{test}  {:.2} s  {:.0} samples/s",
+        m.epoch, m.train_loss, m.train_accuracy, m.seconds, m.samples_per_sec
     )
 }
 
@@ -407,9 +404,13 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     };
     split.check_trainable().map_err(anyhow::Error::msg)?;
     note!("training: {}", training_words(trainer.params()));
+    // The test split per epoch only for the metrics file (its curves); otherwise once, after
+    // the last epoch, for the closing line: each evaluation is about a quarter of an epoch.
+    trainer.set_test_every_epoch(args.metrics.is_some());
     let stop = frames::train_by_epoch(&mut trainer, &split, max_epochs, &mut |e, m| {
         film.epoch(e, m, &split)
     })?;
+    trainer.test_last_epoch(&split.test);
     let record = training_record(&trainer, data, args.model.model.as_deref());
     let mut staged = vec![plan.stage(0, |w| {
         nn::write_trained_model(trainer.model(), Some(&record), w)

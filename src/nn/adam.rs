@@ -51,12 +51,16 @@ impl Adam {
     /// One step on every weight and bias of `mlp` with these gradients:
     /// `m = beta1 m + (1 - beta1) g`, `v = beta2 v + (1 - beta2) g^2`,
     /// `p -= lr_t m / (sqrt(v) + epsilon)` with `lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t)`.
+    /// Where `penalties[i]` is `Some(a)`, the gradient of weight matrix `i` is
+    /// `a * W + coef_grads[i]` (the L2 term added here, as the weights are read: the same
+    /// number as a gradient that held it).
     /// Returns the sum of squares of the updated weights (biases excluded), as
     /// `sum_squared_weights` would compute it.
     pub(crate) fn step(
         &mut self,
         mlp: &mut Mlp,
         coef_grads: &[Array2<f32>],
+        penalties: &[Option<f32>],
         intercept_grads: &[Array1<f32>],
         h: &AdamParams,
     ) -> f64 {
@@ -77,6 +81,7 @@ impl Adam {
                 self.m_coefs[i].as_slice_mut().expect("standard layout"),
                 self.v_coefs[i].as_slice_mut().expect("standard layout"),
                 &h,
+                penalties.get(i).copied().flatten(),
             );
             let _ = update(
                 mlp.intercepts[i].as_slice_mut().expect("standard layout"),
@@ -88,6 +93,7 @@ impl Adam {
                     .as_slice_mut()
                     .expect("standard layout"),
                 &h,
+                None,
             );
         }
         sum_sq
@@ -123,34 +129,54 @@ fn sum_squares_chunk(chunk: &[f32]) -> f64 {
 }
 
 /// One Adam step on `param`, element by element, in parallel over fixed chunks (`h` holds the
-/// bias-corrected step size). Returns the sum of squares of the updated `param`, summed as
-/// `sum_squared_weights` does.
-fn update(param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], h: &AdamParams) -> f64 {
+/// bias-corrected step size; the gradient is `penalty * param + grad` when `penalty` is
+/// given). Returns the sum of squares of the updated `param`, summed as `sum_squared_weights`
+/// does.
+fn update(
+    param: &mut [f32],
+    grad: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    h: &AdamParams,
+    penalty: Option<f32>,
+) -> f64 {
     let partials: Vec<f64> = param
         .par_chunks_mut(CHUNK)
         .zip(grad.par_chunks(CHUNK))
         .zip(m.par_chunks_mut(CHUNK))
         .zip(v.par_chunks_mut(CHUNK))
-        .map(|(((p, g), m), v)| update_chunk(p, g, m, v, h))
+        .map(|(((p, g), m), v)| update_chunk(p, g, m, v, h, penalty))
         .collect();
     partials.iter().sum()
 }
 
 /// Adam on one chunk, built for the widest vector unit the CPU has (the same arithmetic, no
 /// fused operations, so every build gives the same numbers).
-fn update_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &AdamParams) -> f64 {
+fn update_chunk(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    h: &AdamParams,
+    penalty: Option<f32>,
+) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has the feature the function is built for (checked above).
-            return unsafe { update_chunk_avx512(p, g, m, v, h) };
+            return unsafe { update_chunk_avx512(p, g, m, v, h, penalty) };
         }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: as above.
-            return unsafe { update_chunk_avx2(p, g, m, v, h) };
+            return unsafe {
+                match penalty {
+                    Some(a) => update_chunk_avx2::<true>(p, g, m, v, h, a),
+                    None => update_chunk_avx2::<false>(p, g, m, v, h, 0.0),
+                }
+            };
         }
     }
-    update_chunk_generic(p, g, m, v, h)
+    update_chunk_generic(p, g, m, v, h, penalty)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -161,21 +187,24 @@ unsafe fn update_chunk_avx512(
     m: &mut [f32],
     v: &mut [f32],
     h: &AdamParams,
+    penalty: Option<f32>,
 ) -> f64 {
-    update_chunk_generic(p, g, m, v, h)
+    update_chunk_generic(p, g, m, v, h, penalty)
 }
 
 /// Adam on one chunk with AVX2, eight parameters per instruction: the generic loop's
 /// operations in its order (multiplies and adds, never fused), so the same numbers; LLVM
-/// vectorised that loop only four wide, the width of the f64 sum of squares.
+/// vectorised that loop only four wide, the width of the f64 sum of squares. With `PENALTY`,
+/// the gradient is `a * p + g`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn update_chunk_avx2(
+unsafe fn update_chunk_avx2<const PENALTY: bool>(
     p: &mut [f32],
     g: &[f32],
     m: &mut [f32],
     v: &mut [f32],
     h: &AdamParams,
+    a: f32,
 ) -> f64 {
     use std::arch::x86_64::{
         __m256d, _mm256_add_pd, _mm256_add_ps, _mm256_castps256_ps128, _mm256_cvtps_pd,
@@ -192,6 +221,7 @@ unsafe fn update_chunk_avx2(
     let c2 = _mm256_set1_ps(1.0 - h.beta2);
     let lr = _mm256_set1_ps(h.learning_rate);
     let eps = _mm256_set1_ps(h.epsilon);
+    let av = _mm256_set1_ps(a);
     // acc[2k] holds lanes 8k..8k+4 of a block of SQ_LANES, acc[2k + 1] lanes 8k+4..8k+8.
     let mut acc: [__m256d; SQ_LANES / 4] = [_mm256_setzero_pd(); SQ_LANES / 4];
     let (pp, gp, mp, vp) = (p.as_mut_ptr(), g.as_ptr(), m.as_mut_ptr(), v.as_mut_ptr());
@@ -201,7 +231,12 @@ unsafe fn update_chunk_avx2(
             let at = i + 8 * k;
             // SAFETY: at + 8 <= main <= n, the length of all four slices (asserted above).
             unsafe {
-                let gv = _mm256_loadu_ps(gp.add(at));
+                let old = _mm256_loadu_ps(pp.add(at));
+                let gv = if PENALTY {
+                    _mm256_add_ps(_mm256_mul_ps(av, old), _mm256_loadu_ps(gp.add(at)))
+                } else {
+                    _mm256_loadu_ps(gp.add(at))
+                };
                 let mv = _mm256_add_ps(
                     _mm256_mul_ps(b1, _mm256_loadu_ps(mp.add(at))),
                     _mm256_mul_ps(c1, gv),
@@ -214,7 +249,7 @@ unsafe fn update_chunk_avx2(
                     _mm256_mul_ps(lr, mv),
                     _mm256_add_ps(_mm256_sqrt_ps(vv), eps),
                 );
-                let pv = _mm256_sub_ps(_mm256_loadu_ps(pp.add(at)), step);
+                let pv = _mm256_sub_ps(old, step);
                 _mm256_storeu_ps(mp.add(at), mv);
                 _mm256_storeu_ps(vp.add(at), vv);
                 _mm256_storeu_ps(pp.add(at), pv);
@@ -232,18 +267,23 @@ unsafe fn update_chunk_avx2(
         unsafe { _mm256_storeu_pd(lanes.as_mut_ptr().add(4 * k), *a) };
     }
     // The tail, and the lanes summed in order, as the generic loop does.
-    update_tail(p, g, m, v, h, main, &mut lanes)
+    update_tail(p, g, m, v, h, PENALTY.then_some(a), main, &mut lanes)
 }
 
 /// Adam on `p[main..]` (shorter than `SQ_LANES`), each new value's square added to its lane of
 /// `lanes`; the lanes' sum in order. The tail of both chunk loops, so that they agree bit for bit.
 #[inline(always)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the chunk loops' own state, handed over as it is"
+)]
 fn update_tail(
     p: &mut [f32],
     g: &[f32],
     m: &mut [f32],
     v: &mut [f32],
     h: &AdamParams,
+    penalty: Option<f32>,
     main: usize,
     lanes: &mut [f64; SQ_LANES],
 ) -> f64 {
@@ -254,10 +294,20 @@ fn update_tail(
         .zip(&mut v[main..])
         .enumerate()
     {
-        adam_one(p, g, m, v, h);
+        adam_one(p, with_penalty(g, *p, penalty), m, v, h);
         lanes[j] += f64::from(*p) * f64::from(*p);
     }
     lanes.iter().sum()
+}
+
+/// The gradient of a parameter of value `p` whose gradient without the L2 term is `g`:
+/// `a * p + g` (the order a gradient that held the term was computed in).
+#[inline(always)]
+fn with_penalty(g: f32, p: f32, penalty: Option<f32>) -> f32 {
+    match penalty {
+        Some(a) => a * p + g,
+        None => g,
+    }
 }
 
 /// Adam on one parameter (scikit-learn's `_get_updates`, bias correction in `h.learning_rate`).
@@ -275,6 +325,7 @@ fn update_chunk_generic(
     m: &mut [f32],
     v: &mut [f32],
     h: &AdamParams,
+    penalty: Option<f32>,
 ) -> f64 {
     let n = p.len();
     assert!(g.len() == n && m.len() == n && v.len() == n);
@@ -288,11 +339,12 @@ fn update_chunk_generic(
         .zip(v.chunks_exact_mut(SQ_LANES))
     {
         for j in 0..SQ_LANES {
-            adam_one(&mut p[j], g[j], &mut m[j], &mut v[j], h);
+            let g = with_penalty(g[j], p[j], penalty);
+            adam_one(&mut p[j], g, &mut m[j], &mut v[j], h);
             acc[j] += f64::from(p[j]) * f64::from(p[j]);
         }
     }
-    update_tail(p, g, m, v, h, main, &mut acc)
+    update_tail(p, g, m, v, h, penalty, main, &mut acc)
 }
 
 #[cfg(test)]
@@ -301,7 +353,9 @@ mod tests {
     use ndarray::{arr1, arr2};
 
     /// The AVX2 build of a chunk's step gives the generic loop's numbers bit for bit (the
-    /// parameters, both moments and the sum of squares), on a length with a tail.
+    /// parameters, both moments and the sum of squares), on a length with a tail, with and
+    /// without the L2 term added to the gradient; and the term added there is the same as
+    /// added to the gradient beforehand.
     #[test]
     fn avx2_chunk_equals_generic() {
         #[cfg(target_arch = "x86_64")]
@@ -324,25 +378,41 @@ mod tests {
                 beta2: 0.999,
                 epsilon: 1e-8,
             };
-            let run = |avx2: bool| {
+            let run = |avx2: bool, penalty: Option<f32>, folded: bool| {
                 let mut p: Vec<f32> = start.iter().map(|s| s[0]).collect();
-                let g: Vec<f32> = start.iter().map(|s| s[1]).collect();
+                let mut g: Vec<f32> = start.iter().map(|s| s[1]).collect();
                 let mut m: Vec<f32> = start.iter().map(|s| s[2]).collect();
                 let mut v: Vec<f32> = start.iter().map(|s| s[3]).collect();
                 let mut sums = Vec::new();
+                let raw = g.clone();
                 for _ in 0..3 {
-                    sums.push(if avx2 {
+                    let mut penalty = penalty;
+                    if folded && let Some(a) = penalty.take() {
+                        for ((g, &r), &p) in g.iter_mut().zip(&raw).zip(&p) {
+                            *g = a * p + r;
+                        }
+                    }
+                    sums.push(match (avx2, penalty) {
                         // SAFETY: the CPU has AVX2 (checked above).
-                        unsafe { update_chunk_avx2(&mut p, &g, &mut m, &mut v, &h) }
-                    } else {
-                        update_chunk_generic(&mut p, &g, &mut m, &mut v, &h)
+                        (true, Some(a)) => unsafe {
+                            update_chunk_avx2::<true>(&mut p, &g, &mut m, &mut v, &h, a)
+                        },
+                        // SAFETY: as above.
+                        (true, None) => unsafe {
+                            update_chunk_avx2::<false>(&mut p, &g, &mut m, &mut v, &h, 0.0)
+                        },
+                        (false, _) => update_chunk_generic(&mut p, &g, &mut m, &mut v, &h, penalty),
                     });
                 }
                 let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 let sums: Vec<u64> = sums.iter().map(|s| s.to_bits()).collect();
                 (bits(&p), bits(&m), bits(&v), sums)
             };
-            assert_eq!(run(true), run(false));
+            assert_eq!(run(true, None, false), run(false, None, false));
+            let penalised = run(false, Some(0.0007), false);
+            assert_eq!(run(true, Some(0.0007), false), penalised);
+            assert_eq!(run(false, Some(0.0007), true), penalised);
+            assert_ne!(penalised, run(false, None, false), "the term counts");
         }
     }
 
@@ -375,7 +445,7 @@ mod tests {
         };
         let mut adam = Adam::new(&mlp);
         let g1 = (arr2(&[[0.2f32, -0.4], [0.0, 3.0]]), arr1(&[-0.05f32, 0.5]));
-        let sum_sq = adam.step(&mut mlp, &[g1.0], &[g1.1], &h);
+        let sum_sq = adam.step(&mut mlp, &[g1.0], &[None], &[g1.1], &h);
         let close = |a: f32, b: f32| (a - b).abs() <= 2.0 * f32::EPSILON * b.abs().max(1e-3);
         let after_one = [0.49f32, -0.240_000_01, 1.0, -0.01];
         for (a, b) in mlp.coefs[0].iter().zip(after_one) {
@@ -391,7 +461,7 @@ mod tests {
             arr2(&[[-0.1f32, -0.4], [0.25, -2.0]]),
             arr1(&[0.05f32, 0.0]),
         );
-        adam.step(&mut mlp, &[g2.0], &[g2.1], &h);
+        adam.step(&mut mlp, &[g2.0], &[None], &[g2.1], &h);
         let after_two = [0.487_336_64f32, -0.230_000_02, 0.992_558_66, -0.011_445_205];
         for (a, b) in mlp.coefs[0].iter().zip(after_two) {
             assert!(close(*a, b), "step 2: {a} vs scikit-learn {b}");

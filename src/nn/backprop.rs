@@ -20,10 +20,17 @@ pub(crate) struct Workspace {
     activations: Vec<Array2<f32>>,
     /// Gradient of the loss with respect to each layer's pre-activation.
     deltas: Vec<Array2<f32>>,
-    /// Gradient of the loss with respect to each weight matrix.
+    /// Gradient of the loss with respect to each weight matrix, except for the penalty term
+    /// `deferred_penalty[i] * W` where that is `Some`.
     pub coef_grads: Vec<Array2<f32>>,
+    /// The coefficient `alpha / rows` of the penalty gradient left out of `coef_grads[i]`, for
+    /// the optimiser to add as it reads the weights (the sparse first layer's); `None` where
+    /// `coef_grads[i]` is whole.
+    pub deferred_penalty: Vec<Option<f32>>,
     /// Gradient of the loss with respect to each bias vector.
     pub intercept_grads: Vec<Array1<f32>>,
+    /// The first layer's sparse gradient terms of the batch (when it skips zero inputs).
+    column_groups: sparse::ColumnGroups,
 }
 
 impl Workspace {
@@ -45,6 +52,8 @@ impl Workspace {
                 .iter()
                 .map(|c| Array1::zeros(c.raw_dim()))
                 .collect(),
+            deferred_penalty: vec![None; mlp.coefs.len()],
+            column_groups: sparse::ColumnGroups::default(),
         }
     }
 }
@@ -164,32 +173,34 @@ pub(crate) fn backprop(
         "batch of {rows} rows exceeds the workspace"
     );
     // The first layer's gradient terms depend on x only: built while the forward pass runs.
-    let column_groups = if sparse_input {
+    if sparse_input {
         let n1 = mlp.coefs[0].ncols();
-        let (groups, ()) = rayon::join(
-            || sparse::ColumnGroups::new(x, n1),
-            || forward_layers(mlp, x, &mut work.activations, true, true),
+        let (groups, activations) = (&mut work.column_groups, &mut work.activations);
+        rayon::join(
+            || groups.fill(x, n1),
+            || forward_layers(mlp, x, activations, true, true),
         );
-        Some(groups)
     } else {
         forward_layers(mlp, x, &mut work.activations, false, true);
-        None
-    };
+    }
     let (cross_entropy, correct) = output_delta(work, labels);
     // Row counts are far below 2^52: exact in f64.
     let n = rows as f64;
     let loss = cross_entropy / n + 0.5 * f64::from(alpha) * sum_sq / n;
 
+    // The column groups move out of the workspace while the layers borrow it.
+    let column_groups = std::mem::take(&mut work.column_groups);
     let step = BackwardStep {
         mlp,
         x,
         rows,
         alpha,
-        column_groups: column_groups.as_ref(),
+        column_groups: sparse_input.then_some(&column_groups),
     };
     for i in (0..mlp.coefs.len()).rev() {
         step.layer(i, work);
     }
+    work.column_groups = column_groups;
     (loss, correct)
 }
 
@@ -228,6 +239,7 @@ impl BackwardStep<'_, '_> {
             deltas,
             coef_grads,
             intercept_grads,
+            deferred_penalty,
             ..
         } = work;
         let (lower, upper) = deltas.split_at_mut(i);
@@ -238,7 +250,7 @@ impl BackwardStep<'_, '_> {
             activations[i - 1].slice(s![..rows, ..])
         };
         let mut gradients = || {
-            self.weight_gradient(i, input, delta, coef_grads[i].view_mut());
+            deferred_penalty[i] = self.weight_gradient(i, input, delta, coef_grads[i].view_mut());
             column_means(delta, &mut intercept_grads[i]);
         };
         if i > 0 {
@@ -252,23 +264,27 @@ impl BackwardStep<'_, '_> {
         }
     }
 
-    /// `coef_grads[i] = (input^T @ delta + alpha * W) / rows` (`_compute_loss_grad`).
+    /// `coef_grads[i] = (input^T @ delta + alpha * W) / rows` (`_compute_loss_grad`); for the
+    /// sparse first layer without the `alpha / rows * W` term, whose coefficient is returned
+    /// (the optimiser adds it as it reads W: one pass over the largest matrix fewer).
     fn weight_gradient(
         &self,
         i: usize,
         input: ArrayView2<f32>,
         delta: ArrayView2<f32>,
         mut grad: ArrayViewMut2<f32>,
-    ) {
+    ) -> Option<f32> {
         let inv_n = 1.0 / self.rows as f32;
         let w = self.mlp.coefs[i].view();
         if let (0, Some(groups)) = (i, self.column_groups) {
-            sparse::weight_gradient_grouped(groups, delta, inv_n, w, self.alpha * inv_n, grad);
+            sparse::weight_gradient_unpenalised(groups, delta, inv_n, grad);
+            Some(self.alpha * inv_n)
         } else {
             Zip::from(&mut grad)
                 .and(&w)
                 .for_each(|g, &w| *g = self.alpha * inv_n * w);
             gemm(inv_n, input.t(), delta, 1.0, grad);
+            None
         }
     }
 
@@ -310,6 +326,17 @@ pub fn loss_gradient(
     let sparse_input = use_sparse_input(x);
     let sum_sq = sum_squared_weights(mlp);
     let (loss, _) = backprop(mlp, x, labels, alpha, sum_sq, &mut work, sparse_input);
+    for ((grad, w), penalty) in work
+        .coef_grads
+        .iter_mut()
+        .zip(&mlp.coefs)
+        .zip(&work.deferred_penalty)
+    {
+        if let Some(a) = *penalty {
+            // As the optimiser adds it (`a * w + g`: an addition, the same either way round).
+            Zip::from(grad).and(w).for_each(|g, &w| *g += a * w);
+        }
+    }
     (loss, work.coef_grads, work.intercept_grads)
 }
 

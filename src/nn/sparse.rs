@@ -77,10 +77,23 @@ pub fn forward(x: ArrayView2<f32>, w: ArrayView2<f32>, bias: &[f32], mut z: Arra
     assert!(w.nrows() == k && z.dim() == (rows, n) && bias.len() == n);
     // Lanes are rows of x; the terms of a group are the inputs non-zero in any of its rows.
     let xs = x.as_slice().expect("inputs in standard layout");
-    let groups = groups_of_rows(xs, k);
     let w = w.as_slice().expect("weights in standard layout");
     let z = z.as_slice_mut().expect("outputs in standard layout");
+    // The groups' buffers are this thread's, reused from call to call: allocated afresh, they
+    // cost more than building them (the allocator returns the memory to the system and faults
+    // it in again each step). Taken, not borrowed: a call nested in this one (a task stolen
+    // while the blocks run) finds the slot empty and uses new buffers.
+    let mut groups = ROW_GROUPS.take();
+    groups_of_rows(xs, k, &mut groups);
     by_column_blocks(&groups, rows, w, n, 1.0, &Init::Bias(bias), z);
+    ROW_GROUPS.set(groups);
+}
+
+thread_local! {
+    /// `forward`'s groups, kept for this thread's next call.
+    static ROW_GROUPS: std::cell::Cell<Groups> = std::cell::Cell::new(Groups::default());
+    /// `block_task`'s copy of a column block of the source, kept for this thread's next task.
+    static PACKED: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// `g = a * w + s * x^T @ d`, skipping the zeros of `x` (rows x k): the weight gradient of the
@@ -96,32 +109,33 @@ pub fn weight_gradient(
     a: f32,
     g: ArrayViewMut2<f32>,
 ) {
-    let groups = ColumnGroups::new(x, d.ncols());
+    let mut groups = ColumnGroups::default();
+    groups.fill(x, d.ncols());
     weight_gradient_grouped(&groups, d, s, w, a, g);
 }
 
 /// The terms of the weight gradient for one `x` (rows x k) and deltas of `n` columns: lanes
 /// are columns of x (inputs); the terms of a group are the rows where any of its inputs is
-/// non-zero. Depends on `x` only, so it can be built while other work runs.
+/// non-zero. Depends on `x` only, so it can be built while other work runs; its buffers are
+/// reused by the next `fill`.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ColumnGroups {
-    groups: Vec<Group>,
+    groups: Groups,
     rows: usize,
     k: usize,
     n: usize,
 }
 
 impl ColumnGroups {
+    /// The groups of `x` for deltas of `n` columns, in place of the previous ones.
+    ///
     /// # Panics
     /// When `x` is not in standard layout.
-    pub(crate) fn new(x: ArrayView2<f32>, n: usize) -> ColumnGroups {
+    pub(crate) fn fill(&mut self, x: ArrayView2<f32>, n: usize) {
         let (rows, k) = x.dim();
         let xs = x.as_slice().expect("inputs in standard layout");
-        ColumnGroups {
-            groups: groups_of_columns(xs, rows, k),
-            rows,
-            k,
-            n,
-        }
+        groups_of_columns(xs, rows, k, &mut self.groups);
+        (self.rows, self.k, self.n) = (rows, k, n);
     }
 }
 
@@ -145,79 +159,141 @@ pub(crate) fn weight_gradient_grouped(
     by_column_blocks(&groups.groups, k, d, n, s, &Init::Penalty(a, w), g);
 }
 
+/// `g = s * x^T @ d` with the groups of `x` built beforehand: `weight_gradient_grouped`
+/// without the penalty term, which the caller adds where it reads the weights anyway (Adam's
+/// pass), so that this pass does not read them. `a * w + g` is then the same number as
+/// `weight_gradient_grouped` gives.
+///
+/// # Panics
+/// When the shapes disagree or an array is not in standard layout.
+pub(crate) fn weight_gradient_unpenalised(
+    groups: &ColumnGroups,
+    d: ArrayView2<f32>,
+    s: f32,
+    mut g: ArrayViewMut2<f32>,
+) {
+    let ColumnGroups { rows, k, n, .. } = *groups;
+    assert!(d.dim() == (rows, n) && g.dim() == (k, n));
+    let d = d.as_slice().expect("deltas in standard layout");
+    let g = g.as_slice_mut().expect("gradient in standard layout");
+    by_column_blocks(&groups.groups, k, d, n, s, &Init::Zero, g);
+}
+
 /// Outputs computed together: `LANES` of them share each load of a source row.
 const LANES: usize = 4;
 
-/// `LANES` outputs and the terms any of them needs: `rows[t]`, the row of the source matrix
-/// term `t` multiplies, and the value of term `t` for each lane (0 where that lane has none).
-struct Group {
+/// Groups of `LANES` outputs, each with the terms any of its outputs needs, stored flat: group
+/// `g`'s terms are `starts[g]..starts[g + 1]`; `rows[t]` is the row of the source matrix term
+/// `t` multiplies, `values[t]` the term's value for each lane (0 where that lane has none).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Groups {
     rows: Vec<u32>,
     values: Vec<[f32; LANES]>,
+    starts: Vec<usize>,
 }
 
-/// A source row index as stored in a `Group` (sources have far fewer than 2^32 rows).
+impl Groups {
+    fn len(&self) -> usize {
+        self.starts.len().saturating_sub(1)
+    }
+
+    /// Group `g`'s source rows and values.
+    fn group(&self, g: usize) -> (&[u32], &[[f32; LANES]]) {
+        let (lo, hi) = (self.starts[g], self.starts[g + 1]);
+        (&self.rows[lo..hi], &self.values[lo..hi])
+    }
+}
+
+/// A source row index as stored in `Groups` (sources have far fewer than 2^32 rows).
 fn row_index(i: usize) -> u32 {
     u32::try_from(i).expect("fewer than 2^32 rows")
 }
 
+/// Whether any of `v` is non-zero (the sign bit ignored: -0.0 counts as zero).
+#[inline(always)]
+fn any_nonzero(v: &[f32; LANES]) -> bool {
+    v.iter().fold(0u32, |b, x| b | x.to_bits()) << 1 != 0
+}
+
 /// Groups of `LANES` consecutive rows of `xs` (rows of `k` values, row-major), each with the
-/// ascending list of columns `i` where any of its rows is non-zero (row `i` of the weights).
-fn groups_of_rows(xs: &[f32], k: usize) -> Vec<Group> {
-    xs.par_chunks(LANES * k)
-        .map(|block| {
-            let mut group = Group {
-                rows: Vec::with_capacity(k),
-                values: Vec::with_capacity(k),
-            };
-            let rows: Vec<&[f32]> = block.chunks_exact(k).collect();
-            if let [r0, r1, r2, r3] = rows[..] {
-                for i in 0..k {
-                    let v = [r0[i], r1[i], r2[i], r3[i]];
-                    // Any non-zero (the sign bit ignored: -0.0 counts as zero).
-                    let bits = v.iter().fold(0u32, |b, x| b | x.to_bits()) << 1;
-                    if bits != 0 {
-                        group.rows.push(row_index(i));
-                        group.values.push(v);
-                    }
-                }
-            } else {
-                for i in 0..k {
-                    let mut v = [0.0f32; LANES];
-                    for (slot, r) in v.iter_mut().zip(&rows) {
-                        *slot = r[i];
-                    }
-                    if v.iter().any(|&x| x != 0.0) {
-                        group.rows.push(row_index(i));
-                        group.values.push(v);
-                    }
+/// ascending list of columns `i` where any of its rows is non-zero (row `i` of the weights),
+/// written over `groups`.
+fn groups_of_rows(xs: &[f32], k: usize, groups: &mut Groups) {
+    groups.rows.clear();
+    groups.values.clear();
+    groups.starts.clear();
+    groups.starts.push(0);
+    for block in xs.chunks(LANES * k) {
+        let rows: Vec<&[f32]> = block.chunks_exact(k).collect();
+        if let [r0, r1, r2, r3] = rows[..] {
+            for i in 0..k {
+                let v = [r0[i], r1[i], r2[i], r3[i]];
+                if any_nonzero(&v) {
+                    groups.rows.push(row_index(i));
+                    groups.values.push(v);
                 }
             }
-            group
-        })
-        .collect()
+        } else {
+            for i in 0..k {
+                let mut v = [0.0f32; LANES];
+                for (slot, r) in v.iter_mut().zip(&rows) {
+                    *slot = r[i];
+                }
+                if any_nonzero(&v) {
+                    groups.rows.push(row_index(i));
+                    groups.values.push(v);
+                }
+            }
+        }
+        groups.starts.push(groups.rows.len());
+    }
+}
+
+/// The values of a row's groups of `LANES` consecutive columns, the last zero-padded: copies of
+/// a length known at compile time (a run-time length would call `memcpy` for every group of
+/// every row).
+fn group_values(row: &[f32]) -> impl Iterator<Item = [f32; LANES]> + '_ {
+    let tail = row.chunks_exact(LANES).remainder();
+    row.chunks_exact(LANES)
+        .map(|c| <[f32; LANES]>::try_from(c).expect("a whole group"))
+        .chain((!tail.is_empty()).then(|| {
+            let mut v = [0.0f32; LANES];
+            v[..tail.len()].copy_from_slice(tail);
+            v
+        }))
 }
 
 /// Groups of `LANES` consecutive columns of `xs` (`rows` x `k`, row-major), each with the
-/// ascending list of rows where any of its columns is non-zero (row `r` of the deltas), built
-/// in one pass over the rows.
-fn groups_of_columns(xs: &[f32], rows: usize, k: usize) -> Vec<Group> {
-    let mut groups: Vec<Group> = (0..k.div_ceil(LANES))
-        .map(|_| Group {
-            rows: Vec::with_capacity(rows),
-            values: Vec::with_capacity(rows),
-        })
-        .collect();
+/// ascending list of rows where any of its columns is non-zero (row `r` of the deltas), written
+/// over `groups`: one pass over the rows counts each group's terms, a second writes them.
+fn groups_of_columns(xs: &[f32], rows: usize, k: usize, groups: &mut Groups) {
+    let n_groups = k.div_ceil(LANES);
+    let starts = &mut groups.starts;
+    starts.clear();
+    starts.resize(n_groups + 1, 0);
+    for row in xs.chunks_exact(k).take(rows) {
+        for (count, v) in starts[1..].iter_mut().zip(group_values(row)) {
+            *count += usize::from(any_nonzero(&v));
+        }
+    }
+    for g in 0..n_groups {
+        starts[g + 1] += starts[g];
+    }
+    let total = starts[n_groups];
+    groups.rows.clear();
+    groups.rows.resize(total, 0);
+    groups.values.clear();
+    groups.values.resize(total, [0.0; LANES]);
+    let mut next: Vec<usize> = starts[..n_groups].to_vec();
     for (r, row) in xs.chunks_exact(k).take(rows).enumerate() {
-        for (group, chunk) in groups.iter_mut().zip(row.chunks(LANES)) {
-            if chunk.iter().any(|&v| v != 0.0) {
-                let mut v = [0.0f32; LANES];
-                v[..chunk.len()].copy_from_slice(chunk);
-                group.rows.push(row_index(r));
-                group.values.push(v);
+        for (at, v) in next.iter_mut().zip(group_values(row)) {
+            if any_nonzero(&v) {
+                groups.rows[*at] = row_index(r);
+                groups.values[*at] = v;
+                *at += 1;
             }
         }
     }
-    groups
 }
 
 /// What an output starts from before the sum is added.
@@ -226,6 +302,8 @@ enum Init<'a> {
     Bias(&'a [f32]),
     /// `a * w[row, column]`.
     Penalty(f32, &'a [f32]),
+    /// Nothing: the output is the scaled sum alone.
+    Zero,
 }
 
 /// `out[lane, c] = init(lane, c) + scale * sum over terms t of the lane's group of
@@ -234,7 +312,7 @@ enum Init<'a> {
 /// task reads stays in cache; every output element is summed in its group's order, whatever
 /// the thread count. Each task writes its block of columns of `out` directly.
 fn by_column_blocks(
-    groups: &[Group],
+    groups: &Groups,
     n_lanes: usize,
     src: &[f32],
     n: usize,
@@ -247,13 +325,16 @@ fn by_column_blocks(
     match init {
         Init::Bias(bias) => assert_eq!(bias.len(), n),
         Init::Penalty(_, w) => assert_eq!(w.len(), n_lanes * n),
+        Init::Zero => {}
     }
     assert_eq!(src.len() % n, 0, "whole rows of src");
     let src_rows = src.len() / n;
-    for g in groups {
-        assert_eq!(g.rows.len(), g.values.len());
-        assert!(g.rows.iter().all(|&r| (r as usize) < src_rows));
-    }
+    assert_eq!(groups.rows.len(), groups.values.len());
+    assert_eq!(
+        groups.starts.last().copied().unwrap_or(0),
+        groups.rows.len()
+    );
+    assert!(groups.rows.iter().all(|&r| (r as usize) < src_rows));
     let out = SharedOut(out.as_mut_ptr());
     let block = block_width();
     (0..n.div_ceil(block)).into_par_iter().for_each(|b| {
@@ -280,7 +361,7 @@ unsafe impl Sync for SharedOut {}
 
 /// What every column-block task reads.
 struct Job<'a> {
-    groups: &'a [Group],
+    groups: &'a Groups,
     n_lanes: usize,
     src: &'a [f32],
     n: usize,
@@ -342,7 +423,9 @@ fn block_task_generic<const FMA: bool, const BLOCK: usize>(job: &Job, c: usize, 
     // stride that maps a block's rows onto a few cache sets, so they keep evicting each other
     // from L1 and L2 (measured: the sparse products no faster than the dense GEMM).
     let src_rows = src.len() / n;
-    let mut packed = vec![0.0f32; src_rows * BLOCK];
+    let mut packed = PACKED.take();
+    packed.clear();
+    packed.resize(src_rows * BLOCK, 0.0);
     if width == BLOCK {
         // A copy of a length known at compile time: a few vector moves per row, where a
         // `copy_from_slice` of the run-time width called `memcpy` once per row (7% of a
@@ -360,13 +443,14 @@ fn block_task_generic<const FMA: bool, const BLOCK: usize>(job: &Job, c: usize, 
             dst[..width].copy_from_slice(&src[r * n + c..r * n + c + width]);
         }
     }
-    for (gi, group) in groups.iter().enumerate() {
+    for gi in 0..groups.len() {
+        let (rows, values) = groups.group(gi);
         // LANES x BLOCK accumulators stay in registers, and each load of a source row serves
         // every lane. (Accumulated in `a`, copied out after the loop: with the array written
         // out by index below, LLVM would otherwise store every accumulator to the stack on
         // every term.)
         let mut a = [[0.0f32; BLOCK]; LANES];
-        for (&row, v) in group.rows.iter().zip(&group.values) {
+        for (&row, v) in rows.iter().zip(values) {
             let at = row as usize * BLOCK;
             let s: &[f32; BLOCK] = packed[at..at + BLOCK].try_into().expect("a full block");
             for (a, &v) in a.iter_mut().zip(v) {
@@ -393,9 +477,15 @@ fn block_task_generic<const FMA: bool, const BLOCK: usize>(job: &Job, c: usize, 
                         *o = a * w + scale * p;
                     }
                 }
+                Init::Zero => {
+                    for (o, &p) in o.iter_mut().zip(&acc[..width]) {
+                        *o = scale * p;
+                    }
+                }
             }
         }
     }
+    PACKED.set(packed);
 }
 
 #[cfg(test)]

@@ -158,6 +158,8 @@ pub struct Trainer {
     evaluation: Vec<ndarray::Array2<f32>>,
     /// `sum_squared_weights(&mlp)`, kept up to date by the Adam pass (None: not known yet).
     sum_sq: Option<f64>,
+    /// Evaluate the test rows after every epoch (else only when `test_last_epoch` asks).
+    test_every_epoch: bool,
 }
 
 impl Trainer {
@@ -196,6 +198,7 @@ impl Trainer {
             sparse_test: false,
             evaluation: Vec::new(),
             sum_sq: None,
+            test_every_epoch: true,
         }
     }
 
@@ -218,6 +221,38 @@ impl Trainer {
     /// Metrics of every completed epoch, in order.
     pub fn history(&self) -> &[EpochMetrics] {
         &self.history
+    }
+
+    /// Evaluate the test rows after every epoch (the default: the app's curves and a metrics
+    /// file read them), or not (`false`: the epochs' test figures stay `None` until
+    /// `test_last_epoch` asks for the last one). The evaluation is a forward pass over every
+    /// test row, about a quarter of an epoch of 5,000 training rows; training itself is the
+    /// same either way.
+    pub fn set_test_every_epoch(&mut self, every: bool) {
+        self.test_every_epoch = every;
+    }
+
+    /// The last completed epoch's metrics, its test loss and accuracy on `test` evaluated now
+    /// if `run` skipped them (`set_test_every_epoch(false)`); the same figures `run` would have
+    /// given. None before the first epoch, and while an epoch is part done (a cancelled run):
+    /// the weights are then no longer the last epoch's.
+    ///
+    /// # Panics
+    /// As `run`, when `test` does not fit the model.
+    pub fn test_last_epoch(&mut self, test: &Dataset) -> Option<&EpochMetrics> {
+        if self.progress.is_some() {
+            return None;
+        }
+        let missing = self.history.last()?.test_accuracy.is_none();
+        if missing {
+            self.check_test(test);
+            self.sparse_test = use_sparse_input(test.features.view());
+            let (loss, accuracy) = self.evaluate_test(test);
+            let last = self.history.last_mut()?;
+            last.test_loss = Some(loss);
+            last.test_accuracy = Some(accuracy);
+        }
+        self.history.last()
     }
 
     /// Raise or lower the epoch cap (for example to train further after `MaxEpochs`).
@@ -315,21 +350,10 @@ impl Trainer {
             "training data width does not match the model's input"
         );
         if let Some(t) = test {
-            assert_eq!(
-                t.n_features(),
-                self.mlp.n_inputs(),
-                "test data width does not match the model's input"
-            );
+            self.check_test(t);
         }
         assert!(n > 0, "no training rows");
-        let classes = self.mlp.n_outputs();
-        for (name, data) in [("training", Some(train)), ("test", test)] {
-            if let Some(bad) =
-                data.and_then(|d| d.labels.iter().find(|&&l| usize::from(l) >= classes))
-            {
-                panic!("{name} label {bad} is not one of the model's {classes} classes");
-            }
-        }
+        check_labels("training", train, self.mlp.n_outputs());
         let batch_size = self.params.batch_size.clamp(1, n);
         if self.order.len() != n {
             self.order = (0..n).collect();
@@ -339,13 +363,30 @@ impl Trainer {
             self.work = Some(Workspace::new(&self.mlp, batch_size));
         }
         self.sparse_input = use_sparse_input(train.features.view());
-        if let Some(t) = test {
+        if let Some(t) = test.filter(|_| self.test_every_epoch) {
             self.sparse_test = use_sparse_input(t.features.view());
-            let rows = EVALUATION_ROWS.min(t.n_rows()).max(1);
-            if self.evaluation.first().is_none_or(|b| b.nrows() != rows) {
-                self.evaluation = layer_buffers(&self.mlp, rows);
-            }
         }
+    }
+
+    /// Check the test rows against the model (width and labels).
+    fn check_test(&self, test: &Dataset) {
+        assert_eq!(
+            test.n_features(),
+            self.mlp.n_inputs(),
+            "test data width does not match the model's input"
+        );
+        check_labels("test", test, self.mlp.n_outputs());
+    }
+
+    /// Mean cross-entropy and accuracy of the current weights on `test`, through the training
+    /// step's forward pass (the first layer skipping zero inputs when `sparse_test`).
+    fn evaluate_test(&mut self, test: &Dataset) -> (f64, f64) {
+        let rows = EVALUATION_ROWS.min(test.n_rows()).max(1);
+        if self.evaluation.first().is_none_or(|b| b.nrows() != rows) {
+            self.evaluation = layer_buffers(&self.mlp, rows);
+        }
+        let (mlp, buffers, sparse) = (&self.mlp, &mut self.evaluation, self.sparse_test);
+        rayon::scope(|_| evaluate(mlp, test.features.view(), &test.labels, buffers, sparse))
     }
 
     /// Why no further epoch may start, if any: in this order, a diverged loss, convergence,
@@ -400,9 +441,13 @@ impl Trainer {
             beta2: p.beta2,
             epsilon: p.epsilon,
         };
-        let sum_sq = self
-            .adam
-            .step(&mut self.mlp, &work.coef_grads, &work.intercept_grads, &h);
+        let sum_sq = self.adam.step(
+            &mut self.mlp,
+            &work.coef_grads,
+            &work.deferred_penalty,
+            &work.intercept_grads,
+            &h,
+        );
         self.sum_sq = Some(sum_sq);
         result
     }
@@ -419,13 +464,11 @@ impl Trainer {
         self.epoch += 1;
         self.stopping.update(train_loss, self.params.tol);
         let (test_loss, test_accuracy) = match test {
-            Some(t) => {
-                let (mlp, buffers, sparse) = (&self.mlp, &mut self.evaluation, self.sparse_test);
-                let (loss, accuracy) =
-                    rayon::scope(|_| evaluate(mlp, t.features.view(), &t.labels, buffers, sparse));
+            Some(t) if self.test_every_epoch => {
+                let (loss, accuracy) = self.evaluate_test(t);
                 (Some(loss), Some(accuracy))
             }
-            None => (None, None),
+            _ => (None, None),
         };
         let train_accuracy = progress.correct as f64 / n_f;
         EpochMetrics {
@@ -437,6 +480,13 @@ impl Trainer {
             seconds: progress.seconds,
             samples_per_sec: n_f / progress.seconds.max(f64::MIN_POSITIVE),
         }
+    }
+}
+
+/// Panic when a label of `data` is not one of the model's `classes`.
+fn check_labels(name: &str, data: &Dataset, classes: usize) {
+    if let Some(bad) = data.labels.iter().find(|&&l| usize::from(l) >= classes) {
+        panic!("{name} label {bad} is not one of the model's {classes} classes");
     }
 }
 
