@@ -224,6 +224,88 @@ fn profile(models: &[Mlp], x: ndarray::ArrayView2<f32>, perplexity: f64) {
         let shared = timed(5, || {
             tsne::warm::tsne_warm(high.view(), Some(prev.view()), &warm, None)
         });
+        // The worker's frame: Newton calibration from the previous frame's precisions.
+        let before_run = tsne::warm::tsne_warm_chain(
+            before.view(),
+            Some(prev.view()),
+            &warm,
+            tsne::warm::Chain::default(),
+            &|_| 1,
+            None,
+        )
+        .expect("warm");
+        let chain = tsne::warm::Chain {
+            neighbours: None,
+            betas: Some(&before_run.betas),
+        };
+        let one_it = TsneParams {
+            n_iter: 1,
+            ..warm.clone()
+        };
+        let chain_one = timed(5, || {
+            tsne::warm::tsne_warm_chain(
+                high.view(),
+                Some(prev.view()),
+                &one_it,
+                chain,
+                &|_| 1,
+                None,
+            )
+        });
+        let chain_full = timed(5, || {
+            tsne::warm::tsne_warm_chain(
+                high.view(),
+                Some(prev.view()),
+                &warm,
+                chain,
+                &|_| warm.n_iter,
+                None,
+            )
+        });
+        let parts: Vec<[(&str, f64); 5]> = (0..5)
+            .map(|_| {
+                tsne::warm::part_seconds(
+                    high.view(),
+                    prev.view(),
+                    perplexity,
+                    Some(&before_run.betas),
+                )
+            })
+            .collect();
+        println!(
+            "{layer:>5} | parts (wall s, median of 5): {}",
+            (0..5)
+                .map(|i| format!(
+                    "{} {:.4}",
+                    parts[0][i].0,
+                    median(parts.iter().map(|p| p[i].1).collect())
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let pool1 = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("pool");
+        let chain_1t = timed(3, || {
+            pool1.install(|| {
+                tsne::warm::tsne_warm_chain(
+                    high.view(),
+                    Some(prev.view()),
+                    &warm,
+                    chain,
+                    &|_| warm.n_iter,
+                    None,
+                )
+            })
+        });
+        println!(
+            "{layer:>5} | chain (Newton calibration from the last betas): 1 it {}, {} its {}, on 1 thread {}",
+            f(chain_one),
+            warm.n_iter,
+            f(chain_full),
+            f(chain_1t)
+        );
         let cold_run = timed(3, || tsne::tsne(high.view(), &cold, None, None));
         println!(
             "{layer:>5} | {:>13} {:>13} {:>13} {:>13} {:>13} {:>13} | {:>13}",
@@ -239,6 +321,118 @@ fn profile(models: &[Mlp], x: ndarray::ArrayView2<f32>, perplexity: f64) {
     println!(
         "       (tsne_from 1it: neighbours + affinities + 1 iteration; warm::: tsne::warm::tsne_warm, \
          the whole frame with the trust from the same neighbour search)"
+    );
+}
+
+/// `--f16`: what keeping the weights in half precision (`film::HalfMlp`) changes, per layer at
+/// a few epochs: the activations' relative error, the share of each image's 10 nearest
+/// neighbours that differ, and a cold map (same seed) of each: KL and trust.
+fn half_precision(models: &[Mlp], x: ndarray::ArrayView2<f32>, perplexity: f64) {
+    println!(
+        "\n4. weights in f16 (film::HalfMlp) against f32, 1,500 points, cold maps with one seed (load {})",
+        load_average()
+    );
+    println!(
+        "{:>5} {:>5} | {:>9} {:>9} | {:>8} {:>8} | {:>7} {:>7} | {:>8}",
+        "layer", "epoch", "act err", "kNN new", "KL f32", "KL f16", "tr f32", "tr f16", "move"
+    );
+    let last = models.len() - 1;
+    for epoch in [0, 1, 5, last.min(20), last] {
+        let half = film::HalfMlp::new(&models[epoch]).model();
+        for layer in 2..=models[0].n_layers() {
+            let a = models[epoch].layer_output(x, layer);
+            let b = half.layer_output(x, layer);
+            let num: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(p, q)| f64::from(p - q).powi(2))
+                .sum();
+            let den: f64 = a.iter().map(|p| f64::from(*p).powi(2)).sum();
+            let na = tsne::warm::tsne_warm(
+                a.view(),
+                None,
+                &film::frame_params(perplexity, 0, false),
+                None,
+            )
+            .expect("cold");
+            let nb = tsne::warm::tsne_warm(
+                b.view(),
+                None,
+                &film::frame_params(perplexity, 0, false),
+                None,
+            )
+            .expect("cold");
+            let change = tsne::warm::neighbour_change(&na.neighbours, &nb.neighbours, a.nrows());
+            let moved = film::median_move(
+                na.embedding.coords.view(),
+                film::align_to(na.embedding.coords.view(), nb.embedding.coords.view()).view(),
+            );
+            println!(
+                "{layer:>5} {epoch:>5} | {:>9.2e} {:>9.4} | {:>8.4} {:>8.4} | {:>7.4} {:>7.4} | {:>8.4}",
+                (num / den.max(1e-30)).sqrt(),
+                change,
+                na.embedding.kl_divergence,
+                nb.embedding.kl_divergence,
+                na.trust.unwrap_or(f64::NAN),
+                nb.trust.unwrap_or(f64::NAN),
+                moved
+            );
+        }
+    }
+    println!(
+        "       (act err: RMS relative error of the activations; kNN new: share of the 10 nearest \
+         neighbours that differ; move: median move of a point between the two maps / RMS radius)"
+    );
+}
+
+/// `--together`: the frames of one epoch made at once (`Reel::make_epoch`, one task per layer)
+/// against one by one (`Reel::make`), along a backward chain of `epochs` epochs.
+fn together(models: &[Mlp], x: ndarray::ArrayView2<f32>, perplexity: f64) {
+    let last = models.len() - 1;
+    let layers: Vec<usize> = (2..=models[0].n_layers()).collect();
+    let chain = |at_once: bool| -> (f64, f64, Vec<layerscope::compute::Frame>) {
+        let mut reel = film::Reel::default();
+        for (e, m) in models.iter().enumerate() {
+            reel.keep(e, m);
+        }
+        reel.settle();
+        for &layer in &layers {
+            let high = models[last].layer_output(x, layer);
+            let f = film::make_frame(high.view(), None, layer, last, perplexity, 0, None)
+                .expect("anchor");
+            reel.adopt(&f);
+        }
+        let set: std::collections::BTreeSet<usize> = layers.iter().copied().collect();
+        let (t, c) = (Instant::now(), cpu_seconds());
+        let mut frames = Vec::new();
+        while let Some((epoch, todo)) = reel.next_epoch(&set) {
+            if at_once {
+                for f in reel
+                    .make_epoch(x, &todo, epoch, perplexity, 0, None)
+                    .expect("kept")
+                {
+                    frames.push(f.expect("frame"));
+                }
+            } else {
+                for layer in todo {
+                    frames.push(
+                        reel.make(x, layer, epoch, perplexity, 0, None)
+                            .expect("kept")
+                            .expect("frame"),
+                    );
+                }
+            }
+        }
+        (t.elapsed().as_secs_f64(), cpu_seconds() - c, frames)
+    };
+    let (w1, c1, f1) = chain(false);
+    let (w3, c3, f3) = chain(true);
+    assert_eq!(f1.len(), f3.len());
+    let same = f1.iter().zip(&f3).all(|(a, b)| a.coords == b.coords);
+    println!(
+        "\n5. the whole backward film after the anchors ({} frames, load {}): one by one {w1:.2} s wall / {c1:.2} CPU s; an epoch's layers at once {w3:.2} s / {c3:.2} CPU s; identical frames: {same}",
+        f1.len(),
+        load_average()
     );
 }
 
@@ -268,6 +462,12 @@ fn main() {
     // 0. Where a warm frame's time goes (CPU seconds of this process, median of 5).
     if !std::env::args().any(|a| a == "--no-profile") {
         profile(&models, x.view(), perplexity);
+    }
+    if std::env::args().any(|a| a == "--f16") {
+        half_precision(&models, x.view(), perplexity);
+    }
+    if std::env::args().any(|a| a == "--together") {
+        together(&models, x.view(), perplexity);
     }
     if std::env::args().any(|a| a == "--profile-only") {
         return;
@@ -331,6 +531,7 @@ fn main() {
                 (vec![], vec![], vec![], vec![], vec![]);
             let (mut aligned_cold_move, mut by_epoch) = (vec![], vec![]);
             let mut prev_nb = Some(anchor_run.neighbours);
+            let mut prev_betas: Option<Vec<f64>> = None;
             for epoch in order {
                 let pred = if backward { epoch + 1 } else { epoch - 1 };
                 let high = models[epoch].layer_output(x.view(), layer);
@@ -348,19 +549,44 @@ fn main() {
                 // `--adaptive`: the worker's iteration count by how much the neighbours changed
                 // (`film::frame_iterations`); else `--iters`.
                 let adaptive = std::env::args().any(|a| a == "--adaptive");
-                let run = tsne::warm::tsne_warm_adaptive(
-                    high.view(),
-                    Some(init.view()),
-                    &warm_params,
-                    prev_nb.as_deref().filter(|_| adaptive),
-                    &film::frame_iterations,
-                    None,
-                )
+                // `--moved N`: N iterations where at least 30% of the neighbours are new.
+                let moved: Option<usize> = arg("--moved").and_then(|v| v.parse().ok());
+                let rule = |change: f64| match moved {
+                    Some(m) if change >= 0.3 => m,
+                    _ => film::frame_iterations(change),
+                };
+                // The worker's run (`film::frame_run`): the perplexity calibrated from the
+                // previous frame's precisions; `--bisect`: the engine's calibration.
+                let chain = tsne::warm::Chain {
+                    neighbours: prev_nb.as_deref().filter(|_| adaptive),
+                    betas: prev_betas.as_deref(),
+                };
+                let run = if std::env::args().any(|a| a == "--bisect") {
+                    tsne::warm::tsne_warm_adaptive(
+                        high.view(),
+                        Some(init.view()),
+                        &warm_params,
+                        chain.neighbours,
+                        &rule,
+                        None,
+                    )
+                } else {
+                    tsne::warm::tsne_warm_chain(
+                        high.view(),
+                        Some(init.view()),
+                        &warm_params,
+                        chain,
+                        &rule,
+                        None,
+                    )
+                }
                 .expect("warm");
                 let change = prev_nb.as_ref().map_or(f64::NAN, |p| {
                     tsne::warm::neighbour_change(p, &run.neighbours, high.nrows())
                 });
                 prev_nb = Some(run.neighbours);
+                prev_betas = Some(run.betas).filter(|b| !b.is_empty());
+                let warm_trust = run.trust.unwrap_or(f64::NAN);
                 let warm = run.embedding;
                 let w = t.elapsed().as_secs_f64();
                 if sample.contains(&epoch) {
@@ -369,6 +595,8 @@ fn main() {
                     cold_s.push(t.elapsed().as_secs_f64());
                     warm_s.push(w);
                     kl_ratio.push(warm.kl_divergence / cold.kl_divergence);
+                    let cold_trust =
+                        tsne::trust(high.view(), cold.coords.view()).unwrap_or(f64::NAN);
                     let aligned = film::align_to(prev.view(), warm.coords.view());
                     let moved = film::median_move(prev.view(), aligned.view());
                     warm_move.push(moved);
@@ -382,7 +610,7 @@ fn main() {
                     let aligned = film::align_to(pred_cold.view(), cold.coords.view());
                     aligned_cold_move.push(film::median_move(pred_cold.view(), aligned.view()));
                     by_epoch.push(format!(
-                        "e{epoch}: KL {:.3}/{:.3} ({:+.3}) align {:.1}x, kNN new {change:.2}, {} it",
+                        "e{epoch}: KL {:.3}/{:.3} ({:+.3}) trust {warm_trust:.3}/{cold_trust:.3} align {:.1}x, kNN new {change:.2}, {} it",
                         warm.kl_divergence,
                         cold.kl_divergence,
                         warm.kl_divergence - cold.kl_divergence,
@@ -510,14 +738,22 @@ fn main() {
         "after training ends: film off, last event {:.2} s; film on, film complete {:.2} s ({} frames)",
         off.after, on.after, on.frames
     );
+    // The reel of a 200-epoch run: what it keeps, measured (f16, the newest in f32).
+    let mut reel = film::Reel::default();
+    for e in 0..=200 {
+        reel.keep(e, &models[e.min(last_epoch)]);
+    }
+    let kept = reel.models.len();
     println!(
-        "memory: frames {:.1} MB for this run, {:.1} MB for 200 epochs ({} layers); weights kept per epoch {:.1} MB, at most {} epochs kept (film::KEPT_EPOCHS_MAX): {:.0} MB at most, whatever the run's length (every epoch kept: {:.0} MB for 200 epochs)",
+        "memory: frames {:.1} MB for this run, {:.1} MB for 200 epochs ({} layers); weights kept per epoch {:.2} MB in f16 (f32: {:.1} MB); a 200-epoch run keeps {kept} epochs (film::KEPT_EPOCHS_MAX {}): {:.1} MB of weights, {:.1} MB with its {kept} epochs' frames (every epoch kept in f32: {:.0} MB)",
         on.frame_bytes as f64 / 1e6,
         per_frame * (201 * layers) as f64 / 1e6,
         layers,
+        weights as f64 * 2.0 / 1e6,
         weights as f64 * 4.0 / 1e6,
         film::KEPT_EPOCHS_MAX,
-        weights as f64 * 4.0 * (film::KEPT_EPOCHS_MAX + 1) as f64 / 1e6,
+        reel.weight_bytes() as f64 / 1e6,
+        (reel.weight_bytes() as f64 + per_frame * (kept * layers) as f64) / 1e6,
         weights as f64 * 4.0 * 201.0 / 1e6
     );
     println!("load average at end: {}", load_average());

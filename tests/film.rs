@@ -493,6 +493,52 @@ fn embed_frames_writes_a_tidy_table_by_epoch_the_same_each_time() {
 }
 
 #[test]
+fn embed_frames_writes_the_film_the_app_shows_after_training() {
+    // The app: the frames made once training has ended (the final maps as anchors, then
+    // newest first), the last one of each (layer, epoch).
+    let (worker, rx) = spawn(config(&HEADLESS));
+    let events = until(&rx, |e| matches!(e, Event::Idle));
+    assert!(worker.shutdown(Duration::from_secs(10)));
+    let end = events
+        .iter()
+        .rposition(|e| matches!(e, Event::TrainingStopped(_)))
+        .expect("training stopped");
+    let mut app = std::collections::BTreeMap::new();
+    for e in &events[end..] {
+        if let Event::Frame(f) = e {
+            app.insert((f.layer, f.epoch), f.coords.clone());
+        }
+    }
+    assert_eq!(app.keys().copied().collect::<BTreeSet<_>>(), every_frame(3));
+    // Headless, the same options: the same coordinates, to the bit.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("film.csv");
+    let mut args = vec!["embed", "--frames", "all"];
+    args.extend(HEADLESS);
+    args.extend(["--out", path(&out)]);
+    ok(&layerscope(&args));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut rows = 0;
+    for line in text.lines().skip(1) {
+        let r: Vec<&str> = line.split(',').collect();
+        let (epoch, index, layer): (usize, usize, usize) = (
+            r[0].parse().unwrap(),
+            r[1].parse().unwrap(),
+            r[2].parse().unwrap(),
+        );
+        let xy: [f32; 2] = [r[3].parse().unwrap(), r[4].parse().unwrap()];
+        let coords = &app[&(layer, epoch)];
+        assert_eq!(
+            xy,
+            [coords[[index, 0]], coords[[index, 1]]],
+            "epoch {epoch}, layer {layer}, image {index}"
+        );
+        rows += 1;
+    }
+    assert_eq!(rows, 4 * 3 * 100, "4 epochs x 3 layers x 100 images");
+}
+
+#[test]
 fn checkpoints_round_trip_and_open_as_a_film() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");

@@ -96,36 +96,41 @@ pub fn make_frame(
     frame_run(high, previous, None, layer, epoch, perplexity, seed, cancel).map(|(frame, _)| frame)
 }
 
-/// [`make_frame`], with each point's nearest neighbours in `high` ([`warm::WarmRun`]): the
-/// neighbour search behind the affinities also gives the trust figure, so a frame searches the
-/// high-dimensional space once. Given the neighbours of the frame it starts from
-/// (`previous_neighbours`), a warm frame runs [`frame_iterations`] of how much they changed.
+/// What a frame hands to the next frame of its layer ([`warm::Chain`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Carry {
+    /// The frame's nearest neighbours in its input ([`warm::WarmRun::neighbours`]).
+    pub neighbours: Vec<u32>,
+    /// The frame's precisions ([`warm::WarmRun::betas`]; empty after a cold frame).
+    pub betas: Vec<f64>,
+}
+
+/// [`make_frame`], with what the frame before it in the chain handed on (`carry`) and what
+/// this one hands on: the neighbour search behind the affinities also gives the trust figure,
+/// so a frame searches the high-dimensional space once; a warm frame calibrates each point's
+/// perplexity from the previous frame's precision ([`warm::tsne_warm_chain`]) and runs
+/// [`frame_iterations`] of how much the neighbours changed.
 ///
 /// # Errors
 /// As [`make_frame`].
-#[expect(
-    clippy::too_many_arguments,
-    reason = "make_frame's, plus the neighbours"
-)]
+#[expect(clippy::too_many_arguments, reason = "make_frame's, plus the carry")]
 pub fn frame_run(
     high: ArrayView2<f32>,
     previous: Option<ArrayView2<f32>>,
-    previous_neighbours: Option<&[u32]>,
+    carry: Option<&Carry>,
     layer: usize,
     epoch: usize,
     perplexity: f64,
     seed: u64,
     cancel: Option<&AtomicBool>,
-) -> Result<(Frame, Vec<u32>), TsneError> {
+) -> Result<(Frame, Carry), TsneError> {
     let params = frame_params(perplexity, seed, previous.is_some());
-    let run = warm::tsne_warm_adaptive(
-        high,
-        previous,
-        &params,
-        previous_neighbours.filter(|_| previous.is_some()),
-        &frame_iterations,
-        cancel,
-    )?;
+    let carry = carry.filter(|_| previous.is_some());
+    let chain = warm::Chain {
+        neighbours: carry.map(|c| c.neighbours.as_slice()),
+        betas: carry.map(|c| c.betas.as_slice()),
+    };
+    let run = warm::tsne_warm_chain(high, previous, &params, chain, &frame_iterations, cancel)?;
     let coords = match previous {
         // The turn and shift the run drifted by mean nothing: undo them.
         Some(init) => align_to(init, run.embedding.coords.view()),
@@ -140,8 +145,73 @@ pub fn frame_run(
             kl_divergence: Some(run.embedding.kl_divergence),
             trust: run.trust,
         },
-        run.neighbours,
+        Carry {
+            neighbours: run.neighbours,
+            betas: run.betas,
+        },
     ))
+}
+
+/// A network's weights in half precision (IEEE binary16, `half::f16`): what the film keeps
+/// of every epoch but the newest, at half the memory of f32. Measured with `cargo bench
+/// --bench film -- --f16` (1,500 digits, perplexity 30): see [`KEPT_EPOCHS_MAX`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct HalfMlp {
+    coefs: Vec<((usize, usize), Vec<half::f16>)>,
+    intercepts: Vec<Vec<half::f16>>,
+    activation: crate::nn::Activation,
+    softmax: bool,
+}
+
+impl HalfMlp {
+    /// `model`'s weights rounded to half precision.
+    pub fn new(model: &Mlp) -> HalfMlp {
+        let half = |v: &mut dyn Iterator<Item = &f32>| -> Vec<half::f16> {
+            v.map(|&x| half::f16::from_f32(x)).collect()
+        };
+        HalfMlp {
+            coefs: model
+                .coefs
+                .iter()
+                .map(|c| (c.dim(), half(&mut c.iter())))
+                .collect(),
+            intercepts: model
+                .intercepts
+                .iter()
+                .map(|b| half(&mut b.iter()))
+                .collect(),
+            activation: model.activation,
+            softmax: model.softmax,
+        }
+    }
+
+    /// The network, back in f32.
+    pub fn model(&self) -> Mlp {
+        let full = |v: &[half::f16]| -> Vec<f32> { v.iter().map(|x| x.to_f32()).collect() };
+        Mlp {
+            coefs: self
+                .coefs
+                .iter()
+                .map(|(shape, c)| {
+                    Array2::from_shape_vec(*shape, full(c)).expect("the shape it was taken from")
+                })
+                .collect(),
+            intercepts: self
+                .intercepts
+                .iter()
+                .map(|b| ndarray::Array1::from(full(b)))
+                .collect(),
+            activation: self.activation,
+            softmax: self.softmax,
+        }
+    }
+
+    /// Bytes of the weights held.
+    pub fn bytes(&self) -> usize {
+        let n: usize = self.coefs.iter().map(|(_, c)| c.len()).sum::<usize>()
+            + self.intercepts.iter().map(Vec::len).sum::<usize>();
+        n * std::mem::size_of::<half::f16>()
+    }
 }
 
 /// The film's source: the network's weights at epoch 0 and after every epoch (shared, never
@@ -159,8 +229,11 @@ pub fn frame_run(
 /// seldom cross clusters without exaggeration), the trained one's a good one.
 #[derive(Debug, Clone, Default)]
 pub struct Reel {
-    /// Weights by epoch.
-    pub models: BTreeMap<usize, Arc<Mlp>>,
+    /// Weights by epoch, in half precision ([`HalfMlp`]).
+    pub models: BTreeMap<usize, Arc<HalfMlp>>,
+    /// The newest epoch's weights as they were (the trained network: its final maps are
+    /// the backward chain's anchor, [`Reel::adopt`]).
+    newest: Option<(usize, Arc<Mlp>)>,
     /// Frames made at the current perplexity in the current chain: (layer, epoch).
     pub made: std::collections::BTreeSet<(usize, usize)>,
     /// Epochs whose separation was reported.
@@ -169,19 +242,18 @@ pub struct Reel {
     pub last: BTreeMap<usize, (usize, Array2<f32>)>,
     /// Training has ended: the chain runs newest first from the last epoch.
     pub backward: bool,
-    /// The input neighbours of the newest frame of each layer, by layer
-    /// ([`warm::WarmRun::neighbours`]).
-    pub neighbours: BTreeMap<usize, Vec<u32>>,
+    /// What the newest frame of each layer hands to the next ([`Carry`]), by layer.
+    pub carry: BTreeMap<usize, Carry>,
     /// The weights kept are those of every `stride`-th epoch ([`Reel::keep`]); 0 is 1.
     stride: usize,
 }
 
-/// The most epochs whose weights the reel keeps (each 2.1 MB for the default 784-512-256-10
-/// network): a run of more epochs keeps every 2nd, then every 4th, ... epoch, plus the newest
-/// and any epoch with a frame already shown, and its film has one frame per epoch kept. 40
-/// keeps the whole film of a default run (epoch 0 and about 37 epochs) and bounds a 200-epoch
-/// run's weights at about 85 MB instead of 431 MB; 20 would meet the 50 MB but halve
-/// the default film.
+/// The most epochs whose weights the reel keeps (each 1.07 MB in half precision for the
+/// default 784-512-256-10 network, [`HalfMlp`]): a run of more epochs keeps every 2nd, then
+/// every 4th, ... epoch, plus the newest and any epoch with a frame already shown, and its
+/// film has one frame per epoch kept. 40 keeps the whole film of a default run (epoch 0 and
+/// about 37 epochs) and bounds a 200-epoch run's weights at about 44 MB (f16, plus the newest
+/// in f32) instead of 431 MB (every epoch, f32).
 pub const KEPT_EPOCHS_MAX: usize = 40;
 
 impl Reel {
@@ -190,10 +262,14 @@ impl Reel {
         *self = Reel::default();
     }
 
-    /// Keep the weights of `epoch` for the film, thinning the epochs kept to at most
-    /// [`KEPT_EPOCHS_MAX`] (the newest and those with a frame made are never dropped).
-    pub fn keep(&mut self, epoch: usize, model: Arc<Mlp>) {
-        self.models.insert(epoch, model);
+    /// Keep the weights of `epoch` for the film (in half precision; the newest also as they
+    /// are), thinning the epochs kept to at most [`KEPT_EPOCHS_MAX`] (the newest and those
+    /// with a frame made are never dropped).
+    pub fn keep(&mut self, epoch: usize, model: &Mlp) {
+        self.models.insert(epoch, Arc::new(HalfMlp::new(model)));
+        if self.newest.as_ref().is_none_or(|(e, _)| *e <= epoch) {
+            self.newest = Some((epoch, Arc::new(model.clone())));
+        }
         let newest = epoch.max(self.models.keys().next_back().copied().unwrap_or(0));
         self.stride = self.stride.max(1);
         loop {
@@ -208,11 +284,33 @@ impl Reel {
         }
     }
 
+    /// The weights of `epoch`: the newest as kept, the others from half precision.
+    pub fn model(&self, epoch: usize) -> Option<Arc<Mlp>> {
+        match &self.newest {
+            Some((e, m)) if *e == epoch => Some(Arc::clone(m)),
+            _ => self.models.get(&epoch).map(|h| Arc::new(h.model())),
+        }
+    }
+
+    /// The newest epoch kept and its weights as they were.
+    pub fn newest(&self) -> Option<(usize, &Mlp)> {
+        self.newest.as_ref().map(|(e, m)| (*e, m.as_ref()))
+    }
+
+    /// Bytes of the weights kept (half precision, and the newest in f32).
+    pub fn weight_bytes(&self) -> usize {
+        let newest = self.newest.as_ref().map_or(0, |(_, m)| {
+            4 * (m.coefs.iter().map(Array2::len).sum::<usize>()
+                + m.intercepts.iter().map(ndarray::Array1::len).sum::<usize>())
+        });
+        self.models.values().map(|h| h.bytes()).sum::<usize>() + newest
+    }
+
     /// Forget the frames, keep the weights (a new perplexity remakes the film).
     pub fn restart_frames(&mut self) {
         self.made.clear();
         self.last.clear();
-        self.neighbours.clear();
+        self.carry.clear();
     }
 
     /// Training has ended: remake the film newest first, anchored at the last epoch's cold
@@ -223,7 +321,7 @@ impl Reel {
             self.backward = true;
             self.made.retain(|&(layer, _)| layer == 1);
             self.last.clear();
-            self.neighbours.clear();
+            self.carry.clear();
         }
     }
 
@@ -242,17 +340,25 @@ impl Reel {
     /// panels reach an epoch together. Layer 1 (pixels) does not change: its one frame is
     /// epoch 0's.
     pub fn next(&self, layers: &std::collections::BTreeSet<usize>) -> Option<(usize, usize)> {
-        for epoch in self.chain() {
-            for &layer in layers {
-                if layer == 1 && epoch > 0 {
-                    continue;
-                }
-                if !self.made.contains(&(layer, epoch)) {
-                    return Some((layer, epoch));
-                }
-            }
-        }
-        None
+        self.next_epoch(layers)
+            .and_then(|(epoch, todo)| todo.first().map(|&layer| (layer, epoch)))
+    }
+
+    /// The next epoch of the chain with frames to make among `layers`, and those layers
+    /// (shallowest first): the frames of one epoch, one per layer, can be made at once, each
+    /// from its own layer's predecessor.
+    pub fn next_epoch(
+        &self,
+        layers: &std::collections::BTreeSet<usize>,
+    ) -> Option<(usize, Vec<usize>)> {
+        self.chain().find_map(|epoch| {
+            let todo: Vec<usize> = layers
+                .iter()
+                .copied()
+                .filter(|&l| (l > 1 || epoch == 0) && !self.made.contains(&(l, epoch)))
+                .collect();
+            (!todo.is_empty()).then_some((epoch, todo))
+        })
     }
 
     /// Frames still to make among `layers`.
@@ -271,7 +377,7 @@ impl Reel {
     /// Take `frame` as made (the final map of the last epoch's weights, which is the
     /// backward chain's cold anchor).
     pub fn adopt(&mut self, frame: &Frame) {
-        self.neighbours.remove(&frame.layer);
+        self.carry.remove(&frame.layer);
         self.made.insert((frame.layer, frame.epoch));
         self.last
             .insert(frame.layer, (frame.epoch, frame.coords.clone()));
@@ -290,27 +396,59 @@ impl Reel {
         seed: u64,
         cancel: Option<&AtomicBool>,
     ) -> Option<Result<Frame, TsneError>> {
-        let model = Arc::clone(self.models.get(&epoch)?);
-        // The activations live as long as this frame's run.
-        let high = model.layer_output(x, layer);
-        let previous = self.last.get(&layer).map(|(_, coords)| coords.view());
-        let neighbours = self.neighbours.get(&layer).map(Vec::as_slice);
-        let frame = frame_run(
-            high.view(),
-            previous,
-            neighbours,
-            layer,
-            epoch,
-            perplexity,
-            seed,
-            cancel,
-        );
-        Some(frame.map(|(f, neighbours)| {
-            self.made.insert((layer, epoch));
-            self.last.insert(layer, (epoch, f.coords.clone()));
-            self.neighbours.insert(layer, neighbours);
-            f
-        }))
+        self.make_epoch(x, &[layer], epoch, perplexity, seed, cancel)
+            .map(|mut frames| frames.remove(0))
+    }
+
+    /// Make the frames of `layers` at `epoch` at once (each layer's chain is its own: one
+    /// rayon task per layer, so two cores serve two small frames better than one frame's
+    /// inner loops do), and remember them. The frames are those [`Reel::make`] makes one by
+    /// one, whatever the thread count.
+    ///
+    /// # Errors
+    /// As [`make_frame`], per layer in `layers`' order; `None` when the epoch's weights are
+    /// not kept.
+    pub fn make_epoch(
+        &mut self,
+        x: ArrayView2<f32>,
+        layers: &[usize],
+        epoch: usize,
+        perplexity: f64,
+        seed: u64,
+        cancel: Option<&AtomicBool>,
+    ) -> Option<Vec<Result<Frame, TsneError>>> {
+        use rayon::prelude::*;
+        let model = self.model(epoch)?;
+        let runs: Vec<_> = layers
+            .par_iter()
+            .map(|&layer| {
+                // The activations live as long as this frame's run.
+                let high = model.layer_output(x, layer);
+                let previous = self.last.get(&layer).map(|(_, coords)| coords.view());
+                frame_run(
+                    high.view(),
+                    previous,
+                    self.carry.get(&layer),
+                    layer,
+                    epoch,
+                    perplexity,
+                    seed,
+                    cancel,
+                )
+            })
+            .collect();
+        Some(
+            runs.into_iter()
+                .map(|run| {
+                    run.map(|(f, carry)| {
+                        self.made.insert((f.layer, epoch));
+                        self.last.insert(f.layer, (epoch, f.coords.clone()));
+                        self.carry.insert(f.layer, carry);
+                        f
+                    })
+                })
+                .collect(),
+        )
     }
 }
 
@@ -466,9 +604,9 @@ mod tests {
     #[test]
     fn the_reel_makes_frames_oldest_first_and_pixels_once() {
         let mut reel = Reel::default();
-        let model = Arc::new(Mlp::new(&[4, 3, 2], 0));
+        let model = Mlp::new(&[4, 3, 2], 0);
         for e in 0..3 {
-            reel.models.insert(e, Arc::clone(&model));
+            reel.keep(e, &model);
         }
         let layers: std::collections::BTreeSet<usize> = [1, 2, 3].into_iter().collect();
         let mut order = Vec::new();
@@ -489,11 +627,11 @@ mod tests {
     #[test]
     fn a_long_run_keeps_a_spaced_subset_of_its_epochs() {
         let mut reel = Reel::default();
-        let model = Arc::new(Mlp::new(&[4, 3, 2], 0));
+        let model = Mlp::new(&[4, 3, 2], 0);
         // Epoch 3's frame was shown while training ran: it stays.
         reel.made.insert((2, 3));
         for e in 0..=200 {
-            reel.keep(e, Arc::clone(&model));
+            reel.keep(e, &model);
             assert!(reel.models.len() <= KEPT_EPOCHS_MAX + 1, "epoch {e}");
             assert!(reel.models.contains_key(&e), "the newest is kept");
         }
@@ -507,7 +645,7 @@ mod tests {
         // A default run keeps every epoch.
         let mut reel = Reel::default();
         for e in 0..=37 {
-            reel.keep(e, Arc::clone(&model));
+            reel.keep(e, &model);
         }
         assert_eq!(reel.models.len(), 38);
     }
@@ -515,9 +653,9 @@ mod tests {
     #[test]
     fn once_training_ends_the_reel_remakes_the_film_newest_first() {
         let mut reel = Reel::default();
-        let model = Arc::new(Mlp::new(&[4, 3, 2], 0));
+        let model = Mlp::new(&[4, 3, 2], 0);
         for e in 0..3 {
-            reel.models.insert(e, Arc::clone(&model));
+            reel.keep(e, &model);
         }
         let layers: std::collections::BTreeSet<usize> = [1, 2, 3].into_iter().collect();
         // Training made epoch 0 and layer 2 of epoch 1.
@@ -545,6 +683,60 @@ mod tests {
             Some((2, 2)),
             "a new perplexity: newest first"
         );
+    }
+
+    #[test]
+    fn the_reel_keeps_half_precision_weights_and_the_newest_as_they_are() {
+        let mut reel = Reel::default();
+        let (a, b) = (Mlp::new(&[30, 20, 10], 1), Mlp::new(&[30, 20, 10], 2));
+        reel.keep(0, &a);
+        reel.keep(1, &b);
+        let half = reel.model(0).expect("kept");
+        assert_ne!(*half, a, "rounded");
+        for (h, w) in half.coefs.iter().zip(&a.coefs) {
+            assert_eq!(h.dim(), w.dim());
+            for (x, y) in h.iter().zip(w) {
+                assert!((x - y).abs() <= y.abs() * 1e-3 + 1e-7, "{x} vs {y}");
+            }
+        }
+        assert_eq!(*reel.model(1).expect("kept"), b, "the newest as it is");
+        assert_eq!(reel.newest().map(|(e, m)| (e, m == &b)), Some((1, true)));
+        let n = 30 * 20 + 20 + 20 * 10 + 10;
+        assert_eq!(reel.models[&0].bytes(), 2 * n);
+        assert_eq!(reel.weight_bytes(), 2 * 2 * n + 4 * n);
+        assert_eq!(reel.model(5), None);
+    }
+
+    #[test]
+    fn an_epochs_frames_at_once_are_the_frames_one_by_one() {
+        let x = Array2::from_shape_fn((80, 12), |(i, j)| {
+            (((i * 7919 + j * 104_729) % 1000) as f32 / 1000.0) + (i % 4) as f32
+        });
+        let layers: std::collections::BTreeSet<usize> = [2, 3].into_iter().collect();
+        let film = |at_once: bool| {
+            let mut reel = Reel::default();
+            for e in 0..3 {
+                reel.keep(e, &Mlp::new(&[12, 8, 6, 3], e as u64));
+            }
+            let mut frames = Vec::new();
+            while let Some((epoch, todo)) = reel.next_epoch(&layers) {
+                if at_once {
+                    let made = reel.make_epoch(x.view(), &todo, epoch, 5.0, 0, None);
+                    frames.extend(made.expect("kept").into_iter().map(|f| f.expect("frame")));
+                } else {
+                    for layer in todo {
+                        let made = reel.make(x.view(), layer, epoch, 5.0, 0, None);
+                        frames.push(made.expect("kept").expect("frame"));
+                    }
+                }
+            }
+            frames
+        };
+        let (one, all) = (film(false), film(true));
+        assert_eq!(one.len(), 6);
+        for (a, b) in one.iter().zip(&all) {
+            assert_eq!((a.layer, a.epoch, &a.coords), (b.layer, b.epoch, &b.coords));
+        }
     }
 
     #[test]

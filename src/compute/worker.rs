@@ -266,10 +266,11 @@ impl WorkerState {
                 self.wants.report = true;
                 // A saved run (`--model DIR`): its film is made from its checkpoints.
                 if self.config.film {
-                    for (epoch, m) in &self.config.film_models {
+                    // The reel keeps them in half precision: the f32 copies are not kept.
+                    for (epoch, m) in std::mem::take(&mut self.config.film_models) {
                         m.check_fits(split.train.n_features(), split.train.n_classes())
                             .map_err(|e| format!("checkpoint of epoch {epoch}: {e}"))?;
-                        self.reel.keep(*epoch, Arc::clone(m));
+                        self.reel.keep(epoch, &m);
                     }
                 }
             }
@@ -319,7 +320,7 @@ impl WorkerState {
         if self.config.film
             && let Some(t) = &self.trainer
         {
-            self.reel.models.insert(0, Arc::new(t.model().clone()));
+            self.reel.keep(0, t.model());
         }
         self.model = None;
         self.prepared = None;
@@ -520,7 +521,7 @@ impl WorkerState {
                 .last()
                 .is_some_and(|m| m.train_loss.is_finite());
             if finite && !self.reel.models.contains_key(&epoch) {
-                self.reel.keep(epoch, Arc::new(trainer.model().clone()));
+                self.reel.keep(epoch, trainer.model());
             }
             if reason == StopReason::MaxEpochs && epoch < cap {
                 // Not the end: training is still wanted.
@@ -617,16 +618,15 @@ impl WorkerState {
         // this model is the last epoch's, this map is that frame (same run), not made twice.
         let anchor = self
             .reel
-            .models
-            .last_key_value()
+            .newest()
             .filter(|(_, m)| {
                 self.config.film
                     && self.reel.backward
                     && perplexity == self.wants.perplexity
                     && layer > 1
-                    && ***m == *model
+                    && *m == model
             })
-            .map(|(&epoch, _)| epoch)
+            .map(|(epoch, _)| epoch)
             .filter(|&epoch| !self.reel.made.contains(&(layer, epoch)));
         let placed = self.place(model, &high, &embedding, layer, cancel)?;
         let anchor = anchor.map(|epoch| Frame {
@@ -683,7 +683,7 @@ impl WorkerState {
     /// The separation of every layer after `epoch` (`Event::Separation`).
     fn separation(&mut self, epoch: usize) -> anyhow::Result<()> {
         self.reel.separated.insert(epoch);
-        let Some(model) = self.reel.models.get(&epoch).cloned() else {
+        let Some(model) = self.reel.model(epoch) else {
             return Ok(());
         };
         let split = Arc::clone(&self.config.split);
@@ -696,7 +696,9 @@ impl WorkerState {
         Ok(())
     }
 
-    /// Frame (`layer`, `epoch`) of the film (`Event::Frame`).
+    /// Frame (`layer`, `epoch`) of the film and the other frames of `epoch` still to make
+    /// ([`Reel::next_epoch`]), made at once ([`Reel::make_epoch`]: one task per layer, each
+    /// from its own layer's predecessor), one `Event::Frame` each, shallowest first.
     fn frame(
         &mut self,
         layer: usize,
@@ -707,15 +709,21 @@ impl WorkerState {
         let split = Arc::clone(&self.config.split);
         let x = split.train.features.slice(s![self.embed_rows(), ..]);
         let seed = self.config.seed;
-        let Some(result) = self
-            .reel
-            .make(x, layer, epoch, perplexity, seed, Some(cancel.flag()))
+        let layers = match self.reel.next_epoch(&self.layers()) {
+            Some((e, todo)) if e == epoch && todo.contains(&layer) => todo,
+            _ => vec![layer],
+        };
+        let Some(results) =
+            self.reel
+                .make_epoch(x, &layers, epoch, perplexity, seed, Some(cancel.flag()))
         else {
             return Ok(());
         };
         cancel.check()?;
-        let frame = result.with_context(|| format!("film: layer {layer}, epoch {epoch}"))?;
-        self.emit(Event::Frame(frame));
+        for (result, layer) in results.into_iter().zip(&layers) {
+            let frame = result.with_context(|| format!("film: layer {layer}, epoch {epoch}"))?;
+            self.emit(Event::Frame(frame));
+        }
         Ok(())
     }
 

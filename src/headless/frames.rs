@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::bail;
-use ndarray::{Array2, ArrayView2, Axis, s};
+use ndarray::{ArrayView2, Axis, s};
 
 use super::output::{Plan, Staged};
 use super::{
@@ -198,15 +198,19 @@ pub fn separation_fields(separations: &[Separation], epoch: usize) -> Vec<String
     }
 }
 
-/// The frames `embed --frames` makes: one per (layer, epoch) of the run, each started from the
-/// frame of its layer one epoch before (the app's film), kept for the epochs written.
+/// The film `embed --frames` writes: the app's film once training has ended, made by the
+/// same [`film::Reel`]. Every epoch's weights are kept as they end (in half precision, as the
+/// app keeps them); then each layer's map of the trained network is a cold run (the app's
+/// final map) and every earlier frame is warm-started from the one after it, newest first.
 struct FilmTable<'a> {
     x: ArrayView2<'a, f32>,
     layers: &'a [usize],
     wanted: &'a FramesSpec,
     perplexity: f64,
     seed: u64,
-    last: BTreeMap<usize, Array2<f32>>,
+    reel: film::Reel,
+    /// Predictions of the embedded images by epoch (of the weights as they were).
+    predictions: BTreeMap<usize, Vec<u8>>,
     /// Epoch -> (frames in `layers` order, predictions).
     written: BTreeMap<usize, (Vec<Frame>, Vec<u8>)>,
     /// The last epoch seen.
@@ -221,48 +225,78 @@ impl FilmTable<'_> {
         }
     }
 
-    /// Whether a later epoch is still wanted.
-    fn more_after(&self, epoch: usize) -> bool {
-        match self.wanted {
-            FramesSpec::All => true,
-            FramesSpec::Epochs(list) => list.iter().any(|&e| e > epoch),
+    /// Keep the network after `epoch` epochs.
+    fn epoch(&mut self, epoch: usize, mlp: &Mlp) {
+        self.end = Some(epoch);
+        self.reel.keep(epoch, mlp);
+        if self.wants(epoch) {
+            self.predictions.insert(epoch, mlp.predict(self.x));
         }
     }
 
-    fn epoch(&mut self, epoch: usize, mlp: &Mlp) -> anyhow::Result<()> {
-        self.end = Some(epoch);
-        let mut frames = Vec::new();
-        for &layer in self.layers {
-            // Layer 1 (the pixels) does not change: its one frame is epoch 0's.
-            if layer == 1
-                && let Some(coords) = self.last.get(&1)
+    /// Make the film as the app does once training has ended, and keep the epochs wanted.
+    fn film(&mut self) -> anyhow::Result<()> {
+        let (x, perplexity, seed) = (self.x, self.perplexity, self.seed);
+        self.reel.settle();
+        // The anchors: each layer's final map of the trained network (the app's `Embed` job,
+        // adopted by its reel), a cold run.
+        if let Some((last, model)) = self.reel.newest().map(|(e, m)| (e, m.clone())) {
+            for &layer in self.layers.iter().filter(|&&l| l > 1) {
+                let high = model.layer_output(x, layer);
+                let frame =
+                    film::make_frame(high.view(), None, layer, last, perplexity, seed, None)
+                        .map_err(|e| {
+                            anyhow::anyhow!("t-SNE of layer {layer} at epoch {last}: {e}")
+                        })?;
+                self.reel.adopt(&frame);
+                self.keep(frame);
+            }
+        }
+        let layers: std::collections::BTreeSet<usize> = self.layers.iter().copied().collect();
+        while let Some((epoch, todo)) = self.reel.next_epoch(&layers) {
+            let frames = self
+                .reel
+                .make_epoch(x, &todo, epoch, perplexity, seed, None)
+                .unwrap_or_default();
+            for (frame, layer) in frames.into_iter().zip(&todo) {
+                let frame = frame
+                    .map_err(|e| anyhow::anyhow!("t-SNE of layer {layer} at epoch {epoch}: {e}"))?;
+                self.keep(frame);
+            }
+        }
+        // Layer 1 (the pixels) does not change: its one frame is epoch 0's, shown at every
+        // epoch.
+        let pixels = self
+            .written
+            .get(&0)
+            .and_then(|(frames, _)| frames.iter().find(|f| f.layer == 1))
+            .map(|f| f.coords.clone());
+        let epochs: Vec<usize> = self
+            .reel
+            .models
+            .keys()
+            .copied()
+            .filter(|&e| self.wants(e))
+            .collect();
+        for &epoch in &epochs {
+            let predictions = self.predictions.remove(&epoch).unwrap_or_default();
+            let entry = self.written.entry(epoch).or_default();
+            entry.1 = predictions;
+            if let Some(coords) = &pixels
+                && epoch > 0
             {
-                frames.push(Frame {
-                    layer,
+                entry.0.push(Frame {
+                    layer: 1,
                     epoch,
                     coords: coords.clone(),
                     kl_divergence: None,
                     trust: None,
                 });
-                continue;
             }
-            let high = mlp.layer_output(self.x, layer);
-            let previous = self.last.get(&layer).map(Array2::view);
-            let frame = film::make_frame(
-                high.view(),
-                previous,
-                layer,
-                epoch,
-                self.perplexity,
-                self.seed,
-                None,
-            )
-            .map_err(|e| anyhow::anyhow!("t-SNE of layer {layer} at epoch {epoch}: {e}"))?;
-            self.last.insert(layer, frame.coords.clone());
-            frames.push(frame);
-        }
-        if self.wants(epoch) {
-            let shown: Vec<String> = frames
+            let order = |f: &Frame| self.layers.iter().position(|&l| l == f.layer);
+            entry.0.sort_by_key(order);
+            let shown: Vec<String> = entry
+                .0
                 .iter()
                 .map(|f| {
                     let kl = f.kl_divergence.map_or("-".into(), |k| format!("{k:.3}"));
@@ -271,9 +305,14 @@ impl FilmTable<'_> {
                 })
                 .collect();
             note!("frames of epoch {epoch}: {}", shown.join(", "));
-            self.written.insert(epoch, (frames, mlp.predict(self.x)));
         }
+        self.written.retain(|e, _| epochs.contains(e));
         Ok(())
+    }
+
+    /// Keep `frame` for the table.
+    fn keep(&mut self, frame: Frame) {
+        self.written.entry(frame.epoch).or_default().0.push(frame);
     }
 }
 
@@ -321,17 +360,17 @@ pub fn embed_frames(args: &EmbedArgs, wanted: &FramesSpec) -> anyhow::Result<()>
         wanted,
         perplexity: args.tsne.perplexity,
         seed: data.seed,
-        last: BTreeMap::new(),
+        reel: film::Reel::default(),
+        predictions: BTreeMap::new(),
         written: BTreeMap::new(),
         end: None,
     };
+    // The whole run, whatever the epochs written: the film is anchored at the trained
+    // network's maps, as the app's is once training has ended.
     match checkpoints {
         Some(models) => {
-            for (epoch, mlp) in &models {
-                table.epoch(*epoch, mlp)?;
-                if !table.more_after(*epoch) {
-                    break;
-                }
+            for (epoch, mlp) in models {
+                table.epoch(epoch, &mlp);
             }
         }
         None => {
@@ -345,29 +384,29 @@ pub fn embed_frames(args: &EmbedArgs, wanted: &FramesSpec) -> anyhow::Result<()>
                 bail!("--frames {late}: after the last epoch ({max_epochs}, --epochs)");
             }
             let mut trainer = Trainer::new(n_features, n_classes, params);
-            // No epoch after the last one asked for is trained.
-            let cap = match wanted {
-                FramesSpec::All => max_epochs,
-                FramesSpec::Epochs(list) => list.iter().copied().max().unwrap_or(0).min(max_epochs),
-            };
-            note!("no --model given: training, with a frame of every layer after each epoch");
-            train_by_epoch(&mut trainer, &split, cap.max(1), &mut |epoch, mlp| {
-                if epoch <= cap {
-                    table.epoch(epoch, mlp)?;
-                }
-                Ok(())
-            })?;
+            note!("no --model given: training, then the film of every layer, newest epoch first");
+            train_by_epoch(
+                &mut trainer,
+                &split,
+                max_epochs.max(1),
+                &mut |epoch, mlp| {
+                    table.epoch(epoch, mlp);
+                    Ok(())
+                },
+            )?;
         }
     }
     if let FramesSpec::Epochs(list) = wanted
-        && let Some(missing) = list.iter().find(|e| !table.written.contains_key(e))
+        && let Some(missing) = list.iter().find(|e| !table.reel.models.contains_key(e))
     {
         bail!(
-            "--frames {missing}: the run has no epoch {missing} (it ended after {} epochs): \
-             nothing written",
-            table.end.unwrap_or(0)
+            "--frames {missing}: the run has no epoch {missing} in its film (it ended after {} \
+             epochs, and a run of more than {} epochs keeps a spaced subset): nothing written",
+            table.end.unwrap_or(0),
+            film::KEPT_EPOCHS_MAX
         );
     }
+    table.film()?;
     let names = &split.train.class_names;
     let labels = &split.train.labels[..n];
     let written = &table.written;

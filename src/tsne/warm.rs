@@ -29,6 +29,19 @@ pub struct WarmRun {
     pub neighbours: Vec<u32>,
     /// [`neighbour_change`] from the neighbours given to [`tsne_warm_adaptive`].
     pub change: Option<f64>,
+    /// Each point's Gaussian precision (beta) found by the perplexity calibration of a
+    /// [`tsne_warm_chain`] warm run (the next frame's search starts from it); empty when the
+    /// engine's own calibration ran (a cold run), which does not report them.
+    pub betas: Vec<f64>,
+}
+
+/// What a frame of a chain hands to the next frame of its layer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Chain<'a> {
+    /// The frame's input neighbours ([`WarmRun::neighbours`]).
+    pub neighbours: Option<&'a [u32]>,
+    /// The frame's precisions ([`WarmRun::betas`]).
+    pub betas: Option<&'a [f64]>,
 }
 
 /// t-SNE of `data` from `init` (`None`: the random start of `params.seed`), exact neighbours
@@ -60,6 +73,52 @@ pub fn tsne_warm_adaptive(
     iterations: &dyn Fn(f64) -> usize,
     cancel: Option<&AtomicBool>,
 ) -> Result<WarmRun, TsneError> {
+    let chain = Chain {
+        neighbours: previous,
+        betas: None,
+    };
+    warm_run(data, init, params, chain, false, iterations, cancel)
+}
+
+/// [`tsne_warm_adaptive`] for a frame of a chain: a warm run (`init` given) calibrates each
+/// point's perplexity by Newton steps started from the previous frame's precision
+/// (`chain.betas`, [`calibrate`]) instead of the engine's bisection from 1, and returns the
+/// precisions found for the next frame. The input changes little from frame to frame, so
+/// each point needs 2-4 steps instead of the bisection's 20-60; the affinities meet the same
+/// tolerance on the perplexity. A cold run (`init` `None`) is [`tsne_warm_adaptive`]'s, the
+/// engine's run bit for bit.
+///
+/// # Errors
+/// As [`super::tsne_from`].
+pub fn tsne_warm_chain(
+    data: ArrayView2<f32>,
+    init: Option<ArrayView2<f32>>,
+    params: &TsneParams,
+    chain: Chain<'_>,
+    iterations: &dyn Fn(f64) -> usize,
+    cancel: Option<&AtomicBool>,
+) -> Result<WarmRun, TsneError> {
+    warm_run(
+        data,
+        init,
+        params,
+        chain,
+        init.is_some(),
+        iterations,
+        cancel,
+    )
+}
+
+fn warm_run(
+    data: ArrayView2<f32>,
+    init: Option<ArrayView2<f32>>,
+    params: &TsneParams,
+    chain: Chain<'_>,
+    newton: bool,
+    iterations: &dyn Fn(f64) -> usize,
+    cancel: Option<&AtomicBool>,
+) -> Result<WarmRun, TsneError> {
+    let previous = chain.neighbours;
     validate(data, params)?;
     let n = data.nrows();
     if let Some(init) = init
@@ -84,22 +143,27 @@ pub fn tsne_warm_adaptive(
             .flat_map(|row| row[..m].iter().copied())
             .collect()
     };
-    let affinities = if k_p == k {
-        affinity::sparse_p(&knn, params.perplexity)
+    let calibrated = |knn: &neighbours::Knn| -> (affinity::SparseP, Vec<f64>) {
+        if newton {
+            let (cond, betas) = calibrate(knn, params.perplexity, chain.betas);
+            (joint(knn, &cond), betas)
+        } else {
+            (affinity::sparse_p(knn, params.perplexity), Vec::new())
+        }
+    };
+    let (affinities, betas) = if k_p == k {
+        calibrated(&knn)
     } else {
         let d2 = knn
             .d2
             .chunks_exact(k)
             .flat_map(|row| row[..k_p].iter().copied())
             .collect();
-        affinity::sparse_p(
-            &neighbours::Knn {
-                k: k_p,
-                indices: first(k_p),
-                d2,
-            },
-            params.perplexity,
-        )
+        calibrated(&neighbours::Knn {
+            k: k_p,
+            indices: first(k_p),
+            d2,
+        })
     };
     let high = first(k_trust);
     drop(knn);
@@ -146,7 +210,220 @@ pub fn tsne_warm_adaptive(
         trust,
         neighbours: high,
         change,
+        betas,
     })
+}
+
+/// The bisection's tolerance on a row's entropy (scikit-learn's `PERPLEXITY_TOLERANCE`, a C
+/// float there).
+const ENTROPY_TOLERANCE: f64 = 1e-5_f32 as f64;
+/// At most this many steps per row (scikit-learn's bisection: 100).
+const CALIBRATION_STEPS: usize = 100;
+
+/// Each point's conditional p_{j|i} over its `knn` neighbours at `perplexity` (n x k
+/// row-major, f32 as the engine stores it) and the precision beta found, by safeguarded
+/// Newton steps on the entropy H(beta) = ln Z + beta E[d] (dH/dbeta = -beta Var[d]) from
+/// `start` (the previous frame's betas; else k / sum d, the inverse mean distance), falling
+/// back on doubling or bisection whenever a step leaves the bracket. Stops at the engine's
+/// tolerance, so the affinities are the engine's to within it. Distances are taken relative
+/// to the nearest neighbour, as the engine does.
+pub fn calibrate(
+    knn: &neighbours::Knn,
+    perplexity: f64,
+    start: Option<&[f64]>,
+) -> (Vec<f32>, Vec<f64>) {
+    use rayon::prelude::*;
+    let k = knn.k;
+    let n = knn.d2.len() / k.max(1);
+    let mut cond = vec![0f32; n * k];
+    let mut betas = vec![0f64; n];
+    if k == 0 {
+        return (cond, betas);
+    }
+    let start = start.filter(|s| s.len() == n);
+    let target = perplexity.ln();
+    cond.par_chunks_mut(k)
+        .zip(betas.par_iter_mut())
+        .zip(knn.d2.par_chunks(k))
+        .enumerate()
+        .with_min_len(64)
+        .for_each_init(
+            || vec![0f64; k],
+            |buf, (i, ((out, beta_out), d2))| {
+                let d_min = d2
+                    .iter()
+                    .map(|&d| f64::from(d))
+                    .fold(f64::INFINITY, f64::min);
+                for (b, &d) in buf.iter_mut().zip(d2) {
+                    *b = f64::from(d) - d_min;
+                }
+                let mean = buf.iter().sum::<f64>() / k as f64;
+                let guess = start
+                    .map(|s| s[i])
+                    .filter(|b| b.is_finite() && *b > 0.0)
+                    .unwrap_or(if mean > 0.0 { 1.0 / mean } else { 1.0 });
+                let beta = newton_row(buf, target, guess, out);
+                *beta_out = beta;
+            },
+        );
+    (cond, betas)
+}
+
+/// One row of [`calibrate`]: `d` the distances relative to the nearest; writes p into `out`.
+fn newton_row(d: &[f64], target: f64, guess: f64, out: &mut [f32]) -> f64 {
+    let (mut lo, mut hi) = (0.0f64, f64::INFINITY);
+    let mut beta = guess;
+    let write = |beta: f64, z: f64, out: &mut [f32]| {
+        for (o, &dj) in out.iter_mut().zip(d) {
+            *o = ((-dj * beta).exp() / z) as f32;
+        }
+    };
+    for _ in 0..CALIBRATION_STEPS {
+        let (mut sz, mut sd, mut sd2) = (0.0f64, 0.0f64, 0.0f64);
+        for &dj in d {
+            let w = (-dj * beta).exp();
+            sz += w;
+            sd += w * dj;
+            sd2 += w * dj * dj;
+        }
+        let z = sz.max(1e-8);
+        let (mean, mean2) = (sd / z, sd2 / z);
+        let entropy = z.ln() + beta * mean;
+        let diff = entropy - target;
+        if diff.abs() <= ENTROPY_TOLERANCE {
+            write(beta, z, out);
+            return beta;
+        }
+        // The entropy falls as beta grows.
+        if diff > 0.0 {
+            lo = beta;
+        } else {
+            hi = beta;
+        }
+        let slope = beta * (mean2 - mean * mean);
+        let step = beta + diff / slope;
+        beta = if slope > 0.0 && step.is_finite() && step > lo && step < hi {
+            step
+        } else if hi.is_infinite() {
+            beta * 2.0
+        } else {
+            (lo + hi) / 2.0
+        };
+    }
+    // Out of steps (as the engine's bisection may be): the last beta, normalised.
+    let z: f64 = d.iter().map(|&dj| (-dj * beta).exp()).sum();
+    write(beta, z.max(1e-8), out);
+    beta
+}
+
+/// The symmetric joint P of conditional probabilities `cond` over `knn` (scikit-learn's
+/// `_joint_probabilities_nn`, as [`affinity::sparse_p`] makes it: (P + P^T) / sum, CSR with
+/// ascending columns, f32 sums), built row by row instead of by sorting every entry:
+/// identical output for the same `cond`.
+pub fn joint(knn: &neighbours::Knn, cond: &[f32]) -> affinity::SparseP {
+    let k = knn.k;
+    let n = cond.len() / k.max(1);
+    // The transposed entries by row: row j holds (i, p_{j|i}) for every i with j among its
+    // neighbours, i ascending.
+    let mut rev_ptr = vec![0usize; n + 1];
+    for &j in &knn.indices {
+        rev_ptr[j as usize + 1] += 1;
+    }
+    for j in 0..n {
+        rev_ptr[j + 1] += rev_ptr[j];
+    }
+    let mut fill = rev_ptr.clone();
+    let mut rev: Vec<(u32, f32)> = vec![(0, 0.0); knn.indices.len()];
+    for (i, (row, p)) in knn
+        .indices
+        .chunks_exact(k)
+        .zip(cond.chunks_exact(k))
+        .enumerate()
+    {
+        for (&j, &v) in row.iter().zip(p) {
+            rev[fill[j as usize]] = (i as u32, v);
+            fill[j as usize] += 1;
+        }
+    }
+    let mut indptr = Vec::with_capacity(n + 1);
+    indptr.push(0usize);
+    let mut indices = Vec::with_capacity(2 * n * k);
+    let mut values: Vec<f32> = Vec::with_capacity(2 * n * k);
+    let mut forward: Vec<(u32, f32)> = Vec::with_capacity(k);
+    for (i, (row, p)) in knn
+        .indices
+        .chunks_exact(k)
+        .zip(cond.chunks_exact(k))
+        .enumerate()
+    {
+        forward.clear();
+        forward.extend(row.iter().copied().zip(p.iter().copied()));
+        forward.sort_unstable_by_key(|e| e.0);
+        let back = &rev[rev_ptr[i]..rev_ptr[i + 1]];
+        let (mut a, mut b) = (0, 0);
+        while a < forward.len() || b < back.len() {
+            let fa = forward.get(a).map_or(u32::MAX, |e| e.0);
+            let bb = back.get(b).map_or(u32::MAX, |e| e.0);
+            if fa == bb {
+                indices.push(fa);
+                values.push(forward[a].1 + back[b].1);
+                a += 1;
+                b += 1;
+            } else if fa < bb {
+                indices.push(fa);
+                values.push(forward[a].1);
+                a += 1;
+            } else {
+                indices.push(bb);
+                values.push(back[b].1);
+                b += 1;
+            }
+        }
+        indptr.push(indices.len());
+    }
+    let sum: f64 = values.iter().map(|&v| f64::from(v)).sum();
+    let sum = sum.max(affinity::MACHINE_EPSILON);
+    for v in &mut values {
+        *v = (f64::from(*v) / sum) as f32;
+    }
+    affinity::SparseP {
+        indptr,
+        indices,
+        values,
+    }
+}
+
+/// CPU-free wall seconds of a warm frame's fixed parts on `data` (for `benches/film.rs`): the
+/// exact neighbour search, the engine's calibration and joint P, the Newton calibration from
+/// `betas` and [`joint`], and the trust's search of a 2-D layout `low`.
+#[doc(hidden)]
+pub fn part_seconds(
+    data: ArrayView2<f32>,
+    low: ArrayView2<f32>,
+    perplexity: f64,
+    betas: Option<&[f64]>,
+) -> [(&'static str, f64); 5] {
+    let time = |f: &mut dyn FnMut()| {
+        let t = std::time::Instant::now();
+        f();
+        t.elapsed().as_secs_f64()
+    };
+    let k = (data.nrows() - 1).min((3.0 * perplexity + 1.0) as usize);
+    let mut knn = None;
+    let search = time(&mut || knn = Some(neighbours::knn(data, k)));
+    let knn = knn.expect("searched");
+    let engine = time(&mut || drop(affinity::sparse_p(&knn, perplexity)));
+    let mut cond = Vec::new();
+    let newton = time(&mut || cond = calibrate(&knn, perplexity, betas).0);
+    let sym = time(&mut || drop(joint(&knn, &cond)));
+    let trust = time(&mut || drop(neighbours::knn(low, TRUST_K)));
+    [
+        ("knn", search),
+        ("engine calibration + P", engine),
+        ("Newton calibration", newton),
+        ("joint P", sym),
+        ("trust's 2-D search", trust),
+    ]
 }
 
 /// How much a layer changed between two frames: the share of each point's nearest
@@ -252,6 +529,80 @@ mod tests {
         assert_eq!(other.embedding.n_iter, 120);
         let plain = tsne_warm(moved.view(), Some(init), &warm, None).expect("run");
         assert_eq!(plain.embedding.n_iter, 150);
+    }
+
+    #[test]
+    fn the_joint_p_is_the_engines_for_the_same_conditional_p() {
+        let x = blobs(300, 20, 0.0);
+        let knn = neighbours::knn(x.view(), 31);
+        let cond = affinity::conditional_p(&knn, 10.0);
+        let ours = joint(&knn, &cond);
+        let engine = affinity::sparse_p(&knn, 10.0);
+        assert_eq!(ours.indptr, engine.indptr);
+        assert_eq!(ours.indices, engine.indices);
+        assert_eq!(ours.values, engine.values);
+    }
+
+    /// The perplexity of row `p` (natural log entropy).
+    fn perplexity_of(p: &[f32]) -> f64 {
+        let sum: f64 = p.iter().map(|&v| f64::from(v)).sum();
+        let h: f64 = p
+            .iter()
+            .map(|&v| f64::from(v) / sum)
+            .filter(|&v| v > 0.0)
+            .map(|v| -v * v.ln())
+            .sum();
+        h.exp()
+    }
+
+    #[test]
+    fn newton_calibration_meets_the_perplexity_from_any_start() {
+        let x = blobs(300, 20, 0.0);
+        let knn = neighbours::knn(x.view(), 31);
+        let engine = affinity::conditional_p(&knn, 10.0);
+        let (cold, betas) = calibrate(&knn, 10.0, None);
+        // A start far off (x1000) and the betas found: the same tolerance is met.
+        let far: Vec<f64> = betas.iter().map(|b| b * 1000.0).collect();
+        let (from_far, _) = calibrate(&knn, 10.0, Some(&far));
+        let (warm, again) = calibrate(&knn, 10.0, Some(&betas));
+        for p in [&cold, &from_far, &warm] {
+            for (row, e) in p.chunks_exact(31).zip(engine.chunks_exact(31)) {
+                assert!((perplexity_of(row) - 10.0).abs() < 1e-3, "{row:?}");
+                for (a, b) in row.iter().zip(e) {
+                    assert!((a - b).abs() < 1e-4, "{a} vs the engine's {b}");
+                }
+            }
+        }
+        for (a, b) in again.iter().zip(&betas) {
+            assert!((a / b - 1.0).abs() < 1e-3);
+        }
+        // A chain run: its precisions are handed on; a cold run is the engine's.
+        let params = TsneParams {
+            perplexity: 10.0,
+            n_iter: 100,
+            ..TsneParams::default()
+        };
+        let first = tsne_warm_chain(x.view(), None, &params, Chain::default(), &|_| 100, None)
+            .expect("run");
+        assert!(first.betas.is_empty());
+        let engine_run = super::super::tsne(x.view(), &params, None, None).expect("run");
+        assert_eq!(first.embedding.coords, engine_run.coords);
+        let init = first.embedding.coords.view();
+        let next = tsne_warm_chain(
+            x.view(),
+            Some(init),
+            &params,
+            Chain {
+                neighbours: Some(&first.neighbours),
+                betas: None,
+            },
+            &|_| 50,
+            None,
+        )
+        .expect("run");
+        assert_eq!(next.betas.len(), 300);
+        assert_eq!(next.embedding.n_iter, 50);
+        assert!(next.embedding.kl_divergence.is_finite());
     }
 
     #[test]
