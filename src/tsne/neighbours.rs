@@ -404,10 +404,43 @@ fn centre(data: ArrayView2<f32>) -> Array2<f32> {
     out
 }
 
+/// Squared distance in f64 (each term is exact there; only the sum rounds), as f32. Eight
+/// partial sums so that it vectorises and does not wait on one accumulator: the re-ranking of
+/// the shortlists had been a tenth of a 1,500 x 512 run at perplexity 30.
 #[inline]
 fn exact_d2(a: &[f32], b: &[f32]) -> f32 {
-    let mut s = 0f64;
-    for (x, y) in a.iter().zip(b) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { exact_d2_avx2(a, b) };
+        }
+    }
+    exact_d2_lanes(a, b)
+}
+
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn exact_d2_avx2(a: &[f32], b: &[f32]) -> f32 {
+    exact_d2_lanes(a, b)
+}
+
+#[inline(always)]
+fn exact_d2_lanes(a: &[f32], b: &[f32]) -> f32 {
+    const L: usize = 8;
+    let mut acc = [0f64; L];
+    let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..L {
+            let d = f64::from(x[l]) - f64::from(y[l]);
+            acc[l] += d * d;
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in ra.iter().zip(rb) {
         let d = f64::from(*x) - f64::from(*y);
         s += d * d;
     }
@@ -593,6 +626,26 @@ mod tests {
                 v.into_iter().take(k).map(|(_, j)| j).collect()
             })
             .collect()
+    }
+
+    #[test]
+    fn exact_d2_is_the_f64_sum_on_every_length() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for len in [0usize, 1, 7, 8, 9, 100, 512, 784] {
+            let a: Vec<f32> = (0..len).map(|_| rng.random::<f32>() * 3.0).collect();
+            let b: Vec<f32> = (0..len).map(|_| rng.random::<f32>() * 3.0 + 0.5).collect();
+            let want: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+                .sum();
+            let got = f64::from(exact_d2(&a, &b));
+            assert!(
+                (got - want).abs() <= 1e-7 * want,
+                "len {len}: {got} vs {want}"
+            );
+            assert_eq!(exact_d2(&a, &b), exact_d2_lanes(&a, &b), "len {len}");
+        }
     }
 
     #[test]
