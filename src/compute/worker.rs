@@ -696,8 +696,8 @@ impl WorkerState {
         Ok(())
     }
 
-    /// Frame (`layer`, `epoch`) of the film and the other frames of `epoch` still to make
-    /// ([`Reel::next_epoch`]), made at once ([`Reel::make_epoch`]: one task per layer, each
+    /// Frame (`layer`, `epoch`) of the film and, once training has ended, the other frames of
+    /// `epoch` still to make ([`Reel::next_epoch`]), made at once ([`Reel::make_epoch`]: one task per layer, each
     /// from its own layer's predecessor), one `Event::Frame` each, shallowest first.
     fn frame(
         &mut self,
@@ -709,8 +709,10 @@ impl WorkerState {
         let split = Arc::clone(&self.config.split);
         let x = split.train.features.slice(s![self.embed_rows(), ..]);
         let seed = self.config.seed;
+        // While training runs, one frame per job: a film job there is a turn taken from
+        // training (and one in flight when training ends delays the final maps).
         let layers = match self.reel.next_epoch(&self.layers()) {
-            Some((e, todo)) if e == epoch && todo.contains(&layer) => todo,
+            Some((e, todo)) if self.reel.backward && e == epoch && todo.contains(&layer) => todo,
             _ => vec![layer],
         };
         let Some(results) =
