@@ -308,9 +308,10 @@ pub struct EmbedArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub place: usize,
     // Issue 12 (the film, branch film).
-    /// Train (or open a folder of checkpoints, --model DIR) and write every layer's map after
-    /// these epochs (0 = untrained; `all`), each started from the one an epoch before, with an
-    /// `epoch` column first
+    /// Train the whole run (or open a folder of checkpoints, --model DIR) and write every
+    /// layer's map after these epochs (0 = untrained; `all`), with an `epoch` column first: the
+    /// film the app shows after training, each frame started from the next epoch's, back from
+    /// the trained network's map
     #[arg(long, value_name = "all|E,E", value_parser = frames_spec)]
     pub frames: Option<FramesSpec>,
     // Issue 16 item 6 (branch import): TensorBoard projector export.
