@@ -69,6 +69,15 @@ pub fn frame_iterations(change: f64) -> usize {
     }
 }
 
+/// [`frame_iterations`] for a frame of the preview made while training runs (oldest first,
+/// remade once training ends): never the [`MOVED_ITERATIONS`] tier. Forwards from the
+/// untrained network every early output frame counts as remade, and the extra iterations
+/// were CPU taken from training (slowdown +24.7% against +6.8% before the tier, median of 5,
+/// `cargo bench --bench film -- --worker-only --runs 5`) for frames that are replaced anyway.
+pub fn preview_iterations(change: f64) -> usize {
+    frame_iterations(change).min(FRAME_ITERATIONS)
+}
+
 /// Neighbours counted by the separation figure.
 pub const SEPARATION_K: usize = 10;
 
@@ -109,7 +118,10 @@ pub fn make_frame(
     seed: u64,
     cancel: Option<&AtomicBool>,
 ) -> Result<Frame, TsneError> {
-    frame_run(high, previous, None, layer, epoch, perplexity, seed, cancel).map(|(frame, _)| frame)
+    frame_run(
+        high, previous, None, true, layer, epoch, perplexity, seed, cancel,
+    )
+    .map(|(frame, _)| frame)
 }
 
 /// What a frame hands to the next frame of its layer ([`warm::Chain`]).
@@ -125,15 +137,20 @@ pub struct Carry {
 /// this one hands on: the neighbour search behind the affinities also gives the trust figure,
 /// so a frame searches the high-dimensional space once; a warm frame calibrates each point's
 /// perplexity from the previous frame's precision ([`warm::tsne_warm_chain`]) and runs
-/// [`frame_iterations`] of how much the neighbours changed.
+/// [`frame_iterations`] of how much the neighbours changed ([`preview_iterations`] unless
+/// `settled`: a frame of the preview made while training runs).
 ///
 /// # Errors
 /// As [`make_frame`].
-#[expect(clippy::too_many_arguments, reason = "make_frame's, plus the carry")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "make_frame's, plus the carry and the chain's kind"
+)]
 pub fn frame_run(
     high: ArrayView2<f32>,
     previous: Option<ArrayView2<f32>>,
     carry: Option<&Carry>,
+    settled: bool,
     layer: usize,
     epoch: usize,
     perplexity: f64,
@@ -146,7 +163,12 @@ pub fn frame_run(
         neighbours: carry.map(|c| c.neighbours.as_slice()),
         betas: carry.map(|c| c.betas.as_slice()),
     };
-    let run = warm::tsne_warm_chain(high, previous, &params, chain, &frame_iterations, cancel)?;
+    let iterations: &dyn Fn(f64) -> usize = if settled {
+        &frame_iterations
+    } else {
+        &preview_iterations
+    };
+    let run = warm::tsne_warm_chain(high, previous, &params, chain, iterations, cancel)?;
     let coords = match previous {
         // The turn and shift the run drifted by mean nothing: undo them.
         Some(init) => align_to(init, run.embedding.coords.view()),
@@ -445,6 +467,7 @@ impl Reel {
                     high.view(),
                     previous,
                     self.carry.get(&layer),
+                    self.backward,
                     layer,
                     epoch,
                     perplexity,
@@ -762,6 +785,10 @@ mod tests {
         assert_eq!(frame_iterations(0.29), FRAME_ITERATIONS);
         assert_eq!(frame_iterations(MOVED_CHANGE), MOVED_ITERATIONS);
         assert_eq!(frame_iterations(1.0), MOVED_ITERATIONS);
+        // The preview made while training never takes the remade tier.
+        assert_eq!(preview_iterations(0.0), QUIET_ITERATIONS);
+        assert_eq!(preview_iterations(QUIET_CHANGE), FRAME_ITERATIONS);
+        assert_eq!(preview_iterations(1.0), FRAME_ITERATIONS);
     }
 
     #[test]
