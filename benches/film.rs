@@ -472,9 +472,13 @@ fn main() {
     if std::env::args().any(|a| a == "--profile-only") {
         return;
     }
+    let backward = std::env::args().any(|a| a == "--backward");
+    // Forwards, epoch 0 is the chain's cold start; backwards it is a warm frame like any other
+    // (the untrained network's map, chained from epoch 1's), so it can be sampled.
+    let first = usize::from(!backward);
     let sample: Vec<usize> = list("--sample", &[1, 2, 5, 10, 20, 30])
         .into_iter()
-        .filter(|&e| e >= 1 && e <= last_epoch)
+        .filter(|&e| e >= first && e <= last_epoch)
         .collect();
     let iters = list("--iters", &[film::FRAME_ITERATIONS]);
     println!(
@@ -488,7 +492,6 @@ fn main() {
         "       (move: median move between consecutive frames / RMS radius, warm frames aligned by \
          film::align_to; align x: cold runs' move / warm; last column: cold runs aligned too)"
     );
-    let backward = std::env::args().any(|a| a == "--backward");
     if backward {
         println!(
             "       backward chain: cold at epoch {last_epoch}, each earlier frame from the one after it"
