@@ -72,8 +72,9 @@ pub fn frame_iterations(change: f64) -> usize {
 /// [`frame_iterations`] for a frame of the preview made while training runs (oldest first,
 /// remade once training ends): never the [`MOVED_ITERATIONS`] tier. Forwards from the
 /// untrained network every early output frame counts as remade, and the extra iterations
-/// were CPU taken from training (slowdown +24.7% against +6.8% before the tier, median of 5,
-/// `cargo bench --bench film -- --worker-only --runs 5`) for frames that are replaced anyway.
+/// were CPU taken from training, for frames that are replaced anyway: the worker's training
+/// slowdown (median of 5, `cargo bench --bench film -- --no-profile --worker-only --runs 5`)
+/// was +24.7% with the tier in the preview, +15.7% without.
 pub fn preview_iterations(change: f64) -> usize {
     frame_iterations(change).min(FRAME_ITERATIONS)
 }
