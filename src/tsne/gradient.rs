@@ -729,13 +729,13 @@ mod tests {
         assert!((f64::from(ln_f32(1.4)) - 1.4f64.ln()).abs() < 1e-7);
     }
 
-    #[test]
-    fn kl_matches_the_direct_sum_on_every_level_and_thread_count() {
-        let n = 301;
+    /// `n` points in 6 dimensions with repeated patterns, and a 2-D layout of them on a
+    /// wobbly ellipse (the inputs of the direct-sum tests below).
+    fn test_points(n: usize) -> (Array2<f32>, Vec<f32>) {
         let x = Array2::from_shape_fn((n, 6), |(i, j)| {
             ((i * 29 + j * 11) % 31) as f32 + (i % 7) as f32 * 5.0
         });
-        let y: Vec<f32> = (0..n)
+        let y = (0..n)
             .flat_map(|i| {
                 let a = i as f32 * 0.37;
                 [
@@ -744,6 +744,13 @@ mod tests {
                 ]
             })
             .collect();
+        (x, y)
+    }
+
+    #[test]
+    fn kl_matches_the_direct_sum_on_every_level_and_thread_count() {
+        let n = 301;
+        let (x, y) = test_points(n);
         // Rows of 10-20 entries (k = 10): whole lanes and tails.
         let p = affinity::sparse_p(&neighbours::knn(x.view(), 10), 3.0);
         let mut z = 0f64;
@@ -789,18 +796,7 @@ mod tests {
         // 301 points (not a multiple of any lane or task width); k = 3 gives rows below
         // `GATHER_FROM` (scalar kernel), k = 40 rows above it (gather kernel).
         let n = 301;
-        let x = Array2::from_shape_fn((n, 6), |(i, j)| {
-            ((i * 29 + j * 11) % 31) as f32 + (i % 7) as f32 * 5.0
-        });
-        let y: Vec<f32> = (0..n)
-            .flat_map(|i| {
-                let a = i as f32 * 0.37;
-                [
-                    3.0 * a.cos() + (i % 5) as f32,
-                    2.0 * a.sin() - (i % 3) as f32,
-                ]
-            })
-            .collect();
+        let (x, y) = test_points(n);
         let mut xs = vec![PAD_COORD; n.next_multiple_of(PAD_TO)];
         let mut ys = xs.clone();
         for i in 0..n {
