@@ -254,6 +254,51 @@ fn train_without_metrics_tests_the_last_epoch_only() {
     );
 }
 
+/// A command that trains its own model (no --model) evaluates the test split once, after the
+/// last epoch (nothing reads the per-epoch figures there), and explains the model `train` saves.
+#[test]
+fn commands_training_their_own_model_test_the_last_epoch_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = train(d, "a", "5");
+    let explain = |own: bool, out: &Path| {
+        let mut args = vec![
+            "explain",
+            "--seed",
+            "5",
+            "--index",
+            "3",
+            "--method",
+            "gradient-x-input",
+        ];
+        let mut paths: Vec<&Path> = vec![];
+        if own {
+            args.extend(SMALL);
+        } else {
+            args.extend(&SMALL[..2]);
+            paths.extend([Path::new("--model"), model.as_path()]);
+        }
+        paths.extend([Path::new("--out"), out]);
+        ok(&layerscope(&args, &paths))
+    };
+    let (own, saved) = (d.join("own.csv"), d.join("saved.csv"));
+    let stderr = explain(true, &own);
+    explain(false, &saved);
+    assert_eq!(
+        std::fs::read(&own).unwrap(),
+        std::fs::read(&saved).unwrap(),
+        "the model trained in place is the one `train` saves"
+    );
+    let epochs: Vec<&str> = stderr.lines().filter(|l| l.starts_with("epoch ")).collect();
+    assert_eq!(epochs.len(), 4, "{stderr}");
+    assert!(epochs.iter().all(|l| !l.contains("test")), "{stderr}");
+    let closing = stderr
+        .lines()
+        .find(|l| l.contains("test accuracy 0."))
+        .unwrap_or_else(|| panic!("no closing test accuracy in {stderr}"));
+    assert!(closing.contains("4 epochs"), "{closing}");
+}
+
 #[test]
 fn errors_exit_2_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -282,10 +282,11 @@ fn run_training(
     let mut on_epoch = |m: &EpochMetrics| match &bar {
         Some(b) => {
             b.set_position(m.epoch as u64);
+            // An epoch not evaluated on the test rows shows its training figures only.
             let test = m
                 .test_accuracy
-                .map_or("n/a".to_owned(), |a| format!("{a:.4}"));
-            b.set_message(format!("loss {:.4} test acc {test}", m.train_loss));
+                .map_or(String::new(), |a| format!(" test acc {a:.4}"));
+            b.set_message(format!("loss {:.4}{test}", m.train_loss));
         }
         None => note!("{}", epoch_line(m)),
     };
@@ -343,7 +344,18 @@ pub fn model_for(model: &ModelArgs, split: &Split, seed: u64) -> anyhow::Result<
             let max_epochs = params.max_epochs;
             let mut trainer =
                 Trainer::new(split.train.n_features(), split.train.n_classes(), params);
-            run_training(&mut trainer, split, max_epochs)?;
+            // Nothing reads the per-epoch test figures here (no curves, no metrics file): the
+            // test split once, after the last epoch, for the closing line. Same weights.
+            trainer.set_test_every_epoch(false);
+            let stop = run_training(&mut trainer, split, max_epochs)?;
+            let accuracy = trainer
+                .test_last_epoch(&split.test)
+                .and_then(|m| m.test_accuracy)
+                .map_or("n/a (no test rows)".to_owned(), |a| format!("{a:.4}"));
+            note!(
+                "{}; test accuracy {accuracy}",
+                stop_words(stop, trainer.epoch(), max_epochs)
+            );
             Ok(trainer.model().clone())
         }
     }
