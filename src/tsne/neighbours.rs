@@ -1034,7 +1034,7 @@ mod tests {
                 }
                 // The case is one of ties and duplicates, or the test proves nothing.
                 assert!(k == 1 || ties > n, "dim {dim} k {k}: only {ties} ties");
-                assert!(got.d2.iter().any(|&d| d == 0.0), "no duplicate points");
+                assert!(got.d2.contains(&0.0), "no duplicate points");
             }
         }
     }
