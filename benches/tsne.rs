@@ -7,6 +7,7 @@
 //!
 //! `cargo bench --bench tsne -- --input X.npy --out Y.npy [--runs 3] [--method auto|exact|bh|fft|pairs]
 //! [--neighbours auto|exact|approximate] [--perplexity 3] [--seed 0] [--theta 0.5] [--warm N]`
+//! (`--knn K [--knn-out F]`: the exact neighbour search alone)
 //! embeds a float32 `.npy` matrix instead (what
 //! `scripts/bench_tsne.py` drives) and prints one JSON line with the timings and the KL.
 //!
@@ -66,6 +67,16 @@
 //! An earlier run under heavy load (load average 7-10) gave layerscope 0.45-0.94 s at 1,500
 //! points and 3.65 s at 10,000, against 33-68 s and 208 s for scikit-learn (OpenMP suffers most
 //! from oversubscription); quality figures were identical.
+//!
+//! The exact neighbour search alone (`-- --input target/bench_tsne/layerN.npy --knn 90 --runs 9`,
+//! the k of a frame at perplexity 30), 2026-12-01 night, same machine (AVX2 + FMA, no AVX-512),
+//! load 3.3-3.8, old and new binaries alternating, two rounds, wall / CPU s: layer 2 (1,500 x
+//! 512) 0.218-0.145 / 0.21-0.15 -> 0.136-0.084 / 0.12-0.08; layer 3 (x 256) 0.122 / 0.12 ->
+//! 0.053-0.059 / 0.05-0.07; output (x 10) 0.060-0.070 / 0.06-0.07 -> 0.019-0.021 / 0.02. Same
+//! hash of the indices and distances, and `cmp`-identical layouts at perplexity 30 (`--out`), on
+//! all three. A `perf` profile of the old layer-2 search: the sorted-insertion shortlists 39%,
+//! the f64 re-ranking 29% (128-bit shuffles), the GEMM 16%; of the new one: the GEMM 35%, the
+//! re-ranking (four rows per pass) 20%, the threshold scans 19%, the selections 6%.
 //!
 //! Crossover (`cargo bench --bench tsne`, same day, s/run median of 3, synthetic 64-d input):
 //! exact vs Barnes-Hut repulsion 0.070 / 0.029 s at n = 100, 0.107 / 0.087 at 300,
@@ -284,6 +295,43 @@ fn main() {
     let runs: usize = value("--runs").map_or(3, |v| v.parse().expect("--runs N"));
     if let Some(input) = value("--input") {
         let x = read_npy(&input);
+        // `--knn K`: time the exact neighbour search alone (`tsne::exact_knn`), print its median
+        // wall and CPU seconds and an FNV-1a hash of the indices and distances; `--knn-out F`
+        // writes them raw (indices as u32 then distances as f32, little-endian) for `cmp`.
+        if let Some(k) = value("--knn") {
+            let k: usize = k.parse().expect("--knn K");
+            let (mut times, mut cpu, mut last) = (Vec::new(), Vec::new(), None);
+            for _ in 0..runs {
+                let (t, c) = (Instant::now(), cpu_seconds());
+                let got = tsne::exact_knn(x.view(), k);
+                times.push(t.elapsed().as_secs_f64());
+                if let (Some(c0), Some(c1)) = (c, cpu_seconds()) {
+                    cpu.push(c1 - c0);
+                }
+                last = Some(got);
+            }
+            let (indices, d2) = last.expect("runs >= 1");
+            let mut bytes: Vec<u8> = indices.iter().flat_map(|v| v.to_le_bytes()).collect();
+            bytes.extend(d2.iter().flat_map(|v| v.to_le_bytes()));
+            let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+            if let Some(out) = value("--knn-out") {
+                std::fs::write(&out, &bytes).unwrap_or_else(|e| panic!("writing {out}: {e}"));
+            }
+            println!(
+                "{{\"n\": {}, \"dim\": {}, \"k\": {k}, \"median\": {:.4}, \"cpu_median\": {:.4}, \"hash\": \"{hash:016x}\"}}",
+                x.nrows(),
+                x.ncols(),
+                median(times),
+                if cpu.is_empty() {
+                    f64::NAN
+                } else {
+                    median(cpu)
+                },
+            );
+            return;
+        }
         // `pairs`: nearest-neighbour P with the exact all-pairs repulsion (`tsne_forced`).
         let forced = match value("--method").as_deref() {
             Some("pairs") => Some(ForcedRepulsion::Exact),

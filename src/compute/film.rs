@@ -57,26 +57,44 @@ pub const MOVED_CHANGE: f64 = 0.3;
 /// that get it add about 1.3 CPU s to a film of 111.
 pub const MOVED_ITERATIONS: usize = 400;
 
+/// The share of new nearest neighbours from which a frame is not a warm start at all but a
+/// cold run turned onto its neighbour frame ([`warm::RESTART`], [`align_to`]): where almost
+/// every neighbour is new, "where each point went" means little, and a warm chain kept the
+/// previous map's shape. Only the output layer's epoch 0 (the untrained network, 0.96 new on
+/// the backward chain) gets there; layer 3's epoch 0 is 0.60. Measured with `cargo bench
+/// --bench film -- --no-profile --no-worker --backward --adaptive --sample 0,1,2` (1,500
+/// digits, perplexity 30, output layer, epoch 0): a warm chain of 400 iterations had KL 3.72
+/// against a cold run's 1.63, trust 0.17 against 0.42; the restart has KL 1.628 against
+/// 1.629, trust 0.418 against 0.417 (it moves as much as a cold film between epochs 1 and 0,
+/// alignment 0.9x, and costs one cold run, about 0.3 s of CPU, instead of 400 iterations).
+pub const RESTART_CHANGE: f64 = 0.9;
+
 /// Iterations of a warm frame whose layer's nearest neighbours changed by `change`
-/// ([`warm::neighbour_change`]).
+/// ([`warm::neighbour_change`]); [`warm::RESTART`] (a cold run) from [`RESTART_CHANGE`].
 pub fn frame_iterations(change: f64) -> usize {
     if change < QUIET_CHANGE {
         QUIET_ITERATIONS
     } else if change < MOVED_CHANGE {
         FRAME_ITERATIONS
-    } else {
+    } else if change < RESTART_CHANGE {
         MOVED_ITERATIONS
+    } else {
+        warm::RESTART
     }
 }
 
 /// [`frame_iterations`] for a frame of the preview made while training runs (oldest first,
-/// remade once training ends): never the [`MOVED_ITERATIONS`] tier. Forwards from the
+/// remade once training ends): never the [`MOVED_ITERATIONS`] tier nor a cold restart. Forwards from the
 /// untrained network every early output frame counts as remade, and the extra iterations
 /// were CPU taken from training, for frames that are replaced anyway: the worker's training
 /// slowdown (median of 5, `cargo bench --bench film -- --no-profile --worker-only --runs 5`)
 /// was +24.7% with the tier in the preview, +15.7% without.
 pub fn preview_iterations(change: f64) -> usize {
-    frame_iterations(change).min(FRAME_ITERATIONS)
+    if change < MOVED_CHANGE {
+        frame_iterations(change)
+    } else {
+        FRAME_ITERATIONS
+    }
 }
 
 /// Neighbours counted by the separation figure.
@@ -785,7 +803,10 @@ mod tests {
         assert_eq!(frame_iterations(QUIET_CHANGE), FRAME_ITERATIONS);
         assert_eq!(frame_iterations(0.29), FRAME_ITERATIONS);
         assert_eq!(frame_iterations(MOVED_CHANGE), MOVED_ITERATIONS);
-        assert_eq!(frame_iterations(1.0), MOVED_ITERATIONS);
+        assert_eq!(frame_iterations(0.89), MOVED_ITERATIONS);
+        assert_eq!(frame_iterations(RESTART_CHANGE), warm::RESTART);
+        assert_eq!(frame_iterations(1.0), warm::RESTART);
+        assert_eq!(preview_iterations(0.5), FRAME_ITERATIONS);
         // The preview made while training never takes the remade tier.
         assert_eq!(preview_iterations(0.0), QUIET_ITERATIONS);
         assert_eq!(preview_iterations(QUIET_CHANGE), FRAME_ITERATIONS);

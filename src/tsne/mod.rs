@@ -211,6 +211,15 @@ pub enum TsneError {
     InvalidParams(String),
 }
 
+/// Each row's `k` nearest other rows of `data` by exact squared Euclidean distance, nearest
+/// first (ties: the lower index first), as (n x k indices, n x k squared distances), row-major:
+/// the search every t-SNE run at up to a few thousand points starts with (for benchmarks and
+/// tools). `k` must be below the number of rows.
+pub fn exact_knn(data: ArrayView2<f32>, k: usize) -> (Vec<u32>, Vec<f32>) {
+    let knn = neighbours::knn(data, k);
+    (knn.indices, knn.d2)
+}
+
 /// Embed `data` (n points x d features) in 2-D with t-SNE.
 ///
 /// `progress` is called every `params.progress_every` iterations and at the end; `cancel` is

@@ -6,6 +6,8 @@
 //! ranking exact where f32 cancellation would blur it (near-duplicate points, such as the
 //! almost one-hot softmax outputs). Low-dimensional inputs are compared directly.
 
+use std::cmp::Ordering;
+
 use ndarray::{Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
 
@@ -27,43 +29,77 @@ pub struct Knn {
     pub d2: Vec<f32>,
 }
 
-/// A bounded, sorted list of the smallest (distance, index) pairs seen.
-struct TopK<'a> {
-    d: &'a mut [f32],
-    i: &'a mut [u32],
-    len: usize,
+/// A (distance, index) pair as one integer that sorts as the shortlist rule does: ascending
+/// distance (the f32 bits mapped to an order-preserving unsigned key, -0 taken as +0, as `<`
+/// does), ties to the lower index. NaN never gets here (it never passes a threshold).
+#[inline]
+fn key(d: f32, j: u32) -> u64 {
+    let bits = (d + 0.0).to_bits();
+    let ordered = if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 1 << 31
+    };
+    u64::from(ordered) << 32 | u64::from(j)
 }
 
-impl<'a> TopK<'a> {
-    fn new(d: &'a mut [f32], i: &'a mut [u32]) -> Self {
-        Self { d, i, len: 0 }
-    }
+/// The (distance, index) pair of a [`key`].
+#[inline]
+fn unkey(key: u64) -> (f32, u32) {
+    let ordered = (key >> 32) as u32;
+    let bits = if ordered >> 31 == 1 {
+        ordered & !(1 << 31)
+    } else {
+        !ordered
+    };
+    (f32::from_bits(bits), key as u32)
+}
+
+/// Slots of a candidate list that keeps `keep`: room to collect offers between two selections.
+fn buffer_len(keep: usize) -> usize {
+    keep + keep.max(16)
+}
+
+/// One point's candidate list: the `keep` smallest (distance, index) pairs among those offered,
+/// offered in increasing index. An offer below the threshold is appended; a full buffer is cut
+/// back to its best `keep` by selection (`select_nth_unstable` on [`key`]s), and the threshold
+/// drops to the worst one kept. Amortised O(1) per offer, where a sorted list shifted up to
+/// `keep` entries per accepted offer. The threshold is strict: a later offer at the threshold's
+/// distance has a higher index than the pair that set it, so it could not displace it (ties
+/// keep the lower index), and NaN never passes.
+struct Candidates<'a> {
+    buf: &'a mut [u64],
+    len: &'a mut u32,
+    thr: &'a mut f32,
+    keep: usize,
+}
+
+impl<'a> Candidates<'a> {
+    /// Appends (d, j); the caller checked `d < *self.thr`.
     #[inline]
-    fn worst(&self) -> f32 {
-        if self.len < self.d.len() {
-            f32::INFINITY
+    fn offer(&mut self, d: f32, j: u32) {
+        let len = *self.len as usize;
+        self.buf[len] = key(d, j);
+        if len + 1 == self.buf.len() {
+            self.buf.select_nth_unstable(self.keep - 1);
+            *self.thr = unkey(self.buf[self.keep - 1]).0;
+            *self.len = self.keep as u32;
         } else {
-            self.d[self.len - 1]
+            *self.len = (len + 1) as u32;
         }
     }
-    #[inline]
-    fn push(&mut self, d: f32, idx: u32) {
-        let cap = self.d.len();
-        if self.len == cap && (d.is_nan() || d >= self.d[cap - 1]) {
-            return;
+
+    /// The kept pairs as [`key`]s, ascending by the shortlist rule.
+    fn finish(self) -> &'a mut [u64] {
+        let Self { buf, len, keep, .. } = self;
+        let mut len = *len as usize;
+        if len > keep {
+            buf[..len].select_nth_unstable(keep - 1);
+            len = keep;
         }
-        let mut pos = if self.len < cap { self.len } else { cap - 1 };
-        // Insertion: ties keep the earlier index first.
-        while pos > 0 && self.d[pos - 1] > d {
-            self.d[pos] = self.d[pos - 1];
-            self.i[pos] = self.i[pos - 1];
-            pos -= 1;
-        }
-        self.d[pos] = d;
-        self.i[pos] = idx;
-        if self.len < cap {
-            self.len += 1;
-        }
+        let kept = &mut buf[..len];
+        kept.sort_unstable();
+        kept
     }
 }
 
@@ -447,48 +483,112 @@ fn exact_d2_lanes(a: &[f32], b: &[f32]) -> f32 {
     s as f32
 }
 
+/// [`exact_d2`] from `a` to four rows at once (the same sums, bit for bit): four independent
+/// accumulator chains, and `a` converted once, where one row at a time waited on its adds.
+#[inline]
+fn exact_d2_x4(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && b.iter().all(|r| r.len() == a.len()) {
+            // SAFETY: the CPU supports AVX2 (checked just above) and every row is as long as `a`.
+            return unsafe { exact_d2_x4_avx2(a, b) };
+        }
+    }
+    b.map(|r| exact_d2_lanes(a, r))
+}
+
+/// # Safety
+/// The CPU must support AVX2, and every row of `b` must be as long as `a`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn exact_d2_x4_avx2(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    use std::arch::x86_64::{
+        __m256d, _mm_loadu_ps, _mm256_add_pd, _mm256_cvtps_pd, _mm256_mul_pd, _mm256_setzero_pd,
+        _mm256_storeu_pd, _mm256_sub_pd,
+    };
+    let len = a.len();
+    let whole = len - len % 8;
+    // lo[t] holds `exact_d2_lanes`' accumulators 0..4 for row t, hi[t] those of 4..8; a
+    // multiply then an add (no FMA), as there.
+    let mut lo: [__m256d; 4] = [_mm256_setzero_pd(); 4];
+    let mut hi: [__m256d; 4] = [_mm256_setzero_pd(); 4];
+    let mut o = 0;
+    while o < whole {
+        // SAFETY: o + 8 <= len, and every row has len elements.
+        unsafe {
+            let a_lo = _mm256_cvtps_pd(_mm_loadu_ps(a.as_ptr().add(o)));
+            let a_hi = _mm256_cvtps_pd(_mm_loadu_ps(a.as_ptr().add(o + 4)));
+            for t in 0..4 {
+                let p = b[t].as_ptr().add(o);
+                let d_lo = _mm256_sub_pd(a_lo, _mm256_cvtps_pd(_mm_loadu_ps(p)));
+                let d_hi = _mm256_sub_pd(a_hi, _mm256_cvtps_pd(_mm_loadu_ps(p.add(4))));
+                lo[t] = _mm256_add_pd(lo[t], _mm256_mul_pd(d_lo, d_lo));
+                hi[t] = _mm256_add_pd(hi[t], _mm256_mul_pd(d_hi, d_hi));
+            }
+        }
+        o += 8;
+    }
+    let mut out = [0f32; 4];
+    for t in 0..4 {
+        let mut acc = [0f64; 8];
+        // SAFETY: each store writes four f64 into an eight-element array.
+        unsafe {
+            _mm256_storeu_pd(acc.as_mut_ptr(), lo[t]);
+            _mm256_storeu_pd(acc.as_mut_ptr().add(4), hi[t]);
+        }
+        let mut s =
+            ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        for (x, y) in a[whole..].iter().zip(&b[t][whole..]) {
+            let d = f64::from(*x) - f64::from(*y);
+            s += d * d;
+        }
+        out[t] = s as f32;
+    }
+    out
+}
+
+/// Low-dimensional inputs: each point against all others, `s = sum (a_p - b_p)^2` in f32 in
+/// feature order (vectorised across points on a feature-major copy), every point's list offered
+/// in increasing index.
 fn knn_direct(x: &ArrayView2<f32>, k: usize, indices: &mut [u32], d2: &mut [f32]) {
     let n = x.nrows();
     let dim = x.ncols();
     let flat = x.as_slice().expect("contiguous");
+    let columns: Vec<f32> = (0..dim)
+        .flat_map(|p| (0..n).map(move |j| flat[j * dim + p]))
+        .collect();
+    let cap = buffer_len(k);
     d2.par_chunks_mut(k)
         .zip(indices.par_chunks_mut(k))
         .enumerate()
         .with_min_len(64)
-        .for_each(|(i, (dd, ii))| {
-            let a = &flat[i * dim..(i + 1) * dim];
-            let mut top = TopK::new(dd, ii);
-            for j in 0..n {
-                if j != i {
-                    let b = &flat[j * dim..(j + 1) * dim];
-                    let mut s = 0f32;
-                    for (p, q) in a.iter().zip(b) {
-                        let d = p - q;
-                        s += d * d;
-                    }
-                    if s < top.worst() {
-                        top.push(s, j as u32);
+        .for_each_init(
+            || (vec![0f32; n], vec![0u64; cap]),
+            |(s, buf), (i, (dd, ii))| {
+                s.fill(0.0);
+                for (p, &ap) in flat[i * dim..(i + 1) * dim].iter().enumerate() {
+                    for (sj, &bp) in s.iter_mut().zip(&columns[p * n..(p + 1) * n]) {
+                        let d = ap - bp;
+                        *sj += d * d;
                     }
                 }
-            }
-        });
-}
-
-/// Offers (d, idx) to a full, ascending candidate list (unfilled slots hold +inf).
-#[inline]
-fn offer(dist: &mut [f32], idx: &mut [u32], d: f32, j: u32) {
-    let cap = dist.len();
-    if d.is_nan() || d >= dist[cap - 1] {
-        return;
-    }
-    let mut pos = cap - 1;
-    while pos > 0 && dist[pos - 1] > d {
-        dist[pos] = dist[pos - 1];
-        idx[pos] = idx[pos - 1];
-        pos -= 1;
-    }
-    dist[pos] = d;
-    idx[pos] = j;
+                let (mut len, mut thr) = (0u32, f32::INFINITY);
+                let mut list = Candidates {
+                    buf,
+                    len: &mut len,
+                    thr: &mut thr,
+                    keep: k,
+                };
+                for (j, &sj) in s.iter().enumerate() {
+                    if sj < *list.thr && j != i {
+                        list.offer(sj, j as u32);
+                    }
+                }
+                for (c, &kept) in list.finish().iter().enumerate() {
+                    (dd[c], ii[c]) = unkey(kept);
+                }
+            },
+        );
 }
 
 /// Columns that are constant (all zero once centred) add nothing to any distance: drop them.
@@ -501,8 +601,9 @@ fn without_constant_columns(x: &Array2<f32>) -> Option<Array2<f32>> {
 
 /// GEMM shortlist, symmetric: block `b` of rows is multiplied only with rows from its own start
 /// on, and each inner product a.b serves both a's and b's candidate lists (half the flops of
-/// the full product). Every list receives its candidates in a fixed order, whatever the thread
-/// count.
+/// the full product). Every list receives its candidates in increasing index, whatever the
+/// thread count; it keeps the `k + extra` best by the approximate distance (ties: the lower
+/// index), which are then re-ranked by their exact distance (ties: the shortlist's order).
 fn knn_gemm(
     x: &Array2<f32>,
     original: &ArrayView2<f32>,
@@ -522,8 +623,10 @@ fn knn_gemm(
         .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
         .collect();
     let short = (k + extra).min(n - 1);
-    let mut cand_d = vec![f32::INFINITY; n * short];
-    let mut cand_i = vec![u32::MAX; n * short];
+    let cap = buffer_len(short);
+    let mut buf = vec![u64::MAX; n * cap];
+    let mut lens = vec![0u32; n];
+    let mut thrs = vec![f32::INFINITY; n];
     let mut gram = Array2::<f32>::zeros((BLOCK_ROWS.min(n), n));
     const COLS_PER_TASK: usize = 64;
     for start in (0..n).step_by(BLOCK_ROWS) {
@@ -541,64 +644,319 @@ fn knn_gemm(
         );
         let g = g.view();
         // The block's own rows: candidates j >= start.
-        cand_d[start * short..end * short]
-            .par_chunks_mut(short)
-            .zip(cand_i[start * short..end * short].par_chunks_mut(short))
+        buf[start * cap..end * cap]
+            .par_chunks_mut(cap)
+            .zip(lens[start..end].par_iter_mut())
+            .zip(thrs[start..end].par_iter_mut())
             .enumerate()
             .with_min_len(8)
-            .for_each(|(r, (cd, ci))| {
+            .for_each(|(r, ((buf, len), thr))| {
                 let i = start + r;
                 let ni = norms[i];
+                let mut list = Candidates {
+                    buf,
+                    len,
+                    thr,
+                    keep: short,
+                };
                 let grow = g.row(r);
+                let grow = grow
+                    .as_slice()
+                    .expect("rows of the Gram block are contiguous");
+                let mut thr = *list.thr;
                 for (jj, (&gij, &nj)) in grow.iter().zip(&norms[start..]).enumerate() {
                     let approx = ni + nj - 2.0 * gij;
-                    if approx < cd[short - 1] && start + jj != i {
-                        offer(cd, ci, approx, (start + jj) as u32);
+                    if approx < thr && start + jj != i {
+                        list.offer(approx, (start + jj) as u32);
+                        thr = *list.thr;
                     }
                 }
             });
         // Later rows: the block's rows are candidates for them (same a.b, read transposed).
-        cand_d[end * short..]
-            .par_chunks_mut(COLS_PER_TASK * short)
-            .zip(cand_i[end * short..].par_chunks_mut(COLS_PER_TASK * short))
+        buf[end * cap..]
+            .par_chunks_mut(COLS_PER_TASK * cap)
+            .zip(lens[end..].par_chunks_mut(COLS_PER_TASK))
+            .zip(thrs[end..].par_chunks_mut(COLS_PER_TASK))
             .enumerate()
-            .for_each(|(t, (cd, ci))| {
+            .for_each(|(t, ((buf, lens), thrs))| {
                 let c0 = end + t * COLS_PER_TASK;
-                let width = cd.len() / short;
+                let width = lens.len();
                 for r in 0..rows {
                     let i = start + r;
                     let ni = norms[i];
                     let grow = g.row(r);
+                    let grow = &grow
+                        .as_slice()
+                        .expect("rows of the Gram block are contiguous")
+                        [c0 - start..c0 - start + width];
+                    let nj = &norms[c0..c0 + width];
                     for c in 0..width {
-                        let j = c0 + c;
-                        let approx = ni + norms[j] - 2.0 * grow[j - start];
-                        let slot = c * short..(c + 1) * short;
-                        if approx < cd[slot.end - 1] {
-                            offer(&mut cd[slot.clone()], &mut ci[slot], approx, i as u32);
+                        let approx = ni + nj[c] - 2.0 * grow[c];
+                        if approx < thrs[c] {
+                            Candidates {
+                                buf: &mut buf[c * cap..(c + 1) * cap],
+                                len: &mut lens[c],
+                                thr: &mut thrs[c],
+                                keep: short,
+                            }
+                            .offer(approx, i as u32);
                         }
                     }
                 }
             });
     }
-    // Exact re-ranking of each shortlist, in f64 on the rows as given.
+    // Exact re-ranking of each shortlist, in f64 on the rows as given; a stable sort keeps
+    // exact ties in the shortlist's order.
     d2.par_chunks_mut(k)
         .zip(indices.par_chunks_mut(k))
-        .zip(cand_i.par_chunks(short))
+        .zip(buf.par_chunks_mut(cap))
+        .zip(lens.par_iter_mut())
+        .zip(thrs.par_iter_mut())
         .enumerate()
         .with_min_len(16)
         .for_each_init(
-            || (vec![0f32; k], vec![0u32; k]),
-            |(fd, fi), (i, ((dd, ii), cands))| {
-                let a = &flat[i * dim..(i + 1) * dim];
-                let mut exact = TopK::new(fd, fi);
-                for &j in cands {
-                    let j = j as usize;
-                    exact.push(exact_d2(a, &flat[j * dim..(j + 1) * dim]), j as u32);
+            || Vec::with_capacity(short),
+            |exact: &mut Vec<(f32, u32)>, (i, ((((dd, ii), buf), len), thr))| {
+                let list = Candidates {
+                    buf,
+                    len,
+                    thr,
+                    keep: short,
                 }
-                dd.copy_from_slice(fd);
-                ii.copy_from_slice(fi);
+                .finish();
+                let a = &flat[i * dim..(i + 1) * dim];
+                let row = |j: u32| &flat[j as usize * dim..(j as usize + 1) * dim];
+                exact.clear();
+                let mut quads = list.chunks_exact(4);
+                for q in &mut quads {
+                    let j = [q[0] as u32, q[1] as u32, q[2] as u32, q[3] as u32];
+                    let d = exact_d2_x4(a, j.map(row));
+                    exact.extend(d.into_iter().zip(j));
+                }
+                for &kept in quads.remainder() {
+                    let j = kept as u32;
+                    exact.push((exact_d2(a, row(j)), j));
+                }
+                exact.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap_or(Ordering::Equal));
+                for (c, &(d, j)) in exact.iter().take(k).enumerate() {
+                    dd[c] = d;
+                    ii[c] = j;
+                }
             },
         );
+}
+
+/// The search as it was before the candidate lists (sorted insertion), kept to prove the
+/// faster one returns the same bytes.
+#[cfg(test)]
+mod reference {
+    use super::*;
+
+    pub fn knn(data: ArrayView2<f32>, k: usize) -> Knn {
+        let n = data.nrows();
+        let mut indices = vec![0u32; n * k];
+        let mut d2 = vec![0f32; n * k];
+        let original = data.as_standard_layout();
+        if data.ncols() <= DIRECT_MAX_DIM {
+            direct(&original.view(), k, &mut indices, &mut d2);
+        } else {
+            gemm(
+                &centre(data),
+                &original.view(),
+                k,
+                SHORTLIST_EXTRA,
+                &mut indices,
+                &mut d2,
+            );
+        }
+        Knn { k, indices, d2 }
+    }
+
+    /// A bounded, sorted list of the smallest (distance, index) pairs seen.
+    struct TopK<'a> {
+        d: &'a mut [f32],
+        i: &'a mut [u32],
+        len: usize,
+    }
+
+    impl<'a> TopK<'a> {
+        fn new(d: &'a mut [f32], i: &'a mut [u32]) -> Self {
+            Self { d, i, len: 0 }
+        }
+        #[inline]
+        fn worst(&self) -> f32 {
+            if self.len < self.d.len() {
+                f32::INFINITY
+            } else {
+                self.d[self.len - 1]
+            }
+        }
+        #[inline]
+        fn push(&mut self, d: f32, idx: u32) {
+            let cap = self.d.len();
+            if self.len == cap && (d.is_nan() || d >= self.d[cap - 1]) {
+                return;
+            }
+            let mut pos = if self.len < cap { self.len } else { cap - 1 };
+            // Insertion: ties keep the earlier index first.
+            while pos > 0 && self.d[pos - 1] > d {
+                self.d[pos] = self.d[pos - 1];
+                self.i[pos] = self.i[pos - 1];
+                pos -= 1;
+            }
+            self.d[pos] = d;
+            self.i[pos] = idx;
+            if self.len < cap {
+                self.len += 1;
+            }
+        }
+    }
+
+    pub fn direct(x: &ArrayView2<f32>, k: usize, indices: &mut [u32], d2: &mut [f32]) {
+        let n = x.nrows();
+        let dim = x.ncols();
+        let flat = x.as_slice().expect("contiguous");
+        d2.par_chunks_mut(k)
+            .zip(indices.par_chunks_mut(k))
+            .enumerate()
+            .with_min_len(64)
+            .for_each(|(i, (dd, ii))| {
+                let a = &flat[i * dim..(i + 1) * dim];
+                let mut top = TopK::new(dd, ii);
+                for j in 0..n {
+                    if j != i {
+                        let b = &flat[j * dim..(j + 1) * dim];
+                        let mut s = 0f32;
+                        for (p, q) in a.iter().zip(b) {
+                            let d = p - q;
+                            s += d * d;
+                        }
+                        if s < top.worst() {
+                            top.push(s, j as u32);
+                        }
+                    }
+                }
+            });
+    }
+
+    /// Offers (d, idx) to a full, ascending candidate list (unfilled slots hold +inf).
+    #[inline]
+    fn offer(dist: &mut [f32], idx: &mut [u32], d: f32, j: u32) {
+        let cap = dist.len();
+        if d.is_nan() || d >= dist[cap - 1] {
+            return;
+        }
+        let mut pos = cap - 1;
+        while pos > 0 && dist[pos - 1] > d {
+            dist[pos] = dist[pos - 1];
+            idx[pos] = idx[pos - 1];
+            pos -= 1;
+        }
+        dist[pos] = d;
+        idx[pos] = j;
+    }
+
+    /// GEMM shortlist, symmetric: block `b` of rows is multiplied only with rows from its own start
+    /// on, and each inner product a.b serves both a's and b's candidate lists (half the flops of
+    /// the full product). Every list receives its candidates in a fixed order, whatever the thread
+    /// count.
+    pub fn gemm(
+        x: &Array2<f32>,
+        original: &ArrayView2<f32>,
+        k: usize,
+        extra: usize,
+        indices: &mut [u32],
+        d2: &mut [f32],
+    ) {
+        let reduced = without_constant_columns(x);
+        let xr = reduced.as_ref().unwrap_or(x);
+        let n = x.nrows();
+        let dim = original.ncols();
+        let flat = original.as_slice().expect("contiguous");
+        let norms: Vec<f32> = xr
+            .rows()
+            .into_iter()
+            .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
+            .collect();
+        let short = (k + extra).min(n - 1);
+        let mut cand_d = vec![f32::INFINITY; n * short];
+        let mut cand_i = vec![u32::MAX; n * short];
+        let mut gram = Array2::<f32>::zeros((BLOCK_ROWS.min(n), n));
+        const COLS_PER_TASK: usize = 64;
+        for start in (0..n).step_by(BLOCK_ROWS) {
+            let end = (start + BLOCK_ROWS).min(n);
+            let rows = end - start;
+            let cols = n - start;
+            let mut g = gram.slice_mut(s![..rows, ..cols]);
+            // a.b for the block against every row from `start` on (matrixmultiply threads this).
+            ndarray::linalg::general_mat_mul(
+                1.0,
+                &xr.slice(s![start..end, ..]),
+                &xr.slice(s![start.., ..]).t(),
+                0.0,
+                &mut g,
+            );
+            let g = g.view();
+            // The block's own rows: candidates j >= start.
+            cand_d[start * short..end * short]
+                .par_chunks_mut(short)
+                .zip(cand_i[start * short..end * short].par_chunks_mut(short))
+                .enumerate()
+                .with_min_len(8)
+                .for_each(|(r, (cd, ci))| {
+                    let i = start + r;
+                    let ni = norms[i];
+                    let grow = g.row(r);
+                    for (jj, (&gij, &nj)) in grow.iter().zip(&norms[start..]).enumerate() {
+                        let approx = ni + nj - 2.0 * gij;
+                        if approx < cd[short - 1] && start + jj != i {
+                            offer(cd, ci, approx, (start + jj) as u32);
+                        }
+                    }
+                });
+            // Later rows: the block's rows are candidates for them (same a.b, read transposed).
+            cand_d[end * short..]
+                .par_chunks_mut(COLS_PER_TASK * short)
+                .zip(cand_i[end * short..].par_chunks_mut(COLS_PER_TASK * short))
+                .enumerate()
+                .for_each(|(t, (cd, ci))| {
+                    let c0 = end + t * COLS_PER_TASK;
+                    let width = cd.len() / short;
+                    for r in 0..rows {
+                        let i = start + r;
+                        let ni = norms[i];
+                        let grow = g.row(r);
+                        for c in 0..width {
+                            let j = c0 + c;
+                            let approx = ni + norms[j] - 2.0 * grow[j - start];
+                            let slot = c * short..(c + 1) * short;
+                            if approx < cd[slot.end - 1] {
+                                offer(&mut cd[slot.clone()], &mut ci[slot], approx, i as u32);
+                            }
+                        }
+                    }
+                });
+        }
+        // Exact re-ranking of each shortlist, in f64 on the rows as given.
+        d2.par_chunks_mut(k)
+            .zip(indices.par_chunks_mut(k))
+            .zip(cand_i.par_chunks(short))
+            .enumerate()
+            .with_min_len(16)
+            .for_each_init(
+                || (vec![0f32; k], vec![0u32; k]),
+                |(fd, fi), (i, ((dd, ii), cands))| {
+                    let a = &flat[i * dim..(i + 1) * dim];
+                    let mut exact = TopK::new(fd, fi);
+                    for &j in cands {
+                        let j = j as usize;
+                        exact.push(exact_d2(a, &flat[j * dim..(j + 1) * dim]), j as u32);
+                    }
+                    dd.copy_from_slice(fd);
+                    ii.copy_from_slice(fi);
+                },
+            );
+    }
 }
 
 #[cfg(test)]
@@ -626,6 +984,141 @@ mod tests {
                 v.into_iter().take(k).map(|(_, j)| j).collect()
             })
             .collect()
+    }
+
+    /// Rows whose centred values are small integers (each row comes with its mirror 8 - x, so
+    /// every column's mean is 4): the f32 GEMM shortlist is then exact and every tie in the
+    /// data is a true tie. Some rows (with their mirrors) are repeated: duplicate points.
+    fn integer_rows(half: usize, dim: usize, seed: u64) -> Array2<f32> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut rows: Vec<Vec<f32>> = Vec::new();
+        while rows.len() < 2 * half {
+            let r: Vec<f32> = if rows.len() >= 4 && rng.random::<f32>() < 0.1 {
+                rows[rng.random_range(0..rows.len())].clone()
+            } else {
+                (0..dim).map(|_| rng.random_range(2..=6) as f32).collect()
+            };
+            rows.push(r.iter().map(|v| 8.0 - v).collect());
+            rows.push(r);
+        }
+        Array2::from_shape_fn((2 * half, dim), |(i, j)| rows[i][j])
+    }
+
+    #[test]
+    fn ties_and_duplicates_go_to_the_lower_index_as_in_a_brute_force_f64_search() {
+        // Direct path (3 features) and GEMM path (40 features, 1,100 rows: three blocks).
+        for (half, dim) in [(150, 3usize), (550, 40)] {
+            let x = integer_rows(half, dim, 21 + dim as u64);
+            let n = x.nrows();
+            for k in [1, 10, 90] {
+                let got = knn(x.view(), k);
+                let want = brute(x.view(), k);
+                let mut ties = 0;
+                for (i, want_row) in want.iter().enumerate() {
+                    let row = i * k..(i + 1) * k;
+                    assert_eq!(
+                        &got.indices[row.clone()],
+                        &want_row[..],
+                        "row {i} dim {dim} k {k}"
+                    );
+                    for (c, &j) in want_row.iter().enumerate() {
+                        let d: f64 = x
+                            .row(i)
+                            .iter()
+                            .zip(x.row(j as usize))
+                            .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+                            .sum();
+                        assert_eq!(got.d2[i * k + c], d as f32);
+                    }
+                    ties += got.d2[row].windows(2).filter(|w| w[0] == w[1]).count();
+                }
+                // The case is one of ties and duplicates, or the test proves nothing.
+                assert!(k == 1 || ties > n, "dim {dim} k {k}: only {ties} ties");
+                assert!(got.d2.contains(&0.0), "no duplicate points");
+            }
+        }
+    }
+
+    #[test]
+    fn candidate_lists_return_the_sorted_insertion_search_bit_for_bit() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+        // Shapes of the film's layers (512, 256 features; 10 and 2 on the direct path), a GEMM
+        // input over three blocks, near-duplicate softmax-like rows (differences in the 1e-6s,
+        // where exact distances tie but the f32 shortlist does not), and repeated rows.
+        let mut cases: Vec<(Array2<f32>, usize)> = Vec::new();
+        for (n, dim, k) in [(700, 512, 90), (1100, 40, 30), (600, 10, 90), (500, 2, 10)] {
+            let mut x = Array2::from_shape_fn((n, dim), |_| rng.random::<f32>().max(0.3) - 0.3);
+            for i in (0..n).step_by(7) {
+                let from = x.row((i * 31) % n).to_owned();
+                x.row_mut(i).assign(&from);
+            }
+            cases.push((x, k));
+        }
+        let soft = Array2::from_shape_fn((800, 20), |(i, j)| {
+            if j == i % 10 {
+                1.0 - 1e-6 * rng.random::<f32>()
+            } else {
+                1e-6 * rng.random::<f32>()
+            }
+        });
+        cases.push((soft, 60));
+        for (x, k) in &cases {
+            let got = knn(x.view(), *k);
+            let want = reference::knn(x.view(), *k);
+            assert_eq!(got.indices, want.indices, "{:?}", x.dim());
+            let bits = |v: &[f32]| v.iter().map(|d| d.to_bits()).collect::<Vec<u32>>();
+            assert_eq!(bits(&got.d2), bits(&want.d2), "{:?}", x.dim());
+            for threads in [1, 2] {
+                let again = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("pool")
+                    .install(|| knn(x.view(), *k));
+                assert_eq!(again.indices, got.indices, "{threads} threads");
+                assert_eq!(bits(&again.d2), bits(&got.d2), "{threads} threads");
+            }
+        }
+    }
+
+    #[test]
+    fn keys_sort_as_distance_then_index_and_decode() {
+        let pairs = [
+            (-3.5f32, 9u32),
+            (-1e-30, 0),
+            (-0.0, 1),
+            (0.0, 2),
+            (1e-40, 0),
+            (1.0, 3),
+            (1.0, 4),
+            (f32::MAX, 0),
+        ];
+        for w in pairs.windows(2) {
+            assert!(key(w[0].0, w[0].1) < key(w[1].0, w[1].1), "{w:?}");
+        }
+        for &(d, j) in &pairs {
+            let (back, i) = unkey(key(d, j));
+            assert_eq!((back, i), (d, j));
+            assert_eq!(back.to_bits(), (d + 0.0).to_bits());
+        }
+    }
+
+    #[test]
+    fn four_rows_at_once_are_exact_d2_bit_for_bit() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+        for len in [0usize, 1, 7, 8, 9, 15, 16, 100, 512, 784] {
+            let a: Vec<f32> = (0..len).map(|_| rng.random::<f32>() * 3.0).collect();
+            let b: Vec<Vec<f32>> = (0..4)
+                .map(|_| (0..len).map(|_| rng.random::<f32>() * 3.0 - 1.0).collect())
+                .collect();
+            let got = exact_d2_x4(a.as_slice(), [&b[0], &b[1], &b[2], &b[3]]);
+            for t in 0..4 {
+                assert_eq!(
+                    got[t].to_bits(),
+                    exact_d2_lanes(&a, &b[t]).to_bits(),
+                    "len {len} row {t}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -44,6 +44,13 @@ pub struct Chain<'a> {
     pub betas: Option<&'a [f64]>,
 }
 
+/// What `iterations` of [`tsne_warm_adaptive`] / [`tsne_warm_chain`] returns for a frame whose
+/// input changed too much for a warm start to mean anything: the run is then a cold one (the
+/// random start of `params.seed`, early exaggeration and the iteration counts of
+/// [`TsneParams::default`]) on the same affinities, and the caller may turn the result onto
+/// `init` (as `compute::film::frame_run` does). A warm run of no iterations would be `init`.
+pub const RESTART: usize = 0;
+
 /// t-SNE of `data` from `init` (`None`: the random start of `params.seed`), exact neighbours
 /// and Barnes-Hut repulsion whatever `params.method` says (the film's frames are a few thousand
 /// points at most), with the trust of the result computed from the same neighbour search.
@@ -170,27 +177,39 @@ fn warm_run(
     if cancelled() {
         return Err(Cancelled.into());
     }
-    let start = match init {
+    let change = previous
+        .filter(|p| p.len() == high.len())
+        .map(|p| neighbour_change(p, &high, n));
+    let n_iter = change.map_or(params.n_iter, iterations);
+    let restart = init.is_some() && change.is_some() && n_iter == RESTART;
+    let start = match init.filter(|_| !restart) {
         Some(layout) => layout.to_owned(),
         None => match params.init {
             super::Init::Random => optimise::random_init(n, params.seed),
             super::Init::Pca => super::pca::pca_init(data),
         },
     };
-    let change = previous
-        .filter(|p| p.len() == high.len())
-        .map(|p| neighbour_change(p, &high, n));
-    let n_iter = change.map_or(params.n_iter, iterations);
-    let params = TsneParams {
-        method: Method::BarnesHut,
-        n_iter,
-        // A short adaptive run is never stopped for "no progress" (checked every 50).
-        n_iter_without_progress: if change.is_some() {
-            params.n_iter_without_progress.max(n_iter)
-        } else {
-            params.n_iter_without_progress
-        },
-        ..params.clone()
+    let params = if restart {
+        let cold = TsneParams::default();
+        TsneParams {
+            method: Method::BarnesHut,
+            exaggeration_iter: cold.exaggeration_iter,
+            n_iter: cold.n_iter,
+            n_iter_without_progress: cold.n_iter_without_progress,
+            ..params.clone()
+        }
+    } else {
+        TsneParams {
+            method: Method::BarnesHut,
+            n_iter,
+            // A short adaptive run is never stopped for "no progress" (checked every 50).
+            n_iter_without_progress: if change.is_some() {
+                params.n_iter_without_progress.max(n_iter)
+            } else {
+                params.n_iter_without_progress
+            },
+            ..params.clone()
+        }
     };
     let embedding = optimise::run(
         start,
@@ -529,6 +548,52 @@ mod tests {
         assert_eq!(other.embedding.n_iter, 120);
         let plain = tsne_warm(moved.view(), Some(init), &warm, None).expect("run");
         assert_eq!(plain.embedding.n_iter, 150);
+    }
+
+    #[test]
+    fn a_restart_is_the_engines_cold_run_whatever_the_start() {
+        let x = blobs(300, 20, 0.0);
+        let cold = TsneParams {
+            perplexity: 12.0,
+            ..TsneParams::default()
+        };
+        let first = tsne_warm(x.view(), None, &cold, None).expect("run");
+        let warm = TsneParams {
+            exaggeration_iter: 0,
+            n_iter: 150,
+            ..cold.clone()
+        };
+        let moved = Array2::from_shape_fn((300, 20), |(i, j)| x[[(i * 7) % 300, j]]);
+        let restart = |change: f64| if change < 0.1 { 20 } else { RESTART };
+        let run = |init: ArrayView2<f32>| {
+            tsne_warm_adaptive(
+                moved.view(),
+                Some(init),
+                &warm,
+                Some(&first.neighbours),
+                &restart,
+                None,
+            )
+            .expect("run")
+        };
+        let a = run(first.embedding.coords.view());
+        let b = run(first.embedding.coords.mapv(|v| -2.0 * v + 5.0).view());
+        assert!(a.change.is_some_and(|c| c >= 0.1), "{:?}", a.change);
+        assert_eq!(a.embedding.coords, b.embedding.coords);
+        let engine = super::super::tsne(moved.view(), &cold, None, None).expect("run");
+        assert_eq!(a.embedding.coords, engine.coords);
+        assert_eq!(a.embedding.n_iter, engine.n_iter);
+        // Below the rule's threshold the same call is a warm run from `init`.
+        let same = tsne_warm_adaptive(
+            x.view(),
+            Some(first.embedding.coords.view()),
+            &warm,
+            Some(&first.neighbours),
+            &restart,
+            None,
+        )
+        .expect("run");
+        assert_eq!(same.embedding.n_iter, 20);
     }
 
     #[test]
