@@ -215,71 +215,87 @@ fn row_index(i: usize) -> u32 {
     u32::try_from(i).expect("fewer than 2^32 rows")
 }
 
-/// Whether any of `v` is non-zero (the sign bit ignored: -0.0 counts as zero).
+/// Bit `j % 64` of word `j / 64` is set where `row[j]` is non-zero (the sign bit ignored: -0.0
+/// counts as zero), written over `mask` (`row.len().div_ceil(64)` words).
+fn nonzero_mask(row: &[f32], mask: &mut Vec<u64>) {
+    mask.clear();
+    mask.extend(row.chunks(64).map(|chunk| {
+        chunk.iter().enumerate().fold(0u64, |m, (j, &v)| {
+            m | (u64::from(v.to_bits() << 1 != 0) << j)
+        })
+    }));
+}
+
+/// The set bits of `word`, lowest first, as `base +` their position.
 #[inline(always)]
-fn any_nonzero(v: &[f32; LANES]) -> bool {
-    v.iter().fold(0u32, |b, x| b | x.to_bits()) << 1 != 0
+fn set_bits(mut word: u64, base: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (word != 0).then(|| {
+            let bit = word.trailing_zeros() as usize;
+            word &= word - 1;
+            base + bit
+        })
+    })
 }
 
 /// Groups of `LANES` consecutive rows of `xs` (rows of `k` values, row-major), each with the
 /// ascending list of columns `i` where any of its rows is non-zero (row `i` of the weights),
-/// written over `groups`.
+/// written over `groups`. The columns come from the rows' non-zero bit masks, so the work
+/// follows the terms, not the width.
 fn groups_of_rows(xs: &[f32], k: usize, groups: &mut Groups) {
+    const { assert!(LANES == 2) };
     groups.rows.clear();
     groups.values.clear();
     groups.starts.clear();
     groups.starts.push(0);
+    let (mut m0, mut m1) = (Vec::new(), Vec::new());
     for block in xs.chunks(LANES * k) {
-        let rows: Vec<&[f32]> = block.chunks_exact(k).collect();
-        if let [r0, r1] = rows[..] {
-            for i in 0..k {
-                let v = [r0[i], r1[i]];
-                if any_nonzero(&v) {
-                    groups.rows.push(row_index(i));
-                    groups.values.push(v);
-                }
+        let r0 = &block[..k];
+        let r1 = block.get(k..2 * k);
+        nonzero_mask(r0, &mut m0);
+        match r1 {
+            Some(r1) => nonzero_mask(r1, &mut m1),
+            None => {
+                m1.clear();
+                m1.resize(m0.len(), 0);
             }
-        } else {
-            for i in 0..k {
-                let mut v = [0.0f32; LANES];
-                for (slot, r) in v.iter_mut().zip(&rows) {
-                    *slot = r[i];
-                }
-                if any_nonzero(&v) {
-                    groups.rows.push(row_index(i));
-                    groups.values.push(v);
-                }
+        }
+        for (w, (&a, &b)) in m0.iter().zip(&m1).enumerate() {
+            for i in set_bits(a | b, 64 * w) {
+                groups.rows.push(row_index(i));
+                groups.values.push([r0[i], r1.map_or(0.0, |r| r[i])]);
             }
         }
         groups.starts.push(groups.rows.len());
     }
 }
 
-/// The values of a row's groups of `LANES` consecutive columns, the last zero-padded: copies of
-/// a length known at compile time (a run-time length would call `memcpy` for every group of
-/// every row).
-fn group_values(row: &[f32]) -> impl Iterator<Item = [f32; LANES]> + '_ {
-    let tail = row.chunks_exact(LANES).remainder();
-    row.chunks_exact(LANES)
-        .map(|c| <[f32; LANES]>::try_from(c).expect("a whole group"))
-        .chain((!tail.is_empty()).then(|| {
-            let mut v = [0.0f32; LANES];
-            v[..tail.len()].copy_from_slice(tail);
-            v
-        }))
-}
+/// Bits 0, 2, 4, ... of a mask word: the first column of each pair.
+const EVEN_BITS: u64 = 0x5555_5555_5555_5555;
 
 /// Groups of `LANES` consecutive columns of `xs` (`rows` x `k`, row-major), each with the
 /// ascending list of rows where any of its columns is non-zero (row `r` of the deltas), written
-/// over `groups`: one pass over the rows counts each group's terms, a second writes them.
+/// over `groups`: one pass over the rows' non-zero masks counts each group's terms, a second
+/// writes them. (A word's 64 columns are 32 whole pairs, so a pair never straddles two words.)
 fn groups_of_columns(xs: &[f32], rows: usize, k: usize, groups: &mut Groups) {
+    const { assert!(LANES == 2) };
     let n_groups = k.div_ceil(LANES);
+    let words = k.div_ceil(64);
+    // Bit 2p of row r's words: column pair p has a non-zero value in row r.
+    let mut pairs = Vec::with_capacity(rows * words);
+    let mut mask = Vec::new();
+    for row in xs.chunks_exact(k).take(rows) {
+        nonzero_mask(row, &mut mask);
+        pairs.extend(mask.iter().map(|&m| (m | (m >> 1)) & EVEN_BITS));
+    }
     let starts = &mut groups.starts;
     starts.clear();
     starts.resize(n_groups + 1, 0);
-    for row in xs.chunks_exact(k).take(rows) {
-        for (count, v) in starts[1..].iter_mut().zip(group_values(row)) {
-            *count += usize::from(any_nonzero(&v));
+    for row in pairs.chunks_exact(words.max(1)) {
+        for (w, &m) in row.iter().enumerate() {
+            for bit in set_bits(m, 64 * w) {
+                starts[bit / 2 + 1] += 1;
+            }
         }
     }
     for g in 0..n_groups {
@@ -291,11 +307,16 @@ fn groups_of_columns(xs: &[f32], rows: usize, k: usize, groups: &mut Groups) {
     groups.values.clear();
     groups.values.resize(total, [0.0; LANES]);
     let mut next: Vec<usize> = starts[..n_groups].to_vec();
-    for (r, row) in xs.chunks_exact(k).take(rows).enumerate() {
-        for (at, v) in next.iter_mut().zip(group_values(row)) {
-            if any_nonzero(&v) {
+    for (r, (row, masks)) in xs
+        .chunks_exact(k)
+        .zip(pairs.chunks_exact(words.max(1)))
+        .enumerate()
+    {
+        for (w, &m) in masks.iter().enumerate() {
+            for bit in set_bits(m, 64 * w) {
+                let at = &mut next[bit / 2];
                 groups.rows[*at] = row_index(r);
-                groups.values[*at] = v;
+                groups.values[*at] = [row[bit], row.get(bit + 1).copied().unwrap_or(0.0)];
                 *at += 1;
             }
         }
@@ -508,6 +529,48 @@ mod tests {
                 (h % 97) as f32 / 97.0
             }
         })
+    }
+
+    /// The mask-built groups hold exactly the terms of their definition, in ascending order:
+    /// for row pairs, every column where either row is non-zero (-0.0 counting as zero); for
+    /// column pairs, every row where either column is. Odd counts leave a half group, and 70
+    /// columns a partial mask word.
+    #[test]
+    fn groups_hold_every_non_zero_term_in_order() {
+        let mut x = sparse_rows(37, 70, 3);
+        x[(0, 5)] = -0.0;
+        x[(2, 69)] = 0.5;
+        let (rows, k) = x.dim();
+        let xs = x.as_slice().unwrap();
+        let nz = |r: usize, c: usize| r < rows && c < k && x[(r, c)] != 0.0;
+        let value = |r: usize, c: usize| if r < rows && c < k { x[(r, c)] } else { 0.0 };
+        let mut g = Groups::default();
+        groups_of_rows(xs, k, &mut g);
+        assert_eq!(g.len(), rows.div_ceil(2));
+        for gi in 0..g.len() {
+            let r = 2 * gi;
+            let want: Vec<u32> = (0..k as u32)
+                .filter(|&c| nz(r, c as usize) || nz(r + 1, c as usize))
+                .collect();
+            let (terms, values) = g.group(gi);
+            assert_eq!(terms, &want[..], "row group {gi}");
+            for (&c, v) in terms.iter().zip(values) {
+                assert_eq!(*v, [value(r, c as usize), value(r + 1, c as usize)]);
+            }
+        }
+        groups_of_columns(xs, rows, k, &mut g);
+        assert_eq!(g.len(), k.div_ceil(2));
+        for gi in 0..g.len() {
+            let c = 2 * gi;
+            let want: Vec<u32> = (0..rows as u32)
+                .filter(|&r| nz(r as usize, c) || nz(r as usize, c + 1))
+                .collect();
+            let (terms, values) = g.group(gi);
+            assert_eq!(terms, &want[..], "column group {gi}");
+            for (&r, v) in terms.iter().zip(values) {
+                assert_eq!(*v, [value(r as usize, c), value(r as usize, c + 1)]);
+            }
+        }
     }
 
     #[test]
