@@ -72,12 +72,38 @@ pub fn density(x: ArrayView2<f32>) -> f64 {
 ///
 /// # Panics
 /// When the shapes disagree or an array is not in standard layout.
-pub fn forward(x: ArrayView2<f32>, w: ArrayView2<f32>, bias: &[f32], mut z: ArrayViewMut2<f32>) {
-    let (rows, k) = x.dim();
+pub fn forward(x: ArrayView2<f32>, w: ArrayView2<f32>, bias: &[f32], z: ArrayViewMut2<f32>) {
+    forward_rows(&rows_of(x), w, bias, z);
+}
+
+/// The rows of `x`, as slices.
+///
+/// # Panics
+/// When `x` is not in standard layout.
+pub(crate) fn rows_of<'a>(x: ArrayView2<'a, f32>) -> Vec<&'a [f32]> {
+    let k = x.ncols();
+    let xs = x.to_slice().expect("inputs in standard layout");
+    if k == 0 {
+        return vec![&[]; x.nrows()];
+    }
+    xs.chunks_exact(k).collect()
+}
+
+/// `forward` of the matrix whose rows are `x` (each as long as `w` has rows): the rows are read
+/// where they lie, so a minibatch of a data set's rows needs no copy.
+///
+/// # Panics
+/// When the shapes disagree or an array is not in standard layout.
+pub(crate) fn forward_rows(
+    x: &[&[f32]],
+    w: ArrayView2<f32>,
+    bias: &[f32],
+    mut z: ArrayViewMut2<f32>,
+) {
+    let (rows, k) = (x.len(), w.nrows());
     let n = w.ncols();
-    assert!(w.nrows() == k && z.dim() == (rows, n) && bias.len() == n);
+    assert!(x.iter().all(|r| r.len() == k) && z.dim() == (rows, n) && bias.len() == n);
     // Lanes are rows of x; the terms of a group are the inputs non-zero in any of its rows.
-    let xs = x.as_slice().expect("inputs in standard layout");
     let w = w.as_slice().expect("weights in standard layout");
     let z = z.as_slice_mut().expect("outputs in standard layout");
     // The groups' buffers are this thread's, reused from call to call: allocated afresh, they
@@ -85,7 +111,7 @@ pub fn forward(x: ArrayView2<f32>, w: ArrayView2<f32>, bias: &[f32], mut z: Arra
     // it in again each step). Taken, not borrowed: a call nested in this one (a task stolen
     // while the blocks run) finds the slot empty and uses new buffers.
     let mut groups = ROW_GROUPS.take();
-    groups_of_rows(xs, k, &mut groups);
+    groups_of_rows(x, &mut groups);
     by_column_blocks(&groups, rows, w, n, 1.0, &Init::Bias(bias), z);
     ROW_GROUPS.set(groups);
 }
@@ -133,10 +159,18 @@ impl ColumnGroups {
     /// # Panics
     /// When `x` is not in standard layout.
     pub(crate) fn fill(&mut self, x: ArrayView2<f32>, n: usize) {
-        let (rows, k) = x.dim();
-        let xs = x.as_slice().expect("inputs in standard layout");
-        groups_of_columns(xs, rows, k, &mut self.groups);
-        (self.rows, self.k, self.n) = (rows, k, n);
+        let k = x.ncols();
+        self.fill_rows(&rows_of(x), k, n);
+    }
+
+    /// `fill` for the matrix whose rows are `x`, each `k` long, read where they lie.
+    ///
+    /// # Panics
+    /// When a row is not `k` long.
+    pub(crate) fn fill_rows(&mut self, x: &[&[f32]], k: usize, n: usize) {
+        assert!(x.iter().all(|r| r.len() == k), "rows of {k} inputs");
+        groups_of_columns(x, k, &mut self.groups);
+        (self.rows, self.k, self.n) = (x.len(), k, n);
     }
 }
 
@@ -238,20 +272,20 @@ fn set_bits(mut word: u64, base: usize) -> impl Iterator<Item = usize> {
     })
 }
 
-/// Groups of `LANES` consecutive rows of `xs` (rows of `k` values, row-major), each with the
-/// ascending list of columns `i` where any of its rows is non-zero (row `i` of the weights),
-/// written over `groups`. The columns come from the rows' non-zero bit masks, so the work
-/// follows the terms, not the width.
-fn groups_of_rows(xs: &[f32], k: usize, groups: &mut Groups) {
+/// Groups of `LANES` consecutive rows of `xs` (rows of equal length), each with the ascending
+/// list of columns `i` where any of its rows is non-zero (row `i` of the weights), written over
+/// `groups`. The columns come from the rows' non-zero bit masks, so the work follows the terms,
+/// not the width.
+fn groups_of_rows(xs: &[&[f32]], groups: &mut Groups) {
     const { assert!(LANES == 2) };
     groups.rows.clear();
     groups.values.clear();
     groups.starts.clear();
     groups.starts.push(0);
     let (mut m0, mut m1) = (Vec::new(), Vec::new());
-    for block in xs.chunks(LANES * k) {
-        let r0 = &block[..k];
-        let r1 = block.get(k..2 * k);
+    for block in xs.chunks(LANES) {
+        let r0 = block[0];
+        let r1 = block.get(1).copied();
         nonzero_mask(r0, &mut m0);
         match r1 {
             Some(r1) => nonzero_mask(r1, &mut m1),
@@ -273,18 +307,18 @@ fn groups_of_rows(xs: &[f32], k: usize, groups: &mut Groups) {
 /// Bits 0, 2, 4, ... of a mask word: the first column of each pair.
 const EVEN_BITS: u64 = 0x5555_5555_5555_5555;
 
-/// Groups of `LANES` consecutive columns of `xs` (`rows` x `k`, row-major), each with the
-/// ascending list of rows where any of its columns is non-zero (row `r` of the deltas), written
-/// over `groups`: one pass over the rows' non-zero masks counts each group's terms, a second
-/// writes them. (A word's 64 columns are 32 whole pairs, so a pair never straddles two words.)
-fn groups_of_columns(xs: &[f32], rows: usize, k: usize, groups: &mut Groups) {
+/// Groups of `LANES` consecutive columns of `xs` (rows of `k` values), each with the ascending
+/// list of rows where any of its columns is non-zero (row `r` of the deltas), written over
+/// `groups`: one pass over the rows' non-zero masks counts each group's terms, a second writes
+/// them. (A word's 64 columns are 32 whole pairs, so a pair never straddles two words.)
+fn groups_of_columns(xs: &[&[f32]], k: usize, groups: &mut Groups) {
     const { assert!(LANES == 2) };
     let n_groups = k.div_ceil(LANES);
     let words = k.div_ceil(64);
     // Bit 2p of row r's words: column pair p has a non-zero value in row r.
-    let mut pairs = Vec::with_capacity(rows * words);
+    let mut pairs = Vec::with_capacity(xs.len() * words);
     let mut mask = Vec::new();
-    for row in xs.chunks_exact(k).take(rows) {
+    for row in xs {
         nonzero_mask(row, &mut mask);
         pairs.extend(mask.iter().map(|&m| (m | (m >> 1)) & EVEN_BITS));
     }
@@ -307,11 +341,7 @@ fn groups_of_columns(xs: &[f32], rows: usize, k: usize, groups: &mut Groups) {
     groups.values.clear();
     groups.values.resize(total, [0.0; LANES]);
     let mut next: Vec<usize> = starts[..n_groups].to_vec();
-    for (r, (row, masks)) in xs
-        .chunks_exact(k)
-        .zip(pairs.chunks_exact(words.max(1)))
-        .enumerate()
-    {
+    for (r, (row, masks)) in xs.iter().zip(pairs.chunks_exact(words.max(1))).enumerate() {
         for (w, &m) in masks.iter().enumerate() {
             for bit in set_bits(m, 64 * w) {
                 let at = &mut next[bit / 2];
@@ -541,11 +571,11 @@ mod tests {
         x[(0, 5)] = -0.0;
         x[(2, 69)] = 0.5;
         let (rows, k) = x.dim();
-        let xs = x.as_slice().unwrap();
+        let xs = rows_of(x.view());
         let nz = |r: usize, c: usize| r < rows && c < k && x[(r, c)] != 0.0;
         let value = |r: usize, c: usize| if r < rows && c < k { x[(r, c)] } else { 0.0 };
         let mut g = Groups::default();
-        groups_of_rows(xs, k, &mut g);
+        groups_of_rows(&xs, &mut g);
         assert_eq!(g.len(), rows.div_ceil(2));
         for gi in 0..g.len() {
             let r = 2 * gi;
@@ -558,7 +588,7 @@ mod tests {
                 assert_eq!(*v, [value(r, c as usize), value(r + 1, c as usize)]);
             }
         }
-        groups_of_columns(xs, rows, k, &mut g);
+        groups_of_columns(&xs, k, &mut g);
         assert_eq!(g.len(), k.div_ceil(2));
         for gi in 0..g.len() {
             let c = 2 * gi;
