@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use layerscope::data;
 use layerscope::nn::{
-    EpochMetrics, GemmBackend, TrainParams, Trainer, gemm, set_gemm_backend,
+    EpochMetrics, GemmBackend, SPARSE_LANES, TrainParams, Trainer, gemm, set_gemm_backend,
     set_sparse_first_layer, write_npz,
 };
 use ndarray::Array2;
@@ -120,28 +120,30 @@ fn flops_per_sample(sizes: &[usize]) -> f64 {
 
 /// Floating-point operations of one training sample that the sparse first layer actually
 /// does on `x` (the training rows in their order, batches of `batch` rows): its forward
-/// product runs over the inputs non-zero in any of 4 rows, its weight gradient over the rows
-/// where any of 4 adjacent inputs is non-zero (`nn::sparse`'s groups); the other layers as
-/// `flops_per_sample`.
+/// product runs over the inputs non-zero in any of `SPARSE_LANES` rows, its weight gradient
+/// over the rows where any of `SPARSE_LANES` adjacent inputs is non-zero (`nn::sparse`'s
+/// groups); the other layers as `flops_per_sample`.
 fn effective_flops_per_sample(sizes: &[usize], x: &Array2<f32>, batch: usize) -> f64 {
     let (rows, k) = x.dim();
     let (mut forward_terms, mut gradient_terms) = (0usize, 0usize);
     let nz = |r: usize, c: usize| x[(r, c)] != 0.0;
     for lo in (0..rows).step_by(batch) {
         let hi = (lo + batch).min(rows);
-        for g in (lo..hi).step_by(4) {
+        for g in (lo..hi).step_by(SPARSE_LANES) {
             forward_terms += (0..k)
-                .filter(|&c| (g..(g + 4).min(hi)).any(|r| nz(r, c)))
+                .filter(|&c| (g..(g + SPARSE_LANES).min(hi)).any(|r| nz(r, c)))
                 .count();
         }
-        for c0 in (0..k).step_by(4) {
+        for c0 in (0..k).step_by(SPARSE_LANES) {
             gradient_terms += (lo..hi)
-                .filter(|&r| (c0..(c0 + 4).min(k)).any(|c| nz(r, c)))
+                .filter(|&r| (c0..(c0 + SPARSE_LANES).min(k)).any(|c| nz(r, c)))
                 .count();
         }
     }
-    // Each term is 4 lanes x (units of the first hidden layer) multiply-adds.
-    let first = 2.0 * 4.0 * sizes[1] as f64 * (forward_terms + gradient_terms) as f64 / rows as f64;
+    // Each term is SPARSE_LANES lanes x (units of the first hidden layer) multiply-adds.
+    let lanes = SPARSE_LANES as f64;
+    let first =
+        2.0 * lanes * sizes[1] as f64 * (forward_terms + gradient_terms) as f64 / rows as f64;
     let dense_first = 2.0 * 2.0 * (sizes[0] * sizes[1]) as f64;
     flops_per_sample(sizes) - dense_first + first
 }

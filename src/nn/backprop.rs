@@ -71,6 +71,25 @@ pub(crate) fn use_sparse_input(x: ArrayView2<f32>) -> bool {
     sparse::worth_it(x)
 }
 
+/// A batch of input rows: a matrix, or the rows of a sparse batch where they lie (the first
+/// layer then skips their zeros, and the rows need not be copied together).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Input<'a> {
+    /// The rows as a matrix, through the dense products.
+    Matrix(ArrayView2<'a, f32>),
+    /// The rows, each as wide as the first layer's input, through the sparse kernels.
+    SparseRows(&'a [&'a [f32]]),
+}
+
+impl Input<'_> {
+    fn nrows(&self) -> usize {
+        match self {
+            Input::Matrix(x) => x.nrows(),
+            Input::SparseRows(rows) => rows.len(),
+        }
+    }
+}
+
 /// Forward pass of `x` through the first `outputs.len()` layers: `outputs[i]` (at least
 /// `x.nrows()` rows) receives layer `i + 1`'s output after its activation (the model's hidden
 /// activation; for the network's last layer a softmax when `softmax`, the raw scores
@@ -83,20 +102,31 @@ pub(crate) fn forward_layers(
     sparse_input: bool,
     softmax: bool,
 ) {
+    if sparse_input {
+        let rows = sparse::rows_of(x);
+        forward_input(mlp, Input::SparseRows(&rows), outputs, softmax);
+    } else {
+        forward_input(mlp, Input::Matrix(x), outputs, softmax);
+    }
+}
+
+/// `forward_layers` of an `Input`.
+fn forward_input(mlp: &Mlp, x: Input, outputs: &mut [Array2<f32>], softmax: bool) {
     let rows = x.nrows();
     let last = mlp.coefs.len() - 1;
     for i in 0..outputs.len() {
         let (done, rest) = outputs.split_at_mut(i);
-        let input = if i == 0 {
-            x.view()
-        } else {
-            done[i - 1].slice(s![..rows, ..])
-        };
         let mut z = rest[0].slice_mut(s![..rows, ..]);
-        if i == 0 && sparse_input {
-            let bias = mlp.intercepts[0].as_slice().expect("standard layout");
-            sparse::forward(input, mlp.coefs[0].view(), bias, z.view_mut());
-        } else {
+        let input = match (i, x) {
+            (0, Input::SparseRows(x)) => {
+                let bias = mlp.intercepts[0].as_slice().expect("standard layout");
+                sparse::forward_rows(x, mlp.coefs[0].view(), bias, z.view_mut());
+                None
+            }
+            (0, Input::Matrix(x)) => Some(x.reborrow()),
+            _ => Some(done[i - 1].slice(s![..rows, ..])),
+        };
+        if let Some(input) = input {
             // z = input @ W + b: fill with the bias, then accumulate the product (beta = 1).
             for mut row in z.rows_mut() {
                 row.assign(&mlp.intercepts[i]);
@@ -159,12 +189,11 @@ fn score(probs: ArrayView2<f32>, labels: &[u8]) -> (f64, usize) {
 /// `sum_sq` is `sum_squared_weights(mlp)`.
 pub(crate) fn backprop(
     mlp: &Mlp,
-    x: ArrayView2<f32>,
+    x: Input,
     labels: &[u8],
     alpha: f32,
     sum_sq: f64,
     work: &mut Workspace,
-    sparse_input: bool,
 ) -> (f64, usize) {
     let rows = x.nrows();
     assert_eq!(rows, labels.len(), "one label per row");
@@ -173,15 +202,16 @@ pub(crate) fn backprop(
         "batch of {rows} rows exceeds the workspace"
     );
     // The first layer's gradient terms depend on x only: built while the forward pass runs.
-    if sparse_input {
-        let n1 = mlp.coefs[0].ncols();
+    let sparse_input = matches!(x, Input::SparseRows(_));
+    if let Input::SparseRows(xs) = x {
+        let (k, n1) = mlp.coefs[0].dim();
         let (groups, activations) = (&mut work.column_groups, &mut work.activations);
         rayon::join(
-            || groups.fill(x, n1),
-            || forward_layers(mlp, x, activations, true, true),
+            || groups.fill_rows(xs, k, n1),
+            || forward_input(mlp, x, activations, true),
         );
     } else {
-        forward_layers(mlp, x, &mut work.activations, false, true);
+        forward_input(mlp, x, &mut work.activations, true);
     }
     let (cross_entropy, correct) = output_delta(work, labels);
     // Row counts are far below 2^52: exact in f64.
@@ -222,7 +252,7 @@ fn output_delta(work: &mut Workspace, labels: &[u8]) -> (f64, usize) {
 /// What every layer's backward step reads.
 struct BackwardStep<'a, 'x> {
     mlp: &'a Mlp,
-    x: ArrayView2<'x, f32>,
+    x: Input<'x>,
     rows: usize,
     alpha: f32,
     /// The first layer's sparse gradient terms, when it skips zero inputs.
@@ -244,10 +274,11 @@ impl BackwardStep<'_, '_> {
         } = work;
         let (lower, upper) = deltas.split_at_mut(i);
         let delta = upper[0].slice(s![..rows, ..]);
-        let input = if i == 0 {
-            self.x.view()
-        } else {
-            activations[i - 1].slice(s![..rows, ..])
+        // The sparse first layer reads its input through `column_groups` (an empty view here).
+        let input = match (i, self.x) {
+            (0, Input::Matrix(x)) => x.reborrow(),
+            (0, Input::SparseRows(_)) => ArrayView2::from_shape((0, 0), &[]).expect("empty"),
+            _ => activations[i - 1].slice(s![..rows, ..]),
         };
         let mut gradients = || {
             deferred_penalty[i] = self.weight_gradient(i, input, delta, coef_grads[i].view_mut());
@@ -323,9 +354,15 @@ pub fn loss_gradient(
     alpha: f32,
 ) -> (f64, Vec<Array2<f32>>, Vec<Array1<f32>>) {
     let mut work = Workspace::new(mlp, x.nrows());
-    let sparse_input = use_sparse_input(x);
     let sum_sq = sum_squared_weights(mlp);
-    let (loss, _) = backprop(mlp, x, labels, alpha, sum_sq, &mut work, sparse_input);
+    let rows;
+    let input = if use_sparse_input(x) {
+        rows = sparse::rows_of(x);
+        Input::SparseRows(&rows)
+    } else {
+        Input::Matrix(x.reborrow())
+    };
+    let (loss, _) = backprop(mlp, input, labels, alpha, sum_sq, &mut work);
     for ((grad, w), penalty) in work
         .coef_grads
         .iter_mut()

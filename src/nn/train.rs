@@ -12,7 +12,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::adam::{Adam, AdamParams, sum_squared_weights};
-use super::backprop::{Workspace, backprop, evaluate, layer_buffers, use_sparse_input};
+use super::backprop::{Input, Workspace, backprop, evaluate, layer_buffers, use_sparse_input};
 use super::{Activation, Mlp};
 use crate::data::Dataset;
 
@@ -413,26 +413,31 @@ impl Trainer {
             .as_slice()
             .expect("features in standard layout");
         let width = train.n_features();
-        let xs = work.x.as_slice_mut().expect("workspace in standard layout");
-        for (dst, &r) in xs.chunks_exact_mut(width).zip(idx) {
-            dst.copy_from_slice(&features[r * width..(r + 1) * width]);
-        }
         let labels: Vec<u8> = idx.iter().map(|&r| train.labels[r]).collect();
-        let x = std::mem::take(&mut work.x);
         let sum_sq = match self.sum_sq {
             Some(v) => v,
             None => sum_squared_weights(&self.mlp),
         };
-        let result = backprop(
-            &self.mlp,
-            x.slice(s![..rows, ..]),
-            &labels,
-            self.params.alpha,
-            sum_sq,
-            work,
-            self.sparse_input,
-        );
-        work.x = x;
+        let result = if self.sparse_input {
+            // The sparse kernels read the rows where they lie: no copy of the batch (a serial
+            // 600 KB gather, ~3% of a training run's CPU samples).
+            let x: Vec<&[f32]> = idx
+                .iter()
+                .map(|&r| &features[r * width..(r + 1) * width])
+                .collect();
+            let (mlp, alpha) = (&self.mlp, self.params.alpha);
+            backprop(mlp, Input::SparseRows(&x), &labels, alpha, sum_sq, work)
+        } else {
+            let xs = work.x.as_slice_mut().expect("workspace in standard layout");
+            for (dst, &r) in xs.chunks_exact_mut(width).zip(idx) {
+                dst.copy_from_slice(&features[r * width..(r + 1) * width]);
+            }
+            let x = std::mem::take(&mut work.x);
+            let input = Input::Matrix(x.slice(s![..rows, ..]));
+            let result = backprop(&self.mlp, input, &labels, self.params.alpha, sum_sq, work);
+            work.x = x;
+            result
+        };
 
         let p = &self.params;
         let h = AdamParams {
