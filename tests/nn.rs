@@ -405,6 +405,19 @@ fn cancel_then_resume_continues_training() {
     assert_eq!(paused.epoch(), 7);
 }
 
+/// A trainer run to its epoch cap on `train` in a rayon pool of `threads` threads.
+fn trained_on(threads: usize, train: &Dataset, params: &TrainParams) -> Trainer {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let mut t = Trainer::new(train.n_features(), train.n_classes(), params.clone());
+        t.run(train, None, &mut |_| {}, None);
+        t
+    })
+}
+
 /// The same seed gives the same weights, whether rayon has one thread or several.
 #[test]
 fn reproducible_across_thread_counts() {
@@ -418,17 +431,7 @@ fn reproducible_across_thread_counts() {
         seed: 42,
         ..TrainParams::default()
     };
-    let train_with = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            let mut t = Trainer::new(50, 5, params.clone());
-            t.run(&train, None, &mut |_| {}, None);
-            t.model().clone()
-        })
-    };
+    let train_with = |threads: usize| trained_on(threads, &train, &params).model().clone();
     let one = train_with(1);
     assert_eq!(one, train_with(2));
     assert_eq!(one, train_with(3));
@@ -1253,15 +1256,8 @@ fn sparse_inputs_reproducible_across_thread_counts() {
         ..TrainParams::default()
     };
     let train_with = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            let mut t = Trainer::new(120, 5, params.clone());
-            t.run(&train, None, &mut |_| {}, None);
-            (t.model().clone(), t.history()[2].train_loss.to_bits())
-        })
+        let t = trained_on(threads, &train, &params);
+        (t.model().clone(), t.history()[2].train_loss.to_bits())
     };
     let one = train_with(1);
     assert_eq!(one, train_with(2));

@@ -105,6 +105,16 @@ impl<'a> Candidates<'a> {
 
 /// Exact `k` nearest neighbours of every row of `data` (self excluded). `k` must be below n.
 pub fn knn(data: ArrayView2<f32>, k: usize) -> Knn {
+    search(data, k, knn_direct, knn_gemm)
+}
+
+/// The direct search: (rows, k, indices out, squared distances out).
+type DirectSearch = fn(&ArrayView2<f32>, usize, &mut [u32], &mut [f32]);
+/// The GEMM search: (centred rows, rows as given, k, extra shortlisted, indices, distances).
+type GemmSearch = fn(&Array2<f32>, &ArrayView2<f32>, usize, usize, &mut [u32], &mut [f32]);
+
+/// [`knn`] with its two paths given (the tests also pass the search it replaced).
+fn search(data: ArrayView2<f32>, k: usize, direct: DirectSearch, gemm: GemmSearch) -> Knn {
     let n = data.nrows();
     assert!(k < n, "k = {k} must be below n = {n}");
     let mut indices = vec![0u32; n * k];
@@ -117,9 +127,9 @@ pub fn knn(data: ArrayView2<f32>, k: usize) -> Knn {
     // shortlist works on centred rows, where it curbs cancellation in |a|^2 + |b|^2 - 2ab.
     let original = data.as_standard_layout();
     if data.ncols() <= DIRECT_MAX_DIM {
-        knn_direct(&original.view(), k, &mut indices, &mut d2);
+        direct(&original.view(), k, &mut indices, &mut d2);
     } else {
-        knn_gemm(
+        gemm(
             &centre(data),
             &original.view(),
             k,
@@ -599,6 +609,33 @@ fn without_constant_columns(x: &Array2<f32>) -> Option<Array2<f32>> {
     (keep.len() < x.ncols() && !keep.is_empty()).then(|| x.select(Axis(1), &keep))
 }
 
+/// Each row's squared norm, summed in f64.
+fn squared_norms(x: &Array2<f32>) -> Vec<f32> {
+    x.rows()
+        .into_iter()
+        .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
+        .collect()
+}
+
+/// a.b for the rows `start..end` of `x` against every row from `start` on, into the top left of
+/// `gram` (matrixmultiply threads this).
+fn gram_block<'g>(
+    x: &Array2<f32>,
+    start: usize,
+    end: usize,
+    gram: &'g mut Array2<f32>,
+) -> ArrayView2<'g, f32> {
+    let block = s![..end - start, ..x.nrows() - start];
+    ndarray::linalg::general_mat_mul(
+        1.0,
+        &x.slice(s![start..end, ..]),
+        &x.slice(s![start.., ..]).t(),
+        0.0,
+        &mut gram.slice_mut(block),
+    );
+    gram.slice(block)
+}
+
 /// GEMM shortlist, symmetric: block `b` of rows is multiplied only with rows from its own start
 /// on, and each inner product a.b serves both a's and b's candidate lists (half the flops of
 /// the full product). Every list receives its candidates in increasing index, whatever the
@@ -617,11 +654,7 @@ fn knn_gemm(
     let n = x.nrows();
     let dim = original.ncols();
     let flat = original.as_slice().expect("contiguous");
-    let norms: Vec<f32> = xr
-        .rows()
-        .into_iter()
-        .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
-        .collect();
+    let norms = squared_norms(xr);
     let short = (k + extra).min(n - 1);
     let cap = buffer_len(short);
     let mut buf = vec![u64::MAX; n * cap];
@@ -632,17 +665,7 @@ fn knn_gemm(
     for start in (0..n).step_by(BLOCK_ROWS) {
         let end = (start + BLOCK_ROWS).min(n);
         let rows = end - start;
-        let cols = n - start;
-        let mut g = gram.slice_mut(s![..rows, ..cols]);
-        // a.b for the block against every row from `start` on (matrixmultiply threads this).
-        ndarray::linalg::general_mat_mul(
-            1.0,
-            &xr.slice(s![start..end, ..]),
-            &xr.slice(s![start.., ..]).t(),
-            0.0,
-            &mut g,
-        );
-        let g = g.view();
+        let g = gram_block(xr, start, end, &mut gram);
         // The block's own rows: candidates j >= start.
         buf[start * cap..end * cap]
             .par_chunks_mut(cap)
@@ -753,23 +776,7 @@ mod reference {
     use super::*;
 
     pub fn knn(data: ArrayView2<f32>, k: usize) -> Knn {
-        let n = data.nrows();
-        let mut indices = vec![0u32; n * k];
-        let mut d2 = vec![0f32; n * k];
-        let original = data.as_standard_layout();
-        if data.ncols() <= DIRECT_MAX_DIM {
-            direct(&original.view(), k, &mut indices, &mut d2);
-        } else {
-            gemm(
-                &centre(data),
-                &original.view(),
-                k,
-                SHORTLIST_EXTRA,
-                &mut indices,
-                &mut d2,
-            );
-        }
-        Knn { k, indices, d2 }
+        search(data, k, direct, gemm)
     }
 
     /// A bounded, sorted list of the smallest (distance, index) pairs seen.
@@ -873,11 +880,7 @@ mod reference {
         let n = x.nrows();
         let dim = original.ncols();
         let flat = original.as_slice().expect("contiguous");
-        let norms: Vec<f32> = xr
-            .rows()
-            .into_iter()
-            .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
-            .collect();
+        let norms = squared_norms(xr);
         let short = (k + extra).min(n - 1);
         let mut cand_d = vec![f32::INFINITY; n * short];
         let mut cand_i = vec![u32::MAX; n * short];
@@ -886,17 +889,7 @@ mod reference {
         for start in (0..n).step_by(BLOCK_ROWS) {
             let end = (start + BLOCK_ROWS).min(n);
             let rows = end - start;
-            let cols = n - start;
-            let mut g = gram.slice_mut(s![..rows, ..cols]);
-            // a.b for the block against every row from `start` on (matrixmultiply threads this).
-            ndarray::linalg::general_mat_mul(
-                1.0,
-                &xr.slice(s![start..end, ..]),
-                &xr.slice(s![start.., ..]).t(),
-                0.0,
-                &mut g,
-            );
-            let g = g.view();
+            let g = gram_block(xr, start, end, &mut gram);
             // The block's own rows: candidates j >= start.
             cand_d[start * short..end * short]
                 .par_chunks_mut(short)
