@@ -52,6 +52,24 @@ pub fn worth_it(x: ArrayView2<f32>) -> bool {
     ENABLED.load(Ordering::Relaxed) && x.is_standard_layout() && density(x) <= MAX_SPARSE_DENSITY
 }
 
+/// Fill `rows` with the rows of `x` and say whether the first layer should skip their zeros
+/// (`worth_it`), in one pass over `x`; when not, `rows` is left empty (and no copy of dense
+/// data is made).
+pub(crate) fn fill_if_worth_it(x: ArrayView2<f32>, rows: &mut SparseRows) -> bool {
+    if !ENABLED.load(Ordering::Relaxed) || !x.is_standard_layout() {
+        *rows = SparseRows::default();
+        return false;
+    }
+    // Past this count the density is surely over the bound (a margin of one value for the
+    // rounding of the product); the decision itself is `worth_it`'s comparison.
+    let max_nonzero = (MAX_SPARSE_DENSITY * x.len() as f64) as usize + 1;
+    let worth = rows.fill_within(x, max_nonzero) && rows.density() <= MAX_SPARSE_DENSITY;
+    if !worth {
+        *rows = SparseRows::default();
+    }
+    worth
+}
+
 /// Share of non-zero values.
 pub fn density(x: ArrayView2<f32>) -> f64 {
     // Over the slice when there is one: a count that vectorises (ndarray's element iterator
@@ -73,36 +91,247 @@ pub fn density(x: ArrayView2<f32>) -> f64 {
 /// # Panics
 /// When the shapes disagree or an array is not in standard layout.
 pub fn forward(x: ArrayView2<f32>, w: ArrayView2<f32>, bias: &[f32], z: ArrayViewMut2<f32>) {
-    forward_rows(&rows_of(x), w, bias, z);
+    let rows = SparseRows::from_matrix(x);
+    forward_batch(rows.all().as_batch(), w, bias, z);
 }
 
-/// The rows of `x`, as slices.
-///
-/// # Panics
-/// When `x` is not in standard layout.
-pub(crate) fn rows_of<'a>(x: ArrayView2<'a, f32>) -> Vec<&'a [f32]> {
-    let k = x.ncols();
-    let xs = x.to_slice().expect("inputs in standard layout");
-    if k == 0 {
-        return vec![&[]; x.nrows()];
+/// The rows of a matrix with their zeros left out: per row, a bit mask of its non-zero columns
+/// (bit `j % 64` of word `j / 64`; -0.0 counts as zero) and its non-zero values in column
+/// order. Built in one pass over the matrix (in training, once per run over the whole training
+/// split), the group builders read these instead of the rows: no test of every input on every
+/// step, and a minibatch's rows are a fifth of the bytes to fetch (an epoch's shuffled rows come
+/// from all over a 15 MB matrix).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SparseRows {
+    /// Values per row (the matrix's width).
+    width: usize,
+    /// Mask words per row, `width.div_ceil(64)`.
+    words: usize,
+    /// `words` mask words per row, row after row.
+    masks: Vec<u64>,
+    /// Row `r`'s values are `values[starts[r]..starts[r + 1]]`.
+    starts: Vec<usize>,
+    /// The non-zero values, row after row, each row in column order.
+    values: Vec<f32>,
+}
+
+/// One row of `SparseRows`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SparseRow<'a> {
+    masks: &'a [u64],
+    values: &'a [f32],
+}
+
+/// A minibatch: rows `rows[0]`, `rows[1]`, ... of `data`, in that order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Batch<'a> {
+    data: &'a SparseRows,
+    rows: &'a [usize],
+    /// The rows' labels, when known: the forward product then pairs rows of a class.
+    labels: Option<&'a [u8]>,
+}
+
+impl SparseRows {
+    /// The rows of `x` (in standard layout), in place of the previous ones (buffers reused).
+    ///
+    /// # Panics
+    /// When `x` is not in standard layout.
+    pub(crate) fn fill(&mut self, x: ArrayView2<f32>) {
+        self.fill_within(x, usize::MAX);
     }
-    xs.chunks_exact(k).collect()
+
+    /// `fill`, given up (false, the rows left empty) as soon as `x` has more than
+    /// `max_nonzero` non-zero values: dense data costs no copy.
+    ///
+    /// # Panics
+    /// When `x` is not in standard layout.
+    fn fill_within(&mut self, x: ArrayView2<f32>, max_nonzero: usize) -> bool {
+        let width = x.ncols();
+        let xs = x.as_slice().expect("inputs in standard layout");
+        self.width = width;
+        self.words = width.div_ceil(64);
+        self.masks.clear();
+        self.starts.clear();
+        self.values.clear();
+        self.starts.push(0);
+        if width == 0 {
+            self.starts.resize(x.nrows() + 1, 0);
+            return true;
+        }
+        for row in xs.chunks_exact(width) {
+            push_row(row, &mut self.masks, &mut self.values);
+            self.starts.push(self.values.len());
+            if self.values.len() > max_nonzero {
+                *self = SparseRows::default();
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The rows of `x` (in standard layout).
+    ///
+    /// # Panics
+    /// When `x` is not in standard layout.
+    pub(crate) fn from_matrix(x: ArrayView2<f32>) -> SparseRows {
+        let mut rows = SparseRows::default();
+        rows.fill(x);
+        rows
+    }
+
+    /// Number of rows.
+    pub(crate) fn len(&self) -> usize {
+        self.starts.len().saturating_sub(1)
+    }
+
+    /// Share of non-zero values (as `density` of the matrix).
+    pub(crate) fn density(&self) -> f64 {
+        // Counts are far below 2^52: exact in f64.
+        self.values.len() as f64 / (self.len() * self.width).max(1) as f64
+    }
+
+    /// Row `r`.
+    fn row(&self, r: usize) -> SparseRow<'_> {
+        SparseRow {
+            masks: &self.masks[r * self.words..(r + 1) * self.words],
+            values: &self.values[self.starts[r]..self.starts[r + 1]],
+        }
+    }
+
+    /// Every row, in order, as a batch (with its row list).
+    pub(crate) fn all(&self) -> AllRows<'_> {
+        AllRows {
+            data: self,
+            rows: (0..self.len()).collect(),
+        }
+    }
+
+    /// The batch of rows `rows` (each below `len()`).
+    ///
+    /// # Panics
+    /// When a row is out of range.
+    pub(crate) fn batch<'a>(&'a self, rows: &'a [usize]) -> Batch<'a> {
+        assert!(rows.iter().all(|&r| r < self.len()), "rows of the matrix");
+        Batch {
+            data: self,
+            rows,
+            labels: None,
+        }
+    }
 }
 
-/// `forward` of the matrix whose rows are `x` (each as long as `w` has rows): the rows are read
-/// where they lie, so a minibatch of a data set's rows needs no copy.
+/// `SparseRows::all`: the rows and the list of their indices a batch borrows.
+pub(crate) struct AllRows<'a> {
+    data: &'a SparseRows,
+    rows: Vec<usize>,
+}
+
+impl AllRows<'_> {
+    /// The rows as a batch.
+    pub(crate) fn as_batch(&self) -> Batch<'_> {
+        self.data.batch(&self.rows)
+    }
+}
+
+impl<'a> Batch<'a> {
+    /// The batch with its rows' labels (one per row): `forward_batch` pairs the rows of a class
+    /// that share the most non-zero inputs (same sums; fewer multiply-adds on zeros).
+    ///
+    /// # Panics
+    /// When there is not one label per row.
+    pub(crate) fn with_labels(self, labels: &'a [u8]) -> Batch<'a> {
+        assert_eq!(labels.len(), self.rows.len(), "one label per row");
+        Batch {
+            labels: Some(labels),
+            ..self
+        }
+    }
+
+    /// Rows in the batch.
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Values per row.
+    pub(crate) fn width(&self) -> usize {
+        self.data.width
+    }
+
+    /// The batch's `i`-th row.
+    fn row(&self, i: usize) -> SparseRow<'a> {
+        self.data.row(self.rows[i])
+    }
+}
+
+/// Append `row`'s mask words to `masks` and its non-zero values to `values`, built for the
+/// widest vector unit the CPU has.
+fn push_row(row: &[f32], masks: &mut Vec<u64>, values: &mut Vec<f32>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("popcnt")
+            && std::arch::is_x86_feature_detected!("bmi1")
+        {
+            // SAFETY: the CPU has the features the function is built for (checked above).
+            return unsafe { push_row_avx2(row, masks, values) };
+        }
+    }
+    for (w, chunk) in row.chunks(64).enumerate() {
+        let m = chunk.iter().enumerate().fold(0u64, |m, (j, &v)| {
+            m | (u64::from(v.to_bits() << 1 != 0) << j)
+        });
+        push_word(row, w, m, masks, values);
+    }
+}
+
+/// `push_row` with AVX2: a compare and a move-mask give eight bits of the mask at once.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt,bmi1")]
+unsafe fn push_row_avx2(row: &[f32], masks: &mut Vec<u64>, values: &mut Vec<f32>) {
+    use std::arch::x86_64::_mm256_setzero_ps;
+    use std::arch::x86_64::{_CMP_NEQ_UQ, _mm256_cmp_ps, _mm256_loadu_ps, _mm256_movemask_ps};
+    let zero = _mm256_setzero_ps();
+    for (w, chunk) in row.chunks(64).enumerate() {
+        let mut m = 0u64;
+        let mut eights = chunk.chunks_exact(8);
+        for (b, eight) in (&mut eights).enumerate() {
+            // SAFETY: `eight` holds 8 floats. Not-equal, unordered: -0.0 is zero, NaN is not
+            // (as `to_bits() << 1 != 0`).
+            let bits = unsafe {
+                _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(
+                    _mm256_loadu_ps(eight.as_ptr()),
+                    zero,
+                ))
+            };
+            m |= u64::from(bits as u8) << (8 * b);
+        }
+        let done = chunk.len() - eights.remainder().len();
+        for (j, &v) in eights.remainder().iter().enumerate() {
+            m |= u64::from(v.to_bits() << 1 != 0) << (done + j);
+        }
+        push_word(row, w, m, masks, values);
+    }
+}
+
+/// Append mask word `w` of `row`, `m`, and the values its bits select.
+#[inline(always)]
+fn push_word(row: &[f32], w: usize, m: u64, masks: &mut Vec<u64>, values: &mut Vec<f32>) {
+    masks.push(m);
+    let start = values.len();
+    values.resize(start + m.count_ones() as usize, 0.0);
+    for (slot, j) in values[start..].iter_mut().zip(set_bits(m, 64 * w)) {
+        *slot = row[j];
+    }
+}
+
+/// `forward` of the batch `x` (each row as long as `w` has rows).
 ///
 /// # Panics
 /// When the shapes disagree or an array is not in standard layout.
-pub(crate) fn forward_rows(
-    x: &[&[f32]],
-    w: ArrayView2<f32>,
-    bias: &[f32],
-    mut z: ArrayViewMut2<f32>,
-) {
+pub(crate) fn forward_batch(x: Batch, w: ArrayView2<f32>, bias: &[f32], mut z: ArrayViewMut2<f32>) {
     let (rows, k) = (x.len(), w.nrows());
     let n = w.ncols();
-    assert!(x.iter().all(|r| r.len() == k) && z.dim() == (rows, n) && bias.len() == n);
+    assert!(x.width() == k && z.dim() == (rows, n) && bias.len() == n);
     // Lanes are rows of x; the terms of a group are the inputs non-zero in any of its rows.
     let w = w.as_slice().expect("weights in standard layout");
     let z = z.as_slice_mut().expect("outputs in standard layout");
@@ -136,8 +365,9 @@ pub fn weight_gradient(
     a: f32,
     g: ArrayViewMut2<f32>,
 ) {
+    let rows = SparseRows::from_matrix(x);
     let mut groups = ColumnGroups::default();
-    groups.fill(x, d.ncols());
+    groups.fill(rows.all().as_batch(), d.ncols());
     weight_gradient_grouped(&groups, d, s, w, a, g);
 }
 
@@ -154,23 +384,10 @@ pub(crate) struct ColumnGroups {
 }
 
 impl ColumnGroups {
-    /// The groups of `x` for deltas of `n` columns, in place of the previous ones.
-    ///
-    /// # Panics
-    /// When `x` is not in standard layout.
-    pub(crate) fn fill(&mut self, x: ArrayView2<f32>, n: usize) {
-        let k = x.ncols();
-        self.fill_rows(&rows_of(x), k, n);
-    }
-
-    /// `fill` for the matrix whose rows are `x`, each `k` long, read where they lie.
-    ///
-    /// # Panics
-    /// When a row is not `k` long.
-    pub(crate) fn fill_rows(&mut self, x: &[&[f32]], k: usize, n: usize) {
-        assert!(x.iter().all(|r| r.len() == k), "rows of {k} inputs");
-        groups_of_columns(x, k, &mut self.groups);
-        (self.rows, self.k, self.n) = (x.len(), k, n);
+    /// The groups of the batch `x` for deltas of `n` columns, in place of the previous ones.
+    pub(crate) fn fill(&mut self, x: Batch, n: usize) {
+        groups_of_columns(x, &mut self.groups);
+        (self.rows, self.k, self.n) = (x.len(), x.width(), n);
     }
 }
 
@@ -230,9 +447,21 @@ pub(crate) struct Groups {
     rows: Vec<u32>,
     values: Vec<[f32; LANES]>,
     starts: Vec<usize>,
+    /// Lane `l` (lane `l % LANES` of group `l / LANES`) is output row `out[l]`; empty: row `l`.
+    out: Vec<u32>,
 }
 
 impl Groups {
+    /// The output row of lane `l`.
+    #[inline(always)]
+    fn out_row(&self, l: usize) -> usize {
+        if self.out.is_empty() {
+            l
+        } else {
+            self.out[l] as usize
+        }
+    }
+
     fn len(&self) -> usize {
         self.starts.len().saturating_sub(1)
     }
@@ -249,17 +478,6 @@ fn row_index(i: usize) -> u32 {
     u32::try_from(i).expect("fewer than 2^32 rows")
 }
 
-/// Bit `j % 64` of word `j / 64` is set where `row[j]` is non-zero (the sign bit ignored: -0.0
-/// counts as zero), written over `mask` (`row.len().div_ceil(64)` words).
-fn nonzero_mask(row: &[f32], mask: &mut Vec<u64>) {
-    mask.clear();
-    mask.extend(row.chunks(64).map(|chunk| {
-        chunk.iter().enumerate().fold(0u64, |m, (j, &v)| {
-            m | (u64::from(v.to_bits() << 1 != 0) << j)
-        })
-    }));
-}
-
 /// The set bits of `word`, lowest first, as `base +` their position.
 #[inline(always)]
 fn set_bits(mut word: u64, base: usize) -> impl Iterator<Item = usize> {
@@ -272,62 +490,158 @@ fn set_bits(mut word: u64, base: usize) -> impl Iterator<Item = usize> {
     })
 }
 
-/// Groups of `LANES` consecutive rows of `xs` (rows of equal length), each with the ascending
-/// list of columns `i` where any of its rows is non-zero (row `i` of the weights), written over
-/// `groups`. The columns come from the rows' non-zero bit masks, so the work follows the terms,
-/// not the width.
-fn groups_of_rows(xs: &[&[f32]], groups: &mut Groups) {
+/// `values[at]` where `has`, else 0.0, without a branch (whether a lane has a term is as good
+/// as random: a branch on it mispredicts). Past the end of `values` (only where `!has`) 0.0.
+#[inline(always)]
+fn value_if(values: &[f32], at: usize, has: bool) -> f32 {
+    let bits = values.get(at).map_or(0, |v| v.to_bits());
+    f32::from_bits(bits & 0u32.wrapping_sub(u32::from(has)))
+}
+
+/// Groups of `LANES` consecutive rows of the batch `x`, each with the ascending list of
+/// columns `i` where any of its rows is non-zero (row `i` of the weights), written over
+/// `groups`. The columns come from the rows' non-zero masks and the values from their packed
+/// lists, so the work follows the terms, not the width.
+fn groups_of_rows(x: Batch, groups: &mut Groups) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("popcnt")
+            && std::arch::is_x86_feature_detected!("bmi1")
+        {
+            // SAFETY: the CPU has the features the function is built for (checked above).
+            return unsafe { groups_of_rows_bmi(x, groups) };
+        }
+    }
+    groups_of_rows_generic(x, groups);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt,bmi1")]
+unsafe fn groups_of_rows_bmi(x: Batch, groups: &mut Groups) {
+    groups_of_rows_generic(x, groups);
+}
+
+#[inline(always)]
+fn groups_of_rows_generic(x: Batch, groups: &mut Groups) {
     const { assert!(LANES == 2) };
     groups.rows.clear();
     groups.values.clear();
     groups.starts.clear();
     groups.starts.push(0);
-    let (mut m0, mut m1) = (Vec::new(), Vec::new());
-    for block in xs.chunks(LANES) {
-        let r0 = block[0];
-        let r1 = block.get(1).copied();
-        nonzero_mask(r0, &mut m0);
-        match r1 {
-            Some(r1) => nonzero_mask(r1, &mut m1),
-            None => {
-                m1.clear();
-                m1.resize(m0.len(), 0);
-            }
-        }
-        for (w, (&a, &b)) in m0.iter().zip(&m1).enumerate() {
+    groups.out.clear();
+    if let Some(labels) = x.labels {
+        pair_rows(x, labels, &mut groups.out);
+    }
+    let lane_row = |l: usize| groups.out.get(l).map_or(l, |&r| r as usize);
+    for first in (0..x.len()).step_by(LANES) {
+        let r0 = x.row(lane_row(first));
+        let r1 = (first + 1 < x.len()).then(|| x.row(lane_row(first + 1)));
+        let (v0s, v1s) = (r0.values, r1.map_or(&[][..], |r| r.values));
+        let (mut p0, mut p1) = (0, 0);
+        for (w, &a) in r0.masks.iter().enumerate() {
+            let b = r1.map_or(0, |r| r.masks[w]);
             for i in set_bits(a | b, 64 * w) {
+                let (h0, h1) = (a >> (i % 64) & 1 != 0, b >> (i % 64) & 1 != 0);
                 groups.rows.push(row_index(i));
-                groups.values.push([r0[i], r1.map_or(0.0, |r| r[i])]);
+                groups
+                    .values
+                    .push([value_if(v0s, p0, h0), value_if(v1s, p1, h1)]);
+                p0 += usize::from(h0);
+                p1 += usize::from(h1);
             }
         }
         groups.starts.push(groups.rows.len());
     }
 }
 
+/// The batch's rows (positions `0..x.len()`) in the order they are to share groups, written
+/// over `order`: the rows of each class (by `labels`), each row in turn (the largest first)
+/// paired with the row left of its class with which it shares the most non-zero inputs (the
+/// smallest union: the group's terms); the rows left single, one per odd class, last, paired in
+/// class order. Within a batch of 200 MNIST rows (20 a class) this cuts the forward product's
+/// terms by a tenth (1.52x the non-zero inputs -> 1.37x; 1.42x by class alone), for the price
+/// of 13-word mask comparisons between the rows of a class. Ties go to the earlier row, so the
+/// order depends on the data only.
+fn pair_rows(x: Batch, labels: &[u8], order: &mut Vec<u32>) {
+    let n = x.len();
+    order.clear();
+    let mut by_class: Vec<u32> = (0..row_index(n)).collect();
+    by_class.sort_by_key(|&i| labels[i as usize]);
+    let size = |i: u32| -> u32 { x.row(i as usize).masks.iter().map(|m| m.count_ones()).sum() };
+    let union = |i: u32, j: u32| -> u32 {
+        let (a, b) = (x.row(i as usize).masks, x.row(j as usize).masks);
+        a.iter().zip(b).map(|(a, b)| (a | b).count_ones()).sum()
+    };
+    let mut singles = Vec::new();
+    let mut class: Vec<(u32, u32)> = Vec::new();
+    for same in by_class.chunk_by(|&a, &b| labels[a as usize] == labels[b as usize]) {
+        // (row, taken) in order of size, largest first, then by position.
+        class.clear();
+        class.extend(same.iter().map(|&i| (i, 0)));
+        class.sort_by_cached_key(|&(i, _)| (std::cmp::Reverse(size(i)), i));
+        for a in 0..class.len() {
+            if class[a].1 != 0 {
+                continue;
+            }
+            class[a].1 = 1;
+            let row = class[a].0;
+            let best = (a + 1..class.len())
+                .filter(|&b| class[b].1 == 0)
+                .min_by_key(|&b| (union(row, class[b].0), class[b].0));
+            match best {
+                Some(b) => {
+                    class[b].1 = 1;
+                    order.extend([row, class[b].0]);
+                }
+                None => singles.push(row),
+            }
+        }
+    }
+    order.extend(singles);
+}
+
 /// Bits 0, 2, 4, ... of a mask word: the first column of each pair.
 const EVEN_BITS: u64 = 0x5555_5555_5555_5555;
 
-/// Groups of `LANES` consecutive columns of `xs` (rows of `k` values), each with the ascending
-/// list of rows where any of its columns is non-zero (row `r` of the deltas), written over
+/// Column pair `p` of a mask word (bit `2p` of the result) has a non-zero value.
+#[inline(always)]
+fn pair_bits(m: u64) -> u64 {
+    (m | (m >> 1)) & EVEN_BITS
+}
+
+/// Groups of `LANES` consecutive columns of the batch `x`, each with the ascending list of
+/// its rows where any of the group's columns is non-zero (row `r` of the deltas), written over
 /// `groups`: one pass over the rows' non-zero masks counts each group's terms, a second writes
 /// them. (A word's 64 columns are 32 whole pairs, so a pair never straddles two words.)
-fn groups_of_columns(xs: &[&[f32]], k: usize, groups: &mut Groups) {
-    const { assert!(LANES == 2) };
-    let n_groups = k.div_ceil(LANES);
-    let words = k.div_ceil(64);
-    // Bit 2p of row r's words: column pair p has a non-zero value in row r.
-    let mut pairs = Vec::with_capacity(xs.len() * words);
-    let mut mask = Vec::new();
-    for row in xs {
-        nonzero_mask(row, &mut mask);
-        pairs.extend(mask.iter().map(|&m| (m | (m >> 1)) & EVEN_BITS));
+fn groups_of_columns(x: Batch, groups: &mut Groups) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("popcnt")
+            && std::arch::is_x86_feature_detected!("bmi1")
+        {
+            // SAFETY: the CPU has the features the function is built for (checked above).
+            return unsafe { groups_of_columns_bmi(x, groups) };
+        }
     }
+    groups_of_columns_generic(x, groups);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt,bmi1")]
+unsafe fn groups_of_columns_bmi(x: Batch, groups: &mut Groups) {
+    groups_of_columns_generic(x, groups);
+}
+
+#[inline(always)]
+fn groups_of_columns_generic(x: Batch, groups: &mut Groups) {
+    const { assert!(LANES == 2) };
+    let n_groups = x.width().div_ceil(LANES);
     let starts = &mut groups.starts;
     starts.clear();
     starts.resize(n_groups + 1, 0);
-    for row in pairs.chunks_exact(words.max(1)) {
-        for (w, &m) in row.iter().enumerate() {
-            for bit in set_bits(m, 64 * w) {
+    for r in 0..x.len() {
+        for (w, &m) in x.row(r).masks.iter().enumerate() {
+            for bit in set_bits(pair_bits(m), 64 * w) {
                 starts[bit / 2 + 1] += 1;
             }
         }
@@ -341,14 +655,26 @@ fn groups_of_columns(xs: &[&[f32]], k: usize, groups: &mut Groups) {
     groups.values.clear();
     groups.values.resize(total, [0.0; LANES]);
     let mut next: Vec<usize> = starts[..n_groups].to_vec();
-    for (r, (row, masks)) in xs.iter().zip(pairs.chunks_exact(words.max(1))).enumerate() {
-        for (w, &m) in masks.iter().enumerate() {
-            for bit in set_bits(m, 64 * w) {
-                let at = &mut next[bit / 2];
-                groups.rows[*at] = row_index(r);
-                groups.values[*at] = [row[bit], row.get(bit + 1).copied().unwrap_or(0.0)];
-                *at += 1;
+    for r in 0..x.len() {
+        let row = x.row(r);
+        // Values of the row before this word.
+        let mut before = 0;
+        for (w, &m) in row.masks.iter().enumerate() {
+            for bit in set_bits(pair_bits(m), 64 * w) {
+                let j = bit % 64;
+                // The pair's values: the first column's is at its rank in the row (when its
+                // bit is set), the second's just after.
+                let at = before + (m & ((1u64 << j) - 1)).count_ones() as usize;
+                let (h0, h1) = (m >> j & 1 != 0, m >> (j + 1) & 1 != 0);
+                let slot = &mut next[bit / 2];
+                groups.rows[*slot] = row_index(r);
+                groups.values[*slot] = [
+                    value_if(row.values, at, h0),
+                    value_if(row.values, at + usize::from(h0), h1),
+                ];
+                *slot += 1;
             }
+            before += m.count_ones() as usize;
         }
     }
 }
@@ -392,6 +718,17 @@ fn by_column_blocks(
         groups.rows.len()
     );
     assert!(groups.rows.iter().all(|&r| (r as usize) < src_rows));
+    if !groups.out.is_empty() {
+        // A permutation of the output rows: every task writes each row of its block once.
+        assert_eq!(groups.out.len(), n_lanes);
+        let mut seen = vec![false; n_lanes];
+        for &r in &groups.out {
+            assert!(
+                !std::mem::replace(&mut seen[r as usize], true),
+                "row {r} twice"
+            );
+        }
+    }
     let out = SharedOut(out.as_mut_ptr());
     let block = block_width();
     (0..n.div_ceil(block)).into_par_iter().for_each(|b| {
@@ -459,6 +796,23 @@ unsafe fn block_task_avx2(job: &Job, c: usize, width: usize) {
     block_task_generic::<true, BLOCK_AVX2>(job, c, width);
 }
 
+/// How many terms ahead `block_task` prefetches its source rows.
+const PREFETCH_TERMS: usize = 8;
+
+/// Ask for the cache lines of `row` (a hint: no effect on results).
+#[inline(always)]
+fn prefetch(row: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in row.chunks(16) {
+        // SAFETY: a prefetch of a valid address; it reads nothing the program sees.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            );
+        }
+    }
+}
+
 #[inline(always)]
 fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     if FMA { a.mul_add(b, c) } else { a * b + c }
@@ -507,7 +861,12 @@ fn block_task_generic<const FMA: bool, const BLOCK: usize>(job: &Job, c: usize, 
         // out by index below, LLVM would otherwise store every accumulator to the stack on
         // every term.)
         let mut a = [[0.0f32; BLOCK]; LANES];
-        for (&row, v) in rows.iter().zip(values) {
+        for (t, (&row, v)) in rows.iter().zip(values).enumerate() {
+            // The source rows a group reads are scattered over the block (L2 for the forward
+            // product's 100 KB of weights): ask for a row a few terms ahead.
+            if let Some(&ahead) = rows.get(t + PREFETCH_TERMS) {
+                prefetch(&packed[ahead as usize * BLOCK..(ahead as usize + 1) * BLOCK]);
+            }
             let at = row as usize * BLOCK;
             let s: &[f32; BLOCK] = packed[at..at + BLOCK].try_into().expect("a full block");
             for (a, &v) in a.iter_mut().zip(v) {
@@ -519,9 +878,10 @@ fn block_task_generic<const FMA: bool, const BLOCK: usize>(job: &Job, c: usize, 
         let acc = a;
         let first = gi * LANES;
         for (l, acc) in acc.iter().enumerate().take(n_lanes.saturating_sub(first)) {
-            let row = (first + l) * n + c;
-            // SAFETY: `row + width <= n_lanes * n == out.len()` (checked in `by_column_blocks`),
-            // and only this task writes columns `c..c + width`.
+            let row = groups.out_row(first + l) * n + c;
+            // SAFETY: `row + width <= n_lanes * n == out.len()` (output rows are below
+            // `n_lanes`, each lane's a different one: checked in `by_column_blocks`), and only
+            // this task writes columns `c..c + width`.
             let o = unsafe { std::slice::from_raw_parts_mut(out.0.add(row), width) };
             match init {
                 Init::Bias(bias) => {
@@ -561,21 +921,33 @@ mod tests {
         })
     }
 
-    /// The mask-built groups hold exactly the terms of their definition, in ascending order:
-    /// for row pairs, every column where either row is non-zero (-0.0 counting as zero); for
-    /// column pairs, every row where either column is. Odd counts leave a half group, and 70
-    /// columns a partial mask word.
+    /// The groups hold exactly the terms of their definition, in ascending order, for a batch
+    /// of rows taken out of order (as a shuffled epoch takes them): for row pairs, every column
+    /// where either row is non-zero (-0.0 counting as zero); for column pairs, every row where
+    /// either column is. Odd counts leave a half group, and 70 columns a partial mask word.
     #[test]
     fn groups_hold_every_non_zero_term_in_order() {
         let mut x = sparse_rows(37, 70, 3);
         x[(0, 5)] = -0.0;
         x[(2, 69)] = 0.5;
-        let (rows, k) = x.dim();
-        let xs = rows_of(x.view());
-        let nz = |r: usize, c: usize| r < rows && c < k && x[(r, c)] != 0.0;
-        let value = |r: usize, c: usize| if r < rows && c < k { x[(r, c)] } else { 0.0 };
+        x[(11, 63)] = 0.25;
+        x[(11, 64)] = 0.75;
+        let k = x.ncols();
+        let data = SparseRows::from_matrix(x.view());
+        assert_eq!(data.len(), 37);
+        let order: Vec<usize> = (0..25).map(|i| (i * 11 + 2) % 37).collect();
+        let batch = data.batch(&order);
+        let rows = order.len();
+        let nz = |i: usize, c: usize| i < rows && c < k && x[(order[i], c)] != 0.0;
+        let value = |i: usize, c: usize| {
+            if i < rows && c < k {
+                x[(order[i], c)]
+            } else {
+                0.0
+            }
+        };
         let mut g = Groups::default();
-        groups_of_rows(&xs, &mut g);
+        groups_of_rows(batch, &mut g);
         assert_eq!(g.len(), rows.div_ceil(2));
         for gi in 0..g.len() {
             let r = 2 * gi;
@@ -588,7 +960,7 @@ mod tests {
                 assert_eq!(*v, [value(r, c as usize), value(r + 1, c as usize)]);
             }
         }
-        groups_of_columns(&xs, k, &mut g);
+        groups_of_columns(batch, &mut g);
         assert_eq!(g.len(), k.div_ceil(2));
         for gi in 0..g.len() {
             let c = 2 * gi;
@@ -601,6 +973,71 @@ mod tests {
                 assert_eq!(*v, [value(r as usize, c), value(r as usize, c + 1)]);
             }
         }
+        let nonzero = x.iter().filter(|&&v| v != 0.0).count();
+        assert_eq!(data.density(), nonzero as f64 / x.len() as f64);
+
+        // With labels: the lanes are a permutation of the rows, a group's rows share a label
+        // (but for the odd rows out, one per class with an odd count, paired last), and each
+        // group holds the union of its rows' terms.
+        let labels: Vec<u8> = (0..rows).map(|i| (i * 7 % 5) as u8).collect();
+        groups_of_rows(batch.with_labels(&labels), &mut g);
+        let mut lanes = g.out.clone();
+        lanes.sort_unstable();
+        assert_eq!(lanes, (0..rows as u32).collect::<Vec<_>>());
+        let odd = (0..5u8)
+            .filter(|&c| labels.iter().filter(|&&l| l == c).count() % 2 == 1)
+            .count();
+        let mixed = (0..g.len())
+            .filter(|&gi| {
+                let lane = |l: usize| g.out.get(l).map(|&r| r as usize);
+                match (lane(2 * gi), lane(2 * gi + 1)) {
+                    (Some(a), Some(b)) => labels[a] != labels[b],
+                    _ => false,
+                }
+            })
+            .count();
+        assert!(mixed <= odd / 2, "{mixed} groups of two classes");
+        for gi in 0..g.len() {
+            let (r0, r1) = (g.out_row(2 * gi), 2 * gi + 1);
+            let r1 = if r1 < rows { g.out_row(r1) } else { rows };
+            let want: Vec<u32> = (0..k as u32)
+                .filter(|&c| nz(r0, c as usize) || nz(r1, c as usize))
+                .collect();
+            let (terms, values) = g.group(gi);
+            assert_eq!(terms, &want[..], "labelled row group {gi}");
+            for (&c, v) in terms.iter().zip(values) {
+                assert_eq!(*v, [value(r0, c as usize), value(r1, c as usize)]);
+            }
+        }
+    }
+
+    /// Pairing the rows of a class by their shared inputs: rows 0 and 2 are alike, as are 1
+    /// and 3 (all four of one class), so they are paired so, whatever their order; the forward
+    /// product with labels gives the same numbers as without.
+    #[test]
+    fn rows_pair_with_their_likest_and_sums_do_not_change() {
+        let mut x = Array2::<f32>::zeros((5, 20));
+        for c in 0..8 {
+            x[(0, c)] = 1.0 + c as f32;
+            x[(2, c)] = 2.0;
+            x[(1, 10 + c)] = 0.5;
+            x[(3, 10 + c)] = 0.25 * c as f32 + 0.25;
+        }
+        x[(4, 19)] = 3.0;
+        let data = SparseRows::from_matrix(x.view());
+        let order = [0, 1, 2, 3, 4];
+        let labels = [6, 6, 6, 6, 1];
+        let mut out = Vec::new();
+        pair_rows(data.batch(&order).with_labels(&labels), &labels, &mut out);
+        assert_eq!(out, vec![0, 2, 1, 3, 4]);
+        let w = Array2::from_shape_fn((20, 40), |(i, j)| ((i * 5 + j * 3) % 13) as f32 - 6.0);
+        let bias: Vec<f32> = (0..40).map(|j| j as f32 * 0.5).collect();
+        let (mut plain, mut paired) = (Array2::zeros((5, 40)), Array2::zeros((5, 40)));
+        forward_batch(data.batch(&order), w.view(), &bias, plain.view_mut());
+        let batch = data.batch(&order).with_labels(&labels);
+        forward_batch(batch, w.view(), &bias, paired.view_mut());
+        assert_eq!(plain, paired);
+        assert_eq!(plain.row(4)[0], 3.0 * w[(19, 0)] + bias[0]);
     }
 
     #[test]
