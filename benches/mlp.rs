@@ -119,31 +119,40 @@ fn flops_per_sample(sizes: &[usize]) -> f64 {
 }
 
 /// Floating-point operations of one training sample that the sparse first layer actually
-/// does on `x` (the training rows in their order, batches of `batch` rows): its forward
-/// product runs over the inputs non-zero in any of `SPARSE_LANES` rows, its weight gradient
+/// does on `x` (the training rows in their order, batches of `batch` rows, `labels` theirs):
+/// its forward product runs over the inputs non-zero in either row of a pair (the rows of a
+/// class paired as training pairs them: `nn::sparse_forward_term_ratio`), its weight gradient
 /// over the rows where any of `SPARSE_LANES` adjacent inputs is non-zero (`nn::sparse`'s
 /// groups); the other layers as `flops_per_sample`.
-fn effective_flops_per_sample(sizes: &[usize], x: &Array2<f32>, batch: usize) -> f64 {
+fn effective_flops_per_sample(
+    sizes: &[usize],
+    x: &Array2<f32>,
+    labels: &[u8],
+    batch: usize,
+) -> f64 {
     let (rows, k) = x.dim();
-    let (mut forward_terms, mut gradient_terms) = (0usize, 0usize);
+    let mut gradient_terms = 0usize;
     let nz = |r: usize, c: usize| x[(r, c)] != 0.0;
     for lo in (0..rows).step_by(batch) {
         let hi = (lo + batch).min(rows);
-        for g in (lo..hi).step_by(SPARSE_LANES) {
-            forward_terms += (0..k)
-                .filter(|&c| (g..(g + SPARSE_LANES).min(hi)).any(|r| nz(r, c)))
-                .count();
-        }
         for c0 in (0..k).step_by(SPARSE_LANES) {
             gradient_terms += (lo..hi)
                 .filter(|&r| (c0..(c0 + SPARSE_LANES).min(k)).any(|c| nz(r, c)))
                 .count();
         }
     }
-    // Each term is SPARSE_LANES lanes x (units of the first hidden layer) multiply-adds.
+    let nonzero = x.iter().filter(|&&v| v != 0.0).count() as f64;
+    let natural = layerscope::nn::sparse_forward_term_ratio(x.view(), None, batch);
+    let paired = layerscope::nn::sparse_forward_term_ratio(x.view(), Some(labels), batch);
+    eprintln!(
+        "forward product's terms over the non-zero inputs: {natural:.3}x rows in order, \
+         {paired:.3}x paired by class (used)"
+    );
+    // Each gradient term is SPARSE_LANES lanes; every term (units of the first hidden layer)
+    // multiply-adds.
     let lanes = SPARSE_LANES as f64;
     let first =
-        2.0 * lanes * sizes[1] as f64 * (forward_terms + gradient_terms) as f64 / rows as f64;
+        2.0 * sizes[1] as f64 * (paired * nonzero + lanes * gradient_terms as f64) / rows as f64;
     let dense_first = 2.0 * 2.0 * (sizes[0] * sizes[1]) as f64;
     flops_per_sample(sizes) - dense_first + first
 }
@@ -177,9 +186,10 @@ fn time_ms(mut f: impl FnMut()) -> (f64, f64) {
 }
 
 /// Each product of a training step at batch 200 through 784 -> 512 -> 256 -> 10, timed alone.
-fn time_step_products(features: &Array2<f32>) {
+fn time_step_products(features: &Array2<f32>, labels: &[u8]) {
     use ndarray::s;
     let x = features.slice(s![..200, ..]).to_owned();
+    let labels = &labels[..200];
     let fill = |r: usize, c: usize| {
         Array2::from_shape_fn((r, c), |(i, j)| ((i * 7 + j * 3) % 13) as f32 * 0.01 - 0.06)
     };
@@ -216,6 +226,15 @@ fn time_step_products(features: &Array2<f32>) {
         512,
         784,
         time_ms(|| layerscope::nn::sparse_forward(x.view(), w1.view(), &bias, c.view_mut())),
+    );
+    out(
+        "forward 1: sparse x, rows paired by class",
+        200,
+        512,
+        784,
+        time_ms(|| {
+            layerscope::nn::sparse_forward_paired(x.view(), labels, w1.view(), &bias, c.view_mut())
+        }),
     );
     let mut c = Array2::<f32>::zeros((200, 256));
     out(
@@ -342,7 +361,7 @@ fn main() {
     }
 
     if o.shapes {
-        time_step_products(&split.train.features);
+        time_step_products(&split.train.features, &split.train.labels);
     }
     let params = TrainParams {
         max_epochs: o.max_epochs,
@@ -355,7 +374,12 @@ fn main() {
     let effective = if o.dense {
         flops
     } else {
-        effective_flops_per_sample(&sizes, &split.train.features, params.batch_size)
+        effective_flops_per_sample(
+            &sizes,
+            &split.train.features,
+            &split.train.labels,
+            params.batch_size,
+        )
     };
     eprintln!(
         "{:.2} MFLOP per training sample dense, {:.2} MFLOP done by the sparse first layer",

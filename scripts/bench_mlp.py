@@ -126,6 +126,14 @@ def main():
               f"{summary[name][1]:9.4f} {sps * flops / 1e9:8.1f}  ({100 * sps * flops / 1e9 / max(peaks):.0f}% of peak)"
               + (f"; effective {sps * effective / 1e9:.1f} GFLOP/s ({100 * sps * effective / 1e9 / max(peaks):.0f}%)"
                  if name == "layerscope" else ""))
+    # A shared host's interference shows as a spread between runs of the same program: numpy's
+    # threads slow down 3-5x beside another process, which inflates the ratio. Say so.
+    for name in rows:
+        per_epoch = [x["seconds"] / x["epochs"] for x in rows[name]]
+        if len(per_epoch) > 1 and max(per_epoch) > 2 * min(per_epoch):
+            print(f"WARNING: {name}'s runs differ by more than 2x ({min(per_epoch):.4f} to "
+                  f"{max(per_epoch):.4f} s/epoch): the host was busy; the ratios below are "
+                  f"unreliable (run again on a quiet machine, or with more --runs)")
     ls_sps, ls_acc = summary["layerscope"]
     for name in ("scikit-learn float64", "scikit-learn float32"):
         sps, acc = summary[name]
