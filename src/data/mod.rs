@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array2, Axis};
 
 pub use error::{DataError, Location};
-pub use onboard::{ONBOARD, ONBOARD_NAME, load_onboard};
+pub use onboard::{ONBOARD, ONBOARD_NAME, load_onboard, load_onboard_unit_scale};
 
 /// The most classes a data set may have: labels are stored as one byte.
 pub const MAX_CLASSES: usize = 255;
@@ -208,12 +208,15 @@ impl LoadOptions {
     /// options are checked before the file is read; the sample size against the rows read.
     pub fn load(&self) -> anyhow::Result<Split> {
         self.validate().map_err(anyhow::Error::msg)?;
-        let data = load_or_onboard(self.path.as_ref())?;
+        // The on-board digits come scaled from their decoder (the same values, one pass).
+        let data = match self.path.as_ref() {
+            Some(path) => load(path)?.into_unit_scale(),
+            None => load_onboard_unit_scale()?,
+        };
         if let Some(n) = self.sample {
             check_sample(n, &data).map_err(anyhow::Error::msg)?;
         }
         let split = data
-            .into_unit_scale()
             .into_split(self.sample, self.test_fraction, self.seed)
             .map_err(anyhow::Error::msg)?;
         Ok(split)
