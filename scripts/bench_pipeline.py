@@ -15,8 +15,10 @@ Shapley saliency map (784 pixels, 200 samples each) of one image's predicted pro
 
 Runs alternate (notebook, layerscope at perplexity 3, layerscope at perplexity 30) so that drift in
 a shared machine's speed hits all alike; the table shows medians and the ratio of medians.
+`--compare OLD` also runs another build of layerscope (an older binary) at perplexity 30 in the
+same rotation: a before/after in one run.
 
-    python3 scripts/bench_pipeline.py [--runs 3] [--features 16]
+    python3 scripts/bench_pipeline.py [--runs 3] [--features 16] [--compare PATH] [--binary PATH]
 """
 import argparse
 import gzip
@@ -32,7 +34,8 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "layerscope")
+# Where `cargo build --release` puts the binary (CARGO_TARGET_DIR when set).
+BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release", "layerscope")
 
 
 def cpu():
@@ -107,14 +110,14 @@ def notebook(X, y, features):
     return sum(parts.values()), parts
 
 
-def layerscope(tmp, perplexity):
+def layerscope(tmp, perplexity, binary=BIN):
     """The same pipeline with the release binary; returns (seconds, parts)."""
     model = os.path.join(tmp, "model.npz")
     steps = [
-        ("train", [BIN, "train", "--save", model]),
-        ("embed", [BIN, "embed", "--model", model, "--layers", "2,3,4", "--perplexity", str(perplexity),
+        ("train", [binary, "train", "--save", model]),
+        ("embed", [binary, "embed", "--model", model, "--layers", "2,3,4", "--perplexity", str(perplexity),
                    "--out", os.path.join(tmp, "embed.csv")]),
-        ("explain", [BIN, "explain", "--model", model, "--index", "0", "--out", os.path.join(tmp, "explain.csv")]),
+        ("explain", [binary, "explain", "--model", model, "--index", "0", "--out", os.path.join(tmp, "explain.csv")]),
     ]
     for path in (model, os.path.join(tmp, "embed.csv"), os.path.join(tmp, "explain.csv")):
         if os.path.exists(path):
@@ -131,19 +134,29 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--features", type=int, default=16, help="pixels the notebook's Shapley loop is timed on")
+    ap.add_argument("--compare", help="another layerscope binary, run at perplexity 30 in the same rotation")
+    ap.add_argument("--binary", help="the layerscope binary to time (default: build the release one)")
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    global BIN
+    if args.binary:
+        BIN = args.binary
+    else:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     X, y = load()
     print(f"CPU: {cpu()}; load average before: {os.getloadavg()[0]:.2f}")
     times = {"notebook": [], "layerscope perplexity 3": [], "layerscope perplexity 30": []}
+    if args.compare:
+        times["compared binary perplexity 30"] = []
     parts = {k: [] for k in times}
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
             for name in times:
                 if name == "notebook":
                     s, p = notebook(X, y, args.features)
+                elif name.startswith("compared"):
+                    s, p = layerscope(tmp, 30, args.compare)
                 else:
-                    s, p = layerscope(tmp, 3 if "perplexity 3" in name else 30)
+                    s, p = layerscope(tmp, 3 if "perplexity 3" in name else 30, BIN)
                 times[name].append(s)
                 parts[name].append(p)
                 detail = ", ".join(f"{k} {v:.2f} s" for k, v in p.items())
