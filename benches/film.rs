@@ -18,8 +18,13 @@
 //! exaggeration (`--ee F` its factor, default 12); `--backward` builds part 1's chains
 //! backwards from the last epoch's cold map (as the worker does once training has ended);
 //! `--no-profile` skips part 0; `--worker-only` skips part 1; `--no-worker` stops after part 1;
-//! `--runs N` repeats part 3 (medians); `--adaptive` runs part 1's warm frames for
-//! `film::frame_iterations` of their neighbour change, as the worker does.
+//! `--runs N` repeats part 3 (medians); `--adaptive` runs part 1's warm frames as the worker
+//! does (`film::frame_schedule` of their neighbour change: the tier's iterations at most,
+//! stopped once the KL settles, the warm learning rate where not quiet), with `--tol X` another
+//! convergence tolerance (0: none), `--lr X` another learning rate for frames that are not
+//! quiet and `--tiers Q,F,M` other quiet / frame / moved iterations; part 1 also prints each
+//! chain's iterations in all. `--together` times the whole backward film after the anchors
+//! (part 5).
 
 use std::sync::Arc;
 use std::sync::mpsc;

@@ -102,21 +102,28 @@ pub fn frame_convergence() -> warm::Convergence {
     }
 }
 
-/// The learning rate of a warm frame of `n` points that is not quiet: scikit-learn's 'auto'
-/// rule for no exaggeration, max(n / 4, 50) (the cold run's is n / 12 / 4, floored at 50, for
-/// its exaggerated start; Belkina et al. 2019: learning rate n / exaggeration). Measured as
-/// [`CONVERGE_TOLERANCE`] (`--lr`, tolerance 2e-3): median KL over a cold run's, layer 2 / 3
-/// / output, 1.009 / 1.065 / 1.152 at 50, 1.005 / 1.052 / 1.070 at 150, 1.002 / 1.041 /
-/// 1.018 at 375 (for every frame, quiet ones too: alignment 19x / 8.9x / 6.9x against 30x /
-/// 10x / 7.5x, the quiet frames wandering more; hence the quiet ones keep 50).
-pub fn warm_learning_rate(n: usize) -> f64 {
-    (n as f64 / 4.0).max(50.0)
+/// The learning rate of a warm frame of `n` points whose layer was remade
+/// ([`MOVED_ITERATIONS`]): scikit-learn's 'auto' rule for no exaggeration, max(n / 4, 50) (the
+/// cold run's is n / 12 / 4, floored at 50, for its exaggerated start; Belkina et al. 2019:
+/// learning rate n / exaggeration). A frame of the middle tier takes n / 10 ([`FRAME_ITERATIONS`]),
+/// a quiet one the cold run's. Measured as [`CONVERGE_TOLERANCE`] (`--lr`, the same rate for
+/// every frame that is not quiet, tolerance 2e-3): median KL over a cold run's, layer 2 / 3 /
+/// output, 1.009 / 1.065 / 1.152 at 50, 1.005 / 1.052 / 1.070 at 150 (alignment 23x / 6.5x
+/// / 6.6x), 1.002 / 1.041 / 1.018 at 375; at 375 with quiet frames of 25 iterations layer 3's
+/// consecutive frames moved 2.6x as much (alignment 3.9x, under the goal's 5x): its middle
+/// tier moves the layout too far at that rate.
+pub fn warm_learning_rate(n: usize, iterations: usize) -> Option<f64> {
+    let n = n as f64;
+    match iterations {
+        MOVED_ITERATIONS => Some((n / 4.0).max(50.0)),
+        FRAME_ITERATIONS => Some((n / 10.0).max(50.0)),
+        _ => None,
+    }
 }
 
 /// How a warm frame of `n` points runs when its layer's nearest neighbours changed by
 /// `change`: at most [`frame_iterations`] ([`preview_iterations`] unless `settled`), stopped
-/// once its KL settles ([`frame_convergence`]); a quiet frame at the cold run's learning rate,
-/// any other at [`warm_learning_rate`]. (A frame with no neighbours to compare with, the
+/// once its KL settles ([`frame_convergence`]), at [`warm_learning_rate`]. (A frame with no neighbours to compare with, the
 /// first after an anchor, runs [`frame_params`]' [`FRAME_ITERATIONS`].)
 pub fn frame_schedule(change: f64, settled: bool, n: usize) -> warm::Schedule {
     let iterations = if settled {
@@ -126,7 +133,7 @@ pub fn frame_schedule(change: f64, settled: bool, n: usize) -> warm::Schedule {
     };
     warm::Schedule {
         iterations,
-        learning_rate: (iterations != QUIET_ITERATIONS).then(|| warm_learning_rate(n)),
+        learning_rate: warm_learning_rate(n, iterations),
         convergence: Some(frame_convergence()),
     }
 }
