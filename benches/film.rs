@@ -18,8 +18,13 @@
 //! exaggeration (`--ee F` its factor, default 12); `--backward` builds part 1's chains
 //! backwards from the last epoch's cold map (as the worker does once training has ended);
 //! `--no-profile` skips part 0; `--worker-only` skips part 1; `--no-worker` stops after part 1;
-//! `--runs N` repeats part 3 (medians); `--adaptive` runs part 1's warm frames for
-//! `film::frame_iterations` of their neighbour change, as the worker does.
+//! `--runs N` repeats part 3 (medians); `--adaptive` runs part 1's warm frames as the worker
+//! does (`film::frame_schedule` of their neighbour change: the tier's iterations at most,
+//! stopped once the KL settles, the warm learning rate where not quiet), with `--tol X` another
+//! convergence tolerance (0: none), `--lr X` another learning rate for frames that are not
+//! quiet and `--tiers Q,F,M` other quiet / frame / moved iterations; part 1 also prints each
+//! chain's iterations in all. `--together` times the whole backward film after the anchors
+//! (part 5).
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -535,6 +540,7 @@ fn main() {
             let (mut aligned_cold_move, mut by_epoch) = (vec![], vec![]);
             let mut prev_nb = Some(anchor_run.neighbours);
             let mut prev_betas: Option<Vec<f64>> = None;
+            let (mut chain_iters, mut chain_s) = (0usize, 0.0f64);
             for epoch in order {
                 let pred = if backward { epoch + 1 } else { epoch - 1 };
                 let high = models[epoch].layer_output(x.view(), layer);
@@ -554,9 +560,39 @@ fn main() {
                 let adaptive = std::env::args().any(|a| a == "--adaptive");
                 // `--moved N`: N iterations where at least 30% of the neighbours are new.
                 let moved: Option<usize> = arg("--moved").and_then(|v| v.parse().ok());
+                // `--tiers Q,F,M`: the quiet, frame and moved tiers' iterations instead.
+                let tiers = list("--tiers", &[]);
                 let rule = |change: f64| match moved {
                     Some(m) if change >= 0.3 => m,
+                    _ if tiers.len() == 3 && film::frame_iterations(change) != 0 => {
+                        if change < film::QUIET_CHANGE {
+                            tiers[0]
+                        } else if change < film::MOVED_CHANGE {
+                            tiers[1]
+                        } else {
+                            tiers[2]
+                        }
+                    }
                     _ => film::frame_iterations(change),
+                };
+                // `--tol X`: the convergence stop's tolerance (0: none); `--lr` the learning
+                // rate of frames that are not quiet; default the film's (`film::frame_schedule`).
+                let tol = arg("--tol").and_then(|v| v.parse::<f64>().ok());
+                let lr = arg("--lr").and_then(|v| v.parse::<f64>().ok());
+                let n_points = high.nrows();
+                let schedule = |change: f64| {
+                    let mut s = film::frame_schedule(change, true, n_points);
+                    s.iterations = rule(change);
+                    if let Some(t) = tol {
+                        s.convergence = (t > 0.0).then(|| tsne::warm::Convergence {
+                            tolerance: t,
+                            ..film::frame_convergence()
+                        });
+                    }
+                    if s.learning_rate.is_some() && lr.is_some() {
+                        s.learning_rate = lr;
+                    }
+                    s
                 };
                 // The worker's run (`film::frame_run`): the perplexity calibrated from the
                 // previous frame's precisions; `--bisect`: the engine's calibration.
@@ -573,6 +609,19 @@ fn main() {
                         &rule,
                         None,
                     )
+                } else if adaptive {
+                    tsne::warm::tsne_warm_scheduled(
+                        high.view(),
+                        Some(init.view()),
+                        // `--lr` is the schedule's, for frames that are not quiet.
+                        &TsneParams {
+                            learning_rate: None,
+                            ..warm_params.clone()
+                        },
+                        chain,
+                        &schedule,
+                        None,
+                    )
                 } else {
                     tsne::warm::tsne_warm_chain(
                         high.view(),
@@ -584,6 +633,8 @@ fn main() {
                     )
                 }
                 .expect("warm");
+                chain_iters += run.embedding.n_iter;
+                chain_s += t.elapsed().as_secs_f64();
                 let change = prev_nb.as_ref().map_or(f64::NAN, |p| {
                     tsne::warm::neighbour_change(p, &run.neighbours, high.nrows())
                 });
@@ -641,6 +692,9 @@ fn main() {
                 median(aligned_cold_move) / median(warm_move)
             );
             println!("        by epoch: {}", by_epoch.join("; "));
+            println!(
+                "        whole chain: {chain_iters} iterations, {chain_s:.2} s of warm frames (wall)"
+            );
         }
     }
 

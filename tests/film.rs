@@ -138,6 +138,24 @@ fn warm_frames_are_as_good_as_cold_runs_and_stay_aligned() {
 }
 
 #[test]
+fn every_layers_activations_from_one_pass_are_each_layers_own() {
+    // Sparse inputs (the first layer skips zeros) and dense ones, over several row chunks.
+    let (dense, _) = moving_clusters(0.3, 4, 300, 30);
+    let sparse = dense.mapv(|v| if v > 8.0 { v } else { 0.0 });
+    for x in [dense, sparse] {
+        let model = layerscope::nn::Mlp::new(&[30, 16, 8, 3], 7);
+        let all = model.layer_outputs(x.view(), &[2, 3, 4]);
+        assert_eq!(all.len(), 3);
+        for (out, k) in all.iter().zip(2..) {
+            assert_eq!(*out, model.layer_output(x.view(), k), "layer {k}");
+        }
+        let some = model.layer_outputs(x.view(), &[3]);
+        assert_eq!(some, vec![model.layer_output(x.view(), 3)]);
+        assert!(model.layer_outputs(x.view(), &[]).is_empty());
+    }
+}
+
+#[test]
 fn frames_are_reproducible_and_identical_on_one_or_two_threads() {
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()

@@ -33,8 +33,14 @@ use crate::tsne::{TsneError, TsneParams, warm};
 pub const FRAME_ITERATIONS: usize = 150;
 
 /// A warm frame whose input barely changed ([`warm::neighbour_change`] below
-/// [`QUIET_CHANGE`]) runs this many iterations instead of [`FRAME_ITERATIONS`].
-pub const QUIET_ITERATIONS: usize = 50;
+/// [`QUIET_CHANGE`]) runs this many iterations instead of [`FRAME_ITERATIONS`], at the cold
+/// run's learning rate. Measured on the backward chain (`cargo bench --bench film --
+/// --no-profile --no-worker --backward --adaptive --tiers 25,150,250 --tol 3e-3`, 1,500
+/// digits, perplexity 30, 2-core AVX2 machine): layer 2's quiet frames (epochs 5-30) end
+/// +0.002 to +0.010 KL over a cold run at 25 iterations against +0.000 to +0.008 at 50, and
+/// move less (alignment 46x against 30x); layer 2's chain ran 1,128 iterations instead of
+/// 1,952, layer 3's 1,633 instead of 2,258.
+pub const QUIET_ITERATIONS: usize = 25;
 
 /// The share of new nearest neighbours (of 10, between consecutive epochs) under which a
 /// layer counts as barely changed. Measured on the backward chain (`cargo bench --bench film
@@ -68,6 +74,71 @@ pub const MOVED_ITERATIONS: usize = 400;
 /// 1.629, trust 0.418 against 0.417 (it moves as much as a cold film between epochs 1 and 0,
 /// alignment 0.9x, and costs one cold run, about 0.3 s of CPU, instead of 400 iterations).
 pub const RESTART_CHANGE: f64 = 0.9;
+
+/// Iterations between a warm frame's convergence checks ([`frame_convergence`]): each check
+/// computes the KL (a pass over P with a logarithm per entry, about a tenth of an iteration).
+pub const CONVERGE_EVERY: usize = 25;
+
+/// A warm frame that is not quiet runs at least this many iterations.
+pub const CONVERGE_AFTER: usize = 50;
+
+/// A warm frame stops once its KL fell by less than this share over the last
+/// [`CONVERGE_EVERY`] iterations; its tier ([`frame_iterations`]) is the most it runs.
+/// Measured on the backward chain (`cargo bench --bench film -- --no-profile --no-worker
+/// --backward --adaptive --tol T`, 1,500 digits, perplexity 30, quiet frames of 50 iterations,
+/// learning rate n / 4 where not quiet), iterations of the three chains (layer 2 / 3 / output)
+/// and the median KL over a cold run's at epochs 1, 2, 5, 10, 20, 30: no stop 2,100 / 2,900 /
+/// 8,400 and 1.009 / 1.055 / 1.149 (at the cold run's learning rate); 2e-3: 1,977 / 2,382 /
+/// 6,371 and 1.009 / 1.047 / 1.018; 5e-3: 1,853 / 2,159 / 4,732 and 1.009 / 1.054 / 1.045
+/// (output alignment 4.9x). With this module's schedule as it is: 1,226 / 1,781 / 6,620 and
+/// 1.011 / 1.053 / 1.044, alignment 46x / 6.1x / 6.2x.
+pub const CONVERGE_TOLERANCE: f64 = 2e-3;
+
+/// The stopping rule of a warm frame: its tier ([`frame_iterations`]) is the most it runs.
+pub fn frame_convergence() -> warm::Convergence {
+    warm::Convergence {
+        every: CONVERGE_EVERY,
+        after: CONVERGE_AFTER,
+        tolerance: CONVERGE_TOLERANCE,
+    }
+}
+
+/// The learning rate of a warm frame of `n` points whose layer was remade
+/// ([`MOVED_ITERATIONS`]): scikit-learn's 'auto' rule for no exaggeration, max(n / 4, 50) (the
+/// cold run's is n / 12 / 4, floored at 50, for its exaggerated start; Belkina et al. 2019:
+/// learning rate n / exaggeration). A frame of the middle tier takes n / 10 ([`FRAME_ITERATIONS`]),
+/// a quiet one the cold run's. Measured as [`CONVERGE_TOLERANCE`] (`--lr`, the same rate for
+/// every frame that is not quiet, tolerance 2e-3): median KL over a cold run's, layer 2 / 3 /
+/// output, 1.009 / 1.065 / 1.152 at 50, 1.005 / 1.052 / 1.070 at 150 (alignment 23x / 6.5x
+/// / 6.6x), 1.002 / 1.041 / 1.018 at 375; at 375 with quiet frames of 25 iterations layer 3's
+/// consecutive frames moved 2.6x as much (alignment 3.9x, under the goal's 5x): its middle
+/// tier moves the layout too far at that rate.
+pub fn warm_learning_rate(n: usize, iterations: usize) -> Option<f64> {
+    let n = n as f64;
+    match iterations {
+        MOVED_ITERATIONS => Some((n / 4.0).max(50.0)),
+        FRAME_ITERATIONS => Some((n / 10.0).max(50.0)),
+        _ => None,
+    }
+}
+
+/// How a warm frame of `n` points runs when its layer's nearest neighbours changed by
+/// `change`: at most [`frame_iterations`] ([`preview_iterations`] unless `settled`), stopped
+/// once its KL settles ([`frame_convergence`]), at [`warm_learning_rate`]. (A frame with no
+/// neighbours to compare with, the first after an anchor, runs [`frame_params`]'
+/// [`FRAME_ITERATIONS`].)
+pub fn frame_schedule(change: f64, settled: bool, n: usize) -> warm::Schedule {
+    let iterations = if settled {
+        frame_iterations(change)
+    } else {
+        preview_iterations(change)
+    };
+    warm::Schedule {
+        iterations,
+        learning_rate: warm_learning_rate(n, iterations),
+        convergence: Some(frame_convergence()),
+    }
+}
 
 /// Iterations of a warm frame whose layer's nearest neighbours changed by `change`
 /// ([`warm::neighbour_change`]); [`warm::RESTART`] (a cold run) from [`RESTART_CHANGE`].
@@ -182,12 +253,15 @@ pub fn frame_run(
         neighbours: carry.map(|c| c.neighbours.as_slice()),
         betas: carry.map(|c| c.betas.as_slice()),
     };
-    let iterations: &dyn Fn(f64) -> usize = if settled {
-        &frame_iterations
-    } else {
-        &preview_iterations
-    };
-    let run = warm::tsne_warm_chain(high, previous, &params, chain, iterations, cancel)?;
+    let n = high.nrows();
+    let run = warm::tsne_warm_scheduled(
+        high,
+        previous,
+        &params,
+        chain,
+        &|change| frame_schedule(change, settled, n),
+        cancel,
+    )?;
     let coords = match previous {
         // The turn and shift the run drifted by mean nothing: undo them.
         Some(init) => align_to(init, run.embedding.coords.view()),
@@ -476,11 +550,24 @@ impl Reel {
     ) -> Option<Vec<Result<Frame, TsneError>>> {
         use rayon::prelude::*;
         let model = self.model(epoch)?;
+        // The activations of every layer from one forward pass (the same values as one
+        // `layer_output` per layer); each lives as long as its frame's run.
+        let deep: Vec<usize> = layers.iter().copied().filter(|&l| l > 1).collect();
+        let mut outputs = model.layer_outputs(x, &deep).into_iter();
+        let highs: Vec<Array2<f32>> = layers
+            .iter()
+            .map(|&l| {
+                if l > 1 {
+                    outputs.next().expect("one output per deep layer")
+                } else {
+                    x.to_owned()
+                }
+            })
+            .collect();
         let runs: Vec<_> = layers
             .par_iter()
-            .map(|&layer| {
-                // The activations live as long as this frame's run.
-                let high = model.layer_output(x, layer);
+            .zip(highs)
+            .map(|(&layer, high)| {
                 let previous = self.last.get(&layer).map(|(_, coords)| coords.view());
                 frame_run(
                     high.view(),

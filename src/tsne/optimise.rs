@@ -260,6 +260,22 @@ struct Descent<'a, 'p, 'c> {
     it: usize,
     /// The last error computed, and the exaggeration it was computed under.
     error: Option<(f64, f64)>,
+    /// Stop a phase once its error has settled ([`Convergence`]).
+    convergence: Option<Convergence>,
+}
+
+/// A warm run's stopping rule: from iteration `after` on, the error is computed every `every`
+/// iterations, and the run stops once it fell by less than `tolerance` of itself since the
+/// previous such check. The error is a fixed-order sum (independent of the thread count), so
+/// the stop is as reproducible as the layout.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Convergence {
+    /// Iterations between checks.
+    pub every: usize,
+    /// No stop before this many iterations (counted over the whole run).
+    pub after: usize,
+    /// Stop when (previous - current) < tolerance * current.
+    pub tolerance: f64,
 }
 
 impl Descent<'_, '_, '_> {
@@ -271,17 +287,29 @@ impl Descent<'_, '_, '_> {
         let mut update = vec![0f32; 2 * n];
         let mut gains = vec![1f32; 2 * n];
         let mut no_progress = NoProgress::new(self.it, phase.n_iter_without_progress);
+        let mut settled: Option<f64> = None;
         while self.it < phase.max_iter {
             let i = self.it;
             self.it += 1;
             let check = (i + 1).is_multiple_of(N_ITER_CHECK);
+            // The error of the layout this iteration starts from (as every check's).
+            let converge = self.convergence.filter(|c| {
+                c.every > 0
+                    && phase.exaggeration == 1.0
+                    && i >= c.after.saturating_sub(c.every)
+                    && (i - c.after.saturating_sub(c.every)).is_multiple_of(c.every)
+            });
             let y_flat = self.y.as_slice_mut().expect("contiguous");
             let state = &mut self.state;
             let learning_rate = self.learning_rate;
             // One entry into the thread pool per iteration: the parallel loops inside start from
             // a pool thread, not from this one (each entry from outside wakes and waits).
             let (error, grad_norm2) = rayon::scope(|_| {
-                let error = state.gradient(y_flat, &mut grad, check || i == phase.max_iter - 1);
+                let error = state.gradient(
+                    y_flat,
+                    &mut grad,
+                    check || converge.is_some() || i == phase.max_iter - 1,
+                );
                 let grad_norm2 = step(
                     y_flat,
                     &mut grad,
@@ -299,6 +327,14 @@ impl Descent<'_, '_, '_> {
             if check {
                 stop = no_progress.stalled(i, error.expect("computed on checks"))
                     || grad_norm2.sqrt() <= self.min_grad_norm;
+            }
+            if let (Some(c), Some(e)) = (converge, error) {
+                if let Some(before) = settled
+                    && before - e < c.tolerance * e
+                {
+                    stop = true;
+                }
+                settled = Some(e);
             }
             let last = stop || self.it == self.n_iter;
             if let Some(cb) = self.progress.as_deref_mut()
@@ -429,6 +465,23 @@ pub fn run(
     progress: Option<&mut dyn FnMut(&TsneProgress<'_>)>,
     cancel: Option<&AtomicBool>,
 ) -> Result<Embedding, TsneError> {
+    run_until(
+        init, affinities, repulsion, params, order, progress, cancel, None,
+    )
+}
+
+/// [`run`], stopping the un-exaggerated phase by `convergence` as well.
+#[expect(clippy::too_many_arguments, reason = "run's, plus the stopping rule")]
+pub fn run_until(
+    init: Array2<f32>,
+    affinities: &Affinities,
+    repulsion: Repulsion,
+    params: &TsneParams,
+    order: Option<&[u32]>,
+    progress: Option<&mut dyn FnMut(&TsneProgress<'_>)>,
+    cancel: Option<&AtomicBool>,
+    convergence: Option<Convergence>,
+) -> Result<Embedding, TsneError> {
     let n = init.nrows();
     let learning_rate = params
         .learning_rate
@@ -446,6 +499,7 @@ pub fn run(
         shown: Array2::zeros(if order.is_some() { (n, 2) } else { (0, 2) }),
         it: 0,
         error: None,
+        convergence,
     };
     let exploration = params.exaggeration_iter.min(params.n_iter);
     descent.gradient_descent(&Phase {

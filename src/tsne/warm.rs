@@ -14,6 +14,7 @@ use std::sync::atomic::AtomicBool;
 use ndarray::ArrayView2;
 
 use super::metrics::{TRUST_K, overlap};
+pub use super::optimise::Convergence;
 use super::{Embedding, Method, TsneError, TsneParams, affinity, neighbours, optimise, validate};
 use crate::Cancelled;
 
@@ -84,7 +85,15 @@ pub fn tsne_warm_adaptive(
         neighbours: previous,
         betas: None,
     };
-    warm_run(data, init, params, chain, false, iterations, cancel)
+    warm_run(
+        data,
+        init,
+        params,
+        chain,
+        false,
+        &|c| fixed(iterations, c),
+        cancel,
+    )
 }
 
 /// [`tsne_warm_adaptive`] for a frame of a chain: a warm run (`init` given) calibrates each
@@ -105,15 +114,46 @@ pub fn tsne_warm_chain(
     iterations: &dyn Fn(f64) -> usize,
     cancel: Option<&AtomicBool>,
 ) -> Result<WarmRun, TsneError> {
-    warm_run(
-        data,
-        init,
-        params,
-        chain,
-        init.is_some(),
-        iterations,
-        cancel,
-    )
+    tsne_warm_scheduled(data, init, params, chain, &|c| fixed(iterations, c), cancel)
+}
+
+/// How a warm frame of a chain runs, chosen from how much its input changed
+/// ([`tsne_warm_scheduled`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Schedule {
+    /// The most iterations it runs ([`RESTART`]: a cold run instead).
+    pub iterations: usize,
+    /// Its learning rate (`None`: the parameters').
+    pub learning_rate: Option<f64>,
+    /// Its stopping rule besides `iterations` (`None`: it runs all of them).
+    pub convergence: Option<Convergence>,
+}
+
+/// [`tsne_warm_chain`] whose warm run follows `schedule` of the [`neighbour_change`]:
+/// iterations, learning rate and stopping rule. Without a change to go by (no `init`, or no
+/// neighbours from the chain) the run is `params`' as [`tsne_warm_chain`] makes it; a restart
+/// is the engine's cold run whatever the schedule says besides its iterations.
+///
+/// # Errors
+/// As [`super::tsne_from`].
+pub fn tsne_warm_scheduled(
+    data: ArrayView2<f32>,
+    init: Option<ArrayView2<f32>>,
+    params: &TsneParams,
+    chain: Chain<'_>,
+    schedule: &dyn Fn(f64) -> Schedule,
+    cancel: Option<&AtomicBool>,
+) -> Result<WarmRun, TsneError> {
+    warm_run(data, init, params, chain, init.is_some(), schedule, cancel)
+}
+
+/// The schedule of an iteration rule alone.
+fn fixed(iterations: &dyn Fn(f64) -> usize, change: f64) -> Schedule {
+    Schedule {
+        iterations: iterations(change),
+        learning_rate: None,
+        convergence: None,
+    }
 }
 
 fn warm_run(
@@ -122,7 +162,7 @@ fn warm_run(
     params: &TsneParams,
     chain: Chain<'_>,
     newton: bool,
-    iterations: &dyn Fn(f64) -> usize,
+    schedule: &dyn Fn(f64) -> Schedule,
     cancel: Option<&AtomicBool>,
 ) -> Result<WarmRun, TsneError> {
     let previous = chain.neighbours;
@@ -180,7 +220,15 @@ fn warm_run(
     let change = previous
         .filter(|p| p.len() == high.len())
         .map(|p| neighbour_change(p, &high, n));
-    let n_iter = change.map_or(params.n_iter, iterations);
+    let schedule = change.map_or(
+        Schedule {
+            iterations: params.n_iter,
+            learning_rate: None,
+            convergence: None,
+        },
+        schedule,
+    );
+    let n_iter = schedule.iterations;
     let restart = init.is_some() && change.is_some() && n_iter == RESTART;
     let start = match init.filter(|_| !restart) {
         Some(layout) => layout.to_owned(),
@@ -208,10 +256,15 @@ fn warm_run(
             } else {
                 params.n_iter_without_progress
             },
+            learning_rate: schedule
+                .learning_rate
+                .filter(|_| init.is_some())
+                .or(params.learning_rate),
             ..params.clone()
         }
     };
-    let embedding = optimise::run(
+    let convergence = schedule.convergence.filter(|_| init.is_some() && !restart);
+    let embedding = optimise::run_until(
         start,
         &affinity::Affinities::Sparse(affinities),
         optimise::Repulsion::BarnesHut,
@@ -219,6 +272,7 @@ fn warm_run(
         None,
         None,
         cancel,
+        convergence,
     )?;
     let trust = (n > TRUST_K).then(|| {
         let low = neighbours::knn(embedding.coords.view(), k_trust);
@@ -594,6 +648,76 @@ mod tests {
         )
         .expect("run");
         assert_eq!(same.embedding.n_iter, 20);
+    }
+
+    #[test]
+    fn a_scheduled_frame_stops_once_its_kl_settles() {
+        let x = blobs(300, 20, 0.0);
+        let params = TsneParams {
+            perplexity: 12.0,
+            ..TsneParams::default()
+        };
+        let first = tsne_warm(x.view(), None, &params, None).expect("run");
+        let warm = TsneParams {
+            exaggeration_iter: 0,
+            n_iter: 150,
+            ..params
+        };
+        let run = |schedule: Schedule| {
+            tsne_warm_scheduled(
+                x.view(),
+                Some(first.embedding.coords.view()),
+                &warm,
+                Chain {
+                    neighbours: Some(&first.neighbours),
+                    betas: None,
+                },
+                &|change| {
+                    assert_eq!(change, 0.0, "the same input");
+                    schedule
+                },
+                None,
+            )
+            .expect("run")
+        };
+        let rule = Convergence {
+            every: 25,
+            after: 50,
+            tolerance: 2e-3,
+        };
+        let full = Schedule {
+            iterations: 400,
+            learning_rate: None,
+            convergence: None,
+        };
+        // From its own converged layout the KL barely moves: the first check that may stop
+        // does (the error of the layout after 50 iterations, then that iteration's step).
+        let stopped = run(Schedule {
+            convergence: Some(rule),
+            ..full
+        });
+        assert_eq!(stopped.embedding.n_iter, 51);
+        assert_eq!(run(full).embedding.n_iter, 400);
+        // A tolerance no decrease can meet never stops it before its iterations.
+        let never = run(Schedule {
+            convergence: Some(Convergence {
+                tolerance: -1.0,
+                ..rule
+            }),
+            ..full
+        });
+        assert_eq!(never.embedding.coords, run(full).embedding.coords);
+        // The schedule's learning rate is the run's.
+        let faster = run(Schedule {
+            learning_rate: Some(400.0),
+            ..full
+        });
+        assert_ne!(faster.embedding.coords, run(full).embedding.coords);
+        let same = run(Schedule {
+            learning_rate: Some(crate::tsne::optimise::auto_learning_rate(300, 12.0)),
+            ..full
+        });
+        assert_eq!(same.embedding.coords, run(full).embedding.coords);
     }
 
     #[test]
