@@ -13,8 +13,9 @@ Shapley saliency map (784 pixels, 200 samples each) of one image's predicted pro
   `embed --model --layers 2,3,4`, `explain --model` (permutation Shapley, 200 permutations). Each
   process loads the data itself; start-up is counted.
 
-Runs alternate (notebook, layerscope at perplexity 3, layerscope at perplexity 30) so that drift in
-a shared machine's speed hits all alike; the table shows medians and the ratio of medians.
+Runs alternate (notebook, layerscope at perplexity 3, layerscope at perplexity 30; layerscope's
+configurations in an order rotated by the run) so that drift in a shared machine's speed hits all
+alike; the table shows medians and the ratio of medians.
 `--compare OLD` also runs another build of layerscope (an older binary) at perplexity 30 in the
 same rotation: a before/after in one run.
 
@@ -149,8 +150,13 @@ def main():
         times["compared binary perplexity 30"] = []
     parts = {k: [] for k in times}
     with tempfile.TemporaryDirectory() as tmp:
+        names = list(times)
         for run in range(args.runs):
-            for name in times:
+            # The notebook first, then layerscope's configurations in an order rotated by the
+            # run: a slot that runs slower (seen: the last, with --compare) must not always
+            # fall to the same build.
+            shift = run % (len(names) - 1)
+            for name in names[:1] + names[1 + shift:] + names[1:1 + shift]:
                 if name == "notebook":
                     s, p = notebook(X, y, args.features)
                 elif name.startswith("compared"):
