@@ -151,7 +151,7 @@ impl Mlp {
             return x.to_owned();
         }
         // On one of rayon's threads, as training's steps (see `Trainer::run`).
-        rayon::scope(|_| self.layer_output_chunks(x, k, self.softmax))
+        rayon::scope(|_| self.layer_output_one(x, k, self.softmax))
     }
 
     /// [`Mlp::layer_output`] of every layer in `layers` (each in `2..=n_layers()`), from one
@@ -159,61 +159,58 @@ impl Mlp {
     /// computing the shallower layers again for each (the film makes every layer's frame of an
     /// epoch at once).
     pub fn layer_outputs(&self, x: ArrayView2<f32>, layers: &[usize]) -> Vec<Array2<f32>> {
-        let Some(&deepest) = layers.iter().max() else {
-            return Vec::new();
-        };
         assert!(
             layers.iter().all(|k| (2..=self.n_layers()).contains(k)),
             "layers {layers:?} are not in 2..={}",
             self.n_layers()
         );
         assert_eq!(x.ncols(), self.n_inputs(), "input width");
-        rayon::scope(|_| {
-            let x = x.as_standard_layout();
-            let sparse_input = backprop::use_sparse_input(x.view());
-            let chunk = LAYER_OUTPUT_ROWS.min(x.nrows().max(1));
-            let mut buffers = backprop::layer_buffers(self, chunk);
-            buffers.truncate(deepest - 1);
-            let mut outs: Vec<Array2<f32>> = layers
-                .iter()
-                .map(|&k| Array2::zeros((x.nrows(), self.coefs[k - 2].ncols())))
-                .collect();
-            for (c, xc) in x.axis_chunks_iter(Axis(0), chunk).enumerate() {
-                backprop::forward_layers(self, xc, &mut buffers, sparse_input, self.softmax);
-                let rows = c * chunk..c * chunk + xc.nrows();
-                for (out, &k) in outs.iter_mut().zip(layers) {
-                    out.slice_mut(ndarray::s![rows.clone(), ..])
-                        .assign(&buffers[k - 2].slice(ndarray::s![..xc.nrows(), ..]));
-                }
-            }
-            outs
-        })
+        rayon::scope(|_| self.layer_output_chunks(x, layers, self.softmax))
     }
 
-    /// `layer_output`, the output layer's softmax applied when `softmax` (whatever the model's
-    /// own output).
-    fn layer_output_chunks(&self, x: ArrayView2<f32>, k: usize, softmax: bool) -> Array2<f32> {
+    /// The outputs of `layers` (each in `2..=n_layers()`) from one forward pass to the deepest,
+    /// the output layer's softmax applied when `softmax` (whatever the model's own output).
+    fn layer_output_chunks(
+        &self,
+        x: ArrayView2<f32>,
+        layers: &[usize],
+        softmax: bool,
+    ) -> Vec<Array2<f32>> {
+        let Some(&deepest) = layers.iter().max() else {
+            return Vec::new();
+        };
         let x = x.as_standard_layout();
         let sparse_input = backprop::use_sparse_input(x.view());
         let chunk = LAYER_OUTPUT_ROWS.min(x.nrows().max(1));
         let mut buffers = backprop::layer_buffers(self, chunk);
-        buffers.truncate(k - 1);
-        let mut out = Array2::zeros((x.nrows(), self.coefs[k - 2].ncols()));
-        for (xc, mut oc) in x
-            .axis_chunks_iter(Axis(0), chunk)
-            .zip(out.axis_chunks_iter_mut(Axis(0), chunk))
-        {
+        buffers.truncate(deepest - 1);
+        let mut outs: Vec<Array2<f32>> = layers
+            .iter()
+            .map(|&k| Array2::zeros((x.nrows(), self.coefs[k - 2].ncols())))
+            .collect();
+        for (c, xc) in x.axis_chunks_iter(Axis(0), chunk).enumerate() {
             backprop::forward_layers(self, xc, &mut buffers, sparse_input, softmax);
-            oc.assign(&buffers[k - 2].slice(ndarray::s![..xc.nrows(), ..]));
+            let rows = c * chunk..c * chunk + xc.nrows();
+            for (out, &k) in outs.iter_mut().zip(layers) {
+                out.slice_mut(ndarray::s![rows.clone(), ..])
+                    .assign(&buffers[k - 2].slice(ndarray::s![..xc.nrows(), ..]));
+            }
         }
-        out
+        outs
+    }
+
+    /// [`Mlp::layer_output_chunks`] of one layer.
+    fn layer_output_one(&self, x: ArrayView2<f32>, k: usize, softmax: bool) -> Array2<f32> {
+        self.layer_output_chunks(x, &[k], softmax)
+            .pop()
+            .expect("one layer asked, one output")
     }
 
     /// Class probabilities, one row per input row: the softmax output, or for a model without
     /// one the softmax of its scores (what its argmax and the training loss read them as).
     pub fn predict_proba(&self, x: ArrayView2<f32>) -> Array2<f32> {
         assert_eq!(x.ncols(), self.n_inputs(), "input width");
-        rayon::scope(|_| self.layer_output_chunks(x, self.n_layers(), true))
+        rayon::scope(|_| self.layer_output_one(x, self.n_layers(), true))
     }
 
     /// The most probable class of each row.

@@ -293,11 +293,13 @@ impl Descent<'_, '_, '_> {
             self.it += 1;
             let check = (i + 1).is_multiple_of(N_ITER_CHECK);
             // The error of the layout this iteration starts from (as every check's).
+            // Checks at `after - every` (the first error to compare with), `after`, ...
             let converge = self.convergence.filter(|c| {
+                let first = c.after.saturating_sub(c.every);
                 c.every > 0
                     && phase.exaggeration == 1.0
-                    && i >= c.after.saturating_sub(c.every)
-                    && (i - c.after.saturating_sub(c.every)).is_multiple_of(c.every)
+                    && i >= first
+                    && (i - first).is_multiple_of(c.every)
             });
             let y_flat = self.y.as_slice_mut().expect("contiguous");
             let state = &mut self.state;

@@ -147,13 +147,20 @@ pub fn tsne_warm_scheduled(
     warm_run(data, init, params, chain, init.is_some(), schedule, cancel)
 }
 
+impl Schedule {
+    /// `iterations` at the parameters' learning rate, with no other stopping rule.
+    pub fn fixed(iterations: usize) -> Self {
+        Schedule {
+            iterations,
+            learning_rate: None,
+            convergence: None,
+        }
+    }
+}
+
 /// The schedule of an iteration rule alone.
 fn fixed(iterations: &dyn Fn(f64) -> usize, change: f64) -> Schedule {
-    Schedule {
-        iterations: iterations(change),
-        learning_rate: None,
-        convergence: None,
-    }
+    Schedule::fixed(iterations(change))
 }
 
 fn warm_run(
@@ -220,14 +227,7 @@ fn warm_run(
     let change = previous
         .filter(|p| p.len() == high.len())
         .map(|p| neighbour_change(p, &high, n));
-    let schedule = change.map_or(
-        Schedule {
-            iterations: params.n_iter,
-            learning_rate: None,
-            convergence: None,
-        },
-        schedule,
-    );
+    let schedule = change.map_or(Schedule::fixed(params.n_iter), schedule);
     let n_iter = schedule.iterations;
     let restart = init.is_some() && change.is_some() && n_iter == RESTART;
     let start = match init.filter(|_| !restart) {
@@ -685,11 +685,7 @@ mod tests {
             after: 50,
             tolerance: 2e-3,
         };
-        let full = Schedule {
-            iterations: 400,
-            learning_rate: None,
-            convergence: None,
-        };
+        let full = Schedule::fixed(400);
         // From its own converged layout the KL barely moves: the first check that may stop
         // does (the error of the layout after 50 iterations, then that iteration's step).
         let stopped = run(Schedule {
