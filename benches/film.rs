@@ -24,7 +24,9 @@
 //! convergence tolerance (0: none), `--lr X` another learning rate for frames that are not
 //! quiet and `--tiers Q,F,M` other quiet / frame / moved iterations; part 1 also prints each
 //! chain's iterations in all. `--together` times the whole backward film after the anchors
-//! (part 5).
+//! (part 5) and checks the separation taken from each epoch's frames against the epoch's own
+//! searches. `FILM_TIMELINE=1` in the environment prints part 3's events with their times (on
+//! stderr).
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -132,6 +134,20 @@ fn worker_run(split: &Arc<layerscope::data::Split>, film: bool, max_epochs: usiz
     let mut maps = 0.0f64;
     while let Ok(event) = rx.recv_timeout(Duration::from_secs(600)) {
         let t = started.elapsed().as_secs_f64();
+        if std::env::var_os("FILM_TIMELINE").is_some() {
+            let what = match &event {
+                Event::Frame(f) => format!("frame l{} e{}", f.layer, f.epoch),
+                Event::Separation(s) => format!("separation e{}", s.epoch),
+                Event::EmbedDone { .. } => "map".into(),
+                Event::ExplainDone { .. } => "explain".into(),
+                Event::TrainingStopped(_) => "stopped".into(),
+                Event::Epoch(m) => format!("epoch {}", m.epoch),
+                _ => String::new(),
+            };
+            if !what.is_empty() {
+                eprintln!("{t:8.3} {what}");
+            }
+        }
         match event {
             Event::Idle => break,
             Event::TrainingStopped(_) => stopped = Some(t),
@@ -392,10 +408,13 @@ fn half_precision(models: &[Mlp], x: ndarray::ArrayView2<f32>, perplexity: f64) 
 
 /// `--together`: the frames of one epoch made at once (`Reel::make_epoch`, one task per layer)
 /// against one by one (`Reel::make`), along a backward chain of `epochs` epochs.
-fn together(models: &[Mlp], x: ndarray::ArrayView2<f32>, perplexity: f64) {
+fn together(models: &[Mlp], x: ndarray::ArrayView2<f32>, labels: &[u8], perplexity: f64) {
     let last = models.len() - 1;
     let layers: Vec<usize> = (2..=models[0].n_layers()).collect();
-    let chain = |at_once: bool| -> (f64, f64, Vec<layerscope::compute::Frame>) {
+    let n_layers = models[0].n_layers();
+    let pixels = film::label_share(x, labels, film::SEPARATION_K);
+    let mut separations = Vec::new();
+    let mut chain = |at_once: bool| -> (f64, f64, Vec<layerscope::compute::Frame>, film::Reel) {
         let mut reel = film::Reel::default();
         for (e, m) in models.iter().enumerate() {
             reel.keep(e, m);
@@ -418,6 +437,7 @@ fn together(models: &[Mlp], x: ndarray::ArrayView2<f32>, perplexity: f64) {
                 {
                     frames.push(f.expect("frame"));
                 }
+                separations.extend(reel.separation_of_frames(epoch, n_layers, labels, pixels));
             } else {
                 for layer in todo {
                     frames.push(
@@ -428,12 +448,27 @@ fn together(models: &[Mlp], x: ndarray::ArrayView2<f32>, perplexity: f64) {
                 }
             }
         }
-        (t.elapsed().as_secs_f64(), cpu_seconds() - c, frames)
+        let (wall, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c);
+        (wall, cpu, frames, reel)
     };
-    let (w1, c1, f1) = chain(false);
-    let (w3, c3, f3) = chain(true);
+    let (w1, c1, f1, _) = chain(false);
+    let (w3, c3, f3, reel) = chain(true);
     assert_eq!(f1.len(), f3.len());
     let same = f1.iter().zip(&f3).all(|(a, b)| a.coords == b.coords);
+    // The separation the worker takes from an epoch's frames once training has ended, against
+    // the epoch's own searches (outside the timings).
+    let own = separations
+        .iter()
+        .filter(|s| {
+            let model = reel.model(s.epoch).expect("kept");
+            let own = film::separation(&model, x, labels, s.epoch, Some(pixels));
+            **s == own
+        })
+        .count();
+    println!(
+        "   separation from the frames' searches equal to the epoch's own: {own} of {} epochs",
+        separations.len()
+    );
     println!(
         "\n5. the whole backward film after the anchors ({} frames, load {}): one by one {w1:.2} s wall / {c1:.2} CPU s; an epoch's layers at once {w3:.2} s / {c3:.2} CPU s; identical frames: {same}",
         f1.len(),
@@ -472,7 +507,7 @@ fn main() {
         half_precision(&models, x.view(), perplexity);
     }
     if std::env::args().any(|a| a == "--together") {
-        together(&models, x.view(), perplexity);
+        together(&models, x.view(), &split.train.labels[..n], perplexity);
     }
     if std::env::args().any(|a| a == "--profile-only") {
         return;

@@ -207,6 +207,50 @@ fn separation_of_a_known_case_and_of_every_layer() {
     assert!(s.shares[0].1 > 0.3 && s.shares[0].1 < 1.0, "{:?}", s.shares);
 }
 
+#[test]
+fn an_epochs_separation_from_its_frames_is_the_one_its_own_search_gives() {
+    let split = layerscope::data::LoadOptions {
+        path: None,
+        sample: Some(800),
+        test_fraction: 0.5,
+        seed: 0,
+    }
+    .load()
+    .unwrap();
+    let n = 300;
+    let x = split.train.features.slice(ndarray::s![..n, ..]);
+    let labels = &split.train.labels[..n];
+    let mut reel = film::Reel::default();
+    for e in 0..3u64 {
+        reel.keep(e as usize, &layerscope::nn::Mlp::new(&[784, 64, 32, 10], e));
+    }
+    reel.settle();
+    let layers: BTreeSet<usize> = [2, 3, 4].into_iter().collect();
+    let pixels = film::label_share(x, labels, film::SEPARATION_K);
+    let mut epochs = Vec::new();
+    while let Some((epoch, todo)) = reel.next_epoch(&layers) {
+        assert!(reel.separation_comes_with_frames(epoch, &layers, 4));
+        assert_eq!(reel.separation_of_frames(epoch, 4, labels, pixels), None);
+        for frame in reel
+            .make_epoch(x, &todo, epoch, 30.0, 0, None)
+            .expect("kept")
+        {
+            frame.expect("frame");
+        }
+        assert!(!reel.separation_comes_with_frames(epoch, &layers, 4));
+        let from_frames = reel
+            .separation_of_frames(epoch, 4, labels, pixels)
+            .expect("every layer's frame of the epoch");
+        let model = reel.model(epoch).expect("kept");
+        let own = film::separation(&model, x, labels, epoch, Some(pixels));
+        assert_eq!(from_frames, own, "epoch {epoch}");
+        epochs.push(epoch);
+    }
+    assert_eq!(epochs, vec![2, 1, 0]);
+    // Neighbours of another count are not the figure's.
+    assert_eq!(film::neighbours_label_share(&[0, 1], labels), None);
+}
+
 fn config(args: &[&str]) -> Config {
     let cli = Cli::parse_from(std::iter::once("layerscope").chain(args.iter().copied()));
     layerscope::tui::config(&cli.data, &cli.model, &cli.view).unwrap()
@@ -316,7 +360,11 @@ fn the_worker_makes_the_film_while_training_and_remakes_it_newest_first() {
             _ => None,
         })
         .collect();
-    assert_eq!(separated, vec![0, 1, 2, 3]);
+    // Every epoch once: oldest first while training runs; once it has ended, an epoch whose
+    // frames are all still to make takes its figure from their searches, newest first.
+    let mut sorted = separated.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, vec![0, 1, 2, 3], "{separated:?}");
     for e in &events {
         if let Event::Frame(f) = e {
             assert_eq!(f.coords.dim(), (120, 2));

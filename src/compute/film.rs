@@ -514,6 +514,47 @@ impl Reel {
             .insert(frame.layer, (frame.epoch, frame.coords.clone()));
     }
 
+    /// Whether the frames of `epoch` still to make, among `layers`, are every layer from 2 to
+    /// `n_layers` and are made at once once training has ended ([`Reel::next_epoch`]): then
+    /// their input neighbours give the epoch's separation ([`Reel::separation_of_frames`]) and
+    /// no search of its own is needed.
+    pub fn separation_comes_with_frames(
+        &self,
+        epoch: usize,
+        layers: &std::collections::BTreeSet<usize>,
+        n_layers: usize,
+    ) -> bool {
+        self.backward
+            && self.models.contains_key(&epoch)
+            && (2..=n_layers).all(|l| layers.contains(&l) && !self.made.contains(&(l, epoch)))
+    }
+
+    /// The separation of `epoch` from the input neighbours of its frames of every layer from 2
+    /// to `n_layers` ([`Carry::neighbours`], the newest frame of each layer): each point's
+    /// [`SEPARATION_K`] nearest, the same rows, ranked the same way, as [`separation`]'s own
+    /// search finds (the frame's exact search ranks by distance, ties to the lower index, and
+    /// its first ten are those of a search for ten: `tests/film.rs` checks the two figures are
+    /// equal on the on-board digits); `pixels` is layer 1's. `None` when a layer's newest frame
+    /// is not of `epoch`.
+    pub fn separation_of_frames(
+        &self,
+        epoch: usize,
+        n_layers: usize,
+        labels: &[u8],
+        pixels: f64,
+    ) -> Option<Separation> {
+        let mut shares = vec![(1, pixels)];
+        for layer in 2..=n_layers {
+            let (made, _) = self.last.get(&layer)?;
+            let carry = self.carry.get(&layer)?;
+            if *made != epoch {
+                return None;
+            }
+            shares.push((layer, neighbours_label_share(&carry.neighbours, labels)?));
+        }
+        Some(Separation { epoch, shares })
+    }
+
     /// Make frame (`layer`, `epoch`) of the images `x` (the embedded rows) and remember it.
     ///
     /// # Errors
@@ -617,6 +658,30 @@ pub fn separation(
         shares.push((layer, share));
     }
     Separation { epoch, shares }
+}
+
+/// [`label_share`] at k = [`SEPARATION_K`] from each point's nearest neighbours already found
+/// (`neighbours`: n x k row-major, k = `SEPARATION_K` or n - 1 when smaller, nearest first):
+/// `None` when they are not that many per point.
+pub fn neighbours_label_share(neighbours: &[u32], labels: &[u8]) -> Option<f64> {
+    let n = labels.len();
+    let k = SEPARATION_K.min(n.saturating_sub(1));
+    if k == 0 {
+        return neighbours.is_empty().then_some(0.0);
+    }
+    if neighbours.len() != n * k {
+        return None;
+    }
+    let same: usize = neighbours
+        .chunks_exact(k)
+        .enumerate()
+        .map(|(i, row)| {
+            row.iter()
+                .filter(|&&j| labels.get(j as usize) == Some(&labels[i]))
+                .count()
+        })
+        .sum();
+    Some(same as f64 / (n * k) as f64)
 }
 
 /// `layout` turned, possibly mirrored, and shifted to lie as close as it can to `previous`

@@ -416,21 +416,21 @@ impl WorkerState {
         if !self.config.film || self.film_failed {
             return None;
         }
-        if let Some(&epoch) = self
-            .reel
-            .models
-            .keys()
-            .find(|e| !self.reel.separated.contains(e))
-        {
+        let layers = self.layers();
+        let n_layers = self.film_layers();
+        // Once training has ended, an epoch whose frames are all still to make gets its
+        // separation from their neighbour searches ([`Reel::separation_of_frames`]).
+        if let Some(&epoch) = self.reel.models.keys().find(|&&e| {
+            !self.reel.separated.contains(&e)
+                && !self.reel.separation_comes_with_frames(e, &layers, n_layers)
+        }) {
             return Some(Job::Separation { epoch });
         }
-        self.reel
-            .next(&self.layers())
-            .map(|(layer, epoch)| Job::Frame {
-                layer,
-                epoch,
-                perplexity: self.wants.perplexity,
-            })
+        self.reel.next(&layers).map(|(layer, epoch)| Job::Frame {
+            layer,
+            epoch,
+            perplexity: self.wants.perplexity,
+        })
     }
 
     fn run_job(&mut self, job: Job, cancel: &Cancel) {
@@ -719,6 +719,11 @@ impl WorkerState {
             Some((e, todo)) if self.reel.backward && e == epoch && todo.contains(&layer) => todo,
             _ => vec![layer],
         };
+        let n_layers = self.film_layers();
+        let separation = !self.reel.separated.contains(&epoch)
+            && self
+                .reel
+                .separation_comes_with_frames(epoch, &self.layers(), n_layers);
         let Some(results) =
             self.reel
                 .make_epoch(x, &layers, epoch, perplexity, seed, Some(cancel.flag()))
@@ -730,7 +735,34 @@ impl WorkerState {
             let frame = result.with_context(|| format!("film: layer {layer}, epoch {epoch}"))?;
             self.emit(Event::Frame(frame));
         }
+        if separation {
+            let labels = &split.train.labels[self.embed_rows()];
+            let pixels = match self.pixels_share {
+                Some(p) => p,
+                None => film::label_share(x, labels, film::SEPARATION_K),
+            };
+            self.pixels_share = Some(pixels);
+            if let Some(s) = self
+                .reel
+                .separation_of_frames(epoch, n_layers, labels, pixels)
+            {
+                self.reel.separated.insert(epoch);
+                self.emit(Event::Separation(s));
+            }
+        }
         Ok(())
+    }
+
+    /// Layers of the network whose frames the film makes (notebook numbering, 1 = pixels).
+    fn film_layers(&self) -> usize {
+        self.reel.newest().map_or_else(
+            || {
+                self.model
+                    .as_ref()
+                    .map_or(self.config.hidden.len() + 2, Mlp::n_layers)
+            },
+            |(_, m)| m.n_layers(),
+        )
     }
 
     fn explain(&mut self, request: ExplainRequest, cancel: &Cancel) -> anyhow::Result<()> {
