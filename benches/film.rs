@@ -424,7 +424,7 @@ fn together(models: &[Mlp], x: ndarray::ArrayView2<f32>, labels: &[u8], perplexi
             let high = models[last].layer_output(x, layer);
             let f = film::make_frame(high.view(), None, layer, last, perplexity, 0, None)
                 .expect("anchor");
-            reel.adopt(&f);
+            reel.adopt(&f, high.view());
         }
         let set: std::collections::BTreeSet<usize> = layers.iter().copied().collect();
         let (t, c) = (Instant::now(), cpu_seconds());

@@ -283,6 +283,22 @@ pub fn frame_run(
     ))
 }
 
+/// What a cold frame of the rows `high` made outside a chain (an anchor, [`Reel::adopt`])
+/// hands on: each row's [`TRUST_K`](crate::tsne::TRUST_K) nearest neighbours, the same as a
+/// frame's own search gives ([`warm::WarmRun::neighbours`]), and no precisions (the next frame
+/// calibrates from scratch, as after any cold frame).
+pub fn anchor_carry(high: ArrayView2<f32>) -> Carry {
+    let k = crate::tsne::TRUST_K.min(high.nrows().saturating_sub(1));
+    Carry {
+        neighbours: if k == 0 {
+            Vec::new()
+        } else {
+            crate::tsne::knn(high, k).indices
+        },
+        betas: Vec::new(),
+    }
+}
+
 /// A network's weights in half precision (IEEE binary16, `half::f16`): what the film keeps
 /// of every epoch but the newest, at half the memory of f32. Measured with `cargo bench
 /// --bench film -- --f16` (1,500 digits, perplexity 30): see [`KEPT_EPOCHS_MAX`].
@@ -506,9 +522,12 @@ impl Reel {
     }
 
     /// Take `frame` as made (the final map of the last epoch's weights, which is the
-    /// backward chain's cold anchor).
-    pub fn adopt(&mut self, frame: &Frame) {
-        self.carry.remove(&frame.layer);
+    /// backward chain's cold anchor), a layout of the rows `high` (its activations): the next
+    /// frame of the layer compares its neighbours with theirs ([`anchor_carry`]), so that it
+    /// runs the iterations its change calls for ([`frame_schedule`]), as every later frame
+    /// does. (Without them it ran [`FRAME_ITERATIONS`] however little the layer had changed.)
+    pub fn adopt(&mut self, frame: &Frame, high: ArrayView2<f32>) {
+        self.carry.insert(frame.layer, anchor_carry(high));
         self.made.insert((frame.layer, frame.epoch));
         self.last
             .insert(frame.layer, (frame.epoch, frame.coords.clone()));
@@ -947,6 +966,26 @@ mod tests {
         for (a, b) in one.iter().zip(&all) {
             assert_eq!((a.layer, a.epoch, &a.coords), (b.layer, b.epoch, &b.coords));
         }
+    }
+
+    #[test]
+    fn an_adopted_anchor_hands_on_the_neighbours_its_own_run_found() {
+        let x = Array2::from_shape_fn((80, 12), |(i, j)| {
+            (((i * 7919 + j * 104_729) % 1000) as f32 / 1000.0) + (i % 4) as f32
+        });
+        let mut reel = Reel::default();
+        for e in 0..2 {
+            reel.keep(e, &Mlp::new(&[12, 8, 6, 3], e as u64));
+        }
+        reel.settle();
+        let high = reel.model(1).expect("kept").layer_output(x.view(), 2);
+        let (frame, own) =
+            frame_run(high.view(), None, None, true, 2, 1, 5.0, 0, None).expect("cold frame");
+        reel.adopt(&frame, high.view());
+        assert_eq!(reel.carry[&2], own, "what the frame's own run hands on");
+        assert_eq!(own.neighbours.len(), 80 * crate::tsne::TRUST_K);
+        assert!(own.betas.is_empty());
+        assert_eq!(reel.last[&2], (1, frame.coords));
     }
 
     #[test]

@@ -647,7 +647,7 @@ impl WorkerState {
             placed,
         });
         if let Some(frame) = anchor {
-            self.reel.adopt(&frame);
+            self.reel.adopt(&frame, high.view());
             self.emit(Event::Frame(frame));
         }
         Ok(())

@@ -248,7 +248,7 @@ impl FilmTable<'_> {
                         .map_err(|e| {
                             anyhow::anyhow!("t-SNE of layer {layer} at epoch {last}: {e}")
                         })?;
-                self.reel.adopt(&frame);
+                self.reel.adopt(&frame, high.view());
                 self.keep(frame);
             }
         }

@@ -45,7 +45,7 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::Cancelled;
 
-pub use metrics::{knn_accuracy, neighbour_preservation, trust};
+pub use metrics::{TRUST_K, knn_accuracy, neighbour_preservation, trust};
 // Issue 13 (branch errcore): placing new points into a map; the exact k-NN for `crate::neighbours`.
 pub(crate) use neighbours::knn;
 pub use place::{PlaceParams, place, place_with};
