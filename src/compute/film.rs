@@ -103,69 +103,103 @@ pub fn frame_convergence() -> warm::Convergence {
     }
 }
 
-/// The learning rate of a warm frame of `n` points whose layer was remade
-/// ([`MOVED_ITERATIONS`]): scikit-learn's 'auto' rule for no exaggeration, max(n / 4, 50) (the
-/// cold run's is n / 12 / 4, floored at 50, for its exaggerated start; Belkina et al. 2019:
-/// learning rate n / exaggeration). A frame of the middle tier takes n / 10 ([`FRAME_ITERATIONS`]),
-/// a quiet one the cold run's. Measured as [`CONVERGE_TOLERANCE`] (`--lr`, the same rate for
-/// every frame that is not quiet, tolerance 2e-3): median KL over a cold run's, layer 2 / 3 /
-/// output, 1.009 / 1.065 / 1.152 at 50, 1.005 / 1.052 / 1.070 at 150 (alignment 23x / 6.5x
-/// / 6.6x), 1.002 / 1.041 / 1.018 at 375; at 375 with quiet frames of 25 iterations layer 3's
-/// consecutive frames moved 2.6x as much (alignment 3.9x, under the goal's 5x): its middle
-/// tier moves the layout too far at that rate.
-pub fn warm_learning_rate(n: usize, iterations: usize) -> Option<f64> {
-    let n = n as f64;
-    match iterations {
-        MOVED_ITERATIONS => Some((n / 4.0).max(50.0)),
-        FRAME_ITERATIONS => Some((n / 10.0).max(50.0)),
-        _ => None,
+/// How much a warm frame's layer changed since its neighbour frame, by the share of new
+/// nearest neighbours ([`warm::neighbour_change`]), and so how the frame runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Below [`QUIET_CHANGE`]: [`QUIET_ITERATIONS`] at the cold run's learning rate.
+    Quiet,
+    /// From [`QUIET_CHANGE`]: [`FRAME_ITERATIONS`].
+    Changed,
+    /// From [`MOVED_CHANGE`]: [`MOVED_ITERATIONS`].
+    Remade,
+    /// From [`RESTART_CHANGE`]: a cold run turned onto its neighbour frame ([`warm::RESTART`]).
+    Restart,
+}
+
+impl Tier {
+    /// The tier of a frame whose layer's nearest neighbours changed by `change`.
+    pub fn of(change: f64) -> Tier {
+        if change < QUIET_CHANGE {
+            Tier::Quiet
+        } else if change < MOVED_CHANGE {
+            Tier::Changed
+        } else if change < RESTART_CHANGE {
+            Tier::Remade
+        } else {
+            Tier::Restart
+        }
+    }
+
+    /// The tier of a frame of the preview made while training runs (oldest first, remade once
+    /// training ends): never [`Tier::Remade`] nor [`Tier::Restart`]. Forwards from the
+    /// untrained network every early output frame counts as remade, and the extra iterations
+    /// were CPU taken from training, for frames that are replaced anyway: the worker's training
+    /// slowdown (median of 5, `cargo bench --bench film -- --no-profile --worker-only --runs 5`)
+    /// was +24.7% with the tier in the preview, +15.7% without.
+    pub fn preview(self) -> Tier {
+        match self {
+            Tier::Remade | Tier::Restart => Tier::Changed,
+            tier => tier,
+        }
+    }
+
+    /// The most iterations a frame of the tier runs ([`warm::RESTART`]: a cold run).
+    pub fn iterations(self) -> usize {
+        match self {
+            Tier::Quiet => QUIET_ITERATIONS,
+            Tier::Changed => FRAME_ITERATIONS,
+            Tier::Remade => MOVED_ITERATIONS,
+            Tier::Restart => warm::RESTART,
+        }
+    }
+
+    /// The learning rate of a warm frame of the tier of `n` points (`None`: the cold run's).
+    /// A remade layer's frame takes scikit-learn's 'auto' rule for no exaggeration,
+    /// max(n / 4, 50) (the cold run's is n / 12 / 4, floored at 50, for its exaggerated start;
+    /// Belkina et al. 2019: learning rate n / exaggeration); a changed one n / 10, a quiet one
+    /// the cold run's. Measured as [`CONVERGE_TOLERANCE`] (`--lr`, the same rate for every
+    /// frame that is not quiet, tolerance 2e-3): median KL over a cold run's, layer 2 / 3 /
+    /// output, 1.009 / 1.065 / 1.152 at 50, 1.005 / 1.052 / 1.070 at 150 (alignment 23x / 6.5x
+    /// / 6.6x), 1.002 / 1.041 / 1.018 at 375; at 375 with quiet frames of 25 iterations layer
+    /// 3's consecutive frames moved 2.6x as much (alignment 3.9x, under the goal's 5x): its
+    /// changed tier moves the layout too far at that rate.
+    pub fn learning_rate(self, n: usize) -> Option<f64> {
+        let n = n as f64;
+        match self {
+            Tier::Remade => Some((n / 4.0).max(50.0)),
+            Tier::Changed => Some((n / 10.0).max(50.0)),
+            Tier::Quiet | Tier::Restart => None,
+        }
     }
 }
 
 /// How a warm frame of `n` points runs when its layer's nearest neighbours changed by
-/// `change`: at most [`frame_iterations`] ([`preview_iterations`] unless `settled`), stopped
-/// once its KL settles ([`frame_convergence`]), at [`warm_learning_rate`]. (A frame with no
-/// neighbours to compare with, the first after an anchor, runs [`frame_params`]'
-/// [`FRAME_ITERATIONS`].)
+/// `change`: at most its [`Tier`]'s iterations ([`Tier::preview`]'s unless `settled`),
+/// stopped once its KL settles ([`frame_convergence`]), at the tier's learning rate. (A frame
+/// with no neighbours to compare with runs [`frame_params`]' [`FRAME_ITERATIONS`].)
 pub fn frame_schedule(change: f64, settled: bool, n: usize) -> warm::Schedule {
-    let iterations = if settled {
-        frame_iterations(change)
+    let tier = if settled {
+        Tier::of(change)
     } else {
-        preview_iterations(change)
+        Tier::of(change).preview()
     };
     warm::Schedule {
-        iterations,
-        learning_rate: warm_learning_rate(n, iterations),
+        iterations: tier.iterations(),
+        learning_rate: tier.learning_rate(n),
         convergence: Some(frame_convergence()),
     }
 }
 
 /// Iterations of a warm frame whose layer's nearest neighbours changed by `change`
-/// ([`warm::neighbour_change`]); [`warm::RESTART`] (a cold run) from [`RESTART_CHANGE`].
+/// ([`Tier::of`]); [`warm::RESTART`] (a cold run) from [`RESTART_CHANGE`].
 pub fn frame_iterations(change: f64) -> usize {
-    if change < QUIET_CHANGE {
-        QUIET_ITERATIONS
-    } else if change < MOVED_CHANGE {
-        FRAME_ITERATIONS
-    } else if change < RESTART_CHANGE {
-        MOVED_ITERATIONS
-    } else {
-        warm::RESTART
-    }
+    Tier::of(change).iterations()
 }
 
-/// [`frame_iterations`] for a frame of the preview made while training runs (oldest first,
-/// remade once training ends): never the [`MOVED_ITERATIONS`] tier nor a cold restart. Forwards from the
-/// untrained network every early output frame counts as remade, and the extra iterations
-/// were CPU taken from training, for frames that are replaced anyway: the worker's training
-/// slowdown (median of 5, `cargo bench --bench film -- --no-profile --worker-only --runs 5`)
-/// was +24.7% with the tier in the preview, +15.7% without.
+/// [`frame_iterations`] for a frame of the preview made while training runs ([`Tier::preview`]).
 pub fn preview_iterations(change: f64) -> usize {
-    if change < MOVED_CHANGE {
-        frame_iterations(change)
-    } else {
-        FRAME_ITERATIONS
-    }
+    Tier::of(change).preview().iterations()
 }
 
 /// Neighbours counted by the separation figure.
@@ -990,6 +1024,12 @@ mod tests {
 
     #[test]
     fn a_frame_runs_more_iterations_the_more_its_layer_changed() {
+        assert_eq!(Tier::of(0.29), Tier::Changed);
+        assert_eq!(Tier::Changed.learning_rate(1500), Some(150.0));
+        assert_eq!(Tier::Remade.learning_rate(1500), Some(375.0));
+        assert_eq!(Tier::Remade.learning_rate(100), Some(50.0));
+        assert_eq!(Tier::Quiet.learning_rate(1500), None);
+        assert_eq!(frame_schedule(0.5, false, 1500).learning_rate, Some(150.0));
         assert_eq!(frame_iterations(0.0), QUIET_ITERATIONS);
         assert_eq!(frame_iterations(QUIET_CHANGE), FRAME_ITERATIONS);
         assert_eq!(frame_iterations(0.29), FRAME_ITERATIONS);
