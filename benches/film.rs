@@ -22,7 +22,7 @@
 //! does (`film::frame_schedule` of their neighbour change: the tier's iterations at most,
 //! stopped once the KL settles, the warm learning rate where not quiet), with `--tol X` another
 //! convergence tolerance (0: none), `--lr X` another learning rate for frames that are not
-//! quiet and `--tiers Q,F,M` other quiet / frame / moved iterations; part 1 also prints each
+//! quiet (`--remade-lr X` for the remade tier's only) and `--tiers Q,F,M` other quiet / frame / moved iterations; part 1 also prints each
 //! chain's iterations in all. `--together` times the whole backward film after the anchors
 //! (part 5) and checks the separation taken from each epoch's frames against the epoch's own
 //! searches. `FILM_TIMELINE=1` in the environment prints part 3's events with their times (on
@@ -626,6 +626,12 @@ fn main() {
                     }
                     if s.learning_rate.is_some() && lr.is_some() {
                         s.learning_rate = lr;
+                    }
+                    // `--remade-lr X`: the rate of the remade tier's frames only.
+                    if film::Tier::of(change) == film::Tier::Remade
+                        && let Some(r) = arg("--remade-lr").and_then(|v| v.parse::<f64>().ok())
+                    {
+                        s.learning_rate = Some(r);
                     }
                     s
                 };
