@@ -390,10 +390,10 @@ pub fn attraction(
     attraction_scalar(idx, vals, xs, ys, xs[i], ys[i])
 }
 
-/// Rows shorter than this take the scalar attraction kernel: the AVX2 kernel's two gathers per 8
-/// neighbours and its scalar tail cost more than they save on the ~14 entries of a row at
+/// Rows shorter than this take the scalar attraction kernel: the AVX2 kernel's lanes (then
+/// gathers) and its scalar tail cost more than they save on the ~14 entries of a row at
 /// perplexity 3 (profiled: the attraction fell from 19% to 8% of a 1,500-point run); the ~120
-/// entries of a row at perplexity 30 favour the gathers.
+/// entries of a row at perplexity 30 favour the lanes.
 const GATHER_FROM: usize = 16;
 
 /// The attraction of every point into `out` (x, y): rows in point order (the CSR is read as a
@@ -500,8 +500,11 @@ fn attraction_scalar(
     [ax, ay]
 }
 
-/// The attraction with gathers, the kernel as in the repulsion (reciprocal estimate
-/// plus one Newton step).
+/// The attraction eight neighbours at a time, the kernel as in the repulsion (reciprocal
+/// estimate plus one Newton step). The neighbours' (x, y) pairs are read by plain 64-bit
+/// loads: two 4-lane AVX2 gathers made the same lanes (the same sums, bit for bit) at about
+/// 1.6x the time on AMD's Zen 3, whose gathers are slow (measured on 1,500 points at
+/// perplexity 30).
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA, and every index must be below `xs.len()`, `ys.len()`
@@ -521,24 +524,24 @@ unsafe fn attraction_avx2(
     let len = idx.len().min(vals.len());
     let whole = len - len % 8;
     // SAFETY (whole block): AVX2/FMA are enabled here; loads read 8 entries at c with
-    // c + 8 <= whole <= len; gathers read 8-byte pairs of xy at indices the caller
+    // c + 8 <= whole <= len; each pair load reads 8 bytes of xy at an index the caller
     // guarantees in bounds.
     let [mut ax, mut ay] = unsafe {
         let one = _mm256_set1_ps(1.0);
         let two = _mm256_set1_ps(2.0);
         let (xv, yv) = (_mm256_set1_ps(xi), _mm256_set1_ps(yi));
         let (mut sx, mut sy) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let mut c = 0;
-        // (x, y) pairs as one 64-bit lane each: two 4-lane gathers fetch 8 neighbours'
-        // coordinates (half the gathered elements of separate x and y gathers).
         let pairs = xy.as_ptr().cast::<f64>();
+        let pair = |c: usize| pairs.add(*idx.get_unchecked(c) as usize);
+        let mut c = 0;
         while c < whole {
-            let lo = _mm_loadu_si128(idx.as_ptr().add(c).cast());
-            let hi = _mm_loadu_si128(idx.as_ptr().add(c + 4).cast());
-            let a = _mm256_castpd_ps(_mm256_i32gather_pd::<8>(pairs, lo));
-            let b = _mm256_castpd_ps(_mm256_i32gather_pd::<8>(pairs, hi));
-            // a = x0 y0 x1 y1 | x2 y2 x3 y3, b likewise for 4..8: even lanes are x, odd y; the
-            // lane order (0 1 4 5 | 2 3 6 7) differs from `vals`, so permute the values alike.
+            // a = x0 y0 x1 y1 | x2 y2 x3 y3 as the gather made it, b likewise for 4..8.
+            let a01 = _mm_loadh_pd(_mm_load_sd(pair(c)), pair(c + 1));
+            let a23 = _mm_loadh_pd(_mm_load_sd(pair(c + 2)), pair(c + 3));
+            let b01 = _mm_loadh_pd(_mm_load_sd(pair(c + 4)), pair(c + 5));
+            let b23 = _mm_loadh_pd(_mm_load_sd(pair(c + 6)), pair(c + 7));
+            let a = _mm256_castpd_ps(_mm256_insertf128_pd::<1>(_mm256_castpd128_pd256(a01), a23));
+            let b = _mm256_castpd_ps(_mm256_insertf128_pd::<1>(_mm256_castpd128_pd256(b01), b23));
             let xj = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
             let yj = _mm256_shuffle_ps::<0b11_01_11_01>(a, b);
             let pv = _mm256_permutevar8x32_ps(

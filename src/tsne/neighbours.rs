@@ -568,6 +568,7 @@ fn knn_direct(x: &ArrayView2<f32>, k: usize, indices: &mut [u32], d2: &mut [f32]
         .flat_map(|p| (0..n).map(move |j| flat[j * dim + p]))
         .collect();
     let cap = buffer_len(k);
+    let avx2 = avx2();
     d2.par_chunks_mut(k)
         .zip(indices.par_chunks_mut(k))
         .enumerate()
@@ -575,30 +576,121 @@ fn knn_direct(x: &ArrayView2<f32>, k: usize, indices: &mut [u32], d2: &mut [f32]
         .for_each_init(
             || (vec![0f32; n], vec![0u64; cap]),
             |(s, buf), (i, (dd, ii))| {
-                s.fill(0.0);
-                for (p, &ap) in flat[i * dim..(i + 1) * dim].iter().enumerate() {
-                    for (sj, &bp) in s.iter_mut().zip(&columns[p * n..(p + 1) * n]) {
-                        let d = ap - bp;
-                        *sj += d * d;
-                    }
+                let a = &flat[i * dim..(i + 1) * dim];
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: the CPU supports AVX2, checked by `avx2()`.
+                    unsafe { direct_row_avx2(a, &columns, i, k, s, buf, dd, ii) };
+                    return;
                 }
-                let (mut len, mut thr) = (0u32, f32::INFINITY);
-                let mut list = Candidates {
-                    buf,
-                    len: &mut len,
-                    thr: &mut thr,
-                    keep: k,
-                };
-                for (j, &sj) in s.iter().enumerate() {
-                    if sj < *list.thr && j != i {
-                        list.offer(sj, j as u32);
-                    }
-                }
-                for (c, &kept) in list.finish().iter().enumerate() {
-                    (dd[c], ii[c]) = unkey(kept);
-                }
+                let _ = avx2;
+                direct_row(a, &columns, i, k, s, buf, dd, ii);
             },
         );
+}
+
+/// Whether the AVX2 builds of the search's loops can run (the same arithmetic as the portable
+/// ones, lane by lane, so the same bytes: only wider).
+fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// [`direct_row`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn direct_row_avx2(
+    a: &[f32],
+    columns: &[f32],
+    i: usize,
+    k: usize,
+    s: &mut [f32],
+    buf: &mut [u64],
+    dd: &mut [f32],
+    ii: &mut [u32],
+) {
+    direct_row(a, columns, i, k, s, buf, dd, ii);
+}
+
+/// Lanes of the threshold scans: a chunk of candidates is looked at one by one only when one
+/// of them is below its threshold (after the first few offers, rarely).
+const SCAN: usize = 8;
+
+/// The lanes `l` of `v` below `t[l]`, as bits.
+#[inline(always)]
+fn below(v: &[f32; SCAN], t: &[f32; SCAN]) -> u32 {
+    let mut m = 0u32;
+    for l in 0..SCAN {
+        m |= u32::from(v[l] < t[l]) << l;
+    }
+    m
+}
+
+/// One point `i` (`a`, its coordinates) of [`knn_direct`]: the distances to every point into
+/// `s`, then its list of `k`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn direct_row(
+    a: &[f32],
+    columns: &[f32],
+    i: usize,
+    k: usize,
+    s: &mut [f32],
+    buf: &mut [u64],
+    dd: &mut [f32],
+    ii: &mut [u32],
+) {
+    let n = s.len();
+    s.fill(0.0);
+    for (p, &ap) in a.iter().enumerate() {
+        for (sj, &bp) in s.iter_mut().zip(&columns[p * n..(p + 1) * n]) {
+            let d = ap - bp;
+            *sj += d * d;
+        }
+    }
+    let (mut len, mut thr) = (0u32, f32::INFINITY);
+    let mut list = Candidates {
+        buf,
+        len: &mut len,
+        thr: &mut thr,
+        keep: k,
+    };
+    // As one test per point in increasing index: a chunk with no point below the threshold
+    // would have offered nothing (the threshold only falls while offers are made).
+    let chunks = s.chunks_exact(SCAN);
+    let tail = chunks.remainder();
+    for (c, chunk) in chunks.enumerate() {
+        let chunk: &[f32; SCAN] = chunk.try_into().expect("whole chunk");
+        let mut bits = below(chunk, &[*list.thr; SCAN]);
+        while bits != 0 {
+            let l = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let j = c * SCAN + l;
+            if chunk[l] < *list.thr && j != i {
+                list.offer(chunk[l], j as u32);
+            }
+        }
+    }
+    let first = n - tail.len();
+    for (t, &sj) in tail.iter().enumerate() {
+        let j = first + t;
+        if sj < *list.thr && j != i {
+            list.offer(sj, j as u32);
+        }
+    }
+    for (c, &kept) in list.finish().iter().enumerate() {
+        (dd[c], ii[c]) = unkey(kept);
+    }
 }
 
 /// Columns that are constant (all zero once centred) add nothing to any distance: drop them.
@@ -662,9 +754,9 @@ fn knn_gemm(
     let mut thrs = vec![f32::INFINITY; n];
     let mut gram = Array2::<f32>::zeros((BLOCK_ROWS.min(n), n));
     const COLS_PER_TASK: usize = 64;
+    let avx2 = avx2();
     for start in (0..n).step_by(BLOCK_ROWS) {
         let end = (start + BLOCK_ROWS).min(n);
-        let rows = end - start;
         let g = gram_block(xr, start, end, &mut gram);
         // The block's own rows: candidates j >= start.
         buf[start * cap..end * cap]
@@ -675,8 +767,7 @@ fn knn_gemm(
             .with_min_len(8)
             .for_each(|(r, ((buf, len), thr))| {
                 let i = start + r;
-                let ni = norms[i];
-                let mut list = Candidates {
+                let list = Candidates {
                     buf,
                     len,
                     thr,
@@ -686,14 +777,13 @@ fn knn_gemm(
                 let grow = grow
                     .as_slice()
                     .expect("rows of the Gram block are contiguous");
-                let mut thr = *list.thr;
-                for (jj, (&gij, &nj)) in grow.iter().zip(&norms[start..]).enumerate() {
-                    let approx = ni + nj - 2.0 * gij;
-                    if approx < thr && start + jj != i {
-                        list.offer(approx, (start + jj) as u32);
-                        thr = *list.thr;
-                    }
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: the CPU supports AVX2, checked by `avx2()`.
+                    unsafe { own_row_avx2(grow, &norms, start, i, list) };
+                    return;
                 }
+                own_row(grow, &norms, start, i, list);
             });
         // Later rows: the block's rows are candidates for them (same a.b, read transposed).
         buf[end * cap..]
@@ -703,29 +793,20 @@ fn knn_gemm(
             .enumerate()
             .for_each(|(t, ((buf, lens), thrs))| {
                 let c0 = end + t * COLS_PER_TASK;
-                let width = lens.len();
-                for r in 0..rows {
-                    let i = start + r;
-                    let ni = norms[i];
-                    let grow = g.row(r);
-                    let grow = &grow
-                        .as_slice()
-                        .expect("rows of the Gram block are contiguous")
-                        [c0 - start..c0 - start + width];
-                    let nj = &norms[c0..c0 + width];
-                    for c in 0..width {
-                        let approx = ni + nj[c] - 2.0 * grow[c];
-                        if approx < thrs[c] {
-                            Candidates {
-                                buf: &mut buf[c * cap..(c + 1) * cap],
-                                len: &mut lens[c],
-                                thr: &mut thrs[c],
-                                keep: short,
-                            }
-                            .offer(approx, i as u32);
-                        }
-                    }
+                let lists = Lists {
+                    buf,
+                    lens,
+                    thrs,
+                    cap,
+                    keep: short,
+                };
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: the CPU supports AVX2, checked by `avx2()`.
+                    unsafe { later_rows_avx2(g, &norms, start, c0, lists) };
+                    return;
                 }
+                later_rows(g, &norms, start, c0, lists);
             });
     }
     // Exact re-ranking of each shortlist, in f64 on the rows as given; a stable sort keeps
@@ -767,6 +848,123 @@ fn knn_gemm(
                 }
             },
         );
+}
+
+/// Row `i` of a Gram block (`grow`: a.b against every point from `start` on) offered to
+/// `i`'s list: the approximate distance |a|^2 + |b|^2 - 2 a.b of each point from `start`, in
+/// increasing index, where below the list's threshold.
+#[inline(always)]
+fn own_row(grow: &[f32], norms: &[f32], start: usize, i: usize, mut list: Candidates<'_>) {
+    let ni = norms[i];
+    let nj = &norms[start..start + grow.len()];
+    let whole = grow.len() - grow.len() % SCAN;
+    for c in (0..whole).step_by(SCAN) {
+        let mut approx = [0f32; SCAN];
+        for l in 0..SCAN {
+            approx[l] = ni + nj[c + l] - 2.0 * grow[c + l];
+        }
+        let mut bits = below(&approx, &[*list.thr; SCAN]);
+        while bits != 0 {
+            let l = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let j = start + c + l;
+            if approx[l] < *list.thr && j != i {
+                list.offer(approx[l], j as u32);
+            }
+        }
+    }
+    for c in whole..grow.len() {
+        let approx = ni + nj[c] - 2.0 * grow[c];
+        if approx < *list.thr && start + c != i {
+            list.offer(approx, (start + c) as u32);
+        }
+    }
+}
+
+/// [`own_row`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn own_row_avx2(grow: &[f32], norms: &[f32], start: usize, i: usize, list: Candidates<'_>) {
+    own_row(grow, norms, start, i, list);
+}
+
+/// The candidate lists of consecutive points: `lens.len()` lists of `cap` slots each.
+struct Lists<'a> {
+    buf: &'a mut [u64],
+    lens: &'a mut [u32],
+    thrs: &'a mut [f32],
+    cap: usize,
+    keep: usize,
+}
+
+impl Lists<'_> {
+    /// Offers (d, j) to list `c`.
+    #[inline]
+    fn offer(&mut self, c: usize, d: f32, j: u32) {
+        Candidates {
+            buf: &mut self.buf[c * self.cap..(c + 1) * self.cap],
+            len: &mut self.lens[c],
+            thr: &mut self.thrs[c],
+            keep: self.keep,
+        }
+        .offer(d, j);
+    }
+}
+
+/// The rows of Gram block `g` (points `start..`) offered, in increasing index, to the lists of
+/// the later points `c0..c0 + lists.lens.len()` (the same a.b read transposed).
+#[inline(always)]
+fn later_rows(g: ArrayView2<f32>, norms: &[f32], start: usize, c0: usize, mut lists: Lists<'_>) {
+    let width = lists.lens.len();
+    let nj = &norms[c0..c0 + width];
+    let whole = width - width % SCAN;
+    for r in 0..g.nrows() {
+        let i = start + r;
+        let ni = norms[i];
+        let grow = g.row(r);
+        let grow = &grow
+            .as_slice()
+            .expect("rows of the Gram block are contiguous")[c0 - start..c0 - start + width];
+        for c in (0..whole).step_by(SCAN) {
+            let mut approx = [0f32; SCAN];
+            for l in 0..SCAN {
+                approx[l] = ni + nj[c + l] - 2.0 * grow[c + l];
+            }
+            let thrs: &[f32; SCAN] = lists.thrs[c..c + SCAN].try_into().expect("whole chunk");
+            // Each lane is another point's list: its threshold moves only with its own offers.
+            let mut bits = below(&approx, thrs);
+            while bits != 0 {
+                let l = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                lists.offer(c + l, approx[l], i as u32);
+            }
+        }
+        for c in whole..width {
+            let approx = ni + nj[c] - 2.0 * grow[c];
+            if approx < lists.thrs[c] {
+                lists.offer(c, approx, i as u32);
+            }
+        }
+    }
+}
+
+/// [`later_rows`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn later_rows_avx2(
+    g: ArrayView2<f32>,
+    norms: &[f32],
+    start: usize,
+    c0: usize,
+    lists: Lists<'_>,
+) {
+    later_rows(g, norms, start, c0, lists);
 }
 
 /// The search as it was before the candidate lists (sorted insertion), kept to prove the
