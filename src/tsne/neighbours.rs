@@ -13,8 +13,13 @@ use rayon::prelude::*;
 
 /// Extra candidates kept from the GEMM pass before the exact re-ranking.
 const SHORTLIST_EXTRA: usize = 8;
-/// Rows per GEMM block (fixed, so results never depend on the thread count).
-const BLOCK_ROWS: usize = 512;
+/// Rows per GEMM block. A block multiplies its rows with every row from its own start on, so
+/// smaller blocks follow the triangle of distinct pairs more closely: at 1,500 points, 128 rows
+/// compute 1.22M inner products where 512 computed 1.50M (of 1.13M pairs), and the block
+/// (128 x n) stays nearer the core's cache for the scans that read it. Each list keeps the
+/// `k + extra` best of all its candidates whatever the order they come in, so the block size
+/// changes no result (tested against the 512-row search).
+const BLOCK_ROWS: usize = 128;
 /// At or below this many features, distances are computed directly (no GEMM).
 const DIRECT_MAX_DIM: usize = 16;
 
@@ -973,6 +978,9 @@ unsafe fn later_rows_avx2(
 mod reference {
     use super::*;
 
+    /// The block size the reference ran with (the search's is smaller).
+    const REFERENCE_BLOCK_ROWS: usize = 512;
+
     pub fn knn(data: ArrayView2<f32>, k: usize) -> Knn {
         search(data, k, direct, gemm)
     }
@@ -1082,10 +1090,10 @@ mod reference {
         let short = (k + extra).min(n - 1);
         let mut cand_d = vec![f32::INFINITY; n * short];
         let mut cand_i = vec![u32::MAX; n * short];
-        let mut gram = Array2::<f32>::zeros((BLOCK_ROWS.min(n), n));
+        let mut gram = Array2::<f32>::zeros((REFERENCE_BLOCK_ROWS.min(n), n));
         const COLS_PER_TASK: usize = 64;
-        for start in (0..n).step_by(BLOCK_ROWS) {
-            let end = (start + BLOCK_ROWS).min(n);
+        for start in (0..n).step_by(REFERENCE_BLOCK_ROWS) {
+            let end = (start + REFERENCE_BLOCK_ROWS).min(n);
             let rows = end - start;
             let g = gram_block(xr, start, end, &mut gram);
             // The block's own rows: candidates j >= start.
