@@ -22,11 +22,18 @@
 //! does (`film::frame_schedule` of their neighbour change: the tier's iterations at most,
 //! stopped once the KL settles, the warm learning rate where not quiet), with `--tol X` another
 //! convergence tolerance (0: none), `--lr X` another learning rate for frames that are not
-//! quiet (`--remade-lr X` for the remade tier's only) and `--tiers Q,F,M` other quiet / frame / moved iterations; part 1 also prints each
-//! chain's iterations in all. `--together` times the whole backward film after the anchors
+//! quiet (`--remade-lr X` for the remade tier's only) and `--tiers Q,F,M` other quiet / frame /
+//! moved iterations; part 1 also prints each chain's iterations in all. `--together` times the whole backward film after the anchors
 //! (part 5) and checks the separation taken from each epoch's frames against the epoch's own
 //! searches. `FILM_TIMELINE=1` in the environment prints part 3's events with their times (on
 //! stderr).
+//!
+//! `--film-cpu N` (part 6) times the backward film after the anchors N times, an epoch's
+//! layers at once as the worker makes them, and prints each run's wall and CPU seconds, their
+//! medians and a hash of every frame's coordinates (two builds that print the same hash made
+//! the same frames, byte for byte). `--models DIR` reads the network of every epoch from the
+//! checkpoints in DIR (`epoch_NNN.npz`) instead of training, and when DIR holds none trains
+//! and writes them there: two builds then time the same networks without training each time.
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -476,6 +483,101 @@ fn together(models: &[Mlp], x: ndarray::ArrayView2<f32>, labels: &[u8], perplexi
     );
 }
 
+/// `--models DIR`: the networks of every epoch from DIR's checkpoints; when it holds none,
+/// [`train_run`]'s, written there first (train seconds 0 when read).
+fn cached_models(
+    dir: &std::path::Path,
+    split: &layerscope::data::Split,
+    max_epochs: usize,
+) -> (Vec<Mlp>, f64) {
+    let (features, classes) = (split.train.n_features(), split.train.n_classes());
+    if let Ok(saved) = nn::checkpoints::load_checkpoints(dir, features, classes) {
+        assert!(
+            saved.iter().enumerate().all(|(i, (e, _))| i == *e),
+            "{}: checkpoints of every epoch from 0 expected",
+            dir.display()
+        );
+        println!(
+            "networks read from {} ({} epochs)",
+            dir.display(),
+            saved.len() - 1
+        );
+        return (saved.into_iter().map(|(_, m)| m).collect(), 0.0);
+    }
+    let (models, seconds) = train_run(split, max_epochs);
+    std::fs::create_dir_all(dir).expect("--models folder");
+    for (epoch, model) in models.iter().enumerate() {
+        let path = dir.join(nn::checkpoints::checkpoint_name(epoch));
+        let mut file = std::fs::File::create(&path).expect("checkpoint file");
+        nn::write_model(model, &mut file).expect("checkpoint written");
+    }
+    (models, seconds)
+}
+
+/// Part 6 (`--film-cpu N`): the backward film after the anchors (`Reel::make_epoch`, an
+/// epoch's layers at once, as the worker makes it) `runs` times: wall and CPU seconds of each
+/// run, medians, and an FNV-1a hash of every frame's coordinates in the order made.
+fn film_cpu(models: &[Mlp], x: ndarray::ArrayView2<f32>, perplexity: f64, runs: usize) {
+    let last = models.len() - 1;
+    let layers: Vec<usize> = (2..=models[0].n_layers()).collect();
+    let set: std::collections::BTreeSet<usize> = layers.iter().copied().collect();
+    let anchors: Vec<_> = layers
+        .iter()
+        .map(|&layer| {
+            let high = models[last].layer_output(x, layer);
+            let frame = film::make_frame(high.view(), None, layer, last, perplexity, 0, None)
+                .expect("anchor");
+            (frame, high)
+        })
+        .collect();
+    let (mut walls, mut cpus, mut hashes) = (vec![], vec![], vec![]);
+    println!(
+        "\n6. the backward film after the anchors, an epoch's layers at once, {runs} runs (load {})",
+        load_average()
+    );
+    for run in 0..runs {
+        let mut reel = film::Reel::default();
+        for (e, m) in models.iter().enumerate() {
+            reel.keep(e, m);
+        }
+        reel.settle();
+        for (f, high) in &anchors {
+            reel.adopt(f, high.view());
+        }
+        let (t, c) = (Instant::now(), cpu_seconds());
+        let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+        let mut frames = 0;
+        while let Some((epoch, todo)) = reel.next_epoch(&set) {
+            for f in reel
+                .make_epoch(x, &todo, epoch, perplexity, 0, None)
+                .expect("kept")
+            {
+                let f = f.expect("frame");
+                frames += 1;
+                for v in &f.coords {
+                    for b in v.to_le_bytes() {
+                        hash = (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+                    }
+                }
+            }
+        }
+        let (wall, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c);
+        println!(
+            "   run {run}: {frames} frames, {wall:.2} s wall / {cpu:.2} CPU s (load {}), frames hash {hash:016x}",
+            load_average()
+        );
+        walls.push(wall);
+        cpus.push(cpu);
+        hashes.push(hash);
+    }
+    let same = hashes.windows(2).all(|w| w[0] == w[1]);
+    println!(
+        "   median {:.2} s wall / {:.2} CPU s; every run the same frames: {same}",
+        median(walls),
+        median(cpus)
+    );
+}
+
 fn main() {
     println!("film benchmark: {}", cpu());
     println!("load average at start: {}", load_average());
@@ -495,7 +597,10 @@ fn main() {
     let perplexity = tsne::DEFAULT_PERPLEXITY;
 
     // 1. Warm frames against cold runs.
-    let (models, train_seconds) = train_run(&split, max_epochs);
+    let (models, train_seconds) = match arg("--models") {
+        Some(dir) => cached_models(std::path::Path::new(&dir), &split, max_epochs),
+        None => train_run(&split, max_epochs),
+    };
     let last_epoch = models.len() - 1;
     println!("\ntrained {last_epoch} epochs in {train_seconds:.2} s (film off, plain loop)");
 
@@ -508,6 +613,9 @@ fn main() {
     }
     if std::env::args().any(|a| a == "--together") {
         together(&models, x.view(), &split.train.labels[..n], perplexity);
+    }
+    if let Some(runs) = arg("--film-cpu").and_then(|r| r.parse().ok()) {
+        film_cpu(&models, x.view(), perplexity, runs);
     }
     if std::env::args().any(|a| a == "--profile-only") {
         return;

@@ -390,10 +390,10 @@ pub fn attraction(
     attraction_scalar(idx, vals, xs, ys, xs[i], ys[i])
 }
 
-/// Rows shorter than this take the scalar attraction kernel: the AVX2 kernel's two gathers per 8
-/// neighbours and its scalar tail cost more than they save on the ~14 entries of a row at
+/// Rows shorter than this take the scalar attraction kernel: the AVX2 kernel's lanes (then
+/// gathers) and its scalar tail cost more than they save on the ~14 entries of a row at
 /// perplexity 3 (profiled: the attraction fell from 19% to 8% of a 1,500-point run); the ~120
-/// entries of a row at perplexity 30 favour the gathers.
+/// entries of a row at perplexity 30 favour the lanes.
 const GATHER_FROM: usize = 16;
 
 /// The attraction of every point into `out` (x, y): rows in point order (the CSR is read as a
@@ -500,8 +500,11 @@ fn attraction_scalar(
     [ax, ay]
 }
 
-/// The attraction with gathers, the kernel as in the repulsion (reciprocal estimate
-/// plus one Newton step).
+/// The attraction eight neighbours at a time, the kernel as in the repulsion (reciprocal
+/// estimate plus one Newton step). The neighbours' (x, y) pairs are read by plain 64-bit
+/// loads: two 4-lane AVX2 gathers made the same lanes (the same sums, bit for bit) at about
+/// 1.6x the time on AMD's Zen 3, whose gathers are slow (measured on 1,500 points at
+/// perplexity 30).
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA, and every index must be below `xs.len()`, `ys.len()`
@@ -521,24 +524,24 @@ unsafe fn attraction_avx2(
     let len = idx.len().min(vals.len());
     let whole = len - len % 8;
     // SAFETY (whole block): AVX2/FMA are enabled here; loads read 8 entries at c with
-    // c + 8 <= whole <= len; gathers read 8-byte pairs of xy at indices the caller
+    // c + 8 <= whole <= len; each pair load reads 8 bytes of xy at an index the caller
     // guarantees in bounds.
     let [mut ax, mut ay] = unsafe {
         let one = _mm256_set1_ps(1.0);
         let two = _mm256_set1_ps(2.0);
         let (xv, yv) = (_mm256_set1_ps(xi), _mm256_set1_ps(yi));
         let (mut sx, mut sy) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let mut c = 0;
-        // (x, y) pairs as one 64-bit lane each: two 4-lane gathers fetch 8 neighbours'
-        // coordinates (half the gathered elements of separate x and y gathers).
         let pairs = xy.as_ptr().cast::<f64>();
+        let pair = |c: usize| pairs.add(*idx.get_unchecked(c) as usize);
+        let mut c = 0;
         while c < whole {
-            let lo = _mm_loadu_si128(idx.as_ptr().add(c).cast());
-            let hi = _mm_loadu_si128(idx.as_ptr().add(c + 4).cast());
-            let a = _mm256_castpd_ps(_mm256_i32gather_pd::<8>(pairs, lo));
-            let b = _mm256_castpd_ps(_mm256_i32gather_pd::<8>(pairs, hi));
-            // a = x0 y0 x1 y1 | x2 y2 x3 y3, b likewise for 4..8: even lanes are x, odd y; the
-            // lane order (0 1 4 5 | 2 3 6 7) differs from `vals`, so permute the values alike.
+            // a = x0 y0 x1 y1 | x2 y2 x3 y3 as the gather made it, b likewise for 4..8.
+            let a01 = _mm_loadh_pd(_mm_load_sd(pair(c)), pair(c + 1));
+            let a23 = _mm_loadh_pd(_mm_load_sd(pair(c + 2)), pair(c + 3));
+            let b01 = _mm_loadh_pd(_mm_load_sd(pair(c + 4)), pair(c + 5));
+            let b23 = _mm_loadh_pd(_mm_load_sd(pair(c + 6)), pair(c + 7));
+            let a = _mm256_castpd_ps(_mm256_insertf128_pd::<1>(_mm256_castpd128_pd256(a01), a23));
+            let b = _mm256_castpd_ps(_mm256_insertf128_pd::<1>(_mm256_castpd128_pd256(b01), b23));
             let xj = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
             let yj = _mm256_shuffle_ps::<0b11_01_11_01>(a, b);
             let pv = _mm256_permutevar8x32_ps(
@@ -597,6 +600,11 @@ pub fn kl_sparse(p: &SparseP, values: &[f32], y: &[f32], z: f64, simd: Simd) -> 
     per_task.iter().sum::<f64>() + mass * z.ln()
 }
 
+/// [`kl_rows`] in AVX2 lanes, bit for bit: the same operations lane by lane (no fused
+/// multiply-add where `kl_rows` has none), the neighbours' (x, y) pairs read by plain 64-bit
+/// loads as in [`attraction_avx2`] (the portable loop's bounds-checked scalar reads were most
+/// of its time).
+///
 /// # Safety
 /// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
@@ -607,7 +615,107 @@ unsafe fn kl_rows_avx2(
     y: &[f32],
     rows: std::ops::Range<usize>,
 ) -> f64 {
-    kl_rows(p, values, y, rows)
+    use std::arch::x86_64::*;
+    const L: usize = 8;
+    let n = y.len() / 2;
+    let mut sum = 0f64;
+    for i in rows {
+        let row = p.indptr[i]..p.indptr[i + 1];
+        let (idx, vals) = (&p.indices[row.clone()], &values[row]);
+        let (xi, yi) = (y[2 * i], y[2 * i + 1]);
+        assert!(
+            idx.iter().fold(0, |m, &j| m.max(j)) < n as u32 && vals.len() == idx.len(),
+            "P's columns index the layout"
+        );
+        let whole = idx.len() - idx.len() % L;
+        // SAFETY: AVX2/FMA are enabled here; value loads read 8 entries at c + 8 <= whole;
+        // pair loads read 8 bytes of y at indices below n (asserted just above).
+        let acc = unsafe {
+            let pairs = y.as_ptr().cast::<f64>();
+            let pair = |c: usize| pairs.add(*idx.get_unchecked(c) as usize);
+            let (xv, yv) = (_mm256_set1_ps(xi), _mm256_set1_ps(yi));
+            let one = _mm256_set1_ps(1.0);
+            let floor = _mm256_set1_ps(f32::MIN_POSITIVE);
+            let mut acc = _mm256_setzero_ps();
+            let mut c = 0;
+            while c < whole {
+                let a01 = _mm_loadh_pd(_mm_load_sd(pair(c)), pair(c + 1));
+                let a23 = _mm_loadh_pd(_mm_load_sd(pair(c + 2)), pair(c + 3));
+                let b01 = _mm_loadh_pd(_mm_load_sd(pair(c + 4)), pair(c + 5));
+                let b23 = _mm_loadh_pd(_mm_load_sd(pair(c + 6)), pair(c + 7));
+                let a =
+                    _mm256_castpd_ps(_mm256_insertf128_pd::<1>(_mm256_castpd128_pd256(a01), b01));
+                let b =
+                    _mm256_castpd_ps(_mm256_insertf128_pd::<1>(_mm256_castpd128_pd256(a23), b23));
+                // a = x0 y0 x1 y1 | x4 y4 x5 y5, b = x2 y2 x3 y3 | x6 y6 x7 y7: the shuffles
+                // give lanes 0..8 in order.
+                let xj = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
+                let yj = _mm256_shuffle_ps::<0b11_01_11_01>(a, b);
+                let cv = _mm256_loadu_ps(vals.as_ptr().add(c));
+                let dx = _mm256_sub_ps(xv, xj);
+                let dy = _mm256_sub_ps(yv, yj);
+                let d = _mm256_add_ps(
+                    _mm256_add_ps(one, _mm256_mul_ps(dx, dx)),
+                    _mm256_mul_ps(dy, dy),
+                );
+                let arg = _mm256_mul_ps(_mm256_max_ps(cv, floor), d);
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(cv, ln_f32_avx2(arg)));
+                c += 8;
+            }
+            let mut lanes = [0f32; L];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
+            lanes
+        };
+        let mut tail = 0f32;
+        for (&j, &pij) in idx[whole..].iter().zip(&vals[whole..]) {
+            let j = j as usize;
+            let dx = xi - y[2 * j];
+            let dy = yi - y[2 * j + 1];
+            tail += pij * ln_f32(pij.max(f32::MIN_POSITIVE) * (1.0 + dx * dx + dy * dy));
+        }
+        sum += f64::from(hsum(acc)) + f64::from(tail);
+    }
+    sum
+}
+
+/// [`ln_f32`] in eight lanes, the same operations (so the same bits).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn ln_f32_avx2(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let bits = _mm256_castps_si256(x);
+    let e = _mm256_sub_epi32(
+        _mm256_and_si256(_mm256_srli_epi32::<23>(bits), _mm256_set1_epi32(0xff)),
+        _mm256_set1_epi32(127),
+    );
+    let m = _mm256_castsi256_ps(_mm256_or_si256(
+        _mm256_and_si256(bits, _mm256_set1_epi32(0x007f_ffff)),
+        _mm256_set1_epi32(0x3f80_0000),
+    ));
+    let big = _mm256_cmp_ps::<_CMP_GT_OQ>(m, _mm256_set1_ps(std::f32::consts::SQRT_2));
+    let m = _mm256_blendv_ps(m, _mm256_mul_ps(_mm256_set1_ps(0.5), m), big);
+    // `big` is all ones (-1) where true.
+    let e = _mm256_sub_epi32(e, _mm256_castps_si256(big));
+    let one = _mm256_set1_ps(1.0);
+    let s = _mm256_div_ps(_mm256_sub_ps(m, one), _mm256_add_ps(m, one));
+    let s2 = _mm256_mul_ps(s, s);
+    let term = |c: f32, inner: __m256| _mm256_add_ps(_mm256_set1_ps(c), _mm256_mul_ps(s2, inner));
+    let series = term(
+        1.0,
+        term(
+            1.0 / 3.0,
+            term(1.0 / 5.0, term(1.0 / 7.0, _mm256_set1_ps(1.0 / 9.0))),
+        ),
+    );
+    _mm256_fmadd_ps(
+        _mm256_cvtepi32_ps(e),
+        _mm256_set1_ps(std::f32::consts::LN_2),
+        _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(2.0), s), series),
+    )
 }
 
 /// sum over the entries of `rows` of p ln(max(p, FLT_MIN) (1 + d^2)), eight lanes per row.
@@ -788,6 +896,9 @@ mod tests {
                 "{simd:?}: {got} vs {want}"
             );
             assert_eq!(run(1).to_bits(), got.to_bits(), "{simd:?}: thread count");
+            // Every level sums the same terms in the same order: the same bits.
+            let portable = kl_sparse(&p, &p.values, &y, z, Simd::Scalar);
+            assert_eq!(got.to_bits(), portable.to_bits(), "{simd:?} vs portable");
         }
     }
 

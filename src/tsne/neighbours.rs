@@ -13,8 +13,13 @@ use rayon::prelude::*;
 
 /// Extra candidates kept from the GEMM pass before the exact re-ranking.
 const SHORTLIST_EXTRA: usize = 8;
-/// Rows per GEMM block (fixed, so results never depend on the thread count).
-const BLOCK_ROWS: usize = 512;
+/// Rows per GEMM block. A block multiplies its rows with every row from its own start on, so
+/// smaller blocks follow the triangle of distinct pairs more closely: at 1,500 points, 128 rows
+/// compute 1.22M inner products where 512 computed 1.50M (of 1.13M pairs), and the block
+/// (128 x n) stays nearer the core's cache for the scans that read it. Each list keeps the
+/// `k + extra` best of all its candidates whatever the order they come in, so the block size
+/// changes no result (tested against the 512-row search).
+const BLOCK_ROWS: usize = 128;
 /// At or below this many features, distances are computed directly (no GEMM).
 const DIRECT_MAX_DIM: usize = 16;
 
@@ -568,6 +573,7 @@ fn knn_direct(x: &ArrayView2<f32>, k: usize, indices: &mut [u32], d2: &mut [f32]
         .flat_map(|p| (0..n).map(move |j| flat[j * dim + p]))
         .collect();
     let cap = buffer_len(k);
+    let avx2 = avx2();
     d2.par_chunks_mut(k)
         .zip(indices.par_chunks_mut(k))
         .enumerate()
@@ -575,30 +581,179 @@ fn knn_direct(x: &ArrayView2<f32>, k: usize, indices: &mut [u32], d2: &mut [f32]
         .for_each_init(
             || (vec![0f32; n], vec![0u64; cap]),
             |(s, buf), (i, (dd, ii))| {
-                s.fill(0.0);
-                for (p, &ap) in flat[i * dim..(i + 1) * dim].iter().enumerate() {
-                    for (sj, &bp) in s.iter_mut().zip(&columns[p * n..(p + 1) * n]) {
-                        let d = ap - bp;
-                        *sj += d * d;
-                    }
+                let a = &flat[i * dim..(i + 1) * dim];
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: the CPU supports AVX2, checked by `avx2()`.
+                    unsafe { direct_row_avx2(a, &columns, i, k, s, buf, dd, ii) };
+                    return;
                 }
-                let (mut len, mut thr) = (0u32, f32::INFINITY);
-                let mut list = Candidates {
-                    buf,
-                    len: &mut len,
-                    thr: &mut thr,
-                    keep: k,
-                };
-                for (j, &sj) in s.iter().enumerate() {
-                    if sj < *list.thr && j != i {
-                        list.offer(sj, j as u32);
-                    }
-                }
-                for (c, &kept) in list.finish().iter().enumerate() {
-                    (dd[c], ii[c]) = unkey(kept);
-                }
+                let _ = avx2;
+                direct_row::<false>(a, &columns, i, k, s, buf, dd, ii);
             },
         );
+}
+
+/// Whether the AVX2 builds of the search's loops can run (the same arithmetic as the portable
+/// ones, lane by lane, so the same bytes: only wider).
+fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// [`direct_row`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn direct_row_avx2(
+    a: &[f32],
+    columns: &[f32],
+    i: usize,
+    k: usize,
+    s: &mut [f32],
+    buf: &mut [u64],
+    dd: &mut [f32],
+    ii: &mut [u32],
+) {
+    direct_row::<true>(a, columns, i, k, s, buf, dd, ii);
+}
+
+/// Lanes of the threshold scans: a chunk of candidates is looked at one by one only when one
+/// of them is below its threshold (after the first few offers, rarely).
+const SCAN: usize = 8;
+
+/// The lanes `l` of `v` below `t[l]`, as bits (AVX: one compare and a move mask, which the
+/// compiler did not make of the portable loop).
+#[inline(always)]
+fn below<const AVX: bool>(v: &[f32; SCAN], t: &[f32; SCAN]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if AVX {
+        // SAFETY: AVX is true only in the AVX2 builds of the callers (the CPU checked).
+        return unsafe { below_avx(v, t) };
+    }
+    let mut m = 0u32;
+    for l in 0..SCAN {
+        m |= u32::from(v[l] < t[l]) << l;
+    }
+    m
+}
+
+/// [`below`] in one AVX compare (ordered, so a NaN lane is not below, as `<`).
+///
+/// # Safety
+/// The CPU must support AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn below_avx(v: &[f32; SCAN], t: &[f32; SCAN]) -> u32 {
+    use std::arch::x86_64::{_CMP_LT_OQ, _mm256_cmp_ps, _mm256_loadu_ps, _mm256_movemask_ps};
+    // SAFETY: both arrays hold eight f32.
+    let m = unsafe {
+        _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_loadu_ps(v.as_ptr()), _mm256_loadu_ps(t.as_ptr()))
+    };
+    _mm256_movemask_ps(m) as u32
+}
+
+/// The approximate distances |a|^2 + |b|^2 - 2 a.b of eight points (`nj`: their squared
+/// norms, `g`: their inner products with a, whose squared norm is `ni`), as the scalar
+/// expression computes each (AVX: in one register).
+#[inline(always)]
+fn approx8<const AVX: bool>(ni: f32, nj: &[f32], g: &[f32]) -> [f32; SCAN] {
+    let (nj, g): (&[f32; SCAN], &[f32; SCAN]) = (
+        nj[..SCAN].try_into().expect("eight norms"),
+        g[..SCAN].try_into().expect("eight products"),
+    );
+    #[cfg(target_arch = "x86_64")]
+    if AVX {
+        // SAFETY: AVX is true only in the AVX2 builds of the callers (the CPU checked).
+        return unsafe { approx8_avx(ni, nj, g) };
+    }
+    std::array::from_fn(|l| ni + nj[l] - 2.0 * g[l])
+}
+
+/// [`approx8`] in AVX lanes: an add, a multiply and a subtract, as the scalar expression.
+///
+/// # Safety
+/// The CPU must support AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn approx8_avx(ni: f32, nj: &[f32; SCAN], g: &[f32; SCAN]) -> [f32; SCAN] {
+    use std::arch::x86_64::*;
+    let mut out = [0f32; SCAN];
+    // SAFETY: every array holds eight f32.
+    unsafe {
+        let sum = _mm256_add_ps(_mm256_set1_ps(ni), _mm256_loadu_ps(nj.as_ptr()));
+        let twice = _mm256_mul_ps(_mm256_set1_ps(2.0), _mm256_loadu_ps(g.as_ptr()));
+        _mm256_storeu_ps(out.as_mut_ptr(), _mm256_sub_ps(sum, twice));
+    }
+    out
+}
+
+/// One point `i` (`a`, its coordinates) of [`knn_direct`]: the distances to every point into
+/// `s`, then its list of `k`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn direct_row<const AVX: bool>(
+    a: &[f32],
+    columns: &[f32],
+    i: usize,
+    k: usize,
+    s: &mut [f32],
+    buf: &mut [u64],
+    dd: &mut [f32],
+    ii: &mut [u32],
+) {
+    let n = s.len();
+    s.fill(0.0);
+    for (p, &ap) in a.iter().enumerate() {
+        for (sj, &bp) in s.iter_mut().zip(&columns[p * n..(p + 1) * n]) {
+            let d = ap - bp;
+            *sj += d * d;
+        }
+    }
+    let (mut len, mut thr) = (0u32, f32::INFINITY);
+    let mut list = Candidates {
+        buf,
+        len: &mut len,
+        thr: &mut thr,
+        keep: k,
+    };
+    // As one test per point in increasing index: a chunk with no point below the threshold
+    // would have offered nothing (the threshold only falls while offers are made).
+    let chunks = s.chunks_exact(SCAN);
+    let tail = chunks.remainder();
+    for (c, chunk) in chunks.enumerate() {
+        let chunk: &[f32; SCAN] = chunk.try_into().expect("whole chunk");
+        let mut bits = below::<AVX>(chunk, &[*list.thr; SCAN]);
+        while bits != 0 {
+            let l = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let j = c * SCAN + l;
+            if chunk[l] < *list.thr && j != i {
+                list.offer(chunk[l], j as u32);
+            }
+        }
+    }
+    let first = n - tail.len();
+    for (t, &sj) in tail.iter().enumerate() {
+        let j = first + t;
+        if sj < *list.thr && j != i {
+            list.offer(sj, j as u32);
+        }
+    }
+    for (c, &kept) in list.finish().iter().enumerate() {
+        (dd[c], ii[c]) = unkey(kept);
+    }
 }
 
 /// Columns that are constant (all zero once centred) add nothing to any distance: drop them.
@@ -636,6 +791,228 @@ fn gram_block<'g>(
     gram.slice(block)
 }
 
+/// Points per panel of [`pack_panels`].
+const PANEL: usize = 8;
+/// The depth matrixmultiply's f32 kernels sum in one go (its `kc`): each inner product is the
+/// sum, in order, of the fused multiply-add chains over these many features.
+const GRAM_KC: usize = 256;
+/// Panels (of [`PANEL`] points) per task of [`gram_block_fma`].
+const PANELS_PER_TASK: usize = 32;
+
+/// The rows of `x` packed for [`gram_block_fma`]: panel q holds points `8q..8q + 8`
+/// feature-major (`panels[(q * d + p) * 8 + l]` is feature p of point 8q + l), zero past n.
+fn pack_panels(x: &Array2<f32>) -> Vec<f32> {
+    let (n, d) = x.dim();
+    let mut panels = vec![0f32; n.div_ceil(PANEL) * d * PANEL];
+    for (i, row) in x.rows().into_iter().enumerate() {
+        let (q, l) = (i / PANEL, i % PANEL);
+        for (p, &v) in row.iter().enumerate() {
+            panels[(q * d + p) * PANEL + l] = v;
+        }
+    }
+    panels
+}
+
+/// Whether [`gram_block_fma`] makes matrixmultiply's bytes here: it follows matrixmultiply's
+/// AVX2 + FMA kernel, the one matrixmultiply picks on such a CPU.
+fn gram_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The rows of the Gram block written by one task (a raw pointer: the tasks write disjoint
+/// column ranges of the same rows).
+#[derive(Clone, Copy)]
+struct GramOut {
+    ptr: *mut f32,
+    stride: usize,
+}
+
+// SAFETY: each task of `gram_block_fma` writes only its own columns of the block.
+unsafe impl Send for GramOut {}
+// SAFETY: as above.
+unsafe impl Sync for GramOut {}
+
+/// [`gram_block`] bit for bit on a CPU with AVX2 and FMA, without matrixmultiply's threads:
+/// inside the film's rayon tasks, which already keep both cores busy, those threads spent
+/// about a fifth of the frames' CPU waiting for each other (sched_yield). Each product is
+/// matrixmultiply's sum: per [`GRAM_KC`] features a chain of fused multiply-adds from zero, in
+/// feature order, the chains added in order. The tasks (rayon, by columns) write disjoint
+/// columns; the sums do not depend on them.
+fn gram_block_fma<'g>(
+    x: &Array2<f32>,
+    panels: &[f32],
+    start: usize,
+    end: usize,
+    gram: &'g mut Array2<f32>,
+) -> ArrayView2<'g, f32> {
+    let (n, d) = x.dim();
+    assert!(start.is_multiple_of(PANEL) && end <= n && gram.ncols() == n);
+    assert!(gram.nrows() >= end - start && gram.is_standard_layout());
+    assert_eq!(panels.len(), n.div_ceil(PANEL) * d * PANEL);
+    let rows = x.slice(s![start..end, ..]);
+    let rows = rows.as_standard_layout();
+    let a = rows.as_slice().expect("contiguous");
+    let out = GramOut {
+        ptr: gram.as_mut_ptr(),
+        stride: n,
+    };
+    let (q0, q1) = (start / PANEL, n.div_ceil(PANEL));
+    let tasks: Vec<usize> = (q0..q1).step_by(PANELS_PER_TASK).collect();
+    tasks.par_iter().with_max_len(1).for_each(|&qa| {
+        let qb = (qa + PANELS_PER_TASK).min(q1);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU supports AVX2 and FMA (the caller checked `gram_fma`); the task
+        // writes columns 8 qa - start .. 8 qb - start (below n - start) of rows below
+        // end - start, inside `gram`, and no other task writes them.
+        unsafe {
+            gram_task(a, d, panels, start, n, qa, qb, out);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (a, d, panels, qa, qb, out);
+    });
+    gram.slice(s![..end - start, ..n - start])
+}
+
+/// One task of [`gram_block_fma`]: panels `qa..qb` against every row of `a` (rows x d).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `out` must hold (a.len() / d) rows of `n` columns that
+/// no other thread writes in columns `8 qa - start..8 qb - start`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gram_task(
+    a: &[f32],
+    d: usize,
+    panels: &[f32],
+    start: usize,
+    n: usize,
+    qa: usize,
+    qb: usize,
+    out: GramOut,
+) {
+    let rows = a.len() / d.max(1);
+    for p0 in (0..d).step_by(GRAM_KC) {
+        let p1 = (p0 + GRAM_KC).min(d);
+        let first = p0 == 0;
+        let mut r = 0;
+        while r < rows {
+            let take = (rows - r).min(4);
+            let mut q = qa;
+            while q < qb {
+                let two = q + 1 < qb;
+                // SAFETY: as this function's contract; rows r..r + take exist.
+                unsafe {
+                    match (take, two) {
+                        (4, true) => {
+                            gram_tile::<4, 2>(a, d, panels, p0, p1, r, q, start, n, first, out)
+                        }
+                        (4, false) => {
+                            gram_tile::<4, 1>(a, d, panels, p0, p1, r, q, start, n, first, out)
+                        }
+                        (3, true) => {
+                            gram_tile::<3, 2>(a, d, panels, p0, p1, r, q, start, n, first, out)
+                        }
+                        (3, false) => {
+                            gram_tile::<3, 1>(a, d, panels, p0, p1, r, q, start, n, first, out)
+                        }
+                        (2, true) => {
+                            gram_tile::<2, 2>(a, d, panels, p0, p1, r, q, start, n, first, out)
+                        }
+                        (2, false) => {
+                            gram_tile::<2, 1>(a, d, panels, p0, p1, r, q, start, n, first, out)
+                        }
+                        (_, true) => {
+                            gram_tile::<1, 2>(a, d, panels, p0, p1, r, q, start, n, first, out)
+                        }
+                        (_, false) => {
+                            gram_tile::<1, 1>(a, d, panels, p0, p1, r, q, start, n, first, out)
+                        }
+                    }
+                }
+                q += if two { 2 } else { 1 };
+            }
+            r += take;
+        }
+    }
+}
+
+/// R rows (from `r`) against Q panels (from `q`) over features `p0..p1`: each product's
+/// fused multiply-add chain from zero, stored (`first`) or added to what the block holds.
+///
+/// # Safety
+/// As [`gram_task`], for rows `r..r + R` and panels `q..q + Q`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gram_tile<const R: usize, const Q: usize>(
+    a: &[f32],
+    d: usize,
+    panels: &[f32],
+    p0: usize,
+    p1: usize,
+    r: usize,
+    q: usize,
+    start: usize,
+    n: usize,
+    first: bool,
+    out: GramOut,
+) {
+    use std::arch::x86_64::*;
+    // SAFETY (whole block): rows r..r + R of `a` and panels q..q + Q hold features p0..p1 (the
+    // loads stay inside them); the stores write columns below n - start of rows below R + r,
+    // as the contract allows.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); Q]; R];
+        let arow = a.as_ptr().add(r * d);
+        let panel = panels.as_ptr().add(q * d * PANEL);
+        for p in p0..p1 {
+            let mut b = [_mm256_setzero_ps(); Q];
+            for (t, bt) in b.iter_mut().enumerate() {
+                *bt = _mm256_loadu_ps(panel.add((t * d + p) * PANEL));
+            }
+            for (s, acc_s) in acc.iter_mut().enumerate() {
+                let av = _mm256_set1_ps(*arow.add(s * d + p));
+                for t in 0..Q {
+                    acc_s[t] = _mm256_fmadd_ps(av, b[t], acc_s[t]);
+                }
+            }
+        }
+        for (s, acc_s) in acc.iter().enumerate() {
+            let row = out.ptr.add((r + s) * out.stride);
+            for (t, &v) in acc_s.iter().enumerate() {
+                let j = (q + t) * PANEL;
+                let c = j - start;
+                let valid = n.saturating_sub(j).min(PANEL);
+                if valid == PANEL {
+                    let dst = row.add(c);
+                    let v = if first {
+                        v
+                    } else {
+                        _mm256_add_ps(_mm256_loadu_ps(dst), v)
+                    };
+                    _mm256_storeu_ps(dst, v);
+                } else {
+                    let mut lanes = [0f32; PANEL];
+                    _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+                    for (l, &x) in lanes.iter().enumerate().take(valid) {
+                        let dst = row.add(c + l);
+                        *dst = if first { x } else { *dst + x };
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// GEMM shortlist, symmetric: block `b` of rows is multiplied only with rows from its own start
 /// on, and each inner product a.b serves both a's and b's candidate lists (half the flops of
 /// the full product). Every list receives its candidates in increasing index, whatever the
@@ -662,10 +1039,14 @@ fn knn_gemm(
     let mut thrs = vec![f32::INFINITY; n];
     let mut gram = Array2::<f32>::zeros((BLOCK_ROWS.min(n), n));
     const COLS_PER_TASK: usize = 64;
+    let avx2 = avx2();
+    let panels = gram_fma().then(|| pack_panels(xr));
     for start in (0..n).step_by(BLOCK_ROWS) {
         let end = (start + BLOCK_ROWS).min(n);
-        let rows = end - start;
-        let g = gram_block(xr, start, end, &mut gram);
+        let g = match &panels {
+            Some(panels) => gram_block_fma(xr, panels, start, end, &mut gram),
+            None => gram_block(xr, start, end, &mut gram),
+        };
         // The block's own rows: candidates j >= start.
         buf[start * cap..end * cap]
             .par_chunks_mut(cap)
@@ -675,8 +1056,7 @@ fn knn_gemm(
             .with_min_len(8)
             .for_each(|(r, ((buf, len), thr))| {
                 let i = start + r;
-                let ni = norms[i];
-                let mut list = Candidates {
+                let list = Candidates {
                     buf,
                     len,
                     thr,
@@ -686,14 +1066,13 @@ fn knn_gemm(
                 let grow = grow
                     .as_slice()
                     .expect("rows of the Gram block are contiguous");
-                let mut thr = *list.thr;
-                for (jj, (&gij, &nj)) in grow.iter().zip(&norms[start..]).enumerate() {
-                    let approx = ni + nj - 2.0 * gij;
-                    if approx < thr && start + jj != i {
-                        list.offer(approx, (start + jj) as u32);
-                        thr = *list.thr;
-                    }
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: the CPU supports AVX2, checked by `avx2()`.
+                    unsafe { own_row_avx2(grow, &norms, start, i, list) };
+                    return;
                 }
+                own_row::<false>(grow, &norms, start, i, list);
             });
         // Later rows: the block's rows are candidates for them (same a.b, read transposed).
         buf[end * cap..]
@@ -703,29 +1082,20 @@ fn knn_gemm(
             .enumerate()
             .for_each(|(t, ((buf, lens), thrs))| {
                 let c0 = end + t * COLS_PER_TASK;
-                let width = lens.len();
-                for r in 0..rows {
-                    let i = start + r;
-                    let ni = norms[i];
-                    let grow = g.row(r);
-                    let grow = &grow
-                        .as_slice()
-                        .expect("rows of the Gram block are contiguous")
-                        [c0 - start..c0 - start + width];
-                    let nj = &norms[c0..c0 + width];
-                    for c in 0..width {
-                        let approx = ni + nj[c] - 2.0 * grow[c];
-                        if approx < thrs[c] {
-                            Candidates {
-                                buf: &mut buf[c * cap..(c + 1) * cap],
-                                len: &mut lens[c],
-                                thr: &mut thrs[c],
-                                keep: short,
-                            }
-                            .offer(approx, i as u32);
-                        }
-                    }
+                let lists = Lists {
+                    buf,
+                    lens,
+                    thrs,
+                    cap,
+                    keep: short,
+                };
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: the CPU supports AVX2, checked by `avx2()`.
+                    unsafe { later_rows_avx2(g, &norms, start, c0, lists) };
+                    return;
                 }
+                later_rows::<false>(g, &norms, start, c0, lists);
             });
     }
     // Exact re-ranking of each shortlist, in f64 on the rows as given; a stable sort keeps
@@ -769,11 +1139,137 @@ fn knn_gemm(
         );
 }
 
+/// Row `i` of a Gram block (`grow`: a.b against every point from `start` on) offered to
+/// `i`'s list: the approximate distance |a|^2 + |b|^2 - 2 a.b of each point from `start`, in
+/// increasing index, where below the list's threshold.
+#[inline(always)]
+fn own_row<const AVX: bool>(
+    grow: &[f32],
+    norms: &[f32],
+    start: usize,
+    i: usize,
+    mut list: Candidates<'_>,
+) {
+    let ni = norms[i];
+    let nj = &norms[start..start + grow.len()];
+    let whole = grow.len() - grow.len() % SCAN;
+    for c in (0..whole).step_by(SCAN) {
+        let approx = approx8::<AVX>(ni, &nj[c..], &grow[c..]);
+        let mut bits = below::<AVX>(&approx, &[*list.thr; SCAN]);
+        while bits != 0 {
+            let l = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let j = start + c + l;
+            if approx[l] < *list.thr && j != i {
+                list.offer(approx[l], j as u32);
+            }
+        }
+    }
+    for c in whole..grow.len() {
+        let approx = ni + nj[c] - 2.0 * grow[c];
+        if approx < *list.thr && start + c != i {
+            list.offer(approx, (start + c) as u32);
+        }
+    }
+}
+
+/// [`own_row`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn own_row_avx2(grow: &[f32], norms: &[f32], start: usize, i: usize, list: Candidates<'_>) {
+    own_row::<true>(grow, norms, start, i, list);
+}
+
+/// The candidate lists of consecutive points: `lens.len()` lists of `cap` slots each.
+struct Lists<'a> {
+    buf: &'a mut [u64],
+    lens: &'a mut [u32],
+    thrs: &'a mut [f32],
+    cap: usize,
+    keep: usize,
+}
+
+impl Lists<'_> {
+    /// Offers (d, j) to list `c`.
+    #[inline]
+    fn offer(&mut self, c: usize, d: f32, j: u32) {
+        Candidates {
+            buf: &mut self.buf[c * self.cap..(c + 1) * self.cap],
+            len: &mut self.lens[c],
+            thr: &mut self.thrs[c],
+            keep: self.keep,
+        }
+        .offer(d, j);
+    }
+}
+
+/// The rows of Gram block `g` (points `start..`) offered, in increasing index, to the lists of
+/// the later points `c0..c0 + lists.lens.len()` (the same a.b read transposed).
+#[inline(always)]
+fn later_rows<const AVX: bool>(
+    g: ArrayView2<f32>,
+    norms: &[f32],
+    start: usize,
+    c0: usize,
+    mut lists: Lists<'_>,
+) {
+    let width = lists.lens.len();
+    let nj = &norms[c0..c0 + width];
+    let whole = width - width % SCAN;
+    for r in 0..g.nrows() {
+        let i = start + r;
+        let ni = norms[i];
+        let grow = g.row(r);
+        let grow = &grow
+            .as_slice()
+            .expect("rows of the Gram block are contiguous")[c0 - start..c0 - start + width];
+        for c in (0..whole).step_by(SCAN) {
+            let approx = approx8::<AVX>(ni, &nj[c..], &grow[c..]);
+            let thrs: &[f32; SCAN] = lists.thrs[c..c + SCAN].try_into().expect("whole chunk");
+            // Each lane is another point's list: its threshold moves only with its own offers.
+            let mut bits = below::<AVX>(&approx, thrs);
+            while bits != 0 {
+                let l = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                lists.offer(c + l, approx[l], i as u32);
+            }
+        }
+        for c in whole..width {
+            let approx = ni + nj[c] - 2.0 * grow[c];
+            if approx < lists.thrs[c] {
+                lists.offer(c, approx, i as u32);
+            }
+        }
+    }
+}
+
+/// [`later_rows`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn later_rows_avx2(
+    g: ArrayView2<f32>,
+    norms: &[f32],
+    start: usize,
+    c0: usize,
+    lists: Lists<'_>,
+) {
+    later_rows::<true>(g, norms, start, c0, lists);
+}
+
 /// The search as it was before the candidate lists (sorted insertion), kept to prove the
 /// faster one returns the same bytes.
 #[cfg(test)]
 mod reference {
     use super::*;
+
+    /// The block size the reference ran with (the search's is smaller).
+    const REFERENCE_BLOCK_ROWS: usize = 512;
 
     pub fn knn(data: ArrayView2<f32>, k: usize) -> Knn {
         search(data, k, direct, gemm)
@@ -884,10 +1380,10 @@ mod reference {
         let short = (k + extra).min(n - 1);
         let mut cand_d = vec![f32::INFINITY; n * short];
         let mut cand_i = vec![u32::MAX; n * short];
-        let mut gram = Array2::<f32>::zeros((BLOCK_ROWS.min(n), n));
+        let mut gram = Array2::<f32>::zeros((REFERENCE_BLOCK_ROWS.min(n), n));
         const COLS_PER_TASK: usize = 64;
-        for start in (0..n).step_by(BLOCK_ROWS) {
-            let end = (start + BLOCK_ROWS).min(n);
+        for start in (0..n).step_by(REFERENCE_BLOCK_ROWS) {
+            let end = (start + REFERENCE_BLOCK_ROWS).min(n);
             let rows = end - start;
             let g = gram_block(xr, start, end, &mut gram);
             // The block's own rows: candidates j >= start.
@@ -1069,6 +1565,31 @@ mod tests {
                     .install(|| knn(x.view(), *k));
                 assert_eq!(again.indices, got.indices, "{threads} threads");
                 assert_eq!(bits(&again.d2), bits(&got.d2), "{threads} threads");
+            }
+        }
+    }
+
+    #[test]
+    fn the_fma_gram_block_is_matrixmultiplys_bit_for_bit() {
+        if !gram_fma() {
+            return;
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        // Depths below, at and across matrixmultiply's 256 (one chain, several chains added),
+        // point counts that leave partial panels and partial row groups.
+        for (n, d) in [(301, 40), (517, 256), (300, 600), (130, 513)] {
+            let x = Array2::from_shape_fn((n, d), |_| rng.random::<f32>() * 2.0 - 0.7);
+            let panels = pack_panels(&x);
+            for start in (0..n).step_by(BLOCK_ROWS) {
+                let end = (start + BLOCK_ROWS).min(n);
+                let mut ours = Array2::<f32>::zeros((BLOCK_ROWS.min(n), n));
+                let mut theirs = ours.clone();
+                let a = gram_block_fma(&x, &panels, start, end, &mut ours).to_owned();
+                let b = gram_block(&x, start, end, &mut theirs).to_owned();
+                // Equal as numbers (matrixmultiply may write +0 where the chain ended at -0,
+                // which no distance can tell apart).
+                assert_eq!(a, b, "n {n}, d {d}, block {start}");
+                assert!(a.iter().any(|&v| v != 0.0));
             }
         }
     }

@@ -321,8 +321,8 @@ pub fn calibrate(
         .enumerate()
         .with_min_len(64)
         .for_each_init(
-            || vec![0f64; k],
-            |buf, (i, ((out, beta_out), d2))| {
+            || (vec![0f64; k], vec![0f64; k]),
+            |(buf, w), (i, ((out, beta_out), d2))| {
                 let d_min = d2
                     .iter()
                     .map(|&d| f64::from(d))
@@ -335,7 +335,7 @@ pub fn calibrate(
                     .map(|s| s[i])
                     .filter(|b| b.is_finite() && *b > 0.0)
                     .unwrap_or(if mean > 0.0 { 1.0 / mean } else { 1.0 });
-                let beta = newton_row(buf, target, guess, out);
+                let beta = newton_row(buf, target, guess, w, out);
                 *beta_out = beta;
             },
         );
@@ -343,28 +343,27 @@ pub fn calibrate(
 }
 
 /// One row of [`calibrate`]: `d` the distances relative to the nearest; writes p into `out`.
-fn newton_row(d: &[f64], target: f64, guess: f64, out: &mut [f32]) -> f64 {
+/// `w` is scratch of `d`'s length: the kernel values of the last step, which the row's p are
+/// made of once that step meets the tolerance (not computed again).
+fn newton_row(d: &[f64], target: f64, guess: f64, w: &mut [f64], out: &mut [f32]) -> f64 {
     let (mut lo, mut hi) = (0.0f64, f64::INFINITY);
     let mut beta = guess;
-    let write = |beta: f64, z: f64, out: &mut [f32]| {
-        for (o, &dj) in out.iter_mut().zip(d) {
-            *o = ((-dj * beta).exp() / z) as f32;
-        }
-    };
     for _ in 0..CALIBRATION_STEPS {
         let (mut sz, mut sd, mut sd2) = (0.0f64, 0.0f64, 0.0f64);
-        for &dj in d {
-            let w = (-dj * beta).exp();
-            sz += w;
-            sd += w * dj;
-            sd2 += w * dj * dj;
+        for (wj, &dj) in w.iter_mut().zip(d) {
+            *wj = (-dj * beta).exp();
+            sz += *wj;
+            sd += *wj * dj;
+            sd2 += *wj * dj * dj;
         }
         let z = sz.max(1e-8);
         let (mean, mean2) = (sd / z, sd2 / z);
         let entropy = z.ln() + beta * mean;
         let diff = entropy - target;
         if diff.abs() <= ENTROPY_TOLERANCE {
-            write(beta, z, out);
+            for (o, &wj) in out.iter_mut().zip(w.iter()) {
+                *o = (wj / z) as f32;
+            }
             return beta;
         }
         // The entropy falls as beta grows.
@@ -385,7 +384,9 @@ fn newton_row(d: &[f64], target: f64, guess: f64, out: &mut [f32]) -> f64 {
     }
     // Out of steps (as the engine's bisection may be): the last beta, normalised.
     let z: f64 = d.iter().map(|&dj| (-dj * beta).exp()).sum();
-    write(beta, z.max(1e-8), out);
+    for (o, &dj) in out.iter_mut().zip(d) {
+        *o = ((-dj * beta).exp() / z.max(1e-8)) as f32;
+    }
     beta
 }
 
