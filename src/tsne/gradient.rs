@@ -666,14 +666,7 @@ unsafe fn kl_rows_avx2(
             _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
             lanes
         };
-        let mut tail = 0f32;
-        for (&j, &pij) in idx[whole..].iter().zip(&vals[whole..]) {
-            let j = j as usize;
-            let dx = xi - y[2 * j];
-            let dy = yi - y[2 * j + 1];
-            tail += pij * ln_f32(pij.max(f32::MIN_POSITIVE) * (1.0 + dx * dx + dy * dy));
-        }
-        sum += f64::from(hsum(acc)) + f64::from(tail);
+        sum += f64::from(hsum(acc)) + f64::from(kl_tail(&idx[whole..], &vals[whole..], y, xi, yi));
     }
     sum
 }
@@ -718,6 +711,20 @@ unsafe fn ln_f32_avx2(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256
     )
 }
 
+/// The KL sum's entries of one row past its last whole chunk of eight (`idx`, `vals`), point
+/// (`xi`, `yi`), one by one: the same in the portable and the AVX2 sums.
+#[inline(always)]
+fn kl_tail(idx: &[u32], vals: &[f32], y: &[f32], xi: f32, yi: f32) -> f32 {
+    let mut tail = 0f32;
+    for (&j, &pij) in idx.iter().zip(vals) {
+        let j = j as usize;
+        let dx = xi - y[2 * j];
+        let dy = yi - y[2 * j + 1];
+        tail += pij * ln_f32(pij.max(f32::MIN_POSITIVE) * (1.0 + dx * dx + dy * dy));
+    }
+    tail
+}
+
 /// sum over the entries of `rows` of p ln(max(p, FLT_MIN) (1 + d^2)), eight lanes per row.
 #[inline(always)]
 fn kl_rows(p: &SparseP, values: &[f32], y: &[f32], rows: std::ops::Range<usize>) -> f64 {
@@ -744,14 +751,7 @@ fn kl_rows(p: &SparseP, values: &[f32], y: &[f32], rows: std::ops::Range<usize>)
                 acc[l] += cv[l] * ln_f32(arg[l]);
             }
         }
-        let mut tail = 0f32;
-        for (&j, &pij) in idx[whole..].iter().zip(&vals[whole..]) {
-            let j = j as usize;
-            let dx = xi - y[2 * j];
-            let dy = yi - y[2 * j + 1];
-            tail += pij * ln_f32(pij.max(f32::MIN_POSITIVE) * (1.0 + dx * dx + dy * dy));
-        }
-        sum += f64::from(hsum(acc)) + f64::from(tail);
+        sum += f64::from(hsum(acc)) + f64::from(kl_tail(&idx[whole..], &vals[whole..], y, xi, yi));
     }
     sum
 }
