@@ -296,12 +296,8 @@ impl WorkerState {
 
     /// The layers to embed, notebook numbering (1 = input pixels).
     fn layers(&self) -> std::collections::BTreeSet<usize> {
-        let n_layers = self
-            .model
-            .as_ref()
-            .map_or(self.config.hidden.len() + 2, Mlp::n_layers);
         let first = if self.include_input { 1 } else { 2 };
-        (first..=n_layers).collect()
+        (first..=self.n_layers()).collect()
     }
 
     fn new_session(&mut self, seed: u64) {
@@ -417,7 +413,7 @@ impl WorkerState {
             return None;
         }
         let layers = self.layers();
-        let n_layers = self.film_layers();
+        let n_layers = self.n_layers();
         // Once training has ended, an epoch whose frames are all still to make gets its
         // separation from their neighbour searches ([`Reel::separation_of_frames`]).
         if let Some(&epoch) = self.reel.models.keys().find(|&&e| {
@@ -719,7 +715,7 @@ impl WorkerState {
             Some((e, todo)) if self.reel.backward && e == epoch && todo.contains(&layer) => todo,
             _ => vec![layer],
         };
-        let n_layers = self.film_layers();
+        let n_layers = self.n_layers();
         let separation = !self.reel.separated.contains(&epoch)
             && self
                 .reel
@@ -753,16 +749,12 @@ impl WorkerState {
         Ok(())
     }
 
-    /// Layers of the network whose frames the film makes (notebook numbering, 1 = pixels).
-    fn film_layers(&self) -> usize {
-        self.reel.newest().map_or_else(
-            || {
-                self.model
-                    .as_ref()
-                    .map_or(self.config.hidden.len() + 2, Mlp::n_layers)
-            },
-            |(_, m)| m.n_layers(),
-        )
+    /// Layers of the network (notebook numbering, 1 = pixels): the model's, or while training
+    /// runs the configured network's (the film's epochs are of the same network).
+    fn n_layers(&self) -> usize {
+        self.model
+            .as_ref()
+            .map_or(self.config.hidden.len() + 2, Mlp::n_layers)
     }
 
     fn explain(&mut self, request: ExplainRequest, cancel: &Cancel) -> anyhow::Result<()> {
