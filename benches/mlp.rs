@@ -308,6 +308,39 @@ fn time_step_products(features: &Array2<f32>, labels: &[u8]) {
             )
         }),
     );
+    let mut builds = layerscope::nn::SparseGroupBuilds::new(x.view(), labels);
+    let (ms, cpu) = time_ms(|| {
+        builds.rows();
+    });
+    eprintln!(
+        "  build: row groups, paired ({:6} terms)     {ms:7.3} ms | {cpu:7.3} CPU-ms",
+        builds.rows()
+    );
+    let (ms, cpu) = time_ms(|| {
+        builds.columns();
+    });
+    eprintln!(
+        "  build: column groups    ({:6} terms)     {ms:7.3} ms | {cpu:7.3} CPU-ms",
+        builds.columns()
+    );
+    builds.rows();
+    let mut c = Array2::<f32>::zeros((200, 512));
+    out(
+        "forward 1: the paired groups' product alone",
+        200,
+        512,
+        784,
+        time_ms(|| builds.product(w1.view(), &bias, c.view_mut())),
+    );
+    builds.columns();
+    let mut g = Array2::<f32>::zeros((784, 512));
+    out(
+        "grad 1: the column groups' product alone",
+        784,
+        512,
+        200,
+        time_ms(|| builds.product(d1.view(), &bias, g.view_mut())),
+    );
     let nz = x.iter().filter(|&&v| v != 0.0).count();
     eprintln!(
         "  non-zero inputs in this batch: {:.1}%",

@@ -26,9 +26,9 @@ pub use linalg::{GemmBackend, gemm, gemm_backend, set_gemm_backend};
 pub use meta::TrainingRecord;
 pub use metrics::{accuracy, confusion_matrix, per_class_accuracy};
 pub use sparse::{
-    LANES as SPARSE_LANES, forward as sparse_forward, forward_paired as sparse_forward_paired,
-    forward_term_ratio as sparse_forward_term_ratio, set_sparse_first_layer,
-    weight_gradient as sparse_weight_gradient,
+    GroupBuilds as SparseGroupBuilds, LANES as SPARSE_LANES, forward as sparse_forward,
+    forward_paired as sparse_forward_paired, forward_term_ratio as sparse_forward_term_ratio,
+    set_sparse_first_layer, weight_gradient as sparse_weight_gradient,
 };
 pub use train::{
     BatchProgress, DEFAULT_MAX_EPOCHS, EpochMetrics, StopReason, TrainParams, Trainer,
