@@ -6,7 +6,9 @@
 //! [--json PATH] [--dump-split PATH.npz] [--quiet] [--raw] [--dense] [--shapes]`
 //!
 //! `--shapes` first times each product of one training step (batch 200) on its own: where the
-//! time of a step goes.
+//! time of a step goes; for the sparse first layer also the two group builds and each product
+//! over groups built beforehand (training builds them once per step, so the products alone are
+//! what the step's kernels cost).
 //!
 //! `--dense` turns off the first layer's sparse kernels (all products through the GEMM). GFLOP/s
 //! count the dense network's arithmetic (2.41 MFLOP per training sample) either way: with the
