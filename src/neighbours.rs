@@ -80,14 +80,21 @@ pub fn label_share(data: ArrayView2<f32>, labels: &[u8], k: usize) -> f64 {
     }
     // The t-SNE engine's exact k nearest neighbours (a GEMM shortlist re-ranked exactly).
     let knn = crate::tsne::knn(data, k);
-    let same: usize = (0..n)
-        .into_par_iter()
-        .map(|i| {
-            knn.indices[i * k..(i + 1) * k]
-                .iter()
-                .filter(|&&j| labels[j as usize] == labels[i])
-                .count()
-        })
+    same_label_share(&knn.indices, k, labels)
+}
+
+/// [`label_share`] from each point's `k` nearest neighbours already found (`neighbours`: one
+/// row of `k` indices per label, row-major).
+///
+/// # Panics
+/// When `neighbours` does not hold `k` per label, `k` is 0, or an index is not a point.
+pub fn same_label_share(neighbours: &[u32], k: usize, labels: &[u8]) -> f64 {
+    let n = labels.len();
+    assert!(k > 0 && neighbours.len() == n * k, "k neighbours per point");
+    let same: usize = neighbours
+        .par_chunks_exact(k)
+        .zip(labels)
+        .map(|(row, &label)| row.iter().filter(|&&j| labels[j as usize] == label).count())
         .sum();
     same as f64 / (n * k) as f64
 }

@@ -728,19 +728,7 @@ pub fn neighbours_label_share(neighbours: &[u32], labels: &[u8]) -> Option<f64> 
     if k == 0 {
         return neighbours.is_empty().then_some(0.0);
     }
-    if neighbours.len() != n * k {
-        return None;
-    }
-    let same: usize = neighbours
-        .chunks_exact(k)
-        .enumerate()
-        .map(|(i, row)| {
-            row.iter()
-                .filter(|&&j| labels.get(j as usize) == Some(&labels[i]))
-                .count()
-        })
-        .sum();
-    Some(same as f64 / (n * k) as f64)
+    (neighbours.len() == n * k).then(|| crate::neighbours::same_label_share(neighbours, k, labels))
 }
 
 /// `layout` turned, possibly mirrored, and shifted to lie as close as it can to `previous`

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use ndarray::{Axis, s};
+use ndarray::{ArrayView2, Axis, s};
 
 use super::cancel::Cancel;
 use super::film::{self, Reel};
@@ -690,8 +690,8 @@ impl WorkerState {
         let rows = self.embed_rows();
         let x = split.train.features.slice(s![rows.clone(), ..]);
         let labels = &split.train.labels[rows];
-        let separation = film::separation(&model, x, labels, epoch, self.pixels_share);
-        self.pixels_share = separation.shares.first().map(|&(_, share)| share);
+        let pixels = self.pixels_share(x, labels);
+        let separation = film::separation(&model, x, labels, epoch, Some(pixels));
         self.emit(Event::Separation(separation));
         Ok(())
     }
@@ -733,11 +733,7 @@ impl WorkerState {
         }
         if separation {
             let labels = &split.train.labels[self.embed_rows()];
-            let pixels = match self.pixels_share {
-                Some(p) => p,
-                None => film::label_share(x, labels, film::SEPARATION_K),
-            };
-            self.pixels_share = Some(pixels);
+            let pixels = self.pixels_share(x, labels);
             if let Some(s) = self
                 .reel
                 .separation_of_frames(epoch, n_layers, labels, pixels)
@@ -747,6 +743,14 @@ impl WorkerState {
             }
         }
         Ok(())
+    }
+
+    /// The separation's layer 1 (the embedded rows `x` and their `labels`): found once, since
+    /// the pixels never change.
+    fn pixels_share(&mut self, x: ArrayView2<f32>, labels: &[u8]) -> f64 {
+        *self
+            .pixels_share
+            .get_or_insert_with(|| film::label_share(x, labels, film::SEPARATION_K))
     }
 
     /// Layers of the network (notebook numbering, 1 = pixels): the model's, or while training
